@@ -1,0 +1,3 @@
+from microforum.cli import main
+
+raise SystemExit(main())

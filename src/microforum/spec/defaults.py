@@ -1,0 +1,80 @@
+"""Every default of a stack, in one place, each with where it comes from.
+
+Nothing else in microforum writes these numbers: the loader fills a stack.yaml's gaps from here,
+and the local stack and the AWS deployment read the resulting model.
+"""
+
+from __future__ import annotations
+
+STACK_FILE = "stack.yaml"
+
+# The original architecture's built-in services; `monolith` is all three in one process.
+BUILTIN_SERVICES = ("users", "threads", "posts", "monolith")
+
+# Task definition (seed: task-definition.json of the original reference architecture).
+CONTAINER_PORT = 3000
+HOST_PORT = 0  # dynamic host port in bridge mode (ECS PortMapping.hostPort)
+NETWORK_MODE = "bridge"
+CPU = 256
+MEMORY = 256
+DESIRED_COUNT = 1
+
+# ECS service DeploymentConfiguration defaults for replica services (BOTO-ECS).
+MINIMUM_HEALTHY_PERCENT = 100
+MAXIMUM_PERCENT = 200
+HEALTH_CHECK_GRACE_PERIOD = 0  # seconds (CreateServiceRequest.healthCheckGracePeriodSeconds)
+
+# Target group health check: the seed's values (path /, 6 s, 5 s, 2, 2), success codes 200.
+HEALTH_CHECK_PATH = "/"
+HEALTH_CHECK_INTERVAL = 6
+HEALTH_CHECK_TIMEOUT = 5
+HEALTHY_THRESHOLD = 2
+UNHEALTHY_THRESHOLD = 2
+SUCCESS_CODES = "200"
+# AWS's default deregistration delay is 300 s (target group attribute
+# deregistration_delay.timeout_seconds); the seed set none. microforum uses 30 s so a rolling
+# deployment does not wait five minutes per task; stack.yaml may say otherwise.
+DEREGISTRATION_DELAY = 30
+LOAD_BALANCING_ALGORITHM = "round_robin"
+
+# Listener and load balancer attributes (ALB_SPEC A, D.6, E.1).
+LISTENER_PORT = 80
+IDLE_TIMEOUT = 60
+DESYNC_MITIGATION_MODE = "defensive"
+DROP_INVALID_HEADER_FIELDS = True
+FIXED_RESPONSE_CONTENT_TYPE = "text/plain"
+REDIRECT_STATUS_CODE = "HTTP_301"
+
+# The original listener rules: path pattern -> target group, by priority; default: monolith.
+DEFAULT_TARGET_GROUP = "monolith"
+DEFAULT_RULES = (
+    (1, "/api/users*", "users"),
+    (2, "/api/threads*", "threads"),
+    (3, "/api/posts*", "posts"),
+)
+
+# The local stack: where `microforum up` listens, where it keeps its files, and the cap on the
+# deregistration delay it waits (a laptop need not wait the full AWS delay; documented in README).
+LOCAL_PORT = 8080
+LOCAL_DATA_DIR = ".microforum"
+LOCAL_MAX_DEREGISTRATION_DELAY = 2.0
+# While a target is still `initial`, the local stack checks it this often instead of every
+# `interval` seconds, so `up` is ready in about a second; thresholds and states are ALB's.
+LOCAL_INITIAL_HEALTH_CHECK_INTERVAL = 0.2
+
+# AWS limits the loader enforces (ALB_SPEC A.2, BOTO-ELBV2).
+LIMITS = {
+    "health_check.interval": (5, 300),
+    "health_check.timeout": (2, 120),
+    "health_check.threshold": (2, 10),
+    "deregistration_delay": (0, 3600),
+    "priority": (1, 50000),
+    "port": (1, 65535),
+    "idle_timeout": (1, 4000),
+    "weight": (0, 999),
+    "stickiness_duration": (1, 604800),
+    "condition_value_length": 128,
+    "values_per_rule": 5,
+    "target_groups_per_action": 5,
+    "http_header_name_length": 40,
+}
