@@ -1,0 +1,112 @@
+"""Fixtures for the whole suite: a real, throw-away PostgreSQL server.
+
+The server is started once per session, lazily (only when a test asks for `postgres`), from
+the machine's PostgreSQL binaries (PATH, then /usr/lib/postgresql/*/bin), in a temporary
+directory on a free port, and stopped at the end. PostgreSQL refuses to run as root, so as
+root the binaries run as the `postgres` user through `runuser` (ARCHITECTURE.md "PostgreSQL
+here"). Where no PostgreSQL exists the tests that need it are skipped with the reason.
+
+This directory is on sys.path (no __init__.py): tests import `from helpers import ...`.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from helpers import free_port
+
+PG_USER = "postgres"
+
+
+def find_pg_bin(name: str) -> str | None:
+    """Path of PostgreSQL's `name` binary: PATH first, then the newest /usr/lib/postgresql."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+        key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0,
+    )
+    return candidates[-1] if candidates else None
+
+
+def _as_postgres(argv: list[str]) -> list[str]:
+    """Run as the `postgres` user when we are root (the server refuses root)."""
+    if os.geteuid() != 0:
+        return argv
+    return ["runuser", "-u", PG_USER, "--", *argv]
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """A running throw-away server: connect as `postgres` over TCP, no password (trust)."""
+
+    host: str
+    port: int
+    data_dir: str
+
+    def url(self, dbname: str = "postgres") -> str:
+        """A `postgresql://` URL for database `dbname` on this server."""
+        return f"postgresql://{PG_USER}@{self.host}:{self.port}/{dbname}"
+
+    def create_database(self, prefix: str = "t") -> str:
+        """Create a fresh, empty database and return its URL."""
+        import psycopg
+
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+def _start_server(root: str, initdb: str, pg_ctl: str) -> PostgresServer:
+    data_dir = os.path.join(root, "data")
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam(PG_USER)
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+    run = {"check": True, "capture_output": True, "text": True}
+    subprocess.run(
+        _as_postgres([initdb, "-D", data_dir, "-A", "trust", "-U", PG_USER, "-E", "UTF8"]), **run
+    )
+    port = free_port()
+    options = f"-k {root} -h 127.0.0.1 -p {port} -c fsync=off"
+    log = os.path.join(root, "server.log")
+    subprocess.run(_as_postgres([pg_ctl, "-D", data_dir, "-o", options, "-l", log, "-w", "start"]),
+                   **run)
+    return PostgresServer(host="127.0.0.1", port=port, data_dir=data_dir)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (skips, with the reason, if none is installed)."""
+    initdb, pg_ctl = find_pg_bin("initdb"), find_pg_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found on PATH or /usr/lib/postgresql")
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam(PG_USER)
+        except KeyError:
+            pytest.skip("running as root but there is no 'postgres' user to run PostgreSQL as")
+    root = tempfile.mkdtemp(prefix="microforum-pg-")
+    try:
+        try:
+            server = _start_server(root, initdb, pg_ctl)
+        except subprocess.CalledProcessError as exc:
+            pytest.fail(f"start PostgreSQL: {exc.cmd[-1]} failed: {exc.stderr or exc.stdout}")
+        try:
+            yield server
+        finally:
+            subprocess.run(_as_postgres([pg_ctl, "-D", server.data_dir, "-m", "fast", "stop"]),
+                           capture_output=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
