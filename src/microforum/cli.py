@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from microforum import __version__
 from microforum.errors import MicroforumError
@@ -26,7 +27,7 @@ COMMAND_MODULES = (
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line and exit 2, like every user mistake
+    def error(self, message: str) -> NoReturn:  # one line and exit 2, like every user mistake
         self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
 
 

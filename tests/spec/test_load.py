@@ -27,7 +27,11 @@ def test_minimal_stack_takes_the_seed_defaults() -> None:
     assert (users.cpu, users.memory, users.desired_count) == (256, 256, 1)
     hc = users.target_group.health_check
     assert (hc.path, hc.interval, hc.timeout, hc.healthy_threshold, hc.unhealthy_threshold) == (
-        "/", 6, 5, 2, 2,
+        "/",
+        6,
+        5,
+        2,
+        2,
     )
     assert hc.success_codes == "200"
     assert stack.listener.port == 80
@@ -58,7 +62,13 @@ def _with(path: str, value: Any) -> dict[str, Any]:
     doc = copy.deepcopy(MINIMAL)
     doc["listener"] = {
         "default_action": {"forward": "monolith"},
-        "rules": [{"priority": 1, "conditions": [{"path_pattern": "/api/users*"}], "action": {"forward": "users"}}],
+        "rules": [
+            {
+                "priority": 1,
+                "conditions": [{"path_pattern": "/api/users*"}],
+                "action": {"forward": "users"},
+            }
+        ],
     }
     keys = path.split(".")
     node = doc
@@ -76,58 +86,146 @@ def _with(path: str, value: Any) -> dict[str, Any]:
 
 
 REFUSALS = [
-    ("interval-low", "services.posts.health_check.interval", 1,
-     "services.posts.health_check.interval: must be 5..300, got 1"),
-    ("timeout-not-below-interval", "services.posts.health_check", {"interval": 5, "timeout": 5},
-     "services.posts.health_check.timeout: timeout must be less than the interval (5), got 5"),
-    ("threshold-high", "services.users.health_check.healthy_threshold", 11,
-     "services.users.health_check.healthy_threshold: must be 2..10, got 11"),
-    ("success-codes", "services.users.health_check.success_codes", "2xx",
-     "services.users.health_check.success_codes: must look like 200, 200,202 or 200-299, got '2xx'"),
+    (
+        "interval-low",
+        "services.posts.health_check.interval",
+        1,
+        "services.posts.health_check.interval: must be 5..300, got 1",
+    ),
+    (
+        "timeout-not-below-interval",
+        "services.posts.health_check",
+        {"interval": 5, "timeout": 5},
+        "services.posts.health_check.timeout: timeout must be less than the interval (5), got 5",
+    ),
+    (
+        "threshold-high",
+        "services.users.health_check.healthy_threshold",
+        11,
+        "services.users.health_check.healthy_threshold: must be 2..10, got 11",
+    ),
+    (
+        "success-codes",
+        "services.users.health_check.success_codes",
+        "2xx",
+        "services.users.health_check.success_codes: must look like 200, 200,202 or 200-299, got '2xx'",
+    ),
     ("cpu-zero", "services.users.cpu", 0, "services.users.cpu: must be 1..10240, got 0"),
-    ("port-high", "services.users.container_port", 70000,
-     "services.users.container_port: must be 1..65535, got 70000"),
+    (
+        "port-high",
+        "services.users.container_port",
+        70000,
+        "services.users.container_port: must be 1..65535, got 70000",
+    ),
     ("port-string", "listener.port", "80", "listener.port: must be an integer, got '80'"),
-    ("unknown-key", "services.users.replicas", 3,
-     "services.users.replicas: unknown key, expected one of: command,"),
-    ("not-builtin", "services.web", {"cpu": 256},
-     "services.web: needs a command: 'web' is not a built-in service"),
-    ("priority-zero", "listener.rules.0.priority", 0,
-     "listener.rules[0].priority: must be 1..50000, got 0"),
-    ("priority-twice", "listener.rules.1",
-     {"priority": 1, "conditions": [{"path_pattern": "/x"}], "action": {"forward": "posts"}},
-     "listener.rules[1].priority: priority 1 is used twice (also rules[0])"),
-    ("path-chars", "listener.rules.0.conditions.0.path_pattern", "/api/users%20",
-     "listener.rules[0].conditions[0].path_pattern[0]: must be a path pattern of"),
-    ("path-too-long", "listener.rules.0.conditions.0.path_pattern", "/" + "a" * 128,
-     "listener.rules[0].conditions[0].path_pattern[0]: must be at most 128 characters, got 129"),
-    ("six-values", "listener.rules.0.conditions.0.path_pattern", ["/a", "/b", "/c", "/d", "/e", "/f"],
-     "listener.rules[0].conditions: at most 5 condition values per rule, got 6"),
-    ("two-path-conditions", "listener.rules.0.conditions",
-     [{"path_pattern": "/a"}, {"path_pattern": "/b"}],
-     "listener.rules[0].conditions: at most one path-pattern condition per rule"),
-    ("header-host", "listener.rules.0.conditions.0", {"http_header": {"name": "Host", "values": ["a"]}},
-     "listener.rules[0].conditions[0].http_header.name: can't be Host: use a host_header condition"),
-    ("bad-cidr", "listener.rules.0.conditions.0", {"source_ip": ["10.0.0.300/8"]},
-     "listener.rules[0].conditions[0].source_ip[0]: must be an IPv4 or IPv6 CIDR block"),
-    ("unknown-target", "listener.rules.0.action", {"forward": "web"},
-     "listener.rules[0].action.forward: no such target group"),
-    ("weight-high", "listener.rules.0.action",
-     {"forward": {"target_groups": [{"name": "users", "weight": 1000}]}},
-     "listener.rules[0].action.forward.target_groups[0].weight: must be 0..999, got 1000"),
-    ("fixed-3xx", "listener.default_action", {"fixed_response": {"status_code": 301}},
-     "listener.default_action.fixed_response.status_code: must be 2XX, 4XX or 5XX, got 301"),
-    ("no-conditions", "listener.rules.0.conditions", [],
-     "listener.rules[0].conditions: required: at least one condition"),
-    ("desync-mode", "load_balancer.desync_mitigation_mode", "paranoid",
-     "load_balancer.desync_mitigation_mode: must be one of monitor, defensive, strictest, got 'paranoid'"),
-    ("idle-timeout", "load_balancer.idle_timeout", 0, "load_balancer.idle_timeout: must be 1..4000, got 0"),
-    ("max-percent", "services.users.deployment", {"maximum_percent": 100},
-     "services.users.deployment.maximum_percent: maximum_percent must exceed 100"),
+    (
+        "unknown-key",
+        "services.users.replicas",
+        3,
+        "services.users.replicas: unknown key, expected one of: command,",
+    ),
+    (
+        "not-builtin",
+        "services.web",
+        {"cpu": 256},
+        "services.web: needs a command: 'web' is not a built-in service",
+    ),
+    (
+        "priority-zero",
+        "listener.rules.0.priority",
+        0,
+        "listener.rules[0].priority: must be 1..50000, got 0",
+    ),
+    (
+        "priority-twice",
+        "listener.rules.1",
+        {"priority": 1, "conditions": [{"path_pattern": "/x"}], "action": {"forward": "posts"}},
+        "listener.rules[1].priority: priority 1 is used twice (also rules[0])",
+    ),
+    (
+        "path-chars",
+        "listener.rules.0.conditions.0.path_pattern",
+        "/api/users%20",
+        "listener.rules[0].conditions[0].path_pattern[0]: must be a path pattern of",
+    ),
+    (
+        "path-too-long",
+        "listener.rules.0.conditions.0.path_pattern",
+        "/" + "a" * 128,
+        "listener.rules[0].conditions[0].path_pattern[0]: must be at most 128 characters, got 129",
+    ),
+    (
+        "six-values",
+        "listener.rules.0.conditions.0.path_pattern",
+        ["/a", "/b", "/c", "/d", "/e", "/f"],
+        "listener.rules[0].conditions: at most 5 condition values per rule, got 6",
+    ),
+    (
+        "two-path-conditions",
+        "listener.rules.0.conditions",
+        [{"path_pattern": "/a"}, {"path_pattern": "/b"}],
+        "listener.rules[0].conditions: at most one path-pattern condition per rule",
+    ),
+    (
+        "header-host",
+        "listener.rules.0.conditions.0",
+        {"http_header": {"name": "Host", "values": ["a"]}},
+        "listener.rules[0].conditions[0].http_header.name: can't be Host: use a host_header condition",
+    ),
+    (
+        "bad-cidr",
+        "listener.rules.0.conditions.0",
+        {"source_ip": ["10.0.0.300/8"]},
+        "listener.rules[0].conditions[0].source_ip[0]: must be an IPv4 or IPv6 CIDR block",
+    ),
+    (
+        "unknown-target",
+        "listener.rules.0.action",
+        {"forward": "web"},
+        "listener.rules[0].action.forward: no such target group",
+    ),
+    (
+        "weight-high",
+        "listener.rules.0.action",
+        {"forward": {"target_groups": [{"name": "users", "weight": 1000}]}},
+        "listener.rules[0].action.forward.target_groups[0].weight: must be 0..999, got 1000",
+    ),
+    (
+        "fixed-3xx",
+        "listener.default_action",
+        {"fixed_response": {"status_code": 301}},
+        "listener.default_action.fixed_response.status_code: must be 2XX, 4XX or 5XX, got 301",
+    ),
+    (
+        "no-conditions",
+        "listener.rules.0.conditions",
+        [],
+        "listener.rules[0].conditions: required: at least one condition",
+    ),
+    (
+        "desync-mode",
+        "load_balancer.desync_mitigation_mode",
+        "paranoid",
+        "load_balancer.desync_mitigation_mode: must be one of monitor, defensive, strictest, got 'paranoid'",
+    ),
+    (
+        "idle-timeout",
+        "load_balancer.idle_timeout",
+        0,
+        "load_balancer.idle_timeout: must be 1..4000, got 0",
+    ),
+    (
+        "max-percent",
+        "services.users.deployment",
+        {"maximum_percent": 100},
+        "services.users.deployment.maximum_percent: maximum_percent must exceed 100",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("path", "value", "message"), [r[1:] for r in REFUSALS], ids=[r[0] for r in REFUSALS])
+@pytest.mark.parametrize(
+    ("path", "value", "message"), [r[1:] for r in REFUSALS], ids=[r[0] for r in REFUSALS]
+)
 def test_invalid_stacks_are_refused_with_the_key_path(path: str, value: Any, message: str) -> None:
     with pytest.raises(SpecError) as caught:
         parse_stack(_with(path, value), "stack.yaml")
@@ -135,26 +233,49 @@ def test_invalid_stacks_are_refused_with_the_key_path(path: str, value: Any, mes
 
 
 def test_all_action_and_condition_types_parse() -> None:
-    doc = _with("listener.rules", [
-        {"priority": 10, "conditions": [
-            {"host_header": ["*.example.com"]},
-            {"http_header": {"name": "X-Env", "values": ["beta"]}},
-            {"http_request_method": ["GET"]},
-            {"query_string": [{"key": "v", "value": "2"}]},
-            {"source_ip": ["10.0.0.0/8"]},
-        ], "action": {"forward": {"target_groups": [{"name": "users", "weight": 10},
-                                                    {"name": "monolith", "weight": 20}],
-                                  "stickiness": {"duration": 60}}}},
-        {"priority": 20, "conditions": [{"path_pattern": "/old/*"}],
-         "action": {"redirect": {"path": "/new/#{path}", "status_code": "HTTP_302"}}},
-        {"priority": 5, "conditions": [{"path_pattern": "/teapot"}],
-         "action": {"fixed_response": {"status_code": 418, "message_body": "short and stout"}}},
-    ])
+    doc = _with(
+        "listener.rules",
+        [
+            {
+                "priority": 10,
+                "conditions": [
+                    {"host_header": ["*.example.com"]},
+                    {"http_header": {"name": "X-Env", "values": ["beta"]}},
+                    {"http_request_method": ["GET"]},
+                    {"query_string": [{"key": "v", "value": "2"}]},
+                    {"source_ip": ["10.0.0.0/8"]},
+                ],
+                "action": {
+                    "forward": {
+                        "target_groups": [
+                            {"name": "users", "weight": 10},
+                            {"name": "monolith", "weight": 20},
+                        ],
+                        "stickiness": {"duration": 60},
+                    }
+                },
+            },
+            {
+                "priority": 20,
+                "conditions": [{"path_pattern": "/old/*"}],
+                "action": {"redirect": {"path": "/new/#{path}", "status_code": "HTTP_302"}},
+            },
+            {
+                "priority": 5,
+                "conditions": [{"path_pattern": "/teapot"}],
+                "action": {"fixed_response": {"status_code": 418, "message_body": "short and stout"}},
+            },
+        ],
+    )
     rules = parse_stack(doc).listener.rules
     assert [r.priority for r in rules] == [5, 10, 20]  # sorted, lowest first
     assert rules[0].action == FixedResponse(418, "text/plain", "short and stout")
     assert [c.field for c in rules[1].conditions] == [
-        "host-header", "http-header", "http-request-method", "query-string", "source-ip",
+        "host-header",
+        "http-header",
+        "http-request-method",
+        "query-string",
+        "source-ip",
     ]
     assert rules[1].action.stickiness_duration == 60  # type: ignore[union-attr]
     assert rules[2].action == Redirect("HTTP_302", path="/new/#{path}")
@@ -163,12 +284,20 @@ def test_all_action_and_condition_types_parse() -> None:
 def test_health_check_success_codes() -> None:
     stack = parse_stack(_with("services.users.health_check", {"success_codes": "200,300-302"}))
     hc = stack.service("users").target_group.health_check
-    assert [code for code in (199, 200, 201, 299, 300, 302, 303) if hc.accepts(code)] == [200, 300, 302]
+    assert [code for code in (199, 200, 201, 299, 300, 302, 303) if hc.accepts(code)] == [
+        200,
+        300,
+        302,
+    ]
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "microforum", *args], cwd=cwd, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "microforum", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

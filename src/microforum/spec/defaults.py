@@ -36,11 +36,13 @@ SUCCESS_CODES = "200"
 # deployment does not wait five minutes per task; stack.yaml may say otherwise.
 DEREGISTRATION_DELAY = 30
 LOAD_BALANCING_ALGORITHM = "round_robin"
+LOAD_BALANCING_ALGORITHMS = ("round_robin", "least_outstanding_requests")
 
 # Listener and load balancer attributes (ALB_SPEC A, D.6, E.1).
 LISTENER_PORT = 80
 IDLE_TIMEOUT = 60
 DESYNC_MITIGATION_MODE = "defensive"
+DESYNC_MITIGATION_MODES = ("monitor", "defensive", "strictest")  # ALB_SPEC E.1
 DROP_INVALID_HEADER_FIELDS = True
 FIXED_RESPONSE_CONTENT_TYPE = "text/plain"
 REDIRECT_STATUS_CODE = "HTTP_301"
@@ -62,19 +64,19 @@ LOCAL_MAX_DEREGISTRATION_DELAY = 2.0
 # `interval` seconds, so `up` is ready in about a second; thresholds and states are ALB's.
 LOCAL_INITIAL_HEALTH_CHECK_INTERVAL = 0.2
 
-# AWS limits the loader enforces (ALB_SPEC A.2, BOTO-ELBV2).
-LIMITS = {
-    "health_check.interval": (5, 300),
-    "health_check.timeout": (2, 120),
-    "health_check.threshold": (2, 10),
-    "deregistration_delay": (0, 3600),
-    "priority": (1, 50000),
-    "port": (1, 65535),
-    "idle_timeout": (1, 4000),
-    "weight": (0, 999),
-    "stickiness_duration": (1, 604800),
-    "condition_value_length": 128,
-    "values_per_rule": 5,
-    "target_groups_per_action": 5,
-    "http_header_name_length": 40,
-}
+# AWS limits the loader enforces (ALB_SPEC A.2, BOTO-ELBV2 / BOTO-ECS), as inclusive ranges.
+HEALTH_CHECK_INTERVAL_RANGE = (5, 300)
+HEALTH_CHECK_TIMEOUT_RANGE = (2, 120)
+HEALTH_CHECK_THRESHOLD_RANGE = (2, 10)
+DEREGISTRATION_DELAY_RANGE = (0, 3600)
+PRIORITY_RANGE = (1, 50000)
+PORT_RANGE = (1, 65535)
+IDLE_TIMEOUT_RANGE = (1, 4000)
+WEIGHT_RANGE = (0, 999)
+STICKINESS_DURATION_RANGE = (1, 604800)
+CONDITION_VALUE_MAX_LENGTH = 128
+CONDITION_VALUES_PER_RULE = 5
+WILDCARDS_PER_RULE = 5
+TARGET_GROUPS_PER_ACTION = 5
+HTTP_HEADER_NAME_MAX_LENGTH = 40
+FIXED_RESPONSE_BODY_MAX_LENGTH = 1024

@@ -22,13 +22,14 @@ from microforum.spec import defaults as d
 from microforum.spec.model import (
     Action,
     Condition,
+    ConditionField,
     Deployment,
     FixedResponse,
     Forward,
     HealthCheck,
     Listener,
-    Local,
     LoadBalancer,
+    Local,
     QueryPair,
     Redirect,
     Rule,
@@ -65,7 +66,7 @@ _FIXED_CONTENT_TYPES = (
     "application/javascript",
     "application/json",
 )
-_CONDITION_KEYS = {
+_CONDITION_KEYS: dict[str, ConditionField] = {
     "path_pattern": "path-pattern",
     "host_header": "host-header",
     "http_header": "http-header",
@@ -96,9 +97,7 @@ class _Node:
             raise self.fail(f"must be a mapping, got {_show(self.value)}")
         for key in self.value:
             if key not in allowed:
-                raise self.child(str(key), None).fail(
-                    f"unknown key, expected one of: {', '.join(allowed)}"
-                )
+                raise self.child(str(key), None).fail(f"unknown key, expected one of: {', '.join(allowed)}")
         return {str(k): self.child(str(k), v) for k, v in self.value.items()}
 
     def items(self) -> list[_Node]:
@@ -171,9 +170,7 @@ def load_stack(path: str | Path = d.STACK_FILE) -> Stack:
 
 def parse_stack(data: Any, source: str = d.STACK_FILE) -> Stack:
     """Validate a parsed stack document and fill its gaps from `defaults`."""
-    root = _Node(source, "", data).mapping(
-        ("name", "services", "listener", "load_balancer", "local")
-    )
+    root = _Node(source, "", data).mapping(("name", "services", "listener", "load_balancer", "local"))
     if "services" not in root or not root["services"].value:
         raise SpecError(source, "services", "must name at least one service")
     services_node = root["services"]
@@ -186,7 +183,12 @@ def parse_stack(data: Any, source: str = d.STACK_FILE) -> Stack:
     names = {s.name for s in services}
     listener = _listener(root.get("listener") or _Node(source, "listener", None), names)
     return Stack(
-        name=_opt(root, "name", lambda n: n.string(_SERVICE_NAME, "lowercase letters, digits and -"), "microforum"),
+        name=_opt(
+            root,
+            "name",
+            lambda n: n.string(_SERVICE_NAME, "lowercase letters, digits and -"),
+            "microforum",
+        ),
         services=services,
         listener=listener,
         load_balancer=_load_balancer(root.get("load_balancer") or _Node(source, "load_balancer", None)),
@@ -198,11 +200,22 @@ def parse_stack(data: Any, source: str = d.STACK_FILE) -> Stack:
 def _service(node: _Node, name: str) -> Service:
     if not _SERVICE_NAME.match(name):
         raise node.fail("service names must be 1-32 lowercase letters, digits and -, starting with a letter")
-    f = node.mapping((
-        "command", "container_port", "host_port", "network_mode", "cpu", "memory",
-        "desired_count", "environment", "health_check", "deregistration_delay",
-        "load_balancing_algorithm", "deployment",
-    ))  # fmt: skip
+    f = node.mapping(
+        (
+            "command",
+            "container_port",
+            "host_port",
+            "network_mode",
+            "cpu",
+            "memory",
+            "desired_count",
+            "environment",
+            "health_check",
+            "deregistration_delay",
+            "load_balancing_algorithm",
+            "deployment",
+        )
+    )
     builtin = name in d.BUILTIN_SERVICES and "command" not in f
     if builtin:
         command: tuple[str, ...] = ("microforum", "serve", name)
@@ -212,8 +225,7 @@ def _service(node: _Node, name: str) -> Service:
         raise node.fail(
             f"needs a command: '{name}' is not a built-in service ({', '.join(d.BUILTIN_SERVICES)})"
         )
-    port_range = d.LIMITS["port"]
-    container_port = _opt(f, "container_port", lambda n: n.integer(*port_range), d.CONTAINER_PORT)
+    container_port = _opt(f, "container_port", lambda n: n.integer(*d.PORT_RANGE), d.CONTAINER_PORT)
     return Service(
         name=name,
         builtin=builtin,
@@ -230,14 +242,17 @@ def _service(node: _Node, name: str) -> Service:
             port=container_port,
             health_check=_health_check(f.get("health_check") or node.child("health_check", None)),
             deregistration_delay=_opt(
-                f, "deregistration_delay",
-                lambda n: n.integer(*d.LIMITS["deregistration_delay"]), d.DEREGISTRATION_DELAY,
-            ),  # fmt: skip
-            algorithm=_opt(  # type: ignore[arg-type]
-                f, "load_balancing_algorithm",
-                lambda n: n.choice(("round_robin", "least_outstanding_requests")),
+                f,
+                "deregistration_delay",
+                lambda n: n.integer(*d.DEREGISTRATION_DELAY_RANGE),
+                d.DEREGISTRATION_DELAY,
+            ),
+            algorithm=_opt(
+                f,
+                "load_balancing_algorithm",
+                lambda n: n.choice(d.LOAD_BALANCING_ALGORITHMS),
                 d.LOAD_BALANCING_ALGORITHM,
-            ),  # fmt: skip
+            ),
         ),
         deployment=_deployment(f.get("deployment") or node.child("deployment", None)),
     )
@@ -272,21 +287,32 @@ def _environment(node: _Node | None) -> tuple[tuple[str, str], ...]:
 
 
 def _health_check(node: _Node) -> HealthCheck:
-    f = node.mapping((
-        "path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold", "success_codes",
-    ))  # fmt: skip
-    interval = _opt(f, "interval", lambda n: n.integer(*d.LIMITS["health_check.interval"]), d.HEALTH_CHECK_INTERVAL)
-    timeout = _opt(f, "timeout", lambda n: n.integer(*d.LIMITS["health_check.timeout"]), d.HEALTH_CHECK_TIMEOUT)
+    f = node.mapping(
+        (
+            "path",
+            "interval",
+            "timeout",
+            "healthy_threshold",
+            "unhealthy_threshold",
+            "success_codes",
+        )
+    )
+    interval = _opt(
+        f, "interval", lambda n: n.integer(*d.HEALTH_CHECK_INTERVAL_RANGE), d.HEALTH_CHECK_INTERVAL
+    )
+    timeout = _opt(f, "timeout", lambda n: n.integer(*d.HEALTH_CHECK_TIMEOUT_RANGE), d.HEALTH_CHECK_TIMEOUT)
     if timeout >= interval:
         where = f.get("timeout") or f.get("interval") or node
         raise where.fail(f"timeout must be less than the interval ({interval}), got {timeout}")
-    threshold = d.LIMITS["health_check.threshold"]
+    threshold = d.HEALTH_CHECK_THRESHOLD_RANGE
     return HealthCheck(
         path=_opt(f, "path", _health_path, d.HEALTH_CHECK_PATH),
         interval=interval,
         timeout=timeout,
         healthy_threshold=_opt(f, "healthy_threshold", lambda n: n.integer(*threshold), d.HEALTHY_THRESHOLD),
-        unhealthy_threshold=_opt(f, "unhealthy_threshold", lambda n: n.integer(*threshold), d.UNHEALTHY_THRESHOLD),
+        unhealthy_threshold=_opt(
+            f, "unhealthy_threshold", lambda n: n.integer(*threshold), d.UNHEALTHY_THRESHOLD
+        ),
         success_codes=_opt(f, "success_codes", _success_codes, d.SUCCESS_CODES),
     )
 
@@ -315,13 +341,17 @@ def _deployment(node: _Node) -> Deployment:
     maximum = _opt(f, "maximum_percent", lambda n: n.integer(100, 200), d.MAXIMUM_PERCENT)
     if minimum == 100 and maximum == 100:
         raise (f.get("maximum_percent") or node).fail(
-            "maximum_percent must exceed 100 when minimum_healthy_percent is 100, or no task could ever be replaced"
+            "maximum_percent must exceed 100 when minimum_healthy_percent is 100"
+            " (or no task could ever be replaced)"
         )
     return Deployment(
         minimum_healthy_percent=minimum,
         maximum_percent=maximum,
         health_check_grace_period=_opt(
-            f, "health_check_grace_period", lambda n: n.integer(0, 2_147_483_647), d.HEALTH_CHECK_GRACE_PERIOD
+            f,
+            "health_check_grace_period",
+            lambda n: n.integer(0, 2_147_483_647),
+            d.HEALTH_CHECK_GRACE_PERIOD,
         ),
     )
 
@@ -344,12 +374,15 @@ def _listener(node: _Node, services: set[str]) -> Listener:
     seen: dict[int, int] = {}
     for index, rule in enumerate(rules):
         if rule.priority in seen:
-            raise node.child("rules", None).child(index, None).child("priority", None).fail(
-                f"priority {rule.priority} is used twice (also rules[{seen[rule.priority]}])"
+            raise (
+                node.child("rules", None)
+                .child(index, None)
+                .child("priority", None)
+                .fail(f"priority {rule.priority} is used twice (also rules[{seen[rule.priority]}])")
             )
         seen[rule.priority] = index
     return Listener(
-        port=_opt(f, "port", lambda n: n.integer(*d.LIMITS["port"]), d.LISTENER_PORT),
+        port=_opt(f, "port", lambda n: n.integer(*d.PORT_RANGE), d.LISTENER_PORT),
         default_action=default_action,
         rules=tuple(sorted(rules, key=lambda r: r.priority)),
     )
@@ -362,7 +395,13 @@ def _default_rules(node: _Node, services: set[str]) -> tuple[Rule, ...]:
             raise node.child("rules", None).fail(
                 f"required: the default rules forward to '{target}', which is not a service"
             )
-        rules.append(Rule(priority, (Condition("path-pattern", (pattern,)),), Forward((WeightedTargetGroup(target, 1),))))
+        rules.append(
+            Rule(
+                priority,
+                (Condition("path-pattern", (pattern,)),),
+                Forward((WeightedTargetGroup(target, 1),)),
+            )
+        )
     return tuple(rules)
 
 
@@ -374,24 +413,28 @@ def _rule(node: _Node, services: set[str]) -> Rule:
         raise node.child("action", None).fail("required: forward, fixed_response or redirect")
     conds_node = f.get("conditions")
     if conds_node is None or not conds_node.value:
-        raise node.child("conditions", None).fail("required: at least one condition (only the default action has none)")
+        raise node.child("conditions", None).fail(
+            "required: at least one condition (only the default action has none)"
+        )
     conditions = tuple(_condition(c) for c in conds_node.items())
     for field in _ONE_PER_RULE:
         if sum(c.field == field for c in conditions) > 1:
             raise conds_node.fail(f"at most one {field} condition per rule")
     values = sum(len(c.values) + len(c.query) for c in conditions)
-    if values > d.LIMITS["values_per_rule"]:
-        raise conds_node.fail(f"at most {d.LIMITS['values_per_rule']} condition values per rule, got {values}")
+    if values > d.CONDITION_VALUES_PER_RULE:
+        raise conds_node.fail(
+            f"at most {d.CONDITION_VALUES_PER_RULE} condition values per rule, got {values}"
+        )
     wildcards = sum(
         v.count("*") + v.count("?")
         for c in conditions
         if c.field != "source-ip"
         for v in (*c.values, *(q.value for q in c.query), *(q.key or "" for q in c.query))
     )
-    if wildcards > d.LIMITS["values_per_rule"]:
-        raise conds_node.fail(f"at most {d.LIMITS['values_per_rule']} wildcards per rule, got {wildcards}")
+    if wildcards > d.WILDCARDS_PER_RULE:
+        raise conds_node.fail(f"at most {d.WILDCARDS_PER_RULE} wildcards per rule, got {wildcards}")
     return Rule(
-        priority=f["priority"].integer(*d.LIMITS["priority"]),
+        priority=f["priority"].integer(*d.PRIORITY_RANGE),
         conditions=conditions,
         action=_action(f["action"], services),
     )
@@ -402,12 +445,12 @@ def _condition(node: _Node) -> Condition:
     if len(f) != 1:
         raise node.fail(f"must have exactly one of: {', '.join(_CONDITION_KEYS)}")
     key, value = next(iter(f.items()))
-    field = _CONDITION_KEYS[key]
+    field: ConditionField = _CONDITION_KEYS[key]
     if field == "http-header":
         h = value.mapping(("name", "values"))
         if "name" not in h or "values" not in h:
             raise value.fail("needs name and values")
-        name = h["name"].string(_TOKEN, "an HTTP header name", d.LIMITS["http_header_name_length"])
+        name = h["name"].string(_TOKEN, "an HTTP header name", d.HTTP_HEADER_NAME_MAX_LENGTH)
         if name.lower() == "host":
             raise h["name"].fail("can't be Host: use a host_header condition")
         return Condition(field, _values(h["values"], None, "any visible characters"), header_name=name)
@@ -416,7 +459,10 @@ def _condition(node: _Node) -> Condition:
     if field == "source-ip":
         return Condition(field, tuple(_cidr(item) for item in value.items()))
     pattern, what = {
-        "path-pattern": (_PATH_PATTERN, "a path pattern of A-Z a-z 0-9 _ - . $ / ~ \" ' @ : + & * ?"),
+        "path-pattern": (
+            _PATH_PATTERN,
+            "a path pattern of A-Z a-z 0-9 _ - . $ / ~ \" ' @ : + & * ?",
+        ),
         "host-header": (_HOST_PATTERN, "a host name of A-Z a-z 0-9 - . * ?"),
         "http-request-method": (_METHOD, "an HTTP method of A-Z, - and _"),
     }[field]
@@ -427,7 +473,7 @@ def _values(node: _Node, pattern: re.Pattern[str] | None, what: str) -> tuple[st
     items = node.items()
     if not items:
         raise node.fail("needs at least one value")
-    limit = d.LIMITS["condition_value_length"]
+    limit = d.CONDITION_VALUE_MAX_LENGTH
     return tuple(item.string(pattern, what, limit) for item in items)
 
 
@@ -435,7 +481,7 @@ def _query_pair(node: _Node) -> QueryPair:
     f = node.mapping(("key", "value"))
     if "value" not in f:
         raise node.child("value", None).fail("required")
-    limit = d.LIMITS["condition_value_length"]
+    limit = d.CONDITION_VALUE_MAX_LENGTH
     key = _opt(f, "key", lambda n: n.string(max_len=limit), None)
     return QueryPair(key, f["value"].string(max_len=limit))
 
@@ -467,29 +513,33 @@ def _forward(node: _Node, services: set[str]) -> Forward:
     def target(n: _Node) -> str:
         name = n.string()
         if name not in services:
-            raise n.fail(f"no such target group (one per service: {', '.join(sorted(services))}), got {name!r}")
+            raise n.fail(
+                f"no such target group (one per service: {', '.join(sorted(services))}), got {name!r}"
+            )
         return name
 
     if isinstance(node.value, str):
         return Forward((WeightedTargetGroup(target(node), 1),))
     f = node.mapping(("target_groups", "stickiness"))
     items = f["target_groups"].items() if "target_groups" in f else []
-    if not 1 <= len(items) <= d.LIMITS["target_groups_per_action"]:
+    if not 1 <= len(items) <= d.TARGET_GROUPS_PER_ACTION:
         raise (f.get("target_groups") or node).fail(
-            f"needs 1..{d.LIMITS['target_groups_per_action']} target groups, got {len(items)}"
+            f"needs 1..{d.TARGET_GROUPS_PER_ACTION} target groups, got {len(items)}"
         )
     groups = []
     for item in items:
         g = item.mapping(("name", "weight"))
         if "name" not in g:
             raise item.child("name", None).fail("required")
-        groups.append(WeightedTargetGroup(target(g["name"]), _opt(g, "weight", lambda n: n.integer(*d.LIMITS["weight"]), 1)))
+        groups.append(
+            WeightedTargetGroup(target(g["name"]), _opt(g, "weight", lambda n: n.integer(*d.WEIGHT_RANGE), 1))
+        )
     stickiness = None
     if "stickiness" in f:
         s = f["stickiness"].mapping(("duration",))
         if "duration" not in s:
             raise f["stickiness"].child("duration", None).fail("required: seconds 1..604800")
-        stickiness = s["duration"].integer(*d.LIMITS["stickiness_duration"])
+        stickiness = s["duration"].integer(*d.STICKINESS_DURATION_RANGE)
     return Forward(tuple(groups), stickiness)
 
 
@@ -501,11 +551,18 @@ def _fixed_response(node: _Node) -> FixedResponse:
     if 300 <= status < 400:
         raise f["status_code"].fail(f"must be 2XX, 4XX or 5XX, got {status}")
     body = _opt(f, "message_body", lambda n: n.value if isinstance(n.value, str) else str(n.value), "")
-    if len(body) > 1024:
-        raise f["message_body"].fail(f"must be at most 1024 characters, got {len(body)}")
+    if len(body) > d.FIXED_RESPONSE_BODY_MAX_LENGTH:
+        raise f["message_body"].fail(
+            f"must be at most {d.FIXED_RESPONSE_BODY_MAX_LENGTH} characters, got {len(body)}"
+        )
     return FixedResponse(
         status_code=status,
-        content_type=_opt(f, "content_type", lambda n: n.choice(_FIXED_CONTENT_TYPES), d.FIXED_RESPONSE_CONTENT_TYPE),
+        content_type=_opt(
+            f,
+            "content_type",
+            lambda n: n.choice(_FIXED_CONTENT_TYPES),
+            d.FIXED_RESPONSE_CONTENT_TYPE,
+        ),
         message_body=body,
     )
 
@@ -529,22 +586,34 @@ def _redirect(node: _Node) -> Redirect:
 def _load_balancer(node: _Node) -> LoadBalancer:
     f = node.mapping(("idle_timeout", "desync_mitigation_mode", "drop_invalid_header_fields"))
     return LoadBalancer(
-        idle_timeout=_opt(f, "idle_timeout", lambda n: n.integer(*d.LIMITS["idle_timeout"]), d.IDLE_TIMEOUT),
-        desync_mitigation_mode=_opt(  # type: ignore[arg-type]
-            f, "desync_mitigation_mode", lambda n: n.choice(("monitor", "defensive", "strictest")),
+        idle_timeout=_opt(f, "idle_timeout", lambda n: n.integer(*d.IDLE_TIMEOUT_RANGE), d.IDLE_TIMEOUT),
+        desync_mitigation_mode=_opt(
+            f,
+            "desync_mitigation_mode",
+            lambda n: n.choice(d.DESYNC_MITIGATION_MODES),
             d.DESYNC_MITIGATION_MODE,
-        ),  # fmt: skip
-        drop_invalid_header_fields=_opt(f, "drop_invalid_header_fields", _Node.boolean, d.DROP_INVALID_HEADER_FIELDS),
+        ),
+        drop_invalid_header_fields=_opt(
+            f, "drop_invalid_header_fields", _Node.boolean, d.DROP_INVALID_HEADER_FIELDS
+        ),
     )
 
 
 def _local(node: _Node) -> Local:
     f = node.mapping(("port", "data_dir", "max_deregistration_delay", "initial_health_check_interval"))
     return Local(
-        port=_opt(f, "port", lambda n: n.integer(*d.LIMITS["port"]), d.LOCAL_PORT),
+        port=_opt(f, "port", lambda n: n.integer(*d.PORT_RANGE), d.LOCAL_PORT),
         data_dir=_opt(f, "data_dir", lambda n: n.string(), d.LOCAL_DATA_DIR),
-        max_deregistration_delay=_opt(f, "max_deregistration_delay", lambda n: n.number(0, 3600), d.LOCAL_MAX_DEREGISTRATION_DELAY),
+        max_deregistration_delay=_opt(
+            f,
+            "max_deregistration_delay",
+            lambda n: n.number(0, 3600),
+            d.LOCAL_MAX_DEREGISTRATION_DELAY,
+        ),
         initial_health_check_interval=_opt(
-            f, "initial_health_check_interval", lambda n: n.number(0.05, 300), d.LOCAL_INITIAL_HEALTH_CHECK_INTERVAL
+            f,
+            "initial_health_check_interval",
+            lambda n: n.number(0.05, 300),
+            d.LOCAL_INITIAL_HEALTH_CHECK_INTERVAL,
         ),
     )

@@ -43,7 +43,7 @@ class TargetGroup:
     port: int  # the container port the target group forwards to
     health_check: HealthCheck
     deregistration_delay: int
-    algorithm: Literal["round_robin", "least_outstanding_requests"]
+    algorithm: str  # one of defaults.LOAD_BALANCING_ALGORITHMS
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ class Listener:
 @dataclass(frozen=True)
 class LoadBalancer:
     idle_timeout: int
-    desync_mitigation_mode: Literal["monitor", "defensive", "strictest"]
+    desync_mitigation_mode: str  # one of defaults.DESYNC_MITIGATION_MODES
     drop_invalid_header_fields: bool
 
 
