@@ -80,3 +80,17 @@ WILDCARDS_PER_RULE = 5
 TARGET_GROUPS_PER_ACTION = 5
 HTTP_HEADER_NAME_MAX_LENGTH = 40
 FIXED_RESPONSE_BODY_MAX_LENGTH = 1024
+
+# AWS deployment (`microforum deploy`): the cluster template's parameters and deploy's choices.
+ECS_INSTANCE_TYPE = "t3.small"
+ECS_MIN_INSTANCES = 1
+ECS_MAX_INSTANCES = 4
+ECS_TARGET_CAPACITY = 100  # capacity provider managed scaling, percent
+LOG_RETENTION_DAYS = 30  # one of CloudWatch Logs' allowed values
+DATABASE_INSTANCE_CLASS = "db.t4g.micro"
+DATABASE_STORAGE_GIB = 20  # RDS gp3 minimum
+ECR_KEEP_IMAGES = 10  # lifecycle policy: the last N images of each repository
+# ECS containerDefinition.stopTimeout is at most 120 s (ECS task definition parameters); deploy
+# uses min(deregistration delay, this) so in-flight requests finish while the target drains.
+ECS_MAX_STOP_TIMEOUT = 120
+DEPLOY_STABLE_TIMEOUT = 900  # seconds `deploy` waits for the services to become stable
