@@ -1,10 +1,98 @@
-"""Sub-commands of this area (filled in by its issue)."""
+"""Sub-commands of the local stack: `up`, `status`, `restart`.
+
+`up` runs the stack in the foreground (local/stack.py); `status` and `restart` talk to it from
+another terminal through the control channel (local/control.py), found through the data
+directory of the same stack file.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
+
+from microforum.spec import defaults as d
+
+STACK_HELP = f"the stack file (default: {d.STACK_FILE})"
 
 
 def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add this area's sub-commands to the `microforum` parser."""
+    """Add `up`, `status` and `restart` to the `microforum` parser."""
+    up = subparsers.add_parser("up", help="run the local stack: replicas + local ALB (Ctrl-C stops)")
+    up.add_argument("--stack", default=d.STACK_FILE, metavar="FILE", help=STACK_HELP)
+    up.add_argument(
+        "--port",
+        type=_port,
+        default=None,
+        metavar="N",
+        help=f"the load balancer's port (default: local.port, {d.LOCAL_PORT}; 0 picks a free one)",
+    )
+    up.set_defaults(func=_up)
+
+    status = subparsers.add_parser("status", help="target health per target group of the running stack")
+    status.add_argument("--stack", default=d.STACK_FILE, metavar="FILE", help=STACK_HELP)
+    status.add_argument("--json", action="store_true", help="print the raw JSON")
+    status.set_defaults(func=_status)
+
+    restart = subparsers.add_parser(
+        "restart", help="rolling replacement of one service's replicas in the running stack"
+    )
+    restart.add_argument("service", help="the service to replace (e.g. users)")
+    restart.add_argument("--stack", default=d.STACK_FILE, metavar="FILE", help=STACK_HELP)
+    restart.set_defaults(func=_restart)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0..65535, got {port}")
+    return port
+
+
+def _load(path: str) -> tuple[Any, Path]:
+    from microforum.spec.load import load_stack
+
+    return load_stack(path), Path(path)
+
+
+def _up(args: argparse.Namespace) -> int:
+    from microforum.local.stack import run_up
+
+    stack, path = _load(args.stack)
+    return run_up(stack, path, args.port)
+
+
+def _control(args: argparse.Namespace) -> Any:
+    from microforum.local.control import read_control
+    from microforum.local.stack import data_dir_of
+
+    stack, path = _load(args.stack)
+    return read_control(data_dir_of(stack, path))
+
+
+def _status(args: argparse.Namespace) -> int:
+    from microforum.local.control import call
+    from microforum.local.status import format_status
+
+    body = call(_control(args), "GET", "/status")
+    if args.json:
+        json.dump(body, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(format_status(body))
+    return 0
+
+
+def _restart(args: argparse.Namespace) -> int:
+    from microforum.local.control import RESTART_TIMEOUT, call
+
+    info = _control(args)
+    print(f"restarting {args.service}: new replicas first, old ones drained when they are healthy")
+    body = call(info, "POST", f"/restart?service={args.service}", timeout=RESTART_TIMEOUT)
+    print(f"{args.service}: replaced; now {', '.join(body['replicas'])}")
+    return 0

@@ -1,0 +1,159 @@
+"""`microforum up`: the load balancer, the supervisor and the control channel in one process.
+
+Order of start-up: the load balancer first (its port goes into every built-in replica's
+`API_URL`, so services reach each other through it), then the control channel
+(`<data_dir>/control.json`), then the supervisor, which starts the replicas. The URL is
+printed once every target group has its desired healthy targets, with the time it took.
+
+Order of shutdown (Ctrl-C or SIGTERM, or an internal error): the supervisor drains every
+registered replica (deregistration waits for in-flight requests, ALB_SPEC B.3) and stops them,
+then the load balancer closes and control.json is removed. Whatever happens, every replica
+still alive at the end is killed with its process group: `up` leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from microforum.errors import MicroforumError
+from microforum.local.control import RESTART_TIMEOUT, ControlServer, control_path, read_control
+from microforum.local.processes import LogStream, ProcessRunner
+from microforum.local.runner import Runner
+from microforum.local.supervisor import HOST, SUPERVISOR, Supervisor
+from microforum.spec.model import Stack
+
+RunnerFactory = Callable[[LogStream], Runner]
+
+
+def data_dir_of(stack: Stack, stack_path: Path) -> Path:
+    """The stack's data directory; a relative `local.data_dir` is relative to the stack file."""
+    path = Path(stack.local.data_dir)
+    return path if path.is_absolute() else stack_path.resolve().parent / path
+
+
+def run_up(
+    stack: Stack,
+    stack_path: Path,
+    port: int | None = None,
+    *,
+    out: TextIO | None = None,
+    runner_factory: RunnerFactory = ProcessRunner,
+) -> int:
+    """Run the local stack in the foreground until SIGINT/SIGTERM; the exit code (0)."""
+    data_dir = data_dir_of(stack, stack_path)
+    _refuse_second_stack(data_dir)
+    coro = _up(stack, data_dir, stack.local.port if port is None else port, out, runner_factory)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; asyncio works too
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def _refuse_second_stack(data_dir: Path) -> None:
+    with contextlib.suppress(MicroforumError):
+        info = read_control(data_dir)
+        from microforum.local.control import call
+
+        call(info, "GET", "/status", timeout=1.0)
+        raise MicroforumError(
+            f"start the local stack: one is already running from {data_dir} (pid {info.pid}, "
+            f"{info.stack_url})",
+            hint="stop it with Ctrl-C in its terminal, or use `microforum status`",
+        )
+
+
+async def _up(
+    stack: Stack, data_dir: Path, port: int, out: TextIO | None, runner_factory: RunnerFactory
+) -> int:
+    started = time.monotonic()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lb = _new_balancer(stack, data_dir)
+    url = f"http://{HOST}:{await _start_balancer(lb, port)}"
+    log = LogStream(out)
+    runner = runner_factory(log)
+    supervisor = Supervisor(stack, lb, runner, log, data_dir=data_dir, api_url=url)
+    control = ControlServer(_handler(supervisor, lb, url))
+    await control.start()
+    control.write_file(control_path(data_dir), url)
+    supervisor.on_ready(lambda: _announce(log, stack, url, started))
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, supervisor.request_shutdown, f"{signum.name} received")
+    try:
+        await supervisor.run()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await _cleanup(supervisor, control, lb, runner, data_dir)
+    log.line(SUPERVISOR, "stopped")
+    return 0
+
+
+def _new_balancer(stack: Stack, data_dir: Path) -> Any:
+    from microforum.lb.balancer import LoadBalancer
+
+    return LoadBalancer(stack, access_log=data_dir / "access.log")
+
+
+async def _start_balancer(lb: Any, port: int) -> int:
+    try:
+        return int(await lb.start(HOST, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise MicroforumError(
+                f"start the load balancer on {HOST}:{port}: the port is already in use",
+                hint="stop what listens there, or pick another port: `microforum up --port N` "
+                "(0 lets the system choose)",
+            ) from exc
+        if exc.errno == errno.EACCES:
+            raise MicroforumError(
+                f"start the load balancer on {HOST}:{port}: permission denied",
+                hint="ports below 1024 need privileges: `microforum up --port 8080`",
+            ) from exc
+        raise MicroforumError(f"start the load balancer on {HOST}:{port}: {exc}") from exc
+
+
+def _announce(log: LogStream, stack: Stack, url: str, started: float) -> None:
+    targets = sum(s.desired_count for s in stack.services)
+    elapsed = time.monotonic() - started
+    log.line(SUPERVISOR, f"{targets} targets healthy in {elapsed:.2f} s")
+    log.line(SUPERVISOR, f"stack '{stack.name}' ready at {url}  (Ctrl-C stops it)")
+
+
+async def _cleanup(
+    supervisor: Supervisor, control: ControlServer, lb: Any, runner: Runner, data_dir: Path
+) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        control_path(data_dir).unlink()
+    await control.close()
+    await supervisor.kill_all()
+    await lb.close()
+    await runner.close()
+
+
+def _handler(supervisor: Supervisor, lb: Any, url: str) -> Any:
+    async def handle(method: str, path: str, query: dict[str, str]) -> tuple[int, Any]:
+        if method == "GET" and path == "/status":
+            return 200, {
+                "stack": supervisor.stack.name,
+                "url": url,
+                "target_groups": lb.describe(),
+                "replicas": supervisor.snapshot(),
+            }
+        if method == "POST" and path == "/restart":
+            service = query.get("service", "")
+            done = supervisor.request_restart(service)
+            replicas = await asyncio.wait_for(done, RESTART_TIMEOUT)
+            return 200, {"service": service, "replicas": replicas}
+        return 404, {"error": f"no such control endpoint: {method} {path}"}
+
+    return handle
+
