@@ -110,7 +110,7 @@ class ControlServer:
         if len(head) > MAX_REQUEST_HEAD:
             return 431, {"error": "request head too large"}
         lines = head.decode("latin-1").split("\r\n")
-        method, target, _ = (lines[0].split(" ") + ["", ""])[:3]
+        method, target, _ = [*lines[0].split(" "), "", ""][:3]
         headers = dict(
             (k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:])
         )
