@@ -1,10 +1,39 @@
-"""Sub-commands of this area (filled in by its issue)."""
+"""`microforum serve NAME`: run one service (users, threads, posts) or the monolith."""
 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
+
+from microforum.services.settings import SERVICES, load_settings
 
 
 def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add this area's sub-commands to the `microforum` parser."""
+    """Add `serve` to the `microforum` parser."""
+    p = subparsers.add_parser(
+        "serve",
+        help="run one service (users, threads, posts) or the monolith",
+        description="Run a service on the fast server stack (granian, ASGI). Settings come from "
+        "the environment (PORT, HOST, DATABASE_URL, DATA_DIR, API_URL, USERS_URL, THREADS_URL, "
+        "POSTS_URL, WORKERS); flags override them.",
+    )
+    p.add_argument("service", metavar="NAME", help=f"one of: {', '.join(SERVICES)}")
+    p.add_argument("--host", help="listening address (env HOST; default 0.0.0.0)")
+    p.add_argument("--port", type=int, help="listening port (env PORT; default 3000)")
+    p.add_argument("--database", metavar="URL",
+                   help="sqlite:///relative.db, sqlite:////absolute.db or postgresql://... "
+                   "(env DATABASE_URL; default $DATA_DIR/<resource>.db)")
+    p.add_argument("--workers", type=int, help="worker processes (env WORKERS; default 1)")
+    p.set_defaults(func=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Validate the settings (exit 2 on a mistake) and serve until SIGTERM."""
+    from microforum.services.server import serve
+
+    settings = load_settings(
+        args.service, os.environ,
+        host=args.host, port=args.port, database=args.database, workers=args.workers,
+    )
+    return serve(settings)

@@ -1,0 +1,155 @@
+"""The ASGI application of one service: routing, the error boundary, trace ids, access logs.
+
+A deliberately small raw ASGI app (no framework): per request it resolves the route, runs the
+handler, translates known exceptions into problem responses once, here, and writes one JSON
+access-log line to stdout. Nothing a client sends can produce a 500; an unexpected exception
+is logged with its traceback on stderr and answered 500 without details.
+
+Trace ids follow the ALB (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/
+load-balancer-request-tracing.html): an incoming `X-Amzn-Trace-Id` is kept, otherwise one is
+made in ALB's format `Root=1-{epoch seconds, 8 hex}-{24 hex}`; either way it is answered in
+the response and logged.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from microforum.services.http import HttpError, Request, Response, encode_json, problem
+from microforum.services.refs import DependencyUnavailable, References
+from microforum.services.routes import posts, root, threads, users
+from microforum.services.routes.common import Context
+from microforum.services.routing import Router
+from microforum.services.settings import OWNED, Settings
+from microforum.services.storage import Conflict, Database, StorageUnavailable, open_database
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+TRACE_HEADER = b"x-amzn-trace-id"
+MAX_TRACE_LENGTH = 256
+_RESOURCE_ROUTES = {"users": users.routes, "threads": threads.routes, "posts": posts.routes}
+
+
+def new_trace_id(now: float | None = None) -> str:
+    """A fresh trace id in ALB's format."""
+    seconds = int(time.time() if now is None else now)
+    return f"Root=1-{seconds:08x}-{os.urandom(12).hex()}"
+
+
+def _trace_id(headers: list[tuple[bytes, bytes]]) -> bytes:
+    for key, value in headers:
+        if key == TRACE_HEADER:
+            # Kept only when it is printable ASCII of sane length, so echoing it is safe.
+            if len(value) <= MAX_TRACE_LENGTH and value.isascii() and value.isprintable():
+                return value
+            break
+    return new_trace_id().encode()
+
+
+def _log(service: str, scope: Scope, status: int, started: float, trace: bytes) -> None:
+    line = encode_json({
+        "time": round(time.time(), 3),
+        "service": service,
+        "method": scope["method"],
+        "path": scope["path"],
+        "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+        "trace_id": trace.decode("ascii"),
+    })
+    # One write(2) per line: lines from several workers sharing stdout never interleave.
+    try:
+        os.write(1, line + b"\n")
+    except OSError:
+        pass  # a closed stdout must not fail the request
+
+
+def _translate(exc: Exception) -> Response:
+    """The one place foreign failures become answers."""
+    if isinstance(exc, HttpError):
+        return exc.response()
+    if isinstance(exc, DependencyUnavailable):
+        return problem(503, f"{exc}; nothing was written", field=exc.service)
+    if isinstance(exc, Conflict):
+        return problem(409, str(exc))
+    if isinstance(exc, StorageUnavailable):
+        return problem(503, f"database unavailable: {exc}; nothing was written")
+    traceback.print_exception(exc, file=sys.stderr)
+    return problem(500, "internal error; see the service's log")
+
+
+class App:
+    """A service as an ASGI 3 application."""
+
+    def __init__(self, service: str, router: Router, databases: Mapping[str, Database]) -> None:
+        self.service = service
+        self.router = router
+        self.databases = dict(databases)
+
+    def __repr__(self) -> str:
+        return f"App({self.service!r}, routes={len(self.router.routes)})"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        trace = _trace_id(scope["headers"])
+        try:
+            operation, params = self.router.resolve(scope["method"], scope["path"])
+            response = await operation.handler(Request(scope, receive, params))
+        except Exception as exc:
+            response = _translate(exc)
+        body = response.body
+        headers = [(b"content-length", str(len(body)).encode()), (TRACE_HEADER, trace)]
+        if response.content_type is not None:
+            headers.append((b"content-type", response.content_type))
+        headers.extend(response.headers)
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+        _log(self.service, scope, response.status, started, trace)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def close(self) -> None:
+        """Close the databases (once)."""
+        for db in self.databases.values():
+            db.close()
+        self.databases.clear()
+
+
+def open_databases(settings: Settings) -> dict[str, Database]:
+    """One Database per owned resource; resources sharing a URL share one Database."""
+    by_url: dict[str, Database] = {}
+    for url in dict.fromkeys(settings.databases.values()):
+        by_url[url] = open_database(url)
+    return {resource: by_url[url] for resource, url in settings.databases.items()}
+
+
+def build_app(settings: Settings, databases: Mapping[str, Database]) -> App:
+    """The ASGI app of `settings.service` over already-migrated `databases`."""
+    from microforum.services.openapi import openapi_routes
+
+    ctx = Context(settings.service, dict(databases), References(databases, settings.peers))
+    routes = root.routes()
+    for resource in OWNED[settings.service]:
+        routes += _RESOURCE_ROUTES[resource](ctx)
+    routes += openapi_routes(settings.service, routes)
+    unique = {id(db): db for db in databases.values()}
+    return App(settings.service, Router(routes), {str(k): v for k, v in unique.items()})

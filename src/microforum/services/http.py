@@ -1,0 +1,174 @@
+"""HTTP building blocks of the services: requests, responses, JSON problem bodies.
+
+Responses carry exactly the content types the original Koa services sent
+(`application/json; charset=utf-8`, `text/plain; charset=utf-8`). Every error is a JSON
+problem body (RFC 9457's members, served as application/json) naming what was wrong:
+
+    {"type": "about:blank", "title": "Unprocessable Content", "status": 422,
+     "detail": "username: must match ^[A-Za-z0-9_.-]+$", "field": "username"}
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any, TypeVar
+
+import msgspec
+
+from microforum.services.settings import MAX_BODY_BYTES
+
+JSON_TYPE = b"application/json; charset=utf-8"
+TEXT_TYPE = b"text/plain; charset=utf-8"
+Headers = list[tuple[bytes, bytes]]
+S = TypeVar("S")
+
+_encoder = msgspec.json.Encoder()
+encode_json = _encoder.encode
+
+
+@dataclass(slots=True)
+class Response:
+    """What a handler returns; the app adds content-length and the trace id."""
+
+    status: int
+    body: bytes = b""
+    content_type: bytes | None = JSON_TYPE
+    headers: Headers = field(default_factory=list)
+
+
+def json_response(value: Any, status: int = 200, headers: Headers | None = None) -> Response:
+    """A JSON response (msgspec-encoded)."""
+    return Response(status, encode_json(value), JSON_TYPE, headers or [])
+
+
+def text_response(text: str, status: int = 200) -> Response:
+    """A text/plain response."""
+    return Response(status, text.encode(), TEXT_TYPE)
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """The JSON body of every error response."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    field: str | None = None
+
+
+class HttpError(Exception):
+    """Raised anywhere under a handler; the app answers it as a problem response."""
+
+    def __init__(
+        self, status: int, detail: str, *, field: str | None = None, headers: Headers | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.field = field
+        self.headers = headers or []
+
+    def response(self) -> Response:
+        """The problem response for this error."""
+        return problem(self.status, self.detail, field=self.field, headers=self.headers)
+
+
+def problem(
+    status: int, detail: str, *, field: str | None = None, headers: Headers | None = None
+) -> Response:
+    """A problem response: status, its standard title, a detail sentence, the field at fault."""
+    body = Problem("about:blank", HTTPStatus(status).phrase, status, detail, field)
+    return json_response(body, status, headers)
+
+
+class Request:
+    """One HTTP request as a handler sees it: method, path parameters, query, body."""
+
+    __slots__ = ("_query", "_receive", "headers", "method", "params", "path", "query_string")
+
+    def __init__(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[dict[str, Any]]],
+        params: dict[str, str],
+    ) -> None:
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.query_string: bytes = scope.get("query_string", b"")
+        self.headers: Headers = scope["headers"]
+        self.params = params
+        self._receive = receive
+        self._query: dict[str, str] | None = None
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of header `name` (lower case), or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    @property
+    def query(self) -> dict[str, str]:
+        """Query parameters, first value of each (percent-decoded as UTF-8)."""
+        if self._query is None:
+            pairs = urllib.parse.parse_qsl(
+                self.query_string.decode("latin-1"), encoding="utf-8", errors="replace"
+            )
+            self._query = {}
+            for key, value in pairs:
+                self._query.setdefault(key, value)
+        return self._query
+
+    async def body(self) -> bytes:
+        """The request body, refusing more than MAX_BODY_BYTES with 413."""
+        declared = self.header(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks, size = [], 0
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise HttpError(400, "client disconnected before sending the whole body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise _too_large()
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def json(self, model: type[S]) -> S:
+        """The body decoded as JSON into `model`: 415, 413, 400 or 422 when it is not one."""
+        content_type = (self.header(b"content-type") or b"").split(b";")[0].strip().lower()
+        if content_type != b"application/json" and not content_type.endswith(b"+json"):
+            raise HttpError(
+                415, "request body must be JSON: send Content-Type: application/json",
+                field="Content-Type",
+            )
+        return decode_body(await self.body(), model)
+
+
+_FIELD_AT = re.compile(r"at `\$\.?([^`]*)`")
+_FIELD_NAMED = re.compile(r"field `([^`]*)`")
+
+
+def _too_large() -> HttpError:
+    return HttpError(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+
+
+def decode_body(body: bytes, model: type[S]) -> S:
+    """Decode and validate `body`: malformed JSON → 400, a value against the rules → 422."""
+    try:
+        return msgspec.json.decode(body, type=model)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        match = _FIELD_AT.search(message) or _FIELD_NAMED.search(message)
+        name = match.group(1) if match else None
+        detail = f"{name}: {message}" if name else message
+        raise HttpError(422, detail, field=name or None) from None
+    except msgspec.DecodeError as exc:
+        raise HttpError(400, f"request body is not valid JSON: {exc}") from None

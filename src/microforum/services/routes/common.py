@@ -1,0 +1,56 @@
+"""What every resource router shares: the request context and the documented error answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from microforum.services.http import HttpError, Problem
+from microforum.services.params import MAX_LIMIT, loose_id
+from microforum.services.refs import References
+from microforum.services.storage import Database
+
+
+@dataclass(frozen=True)
+class Context:
+    """A service's handles: the databases of the resources it owns, and its references."""
+
+    service: str
+    databases: dict[str, Database]
+    refs: References
+
+    def db(self, resource: str) -> Database:
+        """The database holding `resource`."""
+        return self.databases[resource]
+
+
+def path_id(params: dict[str, str], name: str, what: str) -> int:
+    """The record id in path parameter `name`, compared as the original did; 404 when none."""
+    raw = params[name]
+    value = loose_id(raw)
+    if value is None:
+        raise HttpError(404, f"no {what} with id {raw!r}")
+    return value
+
+
+def not_found(what: str, ident: int) -> HttpError:
+    """The 404 for a missing record."""
+    return HttpError(404, f"no {what} with id {ident}")
+
+
+PAGE_QUERY: list[tuple[str, dict[str, Any], str]] = [
+    ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+     "Answer one page of at most this many items (a Link rel=next header points at the next)"),
+    ("cursor", {"type": "integer", "minimum": 1},
+     "Opaque cursor from X-Next-Cursor: answer the page after it"),
+]
+
+BAD_BODY = {
+    400: ("Malformed JSON", Problem),
+    413: ("Body larger than 1 MiB", Problem),
+    415: ("Content-Type is not application/json", Problem),
+    422: ("A field breaks its rules; `field` names it", Problem),
+}
+NOT_FOUND = {404: ("No record with this id", Problem)}
+UNAVAILABLE = {503: ("A service this one depends on did not answer; nothing was written", Problem)}
+BAD_QUERY = {400: ("limit or cursor is malformed; `field` names it", Problem)}

@@ -1,0 +1,90 @@
+"""`/api/users`: the original list and lookup, plus create, change and delete.
+
+Deleting a user that a thread or a post still refers to answers 409 (the threads and posts
+services are asked first; 503 when they cannot answer). Usernames are unique ignoring case:
+creating or renaming to a taken one answers 409.
+"""
+
+from __future__ import annotations
+
+from microforum.services import store
+from microforum.services.http import HttpError, Problem, Request, Response, json_response
+from microforum.services.model import NewUser, User, UserChanges, changes_of
+from microforum.services.params import fetch_limit, page_of, paginate
+from microforum.services.routes.common import (
+    BAD_BODY,
+    BAD_QUERY,
+    NOT_FOUND,
+    PAGE_QUERY,
+    UNAVAILABLE,
+    Context,
+    not_found,
+    path_id,
+)
+from microforum.services.routing import Operation, Route
+
+TAG = "users"
+CONFLICT = {409: ("The username is taken", Problem)}
+
+
+def routes(ctx: Context) -> list[Route]:
+    """The users routes, bound to `ctx`."""
+    db = ctx.db("users")
+
+    async def list_users(request: Request) -> Response:
+        page = page_of(request)
+        users = await db.read(store.list_users, after=page.after, limit=fetch_limit(page))
+        users, headers = paginate(users, page, request)
+        return json_response(users, headers=headers)
+
+    async def get_user(request: Request) -> Response:
+        user_id = path_id(request.params, "userId", "user")
+        user = await db.read(store.get_user, user_id=user_id)
+        if user is None:
+            raise not_found("user", user_id)
+        return json_response(user)
+
+    async def create_user(request: Request) -> Response:
+        new = await request.json(NewUser)
+        user = await db.write(store.create_user, new=new)
+        return json_response(user, 201, [(b"location", f"/api/users/{user.id}".encode())])
+
+    async def update_user(request: Request) -> Response:
+        user_id = path_id(request.params, "userId", "user")
+        changes = changes_of(await request.json(UserChanges))
+        user = await db.write(store.update_user, user_id=user_id, changes=changes)
+        if user is None:
+            raise not_found("user", user_id)
+        return json_response(user)
+
+    async def delete_user(request: Request) -> Response:
+        user_id = path_id(request.params, "userId", "user")
+        if await db.read(store.get_user, user_id=user_id) is None:
+            raise not_found("user", user_id)
+        holder = await ctx.refs.user_referenced(user_id)
+        if holder:
+            raise HttpError(409, f"user {user_id} still has {holder}; delete those first")
+        if not await db.write(store.delete_user, user_id=user_id):
+            raise not_found("user", user_id)
+        return Response(204, b"", None)
+
+    return [
+        Route("/api/users", {
+            "GET": Operation(list_users, "List users (the original answer)", tag=TAG,
+                             responses={200: ("Users by id", list[User]), **BAD_QUERY},
+                             query=PAGE_QUERY),
+            "POST": Operation(create_user, "Create a user", body=NewUser, tag=TAG,
+                              responses={201: ("Created", User), **BAD_BODY, **CONFLICT}),
+        }),
+        Route("/api/users/{userId}", {
+            "GET": Operation(get_user, "One user (the original answer)", tag=TAG,
+                             responses={200: ("The user", User), **NOT_FOUND}),
+            "PATCH": Operation(update_user, "Change a user", body=UserChanges, tag=TAG,
+                               responses={200: ("Changed", User), **NOT_FOUND, **BAD_BODY,
+                                          **CONFLICT}),
+            "DELETE": Operation(delete_user, "Delete a user nobody refers to", tag=TAG,
+                                responses={204: ("Deleted", None), **NOT_FOUND,
+                                           409: ("Threads or posts refer to the user", Problem),
+                                           **UNAVAILABLE}),
+        }),
+    ]

@@ -1,0 +1,123 @@
+"""A small pure router: paths with `{param}` segments, matched like koa-router 5 matched them.
+
+Matching is split from handling (starlette's `BaseRoute.matches`): `Route.matches(method,
+path)` returns FULL (path and method), PARTIAL (path only: the router answers 405 with an
+`Allow` header) or NONE. The original services used koa-router with its defaults, which match
+case-insensitively and with an optional trailing slash (path-to-regexp, `sensitive` and
+`strict` off), and answer HEAD wherever GET is routed; so does this router.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from microforum.services.http import HttpError, Request, Response
+
+Handler = Callable[[Request], Awaitable[Response]]
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class Match(enum.Enum):
+    """How well a route matches a request."""
+
+    NONE = 0
+    PARTIAL = 1  # the path matches, the method does not
+    FULL = 2
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One method on one route, with what the OpenAPI document says about it."""
+
+    handler: Handler
+    summary: str
+    body: type | None = None  # the request body's msgspec type
+    responses: Mapping[int, tuple[str, Any]] = field(default_factory=dict)  # status: (text, type)
+    query: Sequence[tuple[str, dict[str, Any], str]] = ()  # (name, schema, description)
+    tag: str = ""
+
+
+class Route:
+    """A path template (`/api/users/{userId}`) and its operations by HTTP method."""
+
+    def __init__(self, template: str, operations: Mapping[str, Operation]) -> None:
+        self.template = template
+        self.operations = dict(operations)
+        if "GET" in self.operations and "HEAD" not in self.operations:
+            self.operations["HEAD"] = self.operations["GET"]
+        self.params = _PARAM.findall(template)
+        pattern = _PARAM.sub(lambda m: f"(?P<{m.group(1)}>[^/]+)", template.rstrip("/"))
+        self._regex = re.compile(f"^{pattern}/?$", re.IGNORECASE)
+        self.allow = ", ".join(sorted(self.operations))
+        # koa-router's allowedMethods() answered OPTIONS with 200 and the Allow header.
+        self.options = Operation(self._answer_options, "Allowed methods", tag="internal")
+
+    async def _answer_options(self, request: Request) -> Response:
+        return Response(200, b"", None, [(b"allow", self.allow.encode())])
+
+    def __repr__(self) -> str:
+        return f"Route({self.template!r}, {sorted(self.operations)})"
+
+    def matches(self, method: str, path: str) -> tuple[Match, dict[str, str]]:
+        """Whether this route answers `method path`, and the path parameters when it does."""
+        found = self._regex.match(path)
+        if found is None:
+            return Match.NONE, {}
+        full = method in self.operations or method == "OPTIONS"
+        return (Match.FULL if full else Match.PARTIAL), found.groupdict()
+
+    def operation(self, method: str) -> Operation | None:
+        """The operation for `method` (OPTIONS is answered for every route), or None."""
+        operation = self.operations.get(method)
+        if operation is None and method == "OPTIONS":
+            return self.options
+        return operation
+
+
+class Router:
+    """Routes in order; static paths are looked up in a dict first (the hot path)."""
+
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self.routes = list(routes)
+        self._static: dict[str, Route] = {}
+        for route in self.routes:
+            if not route.params:
+                key = _static_key(route.template)
+                self._static.setdefault(key, route)
+        self._dynamic = [r for r in self.routes if r.params]
+
+    def resolve(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
+        """The operation for `method path` and its parameters; HttpError 404 or 405 otherwise."""
+        static = self._static.get(_static_key(path))
+        if static is not None:
+            operation = static.operation(method)
+            if operation is not None:
+                return operation, {}
+            raise _not_allowed(static, method, path)
+        partial = None
+        for route in self._dynamic:
+            match, params = route.matches(method, path)
+            if match is Match.FULL:
+                return route.operation(method), params  # type: ignore[return-value]
+            if match is Match.PARTIAL and partial is None:
+                partial = route
+        if partial is not None:
+            raise _not_allowed(partial, method, path)
+        raise HttpError(404, f"no route for {path}")
+
+
+def _static_key(path: str) -> str:
+    key = path.lower()
+    return key[:-1] if len(key) > 1 and key[-1] == "/" else key
+
+
+def _not_allowed(route: Route, method: str, path: str) -> HttpError:
+    return HttpError(
+        405,
+        f"{method} is not allowed on {path}; allowed: {route.allow}",
+        headers=[(b"allow", route.allow.encode())],
+    )

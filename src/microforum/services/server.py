@@ -1,0 +1,79 @@
+"""Run a service under granian (Rust HTTP server, ASGI interface): the production entry point.
+
+The parent process validates the settings, opens each database once to create or migrate its
+schema and seed it, then hands over to granian, which binds the socket and runs `workers`
+processes. Workers rebuild the app from the settings passed in the environment
+(`MICROFORUM_SETTINGS`, JSON) through `app_from_environment`, granian's factory target.
+On SIGTERM (or SIGINT) granian stops accepting, lets the workers finish in-flight requests,
+runs their ASGI lifespan shutdown (closing the databases) and exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from microforum.errors import MicroforumError
+from microforum.services.app import App, build_app, open_databases
+from microforum.services.schema import migrate
+from microforum.services.settings import Settings
+from microforum.services.storage import StorageUnavailable, redact
+
+SETTINGS_ENV = "MICROFORUM_SETTINGS"
+FACTORY = "microforum.services.server:app_from_environment"
+
+
+def settings_to_env(settings: Settings) -> str:
+    """`settings` as the JSON a worker reads back."""
+    return json.dumps({
+        "service": settings.service, "host": settings.host, "port": settings.port,
+        "workers": settings.workers, "databases": dict(settings.databases),
+        "peers": dict(settings.peers),
+    })
+
+
+def settings_from_env(text: str) -> Settings:
+    """The inverse of `settings_to_env`."""
+    return Settings(**json.loads(text))
+
+
+def prepare(settings: Settings) -> None:
+    """Create or migrate (and on first start seed) every database the service owns."""
+    for resource, url in settings.databases.items():
+        databases = open_databases(Settings(settings.service, databases={resource: url}))
+        try:
+            migrate(databases[resource], resource)
+        except (StorageUnavailable, OSError) as exc:
+            raise MicroforumError(
+                f"open database {redact(url)} for {resource}: {exc}",
+                hint="check DATABASE_URL (or --database) and that the server is running",
+            ) from exc
+        finally:
+            databases[resource].close()
+
+
+def app_from_environment() -> App:
+    """granian's factory: the app for the settings the parent put in the environment."""
+    settings = settings_from_env(os.environ[SETTINGS_ENV])
+    return build_app(settings, open_databases(settings))
+
+
+def serve(settings: Settings) -> int:
+    """Prepare the databases and serve until SIGTERM/SIGINT; return the exit code."""
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+
+    prepare(settings)
+    os.environ[SETTINGS_ENV] = settings_to_env(settings)
+    server = Granian(
+        FACTORY,
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        workers=settings.workers,
+        loop=Loops.uvloop,
+        log_access=False,  # the app writes its own JSON access log
+    )
+    server.serve()
+    return 0

@@ -1,0 +1,159 @@
+"""Settings of one service process, read from the environment and validated at start-up.
+
+One frozen `Settings`, built by `load_settings(env, overrides)`: command-line flags override
+the environment, which overrides the defaults (`microforum.spec.defaults`). Anything wrong is
+refused with one line naming the variable and the fix (`UsageError`, exit code 2).
+
+| variable | meaning | default |
+|---|---|---|
+| `PORT` | listening port | 3000 (the container port) |
+| `HOST` | listening address | 0.0.0.0 |
+| `DATABASE_URL` | `sqlite:///path.db` or `postgresql://...` | one SQLite file per service |
+| `DATA_DIR` | where the default SQLite files live | `./data` |
+| `API_URL` | base URL through which other services are reached | the local load balancer |
+| `USERS_URL`, `THREADS_URL`, `POSTS_URL` | per-service override of `API_URL` | `API_URL` |
+| `WORKERS` | server worker processes | 1 |
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from microforum.errors import UsageError
+from microforum.spec.defaults import CONTAINER_PORT, LOCAL_PORT
+
+SERVICES = ("users", "threads", "posts", "monolith")
+# The resources each service owns; the monolith owns them all (in the same files).
+OWNED = {
+    "users": ("users",),
+    "threads": ("threads",),
+    "posts": ("posts",),
+    "monolith": ("users", "threads", "posts"),
+}
+DEFAULT_HOST = "0.0.0.0"
+DEFAULT_DATA_DIR = "data"
+DEFAULT_API_URL = f"http://127.0.0.1:{LOCAL_PORT}"
+
+# Cross-service calls: each attempt may take this long, and is tried this many times, with this
+# pause between attempts (seconds). Worst case before a 503: about 3 * 2 + 0.1 + 0.2 s.
+DEPENDENCY_TIMEOUT = 2.0
+DEPENDENCY_ATTEMPTS = 3
+DEPENDENCY_BACKOFF = 0.1
+
+MAX_BODY_BYTES = 1024 * 1024  # larger request bodies get 413
+MAX_WORKERS = 64
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a service process needs to know, validated."""
+
+    service: str
+    host: str = DEFAULT_HOST
+    port: int = CONTAINER_PORT
+    workers: int = 1
+    # resource name -> database URL (the monolith's three may share one URL)
+    databases: Mapping[str, str] = field(default_factory=dict)
+    # resource name -> base URL of the service that owns it (for resources this one does not own)
+    peers: Mapping[str, str] = field(default_factory=dict)
+
+    def owns(self, resource: str) -> bool:
+        """True when this process stores `resource` itself."""
+        return resource in OWNED[self.service]
+
+
+def _int(name: str, raw: str, low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UsageError(f"{name}: must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise UsageError(f"{name}: must be {low}..{high}, got {value}")
+    return value
+
+
+def check_database_url(name: str, url: str) -> str:
+    """Return `url` when it is a sqlite:///path or postgresql:// URL, else raise UsageError."""
+    parsed = urllib.parse.urlsplit(url)
+    if url.startswith("sqlite:///") and sqlite_path(url).strip("/"):
+        return url
+    if parsed.scheme in ("postgresql", "postgres") and (parsed.netloc or parsed.query):
+        return url
+    raise UsageError(
+        f"{name}: must be sqlite:///path/to/file.db or postgresql://user@host:port/db, "
+        f"got {url!r} (a relative SQLite path after three slashes, an absolute one after four)"
+    )
+
+
+def sqlite_path(url: str) -> str:
+    """The file a `sqlite:///` URL names: relative after three slashes, absolute after four
+    (SQLAlchemy's convention: `sqlite:///data/users.db`, `sqlite:////var/lib/users.db`)."""
+    return urllib.parse.unquote(url[len("sqlite:///") :])
+
+
+def _http_url(name: str, url: str) -> str:
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme != "http" or not parsed.hostname:
+        raise UsageError(f"{name}: must be an http://host:port URL, got {url!r}")
+    try:
+        parsed.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise UsageError(f"{name}: bad port in {url!r}") from None
+    return url.rstrip("/")
+
+
+def _databases(service: str, env: Mapping[str, str], flag: str | None) -> dict[str, str]:
+    resources = OWNED[service]
+    url, name = (flag, "--database") if flag else (env.get("DATABASE_URL"), "DATABASE_URL")
+    if url:
+        checked = check_database_url(name, url)
+        return dict.fromkeys(resources, checked)
+    data_dir = os.path.abspath(env.get("DATA_DIR") or DEFAULT_DATA_DIR)
+    # Without DATABASE_URL every resource has its own file, named after it, so the monolith
+    # reads the very files the users, threads and posts services write.
+    return {r: f"sqlite:///{os.path.join(data_dir, r)}.db" for r in resources}
+
+
+def _peers(service: str, env: Mapping[str, str]) -> dict[str, str]:
+    base = _http_url("API_URL", env.get("API_URL") or DEFAULT_API_URL)
+    peers = {}
+    for resource in ("users", "threads", "posts"):
+        if resource in OWNED[service]:
+            continue
+        name = f"{resource.upper()}_URL"
+        peers[resource] = _http_url(name, env[name]) if env.get(name) else base
+    return peers
+
+
+def load_settings(
+    service: str,
+    env: Mapping[str, str],
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    database: str | None = None,
+    workers: int | None = None,
+) -> Settings:
+    """Build validated settings: keyword arguments (CLI flags) win over `env`, then defaults."""
+    if service not in SERVICES:
+        raise UsageError(f"serve: unknown service {service!r}; choose one of {', '.join(SERVICES)}")
+    if port is None:
+        port = _int("PORT", env.get("PORT") or str(CONTAINER_PORT), 0, 65535)
+    elif not 0 <= port <= 65535:
+        raise UsageError(f"--port: must be 0..65535, got {port}")
+    if workers is None:
+        workers = _int("WORKERS", env.get("WORKERS") or "1", 1, MAX_WORKERS)
+    elif not 1 <= workers <= MAX_WORKERS:
+        raise UsageError(f"--workers: must be 1..{MAX_WORKERS}, got {workers}")
+    host = host or env.get("HOST") or DEFAULT_HOST
+    return Settings(
+        service=service,
+        host=host,
+        port=port,
+        workers=workers,
+        databases=_databases(service, env, database),
+        peers=_peers(service, env),
+    )

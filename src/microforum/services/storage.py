@@ -1,0 +1,283 @@
+"""Databases: SQLite (default, embedded) and PostgreSQL (psycopg 3), behind one small interface.
+
+Storage functions are plain synchronous functions `fn(conn, *, ...)` written once with `?`
+placeholders; a `Database` runs them:
+
+- `await db.read(fn, **kw)` runs `fn` outside any explicit transaction (one statement sees
+  one consistent snapshot). SQLite reads run inline on the event loop on their own connection:
+  a prepared SELECT on a local file takes microseconds, less than a thread hop. In WAL mode a
+  read never waits for a writer and always sees every transaction committed before it started,
+  by any connection of any process, so a write acknowledged by one replica is seen by the next
+  read on every replica without any cache to invalidate.
+- `await db.write(fn, **kw)` runs `fn` in one transaction on a writer thread (SQLite:
+  `BEGIN IMMEDIATE`, so replicas on one file queue on the busy timeout instead of failing;
+  synchronous=FULL, so an acknowledged write is on disk before the response is sent).
+
+Foreign exceptions are translated here, once: a unique-constraint violation becomes
+`Conflict`, an unreachable or locked database becomes `StorageUnavailable` (the HTTP layer
+answers 409 and 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+import threading
+import urllib.parse
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+from microforum.services.settings import sqlite_path
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+SQLITE_BUSY_TIMEOUT_MS = 5000
+PG_CONNECT_TIMEOUT = 5
+PG_THREADS = 4
+
+
+class Conflict(Exception):
+    """A write would break a uniqueness rule."""
+
+
+class StorageUnavailable(Exception):
+    """The database cannot be reached or stayed locked past the busy timeout."""
+
+
+class Conn(Protocol):
+    """What a storage function may do with its connection."""
+
+    dialect: str
+
+    def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+        """Run a query and return every row."""
+        ...
+
+    def one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
+        """Run a query and return its first row, or None."""
+        ...
+
+    def run(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """Run a statement and return the number of rows it changed."""
+        ...
+
+
+class Database(Protocol):
+    """A service's database: reads and transactional writes of storage functions."""
+
+    dialect: str
+
+    async def read(self, fn: Callable[..., T], /, **kw: Any) -> T:
+        """Run `fn(conn, **kw)` as a read."""
+        ...
+
+    async def write(self, fn: Callable[..., T], /, **kw: Any) -> T:
+        """Run `fn(conn, **kw)` in one transaction, off the event loop."""
+        ...
+
+    def write_now(self, fn: Callable[..., T], /, **kw: Any) -> T:
+        """Run `fn(conn, **kw)` in one transaction on the calling thread (start-up only)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and threads."""
+        ...
+
+
+# --- SQLite ---------------------------------------------------------------------------------
+
+
+class _SqliteConn:
+    dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+        return self._conn.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
+        row: Row | None = self._conn.execute(sql, params).fetchone()
+        return row
+
+    def run(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        return self._conn.execute(sql, params).rowcount
+
+
+def _sqlite_connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000
+    )
+    conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def _sqlite_errors(exc: sqlite3.Error) -> Exception:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return Conflict(str(exc))
+    if isinstance(exc, sqlite3.OperationalError):
+        return StorageUnavailable(f"sqlite: {exc}")
+    return exc
+
+
+class SqliteDatabase:
+    """One SQLite file in WAL mode: a reader connection for the loop, a writer thread."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        self._writer = _sqlite_connect(path)
+        self._reader = _SqliteConn(_sqlite_connect(path))
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+
+    def __repr__(self) -> str:
+        return f"SqliteDatabase({self.path!r})"
+
+    async def read(self, fn: Callable[..., T], /, **kw: Any) -> T:
+        try:
+            return fn(self._reader, **kw)
+        except sqlite3.Error as exc:
+            raise _sqlite_errors(exc) from exc
+
+    async def write(self, fn: Callable[..., T], /, **kw: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: self.write_now(fn, **kw))
+
+    def write_now(self, fn: Callable[..., T], /, **kw: Any) -> T:
+        conn = self._writer
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(_SqliteConn(conn), **kw)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise _sqlite_errors(exc) from exc
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._writer.close()
+        self._reader._conn.close()
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+
+class _PgConn:
+    dialect = "postgresql"
+    _converted: dict[str, str] = {}  # noqa: RUF012 - a process-wide cache of rewritten SQL
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    @classmethod
+    def _sql(cls, sql: str) -> str:
+        converted = cls._converted.get(sql)
+        if converted is None:
+            converted = cls._converted[sql] = sql.replace("?", "%s")
+        return converted
+
+    def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+        return list(self._conn.execute(self._sql(sql), params, prepare=True).fetchall())
+
+    def one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
+        row: Row | None = self._conn.execute(self._sql(sql), params, prepare=True).fetchone()
+        return row
+
+    def run(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        return int(self._conn.execute(self._sql(sql), params, prepare=True).rowcount)
+
+
+class PostgresDatabase:
+    """A PostgreSQL database reached by a few threads, each with its own connection."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self._psycopg = psycopg
+        self.url = url
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(PG_THREADS, thread_name_prefix="pg")
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"PostgresDatabase({_redact(self.url)!r})"
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.broken:
+            conn = self._psycopg.connect(
+                self.url, autocommit=True, connect_timeout=PG_CONNECT_TIMEOUT
+            )
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def _call(self, fn: Callable[..., T], kw: dict[str, Any], transaction: bool) -> T:
+        errors = self._psycopg.errors
+        try:
+            conn = self._conn()
+            if not transaction:
+                return fn(_PgConn(conn), **kw)
+            with conn.transaction():
+                return fn(_PgConn(conn), **kw)
+        except errors.UniqueViolation as exc:
+            raise Conflict(str(exc)) from exc
+        except self._psycopg.OperationalError as exc:
+            raise StorageUnavailable(f"postgresql: {str(exc).strip()}") from exc
+
+    async def read(self, fn: Callable[..., T], /, **kw: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._call, fn, kw, False)
+
+    async def write(self, fn: Callable[..., T], /, **kw: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._call, fn, kw, True)
+
+    def write_now(self, fn: Callable[..., T], /, **kw: Any) -> T:
+        return self._call(fn, kw, True)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        with self._lock:
+            for conn in self._all:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+
+def _redact(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def open_database(url: str) -> Database:
+    """Open the database a (validated) `sqlite:///...` or `postgresql://...` URL names."""
+    if url.startswith("sqlite:"):
+        return SqliteDatabase(sqlite_path(url))
+    return PostgresDatabase(url)
+
+
+def redact(url: str) -> str:
+    """`url` with its password hidden, for messages and logs."""
+    return _redact(url)
