@@ -28,5 +28,14 @@ lint: $(VENV)/.test
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 
+# Benchmarks against the original architecture (issue 6): bench/REPORT.md and its plots.
+bench: $(VENV)/.run
+	bench/setup.sh
+	$(BIN)/python bench/run.py
+
+bench-quick: $(VENV)/.run
+	bench/setup.sh
+	$(BIN)/python bench/run.py --quick
+
 clean:
 	rm -rf $(VENV) .microforum data

@@ -1,0 +1,117 @@
+# ruff: noqa: RUF001, RUF003  (× and – are the report's notation: "1.62× Koa")
+"""Scenario (b): load-balancer capacity, microforum vs nginx vs HAProxy, trivially fast backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from . import configs, procfs, stats
+from .core import BENCH, MICROFORUM, PYTHON, Case, Comparison, Context, command_available
+from .procs import Proc, free_port, repin, wait_ready
+
+CPU_GOAL = stats.Goal("at_most", 1.1, "≤ 1.1× HAProxy")
+P99_GOAL = stats.Goal("at_most", 1.0, "≤ 1.0× HAProxy (p99 no worse)")
+BACKEND = [PYTHON, str(BENCH / "backend.py")]
+
+
+def _backend(ctx: Context, cpu: str | None) -> tuple[Proc, int]:
+    port = free_port()
+    proc = ctx.start("backend", BACKEND, cpus=cpu, env={"PORT": str(port)})
+    wait_ready(port, ["/"], proc)
+    return proc, port
+
+
+def _nginx(ctx: Context, cpu: str | None, backend_port: int) -> tuple[Proc, int]:
+    port = free_port()
+    conf = ctx.tmp / "nginx-lb.conf"
+    conf.write_text(configs.nginx_conf(str(ctx.tmp), port, {"backend": backend_port}, {"/": "backend"}))
+    argv = ["nginx", "-p", str(ctx.tmp), "-e", str(ctx.tmp / "nginx-error.log"), "-c", str(conf)]
+    proc = ctx.start("nginx-lb", argv, cpus=cpu)
+    wait_ready(port, ["/"], proc)
+    return proc, port
+
+
+def _haproxy(ctx: Context, cpu: str | None, backend_port: int) -> tuple[Proc, int]:
+    port = free_port()
+    cfg = ctx.tmp / "haproxy.cfg"
+    cfg.write_text(configs.haproxy_cfg(port, backend_port))
+    proc = ctx.start("haproxy", ["haproxy", "-db", "-f", str(cfg)], cpus=cpu)
+    wait_ready(port, ["/"], proc)
+    return proc, port
+
+
+def start_up(ctx: Context, name: str, stack: dict[str, object], cpu: str | None) -> tuple[Proc, int]:
+    """`microforum up` on a generated stack file; (process, port) once it starts."""
+    port = int(stack["local"]["port"])  # type: ignore[index]
+    path = ctx.tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(stack, sort_keys=False))
+    argv = [MICROFORUM, "up", "--stack", str(path), "--port", str(port)]
+    return ctx.start(name, argv, cpus=cpu, cwd=str(ctx.tmp)), port
+
+
+def _microforum(ctx: Context, cpu: str | None, load_cpu: str | None) -> tuple[Proc, int, list[int]]:
+    data = ctx.tmp / "data-lb"
+    data.mkdir(exist_ok=True)
+    stack = configs.lb_stack(free_port(), str(data), BACKEND)
+    proc, port = start_up(ctx, "mf-lb", stack, cpu)
+    wait_ready(port, ["/"], proc)
+    backends = [p for p in proc.tree() if "backend.py" in procfs.read_cmdline(p)]
+    for pid in backends:
+        if load_cpu:
+            repin(pid, load_cpu)
+    return proc, port, backends
+
+
+def run(ctx: Context) -> None:
+    """Each load balancer on one core in front of the same backend code on the other core."""
+    lb_cpu, load_cpu = ctx.cpu_sets()
+    ctx.note(
+        "b",
+        f"load balancer pinned to CPU {lb_cpu}; backend ({Path(BACKEND[1]).name}, "
+        f"asyncio + uvloop) and wrk (-t1 -c{ctx.settings.connections}) to CPU {load_cpu}. "
+        "Every LB logs each request and keeps connections to the backend alive.",
+    )
+    backend, backend_port = _backend(ctx, load_cpu)
+    procs: list[Proc] = [backend]
+    lbs: dict[str, tuple[Proc, int, list[int]]] = {}
+    try:
+        for name, start in (("HAProxy", _haproxy), ("nginx", _nginx)):
+            proc, port = start(ctx, lb_cpu, backend_port)
+            procs.append(proc)
+            lbs[name] = (proc, port, [backend.pid])
+        missing = command_available("up")
+        if missing:
+            ctx.note("b", missing)
+        else:
+            try:
+                proc, port, backends = _microforum(ctx, lb_cpu, load_cpu)
+                procs.append(proc)
+                lbs["microforum"] = (proc, port, backends)
+            except RuntimeError as exc:
+                ctx.note("b", f"microforum up (LB stack) did not start: {exc}")
+        _measure_all(ctx, lbs, load_cpu)
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+
+
+def _measure_all(ctx: Context, lbs: dict[str, tuple[Proc, int, list[int]]], load_cpu: str | None) -> None:
+    for _, port, _ in lbs.values():
+        ctx.warm(f"http://127.0.0.1:{port}/", None, load_cpu, ctx.settings.connections)
+    cases = {name: Case("b", "GET / proxied", name, cpu_role="lb") for name in lbs}
+    for _ in range(ctx.settings.runs):
+        for name, (proc, port, backends) in lbs.items():
+            lb_pids = [p for p in proc.tree() if p not in backends]
+            roles = {"lb": lb_pids, "backend": backends}
+            ctx.measure(cases[name], f"http://127.0.0.1:{port}/", roles, load_cpu)
+    ctx.cases.extend(cases.values())
+    base = cases["HAProxy"]
+    ctx.comparisons.append(Comparison("b", "CPU per proxied request", cases["nginx"], base, "cpu"))
+    if "microforum" in cases:
+        mf = cases["microforum"]
+        ctx.comparisons.append(Comparison("b", "CPU per proxied request", mf, base, "cpu", CPU_GOAL))
+        ctx.comparisons.append(Comparison("b", "p99 latency at 64 connections", mf, base, "p99", P99_GOAL))
+        ctx.comparisons.append(Comparison("b", "req/s (LB on one core)", mf, base, "rps"))
+        ctx.comparisons.append(Comparison("b", "CPU per proxied request", mf, cases["nginx"], "cpu"))

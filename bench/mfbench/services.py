@@ -1,0 +1,97 @@
+# ruff: noqa: RUF001, RUF003  (× and – are the report's notation: "1.62× Koa")
+"""Scenario (a): one service process on one core, microforum vs Koa, every original read route."""
+
+from __future__ import annotations
+
+import subprocess
+
+from . import stats, wrk
+from .core import MICROFORUM, NODE_SERVER, READ_ROUTES, Case, Comparison, Context, command_available
+from .procs import Proc, free_port, http_get, wait_ready
+
+GOAL = stats.Goal("at_least", 1.5, "≥ 1.5× Koa")
+
+
+def serve_argv(service: str, port: int) -> list[str]:
+    """`microforum serve` for one process (one worker when the option exists)."""
+    argv = [MICROFORUM, "serve", service, "--port", str(port)]
+    helptext = subprocess.run([MICROFORUM, "serve", "--help"], capture_output=True, text=True).stdout
+    return [*argv, "--workers", "1"] if "--workers" in helptext else argv
+
+
+def _start_pair(ctx: Context, service: str, cpu: str | None) -> tuple[Proc, int, Proc | None, int]:
+    koa_port = free_port()
+    koa = ctx.start(f"koa-{service}", ["node", NODE_SERVER, service], cpus=cpu, env={"PORT": str(koa_port)})
+    wait_ready(koa_port, ["/"], koa)
+    missing = command_available("serve")
+    if missing:
+        ctx.note("a", missing)
+        return koa, koa_port, None, 0
+    port = free_port()
+    data = ctx.tmp / f"data-{service}"
+    data.mkdir(exist_ok=True)
+    mf = ctx.start(
+        f"mf-{service}", serve_argv(service, port), cpus=cpu, env={"DATA_DIR": str(data)}, cwd=str(data)
+    )
+    try:
+        wait_ready(port, ["/"], mf)
+    except RuntimeError as exc:
+        ctx.note("a", f"microforum serve {service} did not start: {exc}")
+        mf.stop()
+        return koa, koa_port, None, 0
+    return koa, koa_port, mf, port
+
+
+def _routes_ok(ctx: Context, port: int, routes: list[str], who: str) -> list[str]:
+    ok = []
+    for route in routes:
+        status, _ = http_get(port, route)
+        if status == 200:
+            ok.append(route)
+        else:
+            ctx.note("a", f"{who} GET {route} answered {status}: not measured")
+    return ok
+
+
+def run(ctx: Context) -> None:
+    """Measure every read route of every service, Koa and microforum alternating run by run."""
+    server_cpu, load_cpu = ctx.cpu_sets()
+    ctx.note(
+        "a",
+        f"server pinned to CPU {server_cpu}, wrk (-t1 -c{ctx.settings.connections}) "
+        f"to CPU {load_cpu}; runs alternate between the two systems",
+    )
+    for service, routes in READ_ROUTES.items():
+        koa, koa_port, mf, mf_port = _start_pair(ctx, service, server_cpu)
+        try:
+            systems = [("Koa", koa, koa_port)] + ([("microforum", mf, mf_port)] if mf else [])
+            for _, _, port in systems:
+                mix = ctx.script(f"mix-{service}.lua", wrk.rotate_script(routes))
+                ctx.warm(f"http://127.0.0.1:{port}/", mix, load_cpu, ctx.settings.connections)
+            measurable = _routes_ok(ctx, mf_port, routes, f"microforum {service}") if mf else []
+            for route in routes:
+                _measure_route(ctx, service, route, systems, route in measurable, load_cpu)
+        finally:
+            for proc in (koa, mf):
+                if proc:
+                    proc.stop()
+
+
+def _measure_route(
+    ctx: Context,
+    service: str,
+    route: str,
+    systems: list[tuple[str, Proc, int]],
+    mf_ok: bool,
+    load_cpu: str | None,
+) -> None:
+    subject = f"{service} GET {route}"
+    cases = {name: Case("a", subject, name) for name, _, _ in systems if name == "Koa" or mf_ok}
+    for _ in range(ctx.settings.runs):
+        for name, proc, port in systems:
+            if name in cases:
+                ctx.measure(cases[name], f"http://127.0.0.1:{port}{route}", {"server": proc.tree()}, load_cpu)
+    ctx.cases.extend(cases.values())
+    if "microforum" in cases:
+        ctx.comparisons.append(Comparison("a", subject, cases["microforum"], cases["Koa"], "rps", GOAL))
+        ctx.comparisons.append(Comparison("a", subject, cases["microforum"], cases["Koa"], "cpu"))
