@@ -89,10 +89,14 @@ class _Live:
 
 
 def service_env(service: Service, port: int, data_dir: Path, api_url: str) -> dict[str, str]:
-    """The environment a replica gets: PORT (+ DATA_DIR and API_URL for built-ins) + its own."""
+    """The environment a replica gets: PORT (+ HOST, DATA_DIR, API_URL for built-ins) + its own.
+
+    Built-ins listen on loopback only (HOST), keep their SQLite files under the stack's data
+    directory, and reach each other through the load balancer (API_URL), as on ECS.
+    """
     env = {"PORT": str(port)}
     if service.builtin:
-        env |= {"DATA_DIR": str(data_dir / "data"), "API_URL": api_url}
+        env |= {"HOST": HOST, "DATA_DIR": str(data_dir / "data"), "API_URL": api_url}
     return env | dict(service.environment)
 
 
