@@ -38,7 +38,7 @@ Local deviation (documented in README, spec `local.initial_health_check_interval
 target is `initial` it is checked every `initial_interval` (0.2 s by default) instead of every
 `interval` seconds, so `microforum up` is ready in about a second. So that the fast cadence does
 not make a slowly booting target unhealthy sooner than ALB would, an `initial` target turns
-unhealthy only once unhealthy_threshold × interval seconds have passed since registration with
+unhealthy only once unhealthy_threshold x interval seconds have passed since registration with
 failing checks (the time ALB would have needed). Outside `initial`, checks run every `interval`
 and the schedule does not drift with response time (ALB_SPEC B.1).
 """

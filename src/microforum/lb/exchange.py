@@ -1,0 +1,556 @@
+"""One request/response exchange through the load balancer.
+
+`route` decides (desync classification, limits, rule match, target choice) and prepares the
+bytes for the target; `start` acts once the exchange is first in its connection's queue; the
+target connection's parser events (`response_head`, `response_body`, `response_done`, and the
+failures) relay the answer to the client; `_finish` counts and logs it.
+
+Errors follow ALB (ALB_SPEC A.4, C): no registered target 503; refused, reset, closed early or
+malformed answer 502; no answer within the idle timeout (or no connection within 10 s) 504;
+TRACE 405; more than 30 X-Forwarded-For addresses 463; desync Severe 400 (then close).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import TYPE_CHECKING
+
+from microforum.lb import accesslog, desync, responses
+from microforum.lb import headers as hdr
+from microforum.lb.pool import spawn
+from microforum.lb.rules import RequestView, host_without_port, redirect_location
+from microforum.lb.targets import choose_weighted, sticky_group, sticky_set_cookies
+from microforum.spec.model import FixedResponse, Forward, Redirect
+
+if TYPE_CHECKING:
+    from microforum.lb.groups import GroupState
+    from microforum.lb.pool import BackendConnection, TargetPool
+    from microforum.lb.proxy import ClientConnection
+    from microforum.lb.targets import Slot
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_NONE, _RAW, _CHUNKED = 0, 1, 2  # how the response body is relayed to the client
+# Headers the routing/rewriting pass looks at (lower-case name -> slot in `found`).
+_WANTED = {b"host": 0, b"x-forwarded-for": 1, b"x-amzn-trace-id": 2, b"user-agent": 3,
+           b"connection": 4, b"expect": 5, b"cookie": 6, b"content-length": 7,
+           b"transfer-encoding": 8}  # fmt: skip
+
+
+class Exchange:
+    """A request from a client and the answer it gets (from a target or from the LB)."""
+
+    __slots__ = (
+        "action_name",
+        "body_seen",
+        "class_reason",
+        "classification",
+        "client",
+        "close_backend",
+        "close_client",
+        "conn",
+        "created",
+        "dispatched",
+        "error_reason",
+        "expect_continue",
+        "group",
+        "headers",
+        "host",
+        "is_head",
+        "local",
+        "method",
+        "out",
+        "out_size",
+        "pool",
+        "priority",
+        "received",
+        "redirect_url",
+        "replay",
+        "req_chunked",
+        "req_done",
+        "resp_at",
+        "resp_done",
+        "resp_mode",
+        "resp_started",
+        "retried",
+        "sent",
+        "sent_at",
+        "slot",
+        "started",
+        "status",
+        "sticky",
+        "target_status",
+        "tick",
+        "trace",
+        "until_close",
+        "url",
+        "user_agent",
+        "version",
+    )  # fmt: skip
+
+    def __init__(self, client: ClientConnection, method: bytes, url: bytes, version: str,
+                 headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:  # fmt: skip
+        self.client, self.method, self.url, self.version = client, method, url, version
+        self.headers = headers
+        self.is_head = method == b"HEAD"
+        self.close_client = not keep_alive
+        self.close_backend = False
+        self.created = time.time()
+        self.tick = client.ctx.tick
+        self.started = self.dispatched = self.req_done = self.resp_done = False
+        self.resp_started = self.body_seen = self.req_chunked = self.until_close = False
+        self.expect_continue = self.retried = False
+        self.local: bytes | None = None
+        self.group: GroupState | None = None
+        self.slot: Slot | None = None
+        self.pool: TargetPool | None = None
+        self.conn: BackendConnection | None = None
+        self.out: list[bytes] = []
+        self.out_size = self.received = self.sent = self.status = 0
+        self.resp_mode = _NONE
+        self.sent_at = self.resp_at = 0.0
+        self.replay: bytes | None = None
+        self.sticky: list[str] | None = None
+        self.target_status = self.priority = self.action_name = self.redirect_url = "-"
+        self.error_reason = self.class_reason = self.trace = "-"
+        self.classification = desync.COMPLIANT
+        self.host = self.user_agent = ""
+
+    def __repr__(self) -> str:
+        return (
+            f"<Exchange {self.method.decode(errors='replace')} {self.url.decode(errors='replace')} "
+            f"status={self.status or '-'} req_done={self.req_done} resp_done={self.resp_done}>"
+        )
+
+    @classmethod
+    def refused(cls, client: ClientConnection, url: bytes, headers: list[tuple[bytes, bytes]],
+                status: int, error_reason: str, classification: tuple[str, str]) -> Exchange:  # fmt: skip
+        """An exchange for bytes the parser refused: `status`, then the connection closes."""
+        ex = cls(client, b"-", url, "-", headers, keep_alive=False)
+        ex.classification, ex.class_reason = classification
+        ex.error_reason = error_reason or "-"
+        ex.req_done = True
+        ex._local(responses.error(status, client.ctx.date(), close=True), status)
+        return ex
+
+    # Deciding
+
+    def route(self) -> None:
+        """Classify, check limits, match a rule and prepare the response or the forward."""
+        ctx = self.client.ctx
+        found: list[list[bytes]] = [[], [], [], [], [], [], [], [], []]
+        size = len(self.url)
+        for name, value in self.headers:
+            size += len(name) + len(value) + 4
+            slot = _WANTED.get(name.lower())
+            if slot is not None:
+                found[slot].append(value)
+        self.received = size + len(self.method) + 13  # request line and head, as ALB counts
+        self.host = found[0][0].decode("latin-1") if found[0] else ""
+        self.user_agent = found[3][0].decode("latin-1") if found[3] else ""
+        self.classification, self.class_reason = desync.classify(
+            self.method, self.url, self.version, self.headers
+        )
+        decision = desync.decide(ctx.mode, self.classification)
+        if decision == desync.BLOCK:
+            self.close_client = True
+            self._error(400)
+            return
+        if decision == desync.ALLOW_THEN_CLOSE:  # defensive Ambiguous: forward, close both after
+            self.close_client = self.close_backend = True
+        if self.method == b"TRACE":
+            self._error(405)
+            return
+        if not found[0] and self.version == "1.1":  # RFC 9112 §3.2: Host is required
+            self._error(400)
+            return
+        xff, count = hdr.forwarded_for(found[1], self.client.peer_ip)
+        if count > hdr.MAX_XFF_ADDRESSES:
+            self._error(463)
+            return
+        path, _, query = self.url.partition(b"?")
+        view = RequestView(
+            self.method.decode("latin-1"), path.decode("latin-1"), query.decode("latin-1"),
+            self.host or None, self.headers, self.client.peer_ip, "http", ctx.port,
+        )  # fmt: skip
+        priority, action = ctx.router.match(view)
+        self.priority = str(priority)
+        if isinstance(action, Forward):
+            self._prepare_forward(action, found, xff, size)
+        elif isinstance(action, FixedResponse):
+            self.action_name = "fixed-response"
+            data = responses.fixed(action, ctx.date(), close=self.close_client, head_only=self.is_head)
+            self._local(data, action.status_code)
+        elif isinstance(action, Redirect):
+            self.action_name = "redirect"
+            self.redirect_url = redirect_location(action, view)
+            status = 301 if action.status_code == "HTTP_301" else 302
+            data = responses.redirect(status, self.redirect_url, ctx.date(), close=self.close_client,
+                                      head_only=self.is_head)  # fmt: skip
+            self._local(data, status)
+
+    def _prepare_forward(self, action: Forward, found: list[list[bytes]], xff: str, size: int) -> None:
+        ctx = self.client.ctx
+        self.action_name = "forward"
+        groups = action.target_groups
+        if len(groups) == 1:
+            name = groups[0].name
+        else:
+            cookie = b"; ".join(found[6]).decode("latin-1") if found[6] else None
+            sticky = sticky_group(cookie, groups) if action.stickiness_duration else None
+            name = sticky or choose_weighted(groups, random.random())
+            if action.stickiness_duration:
+                expires = responses.http_date(time.time() + action.stickiness_duration)
+                self.sticky = sticky_set_cookies(name, action.stickiness_duration, expires)
+        self.group = group = ctx.groups[name]
+        picked = group.pick()
+        if picked is None:  # "The target groups for the load balancer have no registered targets."
+            self._error(503)
+            return
+        self.slot, self.pool = picked
+        self.slot.outstanding += 1
+        incoming_trace = found[2][0].decode("latin-1") if found[2] else None
+        new_id = hdr.new_trace_id(int(self.created), random.getrandbits(96))
+        self.trace = hdr.trace_id(incoming_trace, new_id, size)
+        if found[8]:
+            framing = b"Transfer-Encoding: chunked\r\n"
+            self.req_chunked = True
+        elif found[7]:
+            framing = b"Content-Length: %s\r\n" % found[7][0].strip()
+        else:
+            framing = b""
+        if found[5] and found[5][0].strip().lower() == b"100-continue" and self.version == "1.1":
+            self.expect_continue = True
+        extra = b"X-Forwarded-For: %s\r\n%sX-Amzn-Trace-Id: %s\r\n%s\r\n" % (
+            xff.encode("latin-1"), ctx.forwarded_static, self.trace.encode("latin-1"), framing,
+        )  # fmt: skip
+        drop = hdr.connection_tokens(found[4]) if found[4] else frozenset()
+        line = b"%s %s HTTP/1.1\r\n" % (self.method, self.url)
+        self.out.append(hdr.request_head(line, self.headers, extra, drop_invalid=ctx.drop_invalid,
+                                         also_drop=drop))  # fmt: skip
+
+    def _local(self, data: bytes, status: int) -> None:
+        self.local, self.status = data, status
+
+    def _error(self, status: int) -> None:
+        ctx = self.client.ctx
+        (self.group.metrics if self.group else ctx.metrics).elb_response(status)
+        data = responses.error(status, ctx.date(), close=self.close_client, head_only=self.is_head)
+        self._local(data, status)
+
+    # Acting
+
+    def start(self) -> None:
+        """Run the decision: write a local response, or get a target connection."""
+        if self.started:
+            return
+        self.started = True
+        if self.local is not None:
+            self._respond_locally()
+            return
+        if self.pool is None:
+            return
+        if self.expect_continue and not self.req_done:
+            self.client.write(CONTINUE)  # ALB answers 100 Continue itself (ALB_SPEC D.4)
+        conn = self.pool.take()
+        if conn is not None:
+            self._attach(conn)
+        else:
+            spawn(self._connect())
+
+    def _respond_locally(self) -> None:
+        data = self.local or b""
+        self.client.write(data)
+        self.sent += len(data)
+        if self.group is None and self.status < 400:
+            self.client.ctx.metrics.requests += 1  # fixed-response and redirect: LB-wide count
+        self._finish()
+
+    async def _connect(self) -> None:
+        assert self.pool is not None
+        try:
+            conn = await self.pool.connect()
+        except (TimeoutError, OSError) as exc:
+            if not self.resp_done:
+                self.error_reason = "TargetConnectionError"
+                self._target_failed(504 if isinstance(exc, asyncio.TimeoutError) else 502)
+            return
+        if self.resp_done:  # the client went away meanwhile
+            self.pool.give_back(conn)
+            return
+        self._attach(conn)
+
+    def _attach(self, conn: BackendConnection) -> None:
+        self.conn = conn
+        conn.exchange = self
+        self.flush()
+
+    def flush(self) -> None:
+        """Send what the parser has accepted so far to the target."""
+        conn = self.conn
+        if conn is None or not self.out:
+            return
+        if self.req_chunked and not self.body_seen and not self.req_done:
+            return  # hold a chunked request's head until its first chunk parsed cleanly
+        data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
+        self.out = []
+        self.out_size = 0
+        if not self.dispatched:
+            self.dispatched = True
+            self.sent_at = time.time()
+            self.tick = self.client.ctx.tick
+            if conn.reused and self.req_done:
+                self.replay = data  # a stale keep-alive connection may be retried once
+        conn.send(data)
+        self.client.resume_reading("buffer")
+
+    def request_body(self, body: bytes) -> None:
+        """A piece of the request body (de-chunked by the parser)."""
+        self.received += len(body)
+        if self.resp_done or self.pool is None:
+            return  # answered already (or never forwarded): the rest is read and dropped
+        self.body_seen = True
+        self.out.append(b"%x\r\n%s\r\n" % (len(body), body) if self.req_chunked else body)
+        self.out_size += len(body)
+        if self.conn is None and self.out_size > 1024 * 1024:
+            self.client.pause_reading("buffer")
+
+    def request_complete(self) -> None:
+        """The parser saw the end of the request."""
+        self.req_done = True
+        if self.req_chunked and not self.resp_done and self.pool is not None:
+            self.out.append(b"0\r\n\r\n")
+        if self.resp_done:
+            self.client.exchange_done(self)
+
+    # Relaying the target's answer
+
+    def touch(self) -> None:
+        self.tick = self.client.ctx.tick
+
+    def response_head(self, conn: BackendConnection, status: int, reason: bytes,
+                      headers: list[tuple[bytes, bytes]]) -> None:  # fmt: skip
+        self.resp_started = True
+        self.resp_at = time.time()
+        self.status = status
+        self.target_status = str(status)
+        length: bytes | None = None
+        chunked = False
+        for name, value in headers:
+            lower = name.lower()
+            if lower == b"content-length":
+                length = value
+            elif lower == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+        extra: list[bytes] = []
+        if self.is_head or status in (204, 304):
+            if length is not None:
+                extra.append(b"Content-Length: %s\r\n" % length)
+        elif chunked:
+            self.resp_mode = _CHUNKED
+            extra.append(b"Transfer-Encoding: chunked\r\n")
+        elif length is not None:
+            self.resp_mode = _RAW
+            extra.append(b"Content-Length: %s\r\n" % length)
+        else:  # delimited by the target closing: re-chunk for HTTP/1.1 clients
+            self.until_close = True
+            if self.version == "1.1":
+                self.resp_mode = _CHUNKED
+                extra.append(b"Transfer-Encoding: chunked\r\n")
+            else:
+                self.resp_mode = _RAW
+                self.close_client = True
+        if self.sticky:
+            extra.extend(b"Set-Cookie: %s\r\n" % c.encode("latin-1") for c in self.sticky)
+        if self.close_client:
+            extra.append(b"Connection: close\r\n")
+        elif self.version == "1.0":
+            extra.append(b"Connection: keep-alive\r\n")
+        extra.append(b"\r\n")
+        line = b"HTTP/1.1 %d %s\r\n" % (status, reason)
+        head = hdr.response_head(line, headers, b"".join(extra))
+        self.client.write(head)
+        self.sent += len(head)
+        if self.is_head:  # llhttp would wait for a HEAD response's body: we know there is none
+            conn.reset_parser = True
+            self.response_done(conn, conn.parser.should_keep_alive())
+
+    def response_body(self, body: bytes) -> None:
+        data = b"%x\r\n%s\r\n" % (len(body), body) if self.resp_mode == _CHUNKED else body
+        self.client.write(data)
+        self.sent += len(data)
+
+    def response_done(self, conn: BackendConnection, keep_alive: bool) -> None:
+        """The target's answer is complete."""
+        if self.resp_done:
+            return
+        if self.resp_mode == _CHUNKED:
+            self.client.write(b"0\r\n\r\n")
+            self.sent += 5
+        conn.exchange = None
+        self.conn = None
+        if keep_alive and self.req_done and not self.close_backend and self.pool is not None:
+            self.pool.give_back(conn)
+        else:
+            conn.close()
+        if self.group is not None:
+            self.group.metrics.target_response(self.status, self.resp_at - self.sent_at)
+        self._finish()
+
+    def backend_lost(self, conn: BackendConnection) -> None:
+        """The target connection closed while this exchange was using it."""
+        self.conn = None
+        if self.resp_done:
+            return
+        if self.resp_started:
+            if self.until_close:
+                self.response_done(conn, keep_alive=False)
+            else:
+                self._abort_client("TargetResponseTruncated")
+            return
+        if conn.reused and self.replay is not None and not self.retried:
+            # The target closed an idle keep-alive connection as we reused it (ALB_SPEC D.6's
+            # race); the request was sent whole and nothing came back: try once more.
+            self.retried, self.dispatched = True, False
+            self.out = [self.replay]
+            spawn(self._connect())
+            return
+        self.error_reason = "TargetConnectionError"
+        self._target_failed(502)
+
+    def backend_failed(self, conn: BackendConnection, why: str) -> None:
+        """The target answered with something that is not HTTP (or a head over 32 K)."""
+        conn.exchange = None
+        self.conn = None
+        if self.resp_done:
+            return
+        if self.resp_started:
+            self._abort_client("TargetResponseMalformed")
+            return
+        self.error_reason = "TargetResponseMalformed"
+        self._target_failed(502)
+
+    def _target_failed(self, status: int) -> None:
+        if self.conn is not None:
+            self.conn.exchange = None
+            self.conn.abort()
+            self.conn = None
+        ctx = self.client.ctx
+        self.target_status = "-"
+        self.status = status
+        if self.group is not None:
+            self.group.metrics.elb_response(status)
+        self.client.write(responses.error(status, ctx.date(), close=self.close_client,
+                                          head_only=self.is_head))  # fmt: skip
+        self._finish()
+
+    def _abort_client(self, reason: str) -> None:
+        """The answer had begun and cannot be completed: cut the client connection."""
+        self.error_reason = reason
+        self.close_client = True
+        if self.group is not None:
+            self.group.metrics.target_response(self.status, time.time() - self.sent_at)
+        transport = self.client.transport
+        self._finish()
+        if transport is not None:
+            transport.abort()
+
+    # Ending
+
+    def sweep(self, idle_ticks: int) -> None:
+        """The idle timeout: no byte from the target (or the client) for that long."""
+        ctx = self.client.ctx
+        if not self.started or (self.resp_done and ctx.tick - self.client.last_tick < idle_ticks):
+            return
+        if self.resp_done:
+            self.client.close()
+        elif ctx.tick - max(self.tick, self.client.last_tick) >= idle_ticks:
+            if self.resp_started:
+                self._abort_client("TargetTimeout")
+            else:
+                self.error_reason = "TargetTimeout"
+                self._target_failed(504)
+
+    def client_gone(self) -> None:
+        """The client closed its connection (ALB logs 460 if we were still waiting)."""
+        if self.resp_done:
+            return
+        if self.conn is not None:
+            self.conn.exchange = None
+            self.conn.abort()
+            self.conn = None
+        if self.started:
+            self.status = 460
+            self._finish(notify=False)
+        else:
+            self.resp_done = True
+            self._release_slot()
+
+    def abort_midway(self, status: int, classification: tuple[str, str]) -> None:
+        """The parser refused the request after part of it went to the target."""
+        if classification[0] != "-":
+            self.classification, self.class_reason = classification
+        self.close_client = True
+        self.req_done = True
+        if self.conn is not None:
+            self.conn.exchange = None
+            self.conn.abort()  # the target saw a truncated request on a connection never reused
+            self.conn = None
+        if self.resp_done:
+            self.client.close()
+        elif self.resp_started:
+            self._abort_client("ClientRequestMalformed")
+        else:
+            self.target_status = "-"
+            self.status = status
+            self.client.write(responses.error(status, self.client.ctx.date(), close=True))
+            self._finish()
+
+    def pause_backend(self) -> None:
+        if self.conn is not None:
+            self.conn.pause_reading()
+
+    def resume_backend(self) -> None:
+        if self.conn is not None:
+            self.conn.resume_reading()
+
+    def _release_slot(self) -> None:
+        if self.slot is not None:
+            self.slot.outstanding -= 1
+            self.slot = None
+
+    def _finish(self, notify: bool = True) -> None:
+        self.resp_done = True
+        target = self.slot.target if self.slot is not None else None
+        self._release_slot()
+        self._log(f"{target.host}:{target.port}" if target and self.dispatched else "-")
+        if notify and (self.req_done or self.close_client):
+            self.client.exchange_done(self)
+
+    def _log(self, target: str) -> None:
+        ctx = self.client.ctx
+        if ctx.log.stream is None:
+            return
+        now = time.time()
+        if self.dispatched:
+            resp_at = self.resp_at or now
+            times = (self.sent_at - self.created, resp_at - self.sent_at, now - resp_at)
+        else:
+            times = (-1.0, -1.0, -1.0)
+        if self.method == b"-":
+            request = "- - - "
+        else:
+            host = host_without_port(self.host) or "-"
+            request = (f"{self.method.decode('latin-1')} http://{host}:{ctx.port}"
+                       f"{self.url.decode('latin-1')} HTTP/{self.version}")  # fmt: skip
+        ctx.log.add(accesslog.line(
+            ctx.log.clock, elb=ctx.elb, client=f"{self.client.peer_ip}:{self.client.peer_port}",
+            target=target, times=times, elb_status=self.status, target_status=self.target_status,
+            received=self.received, sent=self.sent, request=request, user_agent=self.user_agent,
+            target_group=accesslog.target_group_arn(ctx.stack_name, self.group.name) if self.group else "-",
+            trace=self.trace, priority=self.priority, created=self.created, sent_at=now,
+            action=self.action_name, redirect_url=self.redirect_url, error_reason=self.error_reason,
+            classification=self.classification, classification_reason=self.class_reason,
+            conn_trace=self.client.conn_trace,
+        ))  # fmt: skip

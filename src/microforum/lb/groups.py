@@ -1,0 +1,74 @@
+"""A target group's live table: slots, health trackers, connection pools and figures.
+
+Shared by the balancer facade (registration, health checks, draining) and the proxy (picking a
+target per request). Decisions are delegated to the pure modules `targets` and `health`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from microforum.lb.health import HEALTHY, HealthTracker
+from microforum.lb.metrics import Metrics
+from microforum.lb.pool import TargetPool
+from microforum.lb.targets import Slot, Target, choose
+from microforum.spec.model import TargetGroup
+
+
+class GroupState:
+    """One target group as the local ALB runs it."""
+
+    def __init__(self, spec: TargetGroup) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.slots: list[Slot] = []
+        self.by_target: dict[Target, tuple[Slot, HealthTracker, TargetPool]] = {}
+        self.metrics = Metrics()
+        self.counter = 0
+
+    def __repr__(self) -> str:
+        return f"<GroupState {self.name} slots={self.slots!r}>"
+
+    def add(self, target: Target, tracker: HealthTracker) -> Slot:
+        """Register `target` (replacing a previous registration of the same target)."""
+        self.remove(target)
+        slot = Slot(target)
+        self.slots.append(slot)
+        self.by_target[target] = (slot, tracker, TargetPool(target))
+        return slot
+
+    def remove(self, target: Target) -> None:
+        """Forget `target`; its idle connections are closed, busy ones aborted."""
+        entry = self.by_target.pop(target, None)
+        if entry is not None:
+            slot, _, pool = entry
+            if slot in self.slots:
+                self.slots.remove(slot)
+            pool.close(abort_busy=True)
+
+    def pick(self) -> tuple[Slot, TargetPool] | None:
+        """The slot and pool for a new request, or None (no registered live target: 503)."""
+        self.counter += 1
+        slot = choose(self.slots, self.spec.algorithm, self.counter)
+        if slot is None:
+            return None
+        return slot, self.by_target[slot.target][2]
+
+    def sync_health(self, target: Target) -> None:
+        """Copy the tracker's verdict into the routing slot."""
+        entry = self.by_target.get(target)
+        if entry is not None:
+            slot, tracker, _ = entry
+            slot.healthy = tracker.state == HEALTHY
+
+    def describe(self) -> dict[str, Any]:
+        """Targets with state, reason, description, last failure; and the figures."""
+        targets = []
+        for target, (slot, tracker, _pool) in self.by_target.items():
+            targets.append({
+                "id": target.id, "host": target.host, "port": target.port,
+                "state": tracker.state, "reason": tracker.reason,
+                "description": tracker.description, "last_failure": tracker.last_failure,
+                "in_flight": slot.outstanding,
+            })  # fmt: skip
+        return {"targets": targets, "metrics": self.metrics.snapshot()}

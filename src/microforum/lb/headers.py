@@ -1,0 +1,121 @@
+"""Request and response head rewriting as ALB does it: XFF, X-Forwarded-*, trace id, hop-by-hop.
+
+Pure functions from parsed header pairs (raw bytes, as the parser gave them) to the bytes sent on.
+
+- X-Forwarded-For: the client's address is appended to what the client sent (`append` mode,
+  the default; ", " separator); more than 30 addresses is refused with 463 (ALB_SPEC D.1, C).
+- X-Forwarded-Proto and X-Forwarded-Port: overwritten with the listener's (ALB_SPEC D.2).
+- X-Amzn-Trace-Id: created, or `Self` inserted/updated, as in `trace_id` below (ALB_SPEC D.3).
+- Host is passed through unchanged (ALB's `preserve_host_header`; the brief asks Host to be
+  preserved so services see what the client sent).
+- Hop-by-hop headers (RFC 9110 §7.6.1: Connection and the headers it names, Keep-Alive,
+  Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade) are not forwarded; the body's
+  framing is re-written by the proxy. `Expect` is not forwarded: ALB answers 100 Continue itself.
+- With `drop_invalid_header_fields` (ALB attribute), names outside `[-A-Za-z0-9]` are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+MAX_XFF_ADDRESSES = 30  # more gives 463 (ALB troubleshooting §463)
+TRACE_REWRITE_LIMIT = 7 * 1024  # headers over 7 KB: trace header reduced to Root (D.3)
+
+_DROP_ALWAYS = frozenset({
+    b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
+    b"upgrade", b"expect", b"content-length", b"x-forwarded-for", b"x-forwarded-proto",
+    b"x-forwarded-port", b"x-amzn-trace-id",
+})  # fmt: skip
+_RESPONSE_DROP = frozenset({
+    b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
+    b"upgrade", b"content-length",
+})  # fmt: skip
+_INVALID_NAME = re.compile(rb"[^-A-Za-z0-9]").search
+_TRACE_ID = re.compile(r"^1-[0-9a-f]{8}-[0-9a-f]{24}$")
+
+
+def new_trace_id(epoch_seconds: int, random96: int) -> str:
+    """An X-Ray id: `1-` + 8 hex digits of epoch seconds + `-` + 24 hex random digits."""
+    return f"1-{epoch_seconds & 0xFFFFFFFF:08x}-{random96 & ((1 << 96) - 1):024x}"
+
+
+def is_trace_id(value: str) -> bool:
+    """Whether `value` has the shape of an X-Ray trace id."""
+    return _TRACE_ID.match(value) is not None
+
+
+def trace_id(incoming: str | None, new_id: str, headers_size: int = 0) -> str:
+    """The X-Amzn-Trace-Id value to forward (ALB_SPEC D.3).
+
+    Absent: `Root=<new>`. With `Self`: its value is replaced. With `Root` but no `Self`:
+    `Self=<new>` is put in front. Unknown fields are kept. Headers over 7 KB: only a `Root`.
+    ⚠ A header with neither Root nor Self (not documented) gets `Root=<new>` in front.
+    """
+    if incoming is None:
+        return f"Root={new_id}"
+    fields = [f.strip() for f in incoming.split(";") if f.strip()]
+    names = [f.partition("=")[0] for f in fields]
+    if headers_size > TRACE_REWRITE_LIMIT:
+        root = next((f for f in fields if f.startswith("Root=")), f"Root={new_id}")
+        return root
+    if "Self" in names:
+        fields[names.index("Self")] = f"Self={new_id}"
+        return ";".join(fields)
+    if "Root" in names:
+        return ";".join([f"Self={new_id}", *fields])
+    return ";".join([f"Root={new_id}", *fields])
+
+
+def forwarded_for(incoming: Sequence[bytes], client_ip: str) -> tuple[str, int]:
+    """(X-Forwarded-For value, number of addresses in it) in `append` mode."""
+    parts = [p.strip() for value in incoming for p in value.decode("latin-1").split(",")]
+    parts = [p for p in parts if p]
+    parts.append(client_ip)
+    return ", ".join(parts), len(parts)
+
+
+def connection_tokens(values: Sequence[bytes]) -> frozenset[bytes]:
+    """Lower-cased header names listed in Connection headers (hop-by-hop by declaration)."""
+    return frozenset(t.strip().lower() for v in values for t in v.split(b",") if t.strip())
+
+
+def request_head(
+    request_line: bytes,
+    headers: Sequence[tuple[bytes, bytes]],
+    extra: bytes,
+    *,
+    drop_invalid: bool,
+    also_drop: frozenset[bytes] = frozenset(),
+) -> bytes:
+    """The head sent to the target: kept headers, then `extra` (our X-Forwarded-*, trace id,
+    framing lines, each ending CRLF), then the blank line."""
+    out = [request_line]
+    for name, value in headers:
+        lower = name.lower()
+        if lower in _DROP_ALWAYS or lower in also_drop:
+            continue
+        if drop_invalid and _INVALID_NAME(name) is not None:
+            continue
+        out.append(b"%s: %s\r\n" % (name, value))
+    out.append(extra)
+    return b"".join(out)
+
+
+def response_head(
+    status_line: bytes, headers: Sequence[tuple[bytes, bytes]], extra: bytes
+) -> bytes:
+    """The head sent to the client: the target's headers minus hop-by-hop ones, then `extra`
+    (framing, Connection, cookies) and the blank line."""
+    out = [status_line]
+    also: frozenset[bytes] = frozenset()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            also = also | connection_tokens([value])
+    for name, value in headers:
+        lower = name.lower()
+        if lower in _RESPONSE_DROP or lower in also:
+            continue
+        out.append(b"%s: %s\r\n" % (name, value))
+    out.append(extra)
+    return b"".join(out)

@@ -1,0 +1,67 @@
+"""ALB's CloudWatch figures per target group, kept locally (for `microforum status`).
+
+RequestCount, HTTPCode_Target_{2,3,4,5}XX_Count, HTTPCode_ELB_{4,5}XX_Count and
+TargetResponseTime percentiles (p50, p99) over the most recent `WINDOW` responses.
+"""
+
+from __future__ import annotations
+
+from array import array
+from typing import Any
+
+WINDOW = 4096
+
+
+class Metrics:
+    """Counters for one target group (or for the load balancer as a whole)."""
+
+    __slots__ = ("_next", "elb_4xx", "elb_5xx", "requests", "target", "times")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.target = [0, 0, 0, 0, 0, 0]  # index = status // 100
+        self.elb_4xx = 0
+        self.elb_5xx = 0
+        self.times = array("d")
+        self._next = 0
+
+    def target_response(self, status: int, seconds: float) -> None:
+        """A response that came from a target, `seconds` after the request was sent to it."""
+        self.requests += 1
+        self.target[status // 100 if 100 <= status < 600 else 5] += 1
+        if len(self.times) < WINDOW:
+            self.times.append(seconds)
+        else:
+            self.times[self._next] = seconds
+            self._next = (self._next + 1) % WINDOW
+
+    def elb_response(self, status: int) -> None:
+        """A response the load balancer generated itself."""
+        self.requests += 1
+        if status >= 500:
+            self.elb_5xx += 1
+        elif status >= 400:
+            self.elb_4xx += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """The figures as JSON-able data; response times in seconds (None before any)."""
+        ordered = sorted(self.times)
+        return {
+            "RequestCount": self.requests,
+            "HTTPCode_Target_2XX_Count": self.target[2],
+            "HTTPCode_Target_3XX_Count": self.target[3],
+            "HTTPCode_Target_4XX_Count": self.target[4],
+            "HTTPCode_Target_5XX_Count": self.target[5],
+            "HTTPCode_ELB_4XX_Count": self.elb_4xx,
+            "HTTPCode_ELB_5XX_Count": self.elb_5xx,
+            "TargetResponseTime_p50": percentile(ordered, 50),
+            "TargetResponseTime_p99": percentile(ordered, 99),
+        }
+
+
+def percentile(ordered: list[float], pct: float) -> float | None:
+    """The nearest-rank percentile of an ascending list (None when empty)."""
+    if not ordered:
+        return None
+    rank = max(1, -(-len(ordered) * pct // 100))
+    return ordered[int(rank) - 1]

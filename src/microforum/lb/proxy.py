@@ -1,0 +1,282 @@
+"""One asyncio protocol per client connection: parse requests with httptools, hand each to an
+`Exchange`, keep them in order (pipelining), apply ALB's size limits, timeouts and flow control.
+
+Per connection, requests are answered strictly in order. A request arriving while another is
+in flight waits in `queue` and reading pauses until the queue drains, so a pipelining client
+cannot make us buffer without bound. Data reaches a target only after the parser accepted the
+bytes that carried it (see `data_received`): malformed HTTP never reaches a target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import httptools
+
+from microforum.lb import desync, responses
+from microforum.lb.exchange import Exchange
+
+if TYPE_CHECKING:
+    from microforum.lb.accesslog import AccessLog
+    from microforum.lb.groups import GroupState
+    from microforum.lb.metrics import Metrics
+    from microforum.lb.rules import Router
+
+# ALB's hard limits (ALB_SPEC D.5): request line 16 K, one header 16 K, whole head 64 K -> 400.
+MAX_REQUEST_LINE = 16 * 1024
+MAX_HEADER = 16 * 1024
+MAX_HEAD = 64 * 1024
+MAX_PENDING_BODY = 1024 * 1024  # buffered while the target connection opens; then we pause
+
+_conn_ids = itertools.count(1)
+log = logging.getLogger("microforum.lb")
+
+
+class ProxyContext:
+    """What every connection shares: routing, groups, modes, log, figures, the clock tick."""
+
+    def __init__(self, router: Router, groups: dict[str, GroupState], *, mode: str,
+                 drop_invalid: bool, idle_timeout: float, log: AccessLog, metrics: Metrics,
+                 elb: str, stack_name: str) -> None:  # fmt: skip
+        self.router, self.groups, self.mode = router, groups, mode
+        self.drop_invalid, self.idle_timeout = drop_invalid, idle_timeout
+        self.log, self.metrics, self.elb, self.stack_name = log, metrics, elb, stack_name
+        self.port = 0
+        self.forwarded_static = b""  # X-Forwarded-Proto/-Port lines, set once the port is bound
+        self.tick = 0  # advanced by the balancer's sweeper every TICK seconds
+        self.connections: set[ClientConnection] = set()
+        self.accepting = True
+        self._date_second, self._date = -1, ""
+
+    def date(self) -> str:
+        """The Date header value, formatted once per second."""
+        now = int(time.time())
+        if now != self._date_second:
+            self._date_second, self._date = now, responses.http_date(now)
+        return self._date
+
+    def bound(self, port: int) -> None:
+        self.port = port
+        self.forwarded_static = b"X-Forwarded-Proto: http\r\nX-Forwarded-Port: %d\r\n" % port
+
+
+class ClientConnection(asyncio.Protocol):
+    """A client's connection to the listener."""
+
+    def __init__(self, ctx: ProxyContext) -> None:
+        # Per-connection state
+        self.ctx = ctx
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        # Let Content-Length + Transfer-Encoding through to the desync classifier
+        # (BothTeClPresent is Ambiguous, not a parse error, in ALB's model).
+        self.parser.set_dangerous_leniencies(lenient_chunked_length=True)
+        self.peer_ip, self.peer_port = "-", 0
+        self.queue: deque[Exchange] = deque()
+        self.pauses: set[str] = set()
+        self.closing = False
+        self.last_tick = ctx.tick
+        self.conn_trace = f"TID_{os.urandom(16).hex()}"
+        self.conn_id = next(_conn_ids)
+        # Per-request (parsing) state
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_bytes = 0
+        self.in_head = False
+        self.current: Exchange | None = None
+
+    def __repr__(self) -> str:
+        return f"<ClientConnection #{self.conn_id} {self.peer_ip}:{self.peer_port} queue={len(self.queue)}>"
+
+    # Protocol interface
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer_ip, self.peer_port = peer[0], peer[1]
+        self.ctx.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.last_tick = self.ctx.tick
+        if self.in_head or self.current is None:
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEAD + MAX_REQUEST_LINE:
+                self.fail(400, "RequestHeaderTooLarge")
+                return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.closing_after_current()  # Upgrade (WebSocket) is not proxied: answer, then close
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _Oversized):
+                self.fail(400, cause.args[0])
+            elif isinstance(exc, httptools.HttpParserCallbackError) and cause is not None:
+                log.error("load balancer bug while handling a request", exc_info=cause)
+                self.fail(500, "InternalError")
+            else:
+                self.fail(400, "", parse_error=str(exc))
+            return
+        if self.queue:
+            self.queue[0].flush()
+
+    def eof_received(self) -> bool | None:
+        # A half-close: finish the answers in flight, then close (HTTP/1.1 has no half-close use).
+        if not self.queue:
+            return None
+        self.closing_after_current()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.ctx.connections.discard(self)
+        while self.queue:
+            self.queue.popleft().client_gone()
+        if self.current is not None:
+            self.current.client_gone()
+            self.current = None
+
+    def pause_writing(self) -> None:
+        if self.queue:
+            self.queue[0].pause_backend()
+
+    def resume_writing(self) -> None:
+        if self.queue:
+            self.queue[0].resume_backend()
+
+    # Parser callbacks
+
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.headers = []
+        self.in_head = True
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > MAX_REQUEST_LINE:
+            raise _Oversized("RequestLineTooLarge")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(name) + len(value) > MAX_HEADER:
+            raise _Oversized("RequestHeaderTooLarge")
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        if self.closing:
+            return
+        self.in_head = False
+        self.head_bytes = 0
+        parser = self.parser
+        exchange = Exchange(
+            self, parser.get_method(), self.url, parser.get_http_version(), self.headers,
+            parser.should_keep_alive(),
+        )  # fmt: skip
+        self.current = exchange
+        self.queue.append(exchange)
+        exchange.route()
+        if len(self.queue) == 1:
+            exchange.start()
+        else:  # pipelined behind a request still in flight: stop reading until it is done
+            self.pause_reading("pipeline")
+
+    def on_body(self, body: bytes) -> None:
+        if self.current is not None:
+            self.current.request_body(body)
+
+    def on_message_complete(self) -> None:
+        exchange, self.current = self.current, None
+        if exchange is not None:
+            exchange.request_complete()
+
+    # Used by exchanges
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closing:
+            self.transport.write(data)
+
+    def exchange_done(self, exchange: Exchange) -> None:
+        """`exchange` answered (and, unless closing, read whole): move on to the next."""
+        if not self.queue or self.queue[0] is not exchange:
+            return
+        self.queue.popleft()
+        if exchange.close_client:
+            self.close()
+            return
+        if self.queue:
+            self.queue[0].start()
+            if self.queue:
+                self.queue[0].flush()
+        if len(self.queue) <= 1:
+            self.resume_reading("pipeline")
+
+    def closing_after_current(self) -> None:
+        if self.queue:
+            self.queue[-1].close_client = True
+        else:
+            self.close()
+
+    def fail(self, status: int, error_reason: str, parse_error: str = "") -> None:
+        """Answer a request the parser refused with `status`, then close; nothing is forwarded."""
+        classification = desync.classify_parse_error(parse_error) if parse_error else ("-", "-")
+        bad = self.current
+        self.current = None
+        if bad is not None and bad.dispatched:  # refused mid-body: the target must not reuse it
+            bad.abort_midway(status, classification)
+        else:
+            if bad is not None:
+                self.queue.remove(bad)
+            error = Exchange.refused(self, self.url, self.headers, status, error_reason, classification)
+            self.queue.append(error)
+            if len(self.queue) == 1:
+                error.start()
+        self.pause_reading("closing")
+
+    def pause_reading(self, reason: str) -> None:
+        if not self.pauses and self.transport is not None:
+            self.transport.pause_reading()
+        self.pauses.add(reason)
+
+    def resume_reading(self, reason: str) -> None:
+        if reason in self.pauses:
+            self.pauses.discard(reason)
+            if not self.pauses and self.transport is not None and not self.closing:
+                self.transport.resume_reading()
+
+    def pause_reading_for_backend(self) -> None:
+        self.pause_reading("backend")
+
+    def resume_reading_for_backend(self) -> None:
+        self.resume_reading("backend")
+
+    def close(self) -> None:
+        if not self.closing and self.transport is not None:
+            self.closing = True
+            self.transport.close()
+
+    def sweep(self, idle_ticks: int) -> None:
+        """Called by the sweeper: enforce the idle timeout on the connection and its exchange."""
+        if self.queue:
+            self.queue[0].sweep(idle_ticks)
+        elif self.ctx.tick - self.last_tick >= idle_ticks:
+            if self.in_head or self.current is not None:  # a request began and stalled: 408
+                self.fail(408, "")
+            else:
+                self.close()
+
+
+class _Oversized(Exception):
+    """A request line or header beyond ALB's limits."""
+
+
+def protocol_factory(ctx: ProxyContext) -> Any:
+    """The factory `loop.create_server` calls per accepted connection."""
+    return lambda: ClientConnection(ctx)

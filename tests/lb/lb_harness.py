@@ -1,0 +1,168 @@
+"""A load balancer and small real HTTP backends on 127.0.0.1, on a uvloop loop in a thread.
+
+Tests talk to the balancer with real sockets (http.client or raw bytes) from the test thread.
+Backends record every request they received, so a test can prove a request never reached one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import httptools
+import uvloop
+
+from microforum.lb.balancer import LoadBalancer
+from microforum.lb.pool import spawn
+from microforum.lb.targets import Target
+from microforum.spec.model import Stack
+
+T = TypeVar("T")
+
+
+class _BackendConnection(asyncio.Protocol):
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.backend.connections += 1
+
+    def data_received(self, data: bytes) -> None:
+        self.backend.raw.append(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.backend.parse_errors += 1
+            assert self.transport is not None
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        self.url, self.headers, self.body = b"", [], bytearray()
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.decode(), value.decode()))
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        request = {
+            "method": self.parser.get_method().decode(), "url": self.url.decode(),
+            "headers": self.headers, "body_length": len(self.body),
+        }  # fmt: skip
+        self.backend.requests.append(request)
+        spawn(self.backend.answer(self, request, bytes(self.body)))
+
+
+class Backend:
+    """A tiny HTTP/1.1 server: `/` health, `/echo`, `/slow?s=N`, `/big?n=N`, `/status/N`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.healthy = True
+        self.requests: list[dict[str, Any]] = []
+        self.raw: list[bytes] = []
+        self.connections = 0
+        self.parse_errors = 0
+        self.server: asyncio.AbstractServer | None = None
+        self.port = 0
+
+    @property
+    def target(self) -> Target:
+        return Target("127.0.0.1", self.port, self.name)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(lambda: _BackendConnection(self), "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    def app_requests(self) -> list[dict[str, Any]]:
+        """Requests other than health checks."""
+        return [r for r in self.requests if not any(v == "ELB-HealthChecker/2.0" for _, v in r["headers"])]
+
+    async def answer(self, conn: _BackendConnection, request: dict[str, Any], body: bytes) -> None:
+        parts = urlsplit(request["url"])
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        transport = conn.transport
+        assert transport is not None
+        status, payload = 200, f"{self.name} {parts.path}".encode()
+        if parts.path == "/":
+            status = 200 if self.healthy else 503
+        elif parts.path == "/echo":
+            payload = json.dumps({**request, "backend": self.name, "body": body.decode("latin-1")}).encode()
+        elif parts.path == "/slow":
+            await asyncio.sleep(float(query.get("s", "5")))
+        elif parts.path.startswith("/status/"):
+            status = int(parts.path.rsplit("/", 1)[1])
+        elif parts.path == "/big":
+            n = int(query.get("n", "0"))
+            transport.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            chunk = b"x" * 65536
+            while n > 0:
+                piece = chunk[: min(n, len(chunk))]
+                transport.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                n -= len(piece)
+                await asyncio.sleep(0)
+            transport.write(b"0\r\n\r\n")
+            return
+        elif parts.path == "/garbage":
+            transport.write(b"this is not http\r\n\r\n")
+            return
+        head = f"HTTP/1.1 {status} X\r\nContent-Length: {len(payload)}\r\nX-Backend: {self.name}\r\n\r\n"
+        transport.write(head.encode() + (b"" if request["method"] == "HEAD" else payload))
+
+
+class Harness:
+    """A uvloop loop in a thread holding a LoadBalancer and backends."""
+
+    def __init__(self, stack: Stack, access_log: Path | None = None) -> None:
+        self.loop = uvloop.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.lb = LoadBalancer(stack, access_log=access_log)
+        self.port = self.call(self.lb.start(port=0))
+        self.backends: list[Backend] = []
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def do(self, fn: Any, *args: Any) -> Any:
+        async def wrapper() -> Any:
+            return fn(*args)
+
+        return self.call(wrapper())
+
+    def backend(self, name: str, group: str | None = None, *, healthy: bool = True) -> Backend:
+        backend = Backend(name)
+        backend.healthy = healthy
+        self.call(backend.start())
+        self.backends.append(backend)
+        if group is not None:
+            self.do(self.lb.register, group, backend.target)
+        return backend
+
+    def states(self, group: str) -> list[str]:
+        return [h.state for h in self.do(self.lb.target_health, group)]
+
+    def close(self) -> None:
+        self.call(self.lb.close())
+        for backend in self.backends:
+            self.call(backend.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
