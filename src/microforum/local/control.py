@@ -122,6 +122,10 @@ class ControlServer:
             return await self._handler(method, url.path, query)
         except MicroforumError as exc:
             return 409, {"error": exc.message, "hint": exc.hint}
+        except TimeoutError:
+            return 504, {"error": f"{method} {url.path}: the stack did not finish in time"}
+        except Exception as exc:  # a bug must not take the stack down; say what failed
+            return 500, {"error": f"{method} {url.path}: internal error: {exc!r}"}
 
 
 # Client side -----------------------------------------------------------------------------------

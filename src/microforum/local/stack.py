@@ -5,9 +5,9 @@ Order of start-up: the load balancer first (its port goes into every built-in re
 (`<data_dir>/control.json`), then the supervisor, which starts the replicas. The URL is
 printed once every target group has its desired healthy targets, with the time it took.
 
-Order of shutdown (Ctrl-C or SIGTERM, or an internal error): the supervisor drains every
-registered replica (deregistration waits for in-flight requests, ALB_SPEC B.3) and stops them,
-then the load balancer closes and control.json is removed. Whatever happens, every replica
+Order of shutdown (Ctrl-C or SIGTERM): the load balancer stops accepting and lets in-flight
+requests finish, the supervisor drains every registered replica (deregistration waits for
+in-flight requests, ALB_SPEC B.3) and stops them, and control.json is removed. Whatever happens, every replica
 still alive at the end is killed with its process group: `up` leaves no process behind.
 """
 
@@ -18,7 +18,7 @@ import contextlib
 import errno
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -79,7 +79,16 @@ async def _up(
     url = f"http://{HOST}:{await _start_balancer(lb, port)}"
     log = LogStream(out)
     runner = runner_factory(log)
-    supervisor = Supervisor(stack, lb, runner, log, data_dir=data_dir, api_url=url)
+    closed: list[bool] = []
+
+    async def close_lb() -> None:  # once: at the start of a shutdown, or at the very end
+        if not closed:
+            closed.append(True)
+            await lb.close()
+
+    supervisor = Supervisor(
+        stack, lb, runner, log, data_dir=data_dir, api_url=url, on_shutdown=close_lb
+    )
     control = ControlServer(_handler(supervisor, lb, url))
     await control.start()
     control.write_file(control_path(data_dir), url)
@@ -92,7 +101,7 @@ async def _up(
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
-        await _cleanup(supervisor, control, lb, runner, data_dir)
+        await _cleanup(supervisor, control, close_lb, runner, data_dir)
     log.line(SUPERVISOR, "stopped")
     return 0
 
@@ -129,13 +138,17 @@ def _announce(log: LogStream, stack: Stack, url: str, started: float) -> None:
 
 
 async def _cleanup(
-    supervisor: Supervisor, control: ControlServer, lb: Any, runner: Runner, data_dir: Path
+    supervisor: Supervisor,
+    control: ControlServer,
+    close_lb: Callable[[], Awaitable[None]],
+    runner: Runner,
+    data_dir: Path,
 ) -> None:
     with contextlib.suppress(FileNotFoundError):
         control_path(data_dir).unlink()
     await control.close()
     await supervisor.kill_all()
-    await lb.close()
+    await close_lb()
     await runner.close()
 
 

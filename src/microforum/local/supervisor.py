@@ -8,8 +8,9 @@ fresh port, register it when its own socket is listening, deregister (drain) bef
 report crash loops. Slow work (draining, waiting for a process) runs in tasks that report back
 through the same queue, so the loop never blocks on one replica.
 
-Shutdown: the reconciler drains every registered replica and stops the rest; the loop ends
-when no replica is left, and the caller then closes the load balancer.
+Shutdown: first the `on_shutdown` hook runs (`up` closes the load balancer's listener there:
+no new requests, in-flight ones finish), then the reconciler drains every registered replica
+and stops the rest; the loop ends when no replica is left.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -125,6 +126,7 @@ class Supervisor:
         data_dir: Path,
         api_url: str,
         clock: Callable[[], float] = time.monotonic,
+        on_shutdown: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.stack = stack
         self._lb, self._runner, self._log = lb, runner, log
@@ -139,6 +141,7 @@ class Supervisor:
         self._restarts: list[RestartRequested] = []
         self._ready_callbacks: list[Callable[[], None]] = []
         self._ready = False
+        self._on_shutdown = on_shutdown
         lb.on_health_change(self._on_health_change)
 
     def __repr__(self) -> str:
@@ -199,6 +202,9 @@ class Supervisor:
         """Run until a shutdown was requested and every replica has stopped."""
         event: Event = None  # the first round decides at once: start every replica
         while True:
+            if isinstance(event, ShutdownRequested) and self._on_shutdown is not None:
+                hook, self._on_shutdown = self._on_shutdown, None
+                await hook()  # stop accepting requests before the targets drain
             self._apply(event)
             for action in self.reconciler.decide(self._clock()):
                 await self._execute(action)
