@@ -13,7 +13,9 @@ the response and logged.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import sys
 import time
 import traceback
@@ -39,7 +41,8 @@ _RESOURCE_ROUTES = {"users": users.routes, "threads": threads.routes, "posts": p
 def new_trace_id(now: float | None = None) -> str:
     """A fresh trace id in ALB's format."""
     seconds = int(time.time() if now is None else now)
-    return f"Root=1-{seconds:08x}-{os.urandom(12).hex()}"
+    # A trace id needs to be unique, not secret: the PRNG avoids a syscall per request.
+    return f"Root=1-{seconds:08x}-{random.getrandbits(96):024x}"
 
 
 def _trace_id(headers: list[tuple[bytes, bytes]]) -> bytes:
@@ -52,21 +55,21 @@ def _trace_id(headers: list[tuple[bytes, bytes]]) -> bytes:
     return new_trace_id().encode()
 
 
+def _str(value: str) -> str:
+    return encode_json(value).decode()
+
+
 def _log(service: str, scope: Scope, status: int, started: float, trace: bytes) -> None:
-    line = encode_json({
-        "time": round(time.time(), 3),
-        "service": service,
-        "method": scope["method"],
-        "path": scope["path"],
-        "status": status,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-        "trace_id": trace.decode("ascii"),
-    })
+    # Formatted by hand (about twice as fast as encoding a dict); strings are JSON-encoded.
+    duration = (time.perf_counter() - started) * 1000
+    line = (
+        f'{{"time":{time.time():.3f},"service":"{service}","method":{_str(scope["method"])},'
+        f'"path":{_str(scope["path"])},"status":{status},"duration_ms":{duration:.3f},'
+        f'"trace_id":{_str(trace.decode("ascii"))}}}\n'
+    )
     # One write(2) per line: lines from several workers sharing stdout never interleave.
-    try:
-        os.write(1, line + b"\n")
-    except OSError:
-        pass  # a closed stdout must not fail the request
+    with contextlib.suppress(OSError):  # a closed stdout must not fail the request
+        os.write(1, line.encode())
 
 
 def _translate(exc: Exception) -> Response:

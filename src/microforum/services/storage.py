@@ -26,13 +26,17 @@ import os
 import sqlite3
 import threading
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
+
+import msgspec
 
 from microforum.services.settings import sqlite_path
 
 T = TypeVar("T")
+_encode = msgspec.json.Encoder().encode
+MAX_CACHED = 4096  # answers kept per database; the cache empties when it would grow past this
 Row = tuple[Any, ...]
 SQLITE_BUSY_TIMEOUT_MS = 5000
 PG_CONNECT_TIMEOUT = 5
@@ -78,6 +82,11 @@ class Database(Protocol):
         """Run `fn(conn, **kw)` in one transaction, off the event loop."""
         ...
 
+    async def read_json(self, key: Hashable, fn: Callable[..., Any], /, **kw: Any) -> bytes | None:
+        """`fn(conn, **kw)` encoded as JSON (None stays None), possibly from a cache under
+        `key` that is valid only while no write has been committed since it was filled."""
+        ...
+
     def write_now(self, fn: Callable[..., T], /, **kw: Any) -> T:
         """Run `fn(conn, **kw)` in one transaction on the calling thread (start-up only)."""
         ...
@@ -100,8 +109,10 @@ class _SqliteConn:
         return self._conn.execute(sql, params).fetchall()
 
     def one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
-        row: Row | None = self._conn.execute(sql, params).fetchone()
-        return row
+        # fetchall, not fetchone: a statement left half-stepped cannot be reused from the
+        # statement cache, and the next call would compile it again.
+        rows = self._conn.execute(sql, params).fetchall()
+        return rows[0] if rows else None
 
     def run(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         return self._conn.execute(sql, params).rowcount
@@ -138,9 +149,30 @@ class SqliteDatabase:
         self._writer = _sqlite_connect(path)
         self._reader = _SqliteConn(_sqlite_connect(path))
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self._cache: dict[Hashable, bytes | None] = {}
+        self._cache_version = -1
 
     def __repr__(self) -> str:
         return f"SqliteDatabase({self.path!r})"
+
+    async def read_json(self, key: Hashable, fn: Callable[..., Any], /, **kw: Any) -> bytes | None:
+        # `PRAGMA data_version` changes whenever another connection - the writer thread's, or
+        # any other replica's - commits (https://www.sqlite.org/pragma.html#pragma_data_version).
+        # It costs less than the query it may save; the answer read after it is at least as new
+        # as the version it is filed under, so the cache never serves anything stale.
+        try:
+            version = self._reader.one("PRAGMA data_version")[0]  # type: ignore[index]
+            if version != self._cache_version or len(self._cache) >= MAX_CACHED:
+                self._cache.clear()
+                self._cache_version = version
+            elif key in self._cache:
+                return self._cache[key]
+            value = fn(self._reader, **kw)
+        except sqlite3.Error as exc:
+            raise _sqlite_errors(exc) from exc
+        body = None if value is None else _encode(value)
+        self._cache[key] = body
+        return body
 
     async def read(self, fn: Callable[..., T], /, **kw: Any) -> T:
         try:
@@ -251,6 +283,10 @@ class PostgresDatabase:
     async def write(self, fn: Callable[..., T], /, **kw: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._call, fn, kw, True)
+
+    async def read_json(self, key: Hashable, fn: Callable[..., Any], /, **kw: Any) -> bytes | None:
+        value = await self.read(fn, **kw)
+        return None if value is None else _encode(value)
 
     def write_now(self, fn: Callable[..., T], /, **kw: Any) -> T:
         return self._call(fn, kw, True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from microforum.services.http import HttpError, Problem
+from microforum.services.http import JSON_TYPE, HttpError, Problem, Response
 from microforum.services.params import MAX_LIMIT, loose_id
 from microforum.services.refs import References
 from microforum.services.storage import Database
@@ -31,6 +31,11 @@ def path_id(params: dict[str, str], name: str, what: str) -> int:
     if value is None:
         raise HttpError(404, f"no {what} with id {raw!r}")
     return value
+
+
+def json_body(body: bytes | None) -> Response:
+    """A 200 answer of already-encoded JSON."""
+    return Response(200, body or b"null", JSON_TYPE)
 
 
 def not_found(what: str, ident: int) -> HttpError:

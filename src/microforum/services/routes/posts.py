@@ -10,7 +10,7 @@ from __future__ import annotations
 from microforum.services import store
 from microforum.services.http import HttpError, Request, Response, json_response
 from microforum.services.model import NewPost, Post, PostChanges
-from microforum.services.params import fetch_limit, loose_id, page_of, paginate
+from microforum.services.params import ALL, fetch_limit, loose_id, page_of, paginate
 from microforum.services.routes.common import (
     BAD_BODY,
     BAD_QUERY,
@@ -18,6 +18,7 @@ from microforum.services.routes.common import (
     PAGE_QUERY,
     UNAVAILABLE,
     Context,
+    json_body,
     not_found,
     path_id,
 )
@@ -32,6 +33,9 @@ def routes(ctx: Context) -> list[Route]:
 
     async def _list(request: Request, **where: int) -> Response:
         page = page_of(request)
+        if page is ALL:
+            key = ("posts", *sorted(where.items()))
+            return json_body(await db.read_json(key, store.list_posts, **where))
         posts = await db.read(store.list_posts, after=page.after, limit=fetch_limit(page), **where)
         posts, headers = paginate(posts, page, request)
         return json_response(posts, headers=headers)
@@ -49,10 +53,10 @@ def routes(ctx: Context) -> list[Route]:
 
     async def get_post(request: Request) -> Response:
         post_id = path_id(request.params, "postId", "post")
-        post = await db.read(store.get_post, post_id=post_id)
-        if post is None:
+        body = await db.read_json(("post", post_id), store.get_post, post_id=post_id)
+        if body is None:
             raise not_found("post", post_id)
-        return json_response(post)
+        return json_body(body)
 
     async def create_post(request: Request) -> Response:
         new = await request.json(NewPost)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from microforum.services import store
 from microforum.services.http import HttpError, Problem, Request, Response, json_response
 from microforum.services.model import NewThread, Thread, ThreadChanges
-from microforum.services.params import fetch_limit, int_query, page_of, paginate
+from microforum.services.params import ALL, fetch_limit, int_query, page_of, paginate
 from microforum.services.routes.common import (
     BAD_BODY,
     BAD_QUERY,
@@ -17,6 +17,7 @@ from microforum.services.routes.common import (
     PAGE_QUERY,
     UNAVAILABLE,
     Context,
+    json_body,
     not_found,
     path_id,
 )
@@ -33,6 +34,8 @@ def routes(ctx: Context) -> list[Route]:
     async def list_threads(request: Request) -> Response:
         page = page_of(request)
         author = int_query(request, "createdBy")
+        if page is ALL and author is None:
+            return json_body(await db.read_json("threads", store.list_threads))
         threads = await db.read(
             store.list_threads, after=page.after, limit=fetch_limit(page), created_by=author
         )
@@ -41,10 +44,10 @@ def routes(ctx: Context) -> list[Route]:
 
     async def get_thread(request: Request) -> Response:
         thread_id = path_id(request.params, "threadId", "thread")
-        thread = await db.read(store.get_thread, thread_id=thread_id)
-        if thread is None:
+        body = await db.read_json(("thread", thread_id), store.get_thread, thread_id=thread_id)
+        if body is None:
             raise not_found("thread", thread_id)
-        return json_response(thread)
+        return json_body(body)
 
     async def create_thread(request: Request) -> Response:
         new = await request.json(NewThread)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from microforum.services import store
 from microforum.services.http import HttpError, Problem, Request, Response, json_response
 from microforum.services.model import NewUser, User, UserChanges, changes_of
-from microforum.services.params import fetch_limit, page_of, paginate
+from microforum.services.params import ALL, fetch_limit, page_of, paginate
 from microforum.services.routes.common import (
     BAD_BODY,
     BAD_QUERY,
@@ -18,6 +18,7 @@ from microforum.services.routes.common import (
     PAGE_QUERY,
     UNAVAILABLE,
     Context,
+    json_body,
     not_found,
     path_id,
 )
@@ -33,16 +34,18 @@ def routes(ctx: Context) -> list[Route]:
 
     async def list_users(request: Request) -> Response:
         page = page_of(request)
+        if page is ALL:
+            return json_body(await db.read_json("users", store.list_users))
         users = await db.read(store.list_users, after=page.after, limit=fetch_limit(page))
         users, headers = paginate(users, page, request)
         return json_response(users, headers=headers)
 
     async def get_user(request: Request) -> Response:
         user_id = path_id(request.params, "userId", "user")
-        user = await db.read(store.get_user, user_id=user_id)
-        if user is None:
+        body = await db.read_json(("user", user_id), store.get_user, user_id=user_id)
+        if body is None:
             raise not_found("user", user_id)
-        return json_response(user)
+        return json_body(body)
 
     async def create_user(request: Request) -> Response:
         new = await request.json(NewUser)
