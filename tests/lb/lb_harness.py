@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,6 +61,7 @@ class _BackendConnection(asyncio.Protocol):
         request = {
             "method": self.parser.get_method().decode(), "url": self.url.decode(),
             "headers": self.headers, "body_length": len(self.body),
+            "peer": self.transport.get_extra_info("peername")[1] if self.transport else 0,
         }  # fmt: skip
         self.backend.requests.append(request)
         spawn(self.backend.answer(self, request, bytes(self.body)))
@@ -127,6 +129,19 @@ class Backend:
         transport.write(head.encode() + (b"" if request["method"] == "HEAD" else payload))
 
 
+class JumpClock:
+    """Real monotonic time plus jumps a test makes (health intervals without waiting)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
 class Harness:
     """A uvloop loop in a thread holding a LoadBalancer and backends."""
 
@@ -134,7 +149,8 @@ class Harness:
         self.loop = uvloop.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.lb = LoadBalancer(stack, access_log=access_log)
+        self.clock = JumpClock()
+        self.lb = LoadBalancer(stack, access_log=access_log, clock=self.clock)
         self.port = self.call(self.lb.start(port=0))
         self.backends: list[Backend] = []
 
@@ -158,6 +174,15 @@ class Harness:
 
     def states(self, group: str) -> list[str]:
         return [h.state for h in self.do(self.lb.target_health, group)]
+
+    def wait_states(self, group: str, expected: list[str], timeout: float = 10.0) -> None:
+        """Poll until the group's target states are `expected` (jumping the clock 1 s a step)."""
+        deadline = time.monotonic() + timeout
+        while self.states(group) != expected:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{group}: {self.states(group)} != {expected}")
+            self.clock.advance(1.0)
+            time.sleep(0.05)
 
     def close(self) -> None:
         self.call(self.lb.close())

@@ -107,11 +107,6 @@ class ClientConnection(asyncio.Protocol):
         if self.closing:
             return
         self.last_tick = self.ctx.tick
-        if self.in_head or self.current is None:
-            self.head_bytes += len(data)
-            if self.head_bytes > MAX_HEAD + MAX_REQUEST_LINE:
-                self.fail(400, "RequestHeaderTooLarge")
-                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -126,6 +121,11 @@ class ClientConnection(asyncio.Protocol):
             else:
                 self.fail(400, "", parse_error=str(exc))
             return
+        if self.in_head:  # a head still incomplete: bound what the parser may be holding
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEAD + MAX_REQUEST_LINE:
+                self.fail(400, "RequestHeaderTooLarge")
+                return
         if self.queue:
             self.queue[0].flush()
 
