@@ -233,3 +233,12 @@ def test_events_about_unknown_replicas_are_ignored() -> None:
     rec.health_changed("nobody-1", "healthy", 0)
     rec.exited("nobody-1", 1, [], 0)
     assert rec.decide(0) == [Start("users", "users-1")]
+
+
+def test_no_wakeup_in_the_past_once_an_unhealthy_replica_is_draining() -> None:
+    rec = Reconciler([policy("users", 1, grace=0)])
+    up(rec, now=0)
+    rec.health_changed("users-1", "unhealthy", 5)
+    assert rec.next_wakeup() == 0  # due now: the grace period is over
+    rec.decide(5)  # drains users-1, starts users-2
+    assert rec.next_wakeup() == 5 + START_TIMEOUT  # only users-2's start deadline

@@ -233,7 +233,9 @@ class Reconciler:
         for s in self._services.values():
             grace = s.policy.health_check_grace_period
             times += [
-                r.started_at + grace for r in s.replicas.values() if r.unhealthy_since is not None
+                r.started_at + grace
+                for r in s.replicas.values()
+                if r.phase is Phase.REGISTERED and r.unhealthy_since is not None
             ]
         return min(times) if times else None
 

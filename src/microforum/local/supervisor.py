@@ -44,6 +44,7 @@ class Balancer(Protocol):
     def register(self, target_group: str, target: Target) -> None: ...
     async def deregister(self, target_group: str, target: Target) -> None: ...
     def on_health_change(self, cb: Callable[[str, Target, str, str], None]) -> None: ...
+    def target_health(self, target_group: str) -> list[Any]: ...
 
 
 # Events ----------------------------------------------------------------------------------------
@@ -215,8 +216,12 @@ class Supervisor:
         await self._finish_tasks()
 
     async def _next_event(self) -> Event:
+        if not self._queue.empty():
+            return self._queue.get_nowait()
         wake = self.reconciler.next_wakeup()
-        timeout = TICK if wake is None else min(TICK, max(wake - self._clock(), 0.0))
+        timeout = TICK if wake is None else min(TICK, wake - self._clock())
+        if timeout <= 0:
+            return None
         try:
             return await asyncio.wait_for(self._queue.get(), timeout)
         except TimeoutError:
@@ -364,7 +369,15 @@ class Supervisor:
             return
         lines = live.handle.recent_lines()[-rc.REPORT_LINES :] if live else []
         tail = "".join(f"\n    {line}" for line in lines)
-        self._say(f"replica {rid}: {reason}; replacing it; its last lines:{tail or ' (none)'}")
+        why = f" ({self._health_reason(live)})" if live else ""
+        self._say(f"replica {rid}: {reason}{why}; replacing it; its last lines:{tail or ' (none)'}")
+
+    def _health_reason(self, live: _Live) -> str:
+        """The target's ALB reason code and description, e.g. for an unhealthy target."""
+        for row in self._lb.target_health(live.service.target_group.name):
+            if row.target == live.target and row.reason:
+                return f"{row.reason}: {row.description}"
+        return "no reason reported"
 
     def _on_health_change(self, target_group: str, target: Target, old: str, new: str) -> None:
         self._queue.put_nowait(HealthChanged(target.id, new))
