@@ -28,7 +28,8 @@ RUN /opt/microforum/bin/pip install --no-deps . \
 
 # ---- runtime: the venv only; no compilers, sources, tests or pip caches --------------------
 FROM ${BASE_IMAGE} AS runtime
-RUN useradd --system --uid 10001 --user-group --home-dir /data --no-create-home microforum \
+RUN groupadd --system --gid 10001 microforum \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /data --no-create-home microforum \
  && mkdir -p /data && chown microforum:microforum /data
 COPY --from=build /opt/microforum /opt/microforum
 ENV PATH=/opt/microforum/bin:$PATH \

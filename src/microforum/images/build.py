@@ -7,7 +7,10 @@ every layer but the last, so after the first build the others take a second or t
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from microforum.errors import MicroforumError
@@ -17,6 +20,9 @@ from microforum.images.stream import run
 
 # Tests (and users without Docker Hub) point the Dockerfile's `FROM ${BASE_IMAGE}` elsewhere.
 BASE_IMAGE_ENV = "MICROFORUM_BASE_IMAGE"
+# What the build needs: the files .dockerignore lets through, plus the Dockerfile itself.
+CONTEXT_FILES = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")
+CONTEXT_DIRS = ("src",)
 
 
 def build(
@@ -38,20 +44,39 @@ def build(
     """
     names, tag = check_services(services), check_tag(tag)
     chosen = detect_engine(engine)
-    root = context or project_root()
     base = base_image or os.environ.get(BASE_IMAGE_ENV) or None
     built: dict[str, str] = {}
-    for service in names:
-        ref = local_ref(chosen.name, service, tag)
-        on_progress(f"build {service}: {ref} with {chosen.name}")
-        run(
-            build_argv(chosen, service, ref, root, base_image=base, platform=platform),
-            doing=f"build image for service {service!r}",
-            on_progress=on_progress,
-            prefix=f"{service}: ",
-        )
-        built[service] = ref
+    with snapshot(context or project_root()) as root:
+        for service in names:
+            ref = local_ref(chosen.name, service, tag)
+            on_progress(f"build {service}: {ref} with {chosen.name}")
+            run(
+                build_argv(chosen, service, ref, root, base_image=base, platform=platform),
+                doing=f"build image for service {service!r}",
+                on_progress=on_progress,
+                prefix=f"{service}: ",
+            )
+            built[service] = ref
     return built
+
+
+@contextmanager
+def snapshot(root: Path) -> Iterator[Path]:
+    """A copy of the build context, so every image of one `build` has the same code.
+
+    Built from the live tree, an edit between two services' builds would give them different
+    code and make every build after it miss the layer cache; from one snapshot the second and
+    later services reuse all layers but their last stage.
+    """
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    with tempfile.TemporaryDirectory(prefix="microforum-build-") as tmp:
+        copy = Path(tmp)
+        for name in CONTEXT_FILES:
+            if (root / name).is_file():
+                shutil.copy2(root / name, copy / name)
+        for name in CONTEXT_DIRS:
+            shutil.copytree(root / name, copy / name, ignore=ignore)
+        yield copy
 
 
 def build_argv(
