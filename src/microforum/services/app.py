@@ -49,7 +49,7 @@ def _trace_id(headers: list[tuple[bytes, bytes]]) -> bytes:
     for key, value in headers:
         if key == TRACE_HEADER:
             # Kept only when it is printable ASCII of sane length, so echoing it is safe.
-            if len(value) <= MAX_TRACE_LENGTH and value.isascii() and value.isprintable():
+            if len(value) <= MAX_TRACE_LENGTH and value.isascii() and value.decode().isprintable():
                 return value
             break
     return new_trace_id().encode()

@@ -10,8 +10,10 @@ runs their ASGI lifespan shutdown (closing the databases) and exits 0.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 
 from microforum.errors import MicroforumError
 from microforum.services.app import App, build_app, open_databases
@@ -20,6 +22,8 @@ from microforum.services.settings import Settings
 from microforum.services.storage import StorageUnavailable, redact
 
 SETTINGS_ENV = "MICROFORUM_SETTINGS"
+PARENT_ENV = "MICROFORUM_PARENT_PID"
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 FACTORY = "microforum.services.server:app_from_environment"
 
 
@@ -52,8 +56,26 @@ def prepare(settings: Settings) -> None:
             databases[resource].close()
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """Make the kernel kill this worker when granian's main process dies, even by SIGKILL.
+
+    Without it a SIGKILLed server leaves its workers serving on the inherited socket, and a
+    supervisor replacing the process would find the old one still answering (prctl(2),
+    PR_SET_PDEATHSIG; Linux only, elsewhere a no-op).
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl: follow it now
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def app_from_environment() -> App:
     """granian's factory: the app for the settings the parent put in the environment."""
+    if PARENT_ENV in os.environ:
+        die_with_parent(int(os.environ[PARENT_ENV]))
     settings = settings_from_env(os.environ[SETTINGS_ENV])
     return build_app(settings, open_databases(settings))
 
@@ -65,6 +87,7 @@ def serve(settings: Settings) -> int:
 
     prepare(settings)
     os.environ[SETTINGS_ENV] = settings_to_env(settings)
+    os.environ[PARENT_ENV] = str(os.getpid())
     server = Granian(
         FACTORY,
         factory=True,
