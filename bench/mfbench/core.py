@@ -69,7 +69,9 @@ class Case:
         return sum(r.wrk.non_2xx_3xx + r.wrk.socket_errors for r in self.runs)
 
 
-Metric = Literal["rps", "cpu", "p99"]
+# rps: req/s (higher is better); cpu: CPU µs per request; p99: latency; per_cpu: requests per
+# CPU-second, i.e. throughput per core (higher is better; the most robust figure on a busy machine).
+Metric = Literal["rps", "cpu", "p99", "per_cpu"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class Comparison:
     goal: stats.Goal | None = None
 
     def ratio(self) -> float:
+        if self.metric == "per_cpu":  # inverse of the CPU ratio
+            return stats.ratio(self.baseline.cpu().median, self.candidate.cpu().median)
         pick = {"rps": Case.rps, "cpu": Case.cpu, "p99": Case.p99}[self.metric]
         return stats.ratio(pick(self.candidate).median, pick(self.baseline).median)
 

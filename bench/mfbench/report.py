@@ -105,13 +105,21 @@ def case_table(ctx: Context, scenario: str) -> list[str]:
     return out
 
 
+METRIC_NAMES = {
+    "rps": "req/s",
+    "cpu": "CPU µs/req",
+    "p99": "p99 latency",
+    "per_cpu": "requests per CPU-second",
+}
+
+
 def goal_table(ctx: Context) -> list[str]:
     """Every figure that has a goal, with its ratio and verdict."""
     out = ["| scenario | figure | ratio (median) | goal | verdict |", "|---|---|---|---|---|"]
     for c in ctx.comparisons:
         if c.goal:
             r = c.ratio()
-            metric = {"rps": "req/s", "cpu": "CPU µs/req", "p99": "p99 latency"}[c.metric]
+            metric = METRIC_NAMES[c.metric]
             out.append(
                 f"| {c.scenario} | {c.subject}, {metric} | {stats.show_ratio(r, c.baseline.system)} | "
                 f"{c.goal.text} | {c.goal.verdict(r)} |"

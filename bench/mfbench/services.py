@@ -16,6 +16,8 @@ def serve_argv(service: str, port: int) -> list[str]:
     """`microforum serve` for one process (one worker when the option exists)."""
     argv = [MICROFORUM, "serve", service, "--port", str(port)]
     helptext = subprocess.run([MICROFORUM, "serve", "--help"], capture_output=True, text=True).stdout
+    if "--host" in helptext:
+        argv += ["--host", "127.0.0.1"]  # loopback only
     return [*argv, "--workers", "1"] if "--workers" in helptext else argv
 
 
@@ -94,4 +96,4 @@ def _measure_route(
     ctx.cases.extend(cases.values())
     if "microforum" in cases:
         ctx.comparisons.append(Comparison("a", subject, cases["microforum"], cases["Koa"], "rps", GOAL))
-        ctx.comparisons.append(Comparison("a", subject, cases["microforum"], cases["Koa"], "cpu"))
+        ctx.comparisons.append(Comparison("a", subject, cases["microforum"], cases["Koa"], "per_cpu", GOAL))

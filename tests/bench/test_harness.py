@@ -179,3 +179,13 @@ def test_report_table_states_ratios_and_flags_noise(tmp_path: Path) -> None:
     assert "⚠ 1/2 noisy" in table and "| baseline |" in table
     rss = "\n".join(report.rss_table(ctx))
     assert "| a | Koa | server: node server.js | 39.1 |" in rss
+
+
+def test_per_cpu_ratio_is_the_inverse_of_the_cpu_ratio(tmp_path: Path) -> None:
+    from mfbench.core import Comparison
+
+    koa = Case("a", "s", "Koa", [_run(20_000, 60)])
+    mf = Case("a", "s", "microforum", [_run(25_000, 30)])
+    assert Comparison("a", "s", mf, koa, "per_cpu").ratio() == pytest.approx(2.0)
+    assert Comparison("a", "s", mf, koa, "cpu").ratio() == pytest.approx(0.5)
+    assert Comparison("a", "s", mf, koa, "rps").ratio() == pytest.approx(1.25)
