@@ -40,9 +40,7 @@ _SIZES: dict[str, int] = {}
 
 def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run podman with this session's configuration; output captured as text."""
-    return subprocess.run(
-        ["podman", *args], capture_output=True, text=True, check=check, timeout=timeout
-    )
+    return subprocess.run(["podman", *args], capture_output=True, text=True, check=check, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
@@ -81,8 +79,19 @@ class Built:
 def built(base_image: str) -> Iterator[Built]:
     """Every service image, built through the CLI as a user would."""
     tag = f"test-{uuid.uuid4().hex[:8]}"
-    argv = [sys.executable, "-m", "microforum", "images", "build", "--engine", "podman",
-            "--base-image", base_image, "--tag", tag]
+    argv = [
+        sys.executable,
+        "-m",
+        "microforum",
+        "images",
+        "build",
+        "--engine",
+        "podman",
+        "--base-image",
+        base_image,
+        "--tag",
+        tag,
+    ]
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert proc.returncode == 0, f"images build failed:\n{proc.stderr[-4000:]}"
     images = dict(line.split("\t") for line in proc.stdout.splitlines())
@@ -98,8 +107,9 @@ class Registry:
     host: str  # localhost:PORT
     password: str
 
-    def get(self, path: str, *, auth: bool = True, method: str = "GET",
-            accept: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    def get(
+        self, path: str, *, auth: bool = True, method: str = "GET", accept: str | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         """An HTTP request to the registry API; (status, headers, body)."""
         import urllib.error
         import urllib.request
@@ -122,16 +132,18 @@ def _start_registry(directory: Path, *, read_only: bool = False) -> tuple[subpro
     if binary is None:
         pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
     password = uuid.uuid4().hex
-    htpasswd = subprocess.run(["htpasswd", "-Bbn", REGISTRY_USER, password],
-                              capture_output=True, text=True, check=True).stdout
+    htpasswd = subprocess.run(
+        ["htpasswd", "-Bbn", REGISTRY_USER, password], capture_output=True, text=True, check=True
+    ).stdout
     (directory / "htpasswd").write_text(htpasswd)
     port = free_port()
     (directory / "config.yml").write_text(_registry_config(directory, port, read_only))
     # The registry reads every REGISTRY_* variable as a config override (podman sets some).
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
     log = open(directory / "registry.log", "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen([binary, "serve", str(directory / "config.yml")], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [binary, "serve", str(directory / "config.yml")], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     wait_http(f"http://127.0.0.1:{port}/v2/", timeout=15, process=proc)
     return proc, Registry(host=f"localhost:{port}", password=password)
 

@@ -15,8 +15,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from conftest import ROOT, Built, Registry, podman
 
+from conftest import ROOT, Built, Registry, podman
 from helpers import free_port, wait_http
 from microforum import images
 from microforum.errors import MicroforumError
@@ -68,8 +68,7 @@ def test_runtime_image_is_lean(built: Built) -> None:
         " && python3 -c 'import microforum.services'"
     )
     ref = built.images["users"]
-    proc = podman("run", "--rm", "--network", "none", "--entrypoint", "sh", ref, "-c", script,
-                  check=False)
+    proc = podman("run", "--rm", "--network", "none", "--entrypoint", "sh", ref, "-c", script, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -77,8 +76,17 @@ def test_runtime_image_is_lean(built: Built) -> None:
 def monolith(built: Built) -> Iterator[tuple[str, int]]:
     """The monolith's image running with host networking on a free PORT."""
     name, port = f"mf-test-{uuid.uuid4().hex[:8]}", free_port()
-    podman("run", "--detach", "--name", name, "--network", "host", "--env", f"PORT={port}",
-           built.images["monolith"])
+    podman(
+        "run",
+        "--detach",
+        "--name",
+        name,
+        "--network",
+        "host",
+        "--env",
+        f"PORT={port}",
+        built.images["monolith"],
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/", timeout=30)
         yield name, port
@@ -110,9 +118,27 @@ def test_sigterm_stops_the_container_cleanly(monolith: tuple[str, int]) -> None:
 def test_push_every_image_with_the_ecr_login_flow(built: Built, registry: Registry) -> None:
     uri = f"{registry.host}/forum"
     proc = subprocess.run(
-        [sys.executable, "-m", "microforum", "images", "push", "--engine", "podman",
-         "--registry", uri, "--tag", built.tag, "--username", "AWS", "--password-stdin"],
-        input=registry.password + "\n", capture_output=True, text=True, cwd=ROOT, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "microforum",
+            "images",
+            "push",
+            "--engine",
+            "podman",
+            "--registry",
+            uri,
+            "--tag",
+            built.tag,
+            "--username",
+            "AWS",
+            "--password-stdin",
+        ],
+        input=registry.password + "\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     pushed = dict(line.split("\t") for line in proc.stdout.splitlines())
@@ -124,21 +150,35 @@ def test_push_every_image_with_the_ecr_login_flow(built: Built, registry: Regist
         tags = json.loads(registry.get(f"/v2/forum/{service}/tags/list")[2])["tags"]
         assert tags == [built.tag]
         status, headers, _ = registry.get(
-            f"/v2/forum/{service}/manifests/{built.tag}", method="HEAD", accept=MANIFEST_V2)
+            f"/v2/forum/{service}/manifests/{built.tag}", method="HEAD", accept=MANIFEST_V2
+        )
         digest = {k.lower(): v for k, v in headers.items()}["docker-content-digest"]
         assert status == 200 and digest.startswith("sha256:")
 
 
 def test_push_with_a_wrong_password_fails_in_one_line(built: Built, registry: Registry) -> None:
     with pytest.raises(MicroforumError, match=r"^log in to registry localhost:\d+ as AWS: "):
-        images.push({"users": built.images["users"]}, registry=registry.host, tag=built.tag,
-                    username="AWS", password="wrong", engine="podman", on_progress=lambda _: None)
+        images.push(
+            {"users": built.images["users"]},
+            registry=registry.host,
+            tag=built.tag,
+            username="AWS",
+            password="wrong",
+            engine="podman",
+            on_progress=lambda _: None,
+        )
 
 
 def test_a_refused_push_is_detected(built: Built, read_only_registry: Registry) -> None:
     reg = read_only_registry
     with pytest.raises(MicroforumError, match=r"^push image for service 'users' to "):
-        images.push({"users": built.images["users"]}, registry=reg.host, tag=built.tag,
-                    username="AWS", password=reg.password, engine="podman",
-                    on_progress=lambda _: None)
+        images.push(
+            {"users": built.images["users"]},
+            registry=reg.host,
+            tag=built.tag,
+            username="AWS",
+            password=reg.password,
+            engine="podman",
+            on_progress=lambda _: None,
+        )
     assert json.loads(reg.get("/v2/_catalog")[2])["repositories"] == []

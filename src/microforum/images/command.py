@@ -27,8 +27,12 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("services", nargs="*", metavar="SERVICE",
-                        help=f"services (default: all of {', '.join(BUILTIN_SERVICES)})")
+    parser.add_argument(
+        "services",
+        nargs="*",
+        metavar="SERVICE",
+        help=f"services (default: all of {', '.join(BUILTIN_SERVICES)})",
+    )
     parser.add_argument("--tag", default=DEFAULT_TAG, help=f"image tag (default {DEFAULT_TAG})")
     parser.add_argument("--engine", choices=ENGINES, help="container engine (default: detect)")
 
@@ -46,15 +50,24 @@ def _add_push(actions: argparse._SubParsersAction[Any]) -> None:
     _add_common(p)
     p.add_argument("--registry", required=True, help="HOST[:PORT][/NAMESPACE]")
     p.add_argument("--username", default="AWS", help="registry user (default AWS, as ECR)")
-    p.add_argument("--password-stdin", action="store_true",
-                   help="read the registry password from standard input "
-                        "(default for ECR: a token from ecr:GetAuthorizationToken)")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the registry password from standard input "
+        "(default for ECR: a token from ecr:GetAuthorizationToken)",
+    )
     p.set_defaults(func=_push)
 
 
 def _build(args: argparse.Namespace) -> int:
-    built = build(args.services, tag=args.tag, engine=args.engine,
-                  base_image=args.base_image, platform=args.platform, on_progress=_progress)
+    built = build(
+        args.services,
+        tag=args.tag,
+        engine=args.engine,
+        base_image=args.base_image,
+        platform=args.platform,
+        on_progress=_progress,
+    )
     for service, ref in built.items():
         print(f"{service}\t{ref}")
     return 0
@@ -65,8 +78,15 @@ def _push(args: argparse.Namespace) -> int:
     engine = detect_engine(args.engine)
     password = _read_password() if args.password_stdin else registry_password(args.registry)
     images = {name: local_ref(engine.name, name, tag) for name in services}
-    pushed = push(images, registry=args.registry, tag=tag, username=args.username,
-                  password=password, engine=engine.name, on_progress=_progress)
+    pushed = push(
+        images,
+        registry=args.registry,
+        tag=tag,
+        username=args.username,
+        password=password,
+        engine=engine.name,
+        on_progress=_progress,
+    )
     for service, uri in pushed.items():
         print(f"{service}\t{uri}")
     return 0

@@ -42,8 +42,7 @@ def push(
         on_progress(f"push {service}: {target}")
         doing = f"push image for service {service!r} to {target}"
         run([chosen.binary, "tag", ref, target], doing=doing)
-        run(push_argv(chosen, host, target), doing=doing, on_progress=on_progress,
-            prefix=f"{service}: ")
+        run(push_argv(chosen, host, target), doing=doing, on_progress=on_progress, prefix=f"{service}: ")
         pushed[service] = target
     return pushed
 
