@@ -88,12 +88,23 @@ def _without_ids(value: Any) -> Any:
     return value
 
 
-@pytest.mark.parametrize("where", ["owner", "monolith"])
+def _service(request: pytest.FixtureRequest, services: dict[str, Service], where: str) -> Service:
+    if where == "monolith-postgres":
+        service: Service = request.getfixturevalue("pg_monolith")
+        return service
+    return services[where]
+
+
+WHERE = ["owner", "monolith", pytest.param("monolith-postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.mark.parametrize("where", WHERE)
 @pytest.mark.parametrize(("owner", "path", "expected"), JSON_ROUTES, ids=[r[1] for r in JSON_ROUTES])
 def test_json_routes_answer_as_the_original(
-    services: dict[str, Service], where: str, owner: str, path: str, expected: Any
+    request: pytest.FixtureRequest, services: dict[str, Service], where: str, owner: str,
+    path: str, expected: Any,
 ) -> None:
-    answer = services[owner if where == "owner" else "monolith"].get(path)
+    answer = _service(request, services, owner if where == "owner" else where).get(path)
     assert (answer.status, answer.content_type) == (200, JSON)
     assert _without_ids(answer.json) == expected
 
