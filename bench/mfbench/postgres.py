@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from . import procfs
 from .procs import free_port
 
 
@@ -49,6 +50,14 @@ class Postgres:
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"{Path(argv[-1]).name}: {(done.stderr or done.stdout).strip()[-300:]}")
+
+    def pids(self) -> list[int]:
+        """The server's processes now (postmaster and its children), for CPU and RSS."""
+        try:
+            postmaster = int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        return procfs.descendants(postmaster)
 
     def url(self, database: str) -> str:
         """The DATABASE_URL of one database."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import platform
+import re
 import subprocess
 from pathlib import Path
 
@@ -146,7 +147,9 @@ def rss_table(ctx: Context) -> list[str]:
         for r in c.runs:
             for label, kb in r.rss_kb.items():
                 # Labels end with "[pid]"; drop it so a process's runs group together.
-                seen.setdefault((c.scenario, c.system, label.rsplit(" [", 1)[0]), []).append(kb)
+                # Client ports of database backends vary by run too.
+                name = re.sub(r" ?\S*\(\d+\)", "", label.rsplit(" [", 1)[0])
+                seen.setdefault((c.scenario, c.system, name), []).append(kb)
     for (scenario, system, label), kbs in sorted(seen.items()):
         mb = stats.summarize([k / 1024 for k in kbs]).median
         note = ""

@@ -123,8 +123,14 @@ def _post_ok(port: int) -> tuple[int, str]:
         conn.close()
 
 
-def writes(ctx: Context, stacks: dict[str, tuple[Proc, int]]) -> dict[str, Case]:
-    """(d) POST /api/posts through the LB (posts checks its user and thread with the others)."""
+def writes(
+    ctx: Context, stacks: dict[str, tuple[Proc, int]], database: Postgres | None = None
+) -> dict[str, Case]:
+    """(d) POST /api/posts through the LB (posts checks its user and thread with the others).
+
+    The PostgreSQL server's processes count as part of the system under test (SQLite's work
+    happens inside the services' processes).
+    """
     script = ctx.script("post.lua", wrk.post_script("/api/posts", POST_BODY))
     cases: dict[str, Case] = {}
     conns = ctx.settings.write_connections
@@ -136,9 +142,8 @@ def writes(ctx: Context, stacks: dict[str, tuple[Proc, int]]) -> dict[str, Case]
         ctx.warm(f"http://127.0.0.1:{port}/", script, ctx.all_cpus(), conns)
         case = cases[db] = Case("d", "POST /api/posts", f"microforum ({db})", cpu_role="stack")
         for _ in range(ctx.settings.runs):
-            ctx.measure(
-                case, f"http://127.0.0.1:{port}/", {"stack": proc.tree()}, ctx.all_cpus(), script, conns
-            )
+            pids = proc.tree() + (database.pids() if database else [])
+            ctx.measure(case, f"http://127.0.0.1:{port}/", {"stack": pids}, ctx.all_cpus(), script, conns)
         ctx.cases.append(case)
     return cases
 
@@ -157,7 +162,7 @@ def writes_postgres(ctx: Context) -> None:
         urls = {name: pg.url(name) for _, name in configs.ROUTES}
         proc, port = _mf_stack(ctx, "mf-pg", ctx.all_cpus(), urls)
         try:
-            cases = writes(ctx, {"PostgreSQL": (proc, port)})
+            cases = writes(ctx, {"PostgreSQL": (proc, port)}, pg)
         finally:
             proc.stop(signal.SIGINT)
         sqlite = next((c for c in ctx.cases if c.scenario == "d" and "SQLite" in c.system), None)
