@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from microforum.services.http import JSON_TYPE, HttpError, Problem, Response
+from microforum.services.model import MAX_ID
 from microforum.services.params import MAX_LIMIT, loose_id
 from microforum.services.refs import References
 from microforum.services.storage import Database
@@ -46,7 +47,7 @@ def not_found(what: str, ident: int) -> HttpError:
 PAGE_QUERY: list[tuple[str, dict[str, Any], str]] = [
     ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
      "Answer one page of at most this many items (a Link rel=next header points at the next)"),
-    ("cursor", {"type": "integer", "minimum": 1},
+    ("cursor", {"type": "integer", "minimum": 1, "maximum": MAX_ID},
      "Opaque cursor from X-Next-Cursor: answer the page after it"),
 ]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from microforum.services import store
 from microforum.services.http import HttpError, Problem, Request, Response, json_response
-from microforum.services.model import NewThread, Thread, ThreadChanges
+from microforum.services.model import MAX_ID, NewThread, Thread, ThreadChanges
 from microforum.services.params import ALL, fetch_limit, int_query, page_of, paginate
 from microforum.services.routes.common import (
     BAD_BODY,
@@ -24,7 +24,8 @@ from microforum.services.routes.common import (
 from microforum.services.routing import Operation, Route
 
 TAG = "threads"
-BY_AUTHOR = ("createdBy", {"type": "integer", "minimum": 1}, "Only threads by this user")
+BY_AUTHOR = ("createdBy", {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+             "Only threads by this user")
 
 
 def routes(ctx: Context) -> list[Route]:
