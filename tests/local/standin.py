@@ -5,6 +5,7 @@ anything). Behaviour, from its environment:
 
 * `PORT`: where it listens (127.0.0.1);
 * `STANDIN_CRASH=message`: print the message and exit 3 at once (a crash loop);
+* `STANDIN_CRASH_IF_EXISTS=path`: the same, while that file exists (a bad deploy);
 * `STANDIN_HEALTH=503`: answer `GET /` with that status (an unhealthy target).
 
 `GET /` answers 200 `ok`; `GET /whoami` answers `<pid> <port>`. SIGTERM: finish in-flight
@@ -41,6 +42,9 @@ class Handler(BaseHTTPRequestHandler):
 
 def main() -> None:
     crash = os.environ.get("STANDIN_CRASH")
+    crash_file = os.environ.get("STANDIN_CRASH_IF_EXISTS")
+    if crash_file and os.path.exists(crash_file):
+        crash = f"refusing to start: {crash_file} exists"
     if crash:
         print(crash, flush=True)
         sys.exit(3)

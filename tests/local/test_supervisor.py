@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from up_helpers import STANDIN
 
+from microforum.errors import MicroforumError
 from microforum.lb.balancer import LoadBalancer
 from microforum.local import supervisor as sup
 from microforum.local.processes import LogStream, ProcessRunner
@@ -124,3 +125,35 @@ def test_snapshot_lists_replicas_for_status(tmp_path: Path) -> None:
         ("web-2", "registered", "healthy"),
     ]
     assert all(isinstance(r["pid"], int) and isinstance(r["port"], int) for r in snapshot)
+
+
+def test_a_restart_whose_new_replicas_keep_failing_is_reported_and_old_ones_serve(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "broken"
+    stack = standin_stack({"STANDIN_CRASH_IF_EXISTS": str(marker)})
+
+    async def scenario() -> tuple[str, list[str]]:
+        log = LogStream(io.StringIO())
+        lb = LoadBalancer(stack)
+        await lb.start("127.0.0.1", 0)
+        supervisor = sup.Supervisor(stack, lb, ProcessRunner(log), log, data_dir=tmp_path, api_url="")
+        ready = asyncio.Event()
+        supervisor.on_ready(ready.set)
+        task = asyncio.ensure_future(supervisor.run())
+        await asyncio.wait_for(ready.wait(), 30)
+        marker.write_text("the new code is broken")
+        with pytest.raises(MicroforumError) as failed:
+            await asyncio.wait_for(supervisor.request_restart("web"), 30)
+        serving = [t.target.id for t in lb.target_health("web") if t.state == "healthy"]
+        supervisor.request_shutdown("done")
+        await asyncio.wait_for(task, 15)
+        await lb.close()
+        return failed.value.message, serving
+
+    message, serving = asyncio.run(scenario())
+    assert message == (
+        "restart service 'web': its new replicas keep failing (3 failures in a row); "
+        "the healthy old replicas keep serving"
+    )
+    assert serving == ["web-1"]

@@ -134,6 +134,14 @@ def test_rolling_restart_under_load_fails_no_request(stack: UpProcess, stack_fil
     assert len(whoami(load.bodies(since=done))) == 2
 
 
+def test_a_second_up_on_the_same_stack_is_refused(stack: UpProcess, stack_file: Path) -> None:
+    result = microforum("up", "--stack", str(stack_file), "--port", "0")
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        f"microforum: start the local stack: one is already running from {stack_file.parent}"
+    )
+
+
 def test_sigint_drains_stops_everything_and_exits_0(stack: UpProcess, stack_file: Path) -> None:
     started = family(stack.proc.pid)
     assert len(started) >= 2
@@ -195,3 +203,15 @@ def test_restart_of_an_unknown_service_or_without_a_stack(tmp_path: Path) -> Non
         assert result.returncode == 1
         assert result.stderr.startswith("microforum: restart service 'nope': no such service")
         assert process.stop() == 0
+
+
+def test_replicas_follow_a_killed_up(tmp_path: Path) -> None:
+    with up(write_stack(tmp_path)) as process:
+        process.wait_ready()
+        started = family(process.proc.pid)
+        process.proc.kill()  # no clean-up at all: the replicas get SIGTERM from the kernel
+        process.proc.wait(10)
+        deadline = time.monotonic() + 10
+        while alive(started) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert alive(started) == set()

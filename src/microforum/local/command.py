@@ -29,6 +29,11 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="N",
         help=f"the load balancer's port (default: local.port, {d.LOCAL_PORT}; 0 picks a free one)",
     )
+    up.add_argument(
+        "--containers",
+        action="store_true",
+        help="run the services from their container images (built first; podman or docker)",
+    )
     up.set_defaults(func=_up)
 
     status = subparsers.add_parser("status", help="target health per target group of the running stack")
@@ -64,6 +69,10 @@ def _up(args: argparse.Namespace) -> int:
     from microforum.local.stack import run_up
 
     stack, path = _load(args.stack)
+    if getattr(args, "containers", False):
+        from microforum.images.runner import container_runner_factory
+
+        return run_up(stack, path, args.port, runner_factory=container_runner_factory(stack))
     return run_up(stack, path, args.port)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import sys
@@ -27,6 +28,20 @@ RECENT_LINES = 50  # kept per replica for crash reports
 PREFIX_WIDTH = 12
 _COLOURS = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)  # cyan, yellow, green, magenta, blue, ...
 READ_LIMIT = 1 << 20  # longest log line read whole (longer ones are split)
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if `up` dies without cleaning up (even SIGKILL).
+
+    Linux's PR_SET_PDEATHSIG; SIGTERM rather than SIGKILL so a service still stops its own
+    workers. Fires when the thread that spawned the child exits: the event loop's (main) thread.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PREEXEC = _die_with_parent if sys.platform.startswith("linux") else None
 
 
 class LogStream:
@@ -149,6 +164,7 @@ class ProcessRunner:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_PREEXEC,
                 limit=READ_LIMIT,
             )
         except OSError as exc:

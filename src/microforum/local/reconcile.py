@@ -222,6 +222,10 @@ class Reconciler:
         names = [service] if service else list(self._services)
         return all(self._settled(self._services[name]) for name in names)
 
+    def failures(self, service: str) -> int:
+        """How many replicas of `service` failed in a row (reset by a healthy one)."""
+        return self._services[service].failures
+
     def all_stopped(self) -> bool:
         """Whether no replica is left at all (the end of a shutdown)."""
         return not self._index

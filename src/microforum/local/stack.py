@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from microforum.errors import MicroforumError
-from microforum.local.control import RESTART_TIMEOUT, ControlServer, control_path, read_control
+from microforum.local.control import (
+    RESTART_TIMEOUT,
+    ControlServer,
+    call,
+    control_path,
+    read_control,
+)
 from microforum.local.processes import LogStream, ProcessRunner
 from microforum.local.runner import Runner
 from microforum.local.supervisor import HOST, SUPERVISOR, Supervisor
@@ -58,16 +64,17 @@ def run_up(
 
 
 def _refuse_second_stack(data_dir: Path) -> None:
-    with contextlib.suppress(MicroforumError):
+    """Refuse to start when a stack of this data directory answers on its control channel."""
+    try:
         info = read_control(data_dir)
-        from microforum.local.control import call
-
         call(info, "GET", "/status", timeout=1.0)
-        raise MicroforumError(
-            f"start the local stack: one is already running from {data_dir} (pid {info.pid}, "
-            f"{info.stack_url})",
-            hint="stop it with Ctrl-C in its terminal, or use `microforum status`",
-        )
+    except MicroforumError:
+        return  # none, or a stale control file that `up` will overwrite
+    raise MicroforumError(
+        f"start the local stack: one is already running from {data_dir} (pid {info.pid}, "
+        f"{info.stack_url})",
+        hint="stop it with Ctrl-C in its terminal, or use `microforum status`",
+    )
 
 
 async def _up(

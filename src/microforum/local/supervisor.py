@@ -36,6 +36,10 @@ STOP_TIMEOUT = 10.0  # SIGTERM, then SIGKILL after this many seconds (ECS stopTi
 PROBE_INTERVAL = 0.02  # how often a starting replica's port is tried
 TICK = 1.0  # the loop wakes at least this often
 SUPERVISOR = "microforum"
+# A rolling replacement is reported failed after this many failed new replicas in a row: the
+# lower bound of ECS's deployment circuit breaker threshold (ALB_SPEC F). The old replicas keep
+# serving (they drain only once new ones are healthy) and new ones keep being tried, backing off.
+RESTART_FAILURES = 3
 
 
 class Balancer(Protocol):
@@ -88,6 +92,14 @@ class _Live:
     handle: ReplicaHandle
     service: Service
     target: Target
+
+
+def _restart_failed(service: str, failures: int) -> MicroforumError:
+    return MicroforumError(
+        f"restart service '{service}': its new replicas keep failing ({failures} failures in a "
+        "row); the healthy old replicas keep serving",
+        hint="the stack's log shows each failure's last lines; fix it and run restart again",
+    )
 
 
 def service_env(service: Service, port: int, data_dir: Path, api_url: str) -> dict[str, str]:
@@ -257,11 +269,16 @@ class Supervisor:
             for callback in self._ready_callbacks:
                 callback()
         for request in list(self._restarts):
+            failures = self.reconciler.failures(request.service)
             if self.reconciler.settled(request.service):
                 self._restarts.remove(request)
                 ids = [r.id for r in self.reconciler.replicas(request.service)]
                 if not request.done.done():
                     request.done.set_result(ids)
+            elif failures >= RESTART_FAILURES:
+                self._restarts.remove(request)
+                if not request.done.done():
+                    request.done.set_exception(_restart_failed(request.service, failures))
 
     def _cancel_restarts(self) -> None:
         for request in self._restarts:
