@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import free_port
 from service_helpers import Service, serving
 
+from helpers import free_port
 from microforum.services.settings import DEPENDENCY_ATTEMPTS
 
 
@@ -85,7 +85,7 @@ class _Always503(http.server.BaseHTTPRequestHandler):
 
     hits = 0
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         type(self).hits += 1
         self.send_response(503)
         self.send_header("Content-Length", "0")

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import output_of
 from service_helpers import Answer, Service, call, serving
+
+from helpers import output_of
 
 TRACE = re.compile(r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24}$")
 
@@ -28,7 +29,7 @@ class _SlowUsers(http.server.BaseHTTPRequestHandler):
     arrived = threading.Event()
     release = threading.Event()
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         type(self).arrived.set()
         type(self).release.wait(30)
         body = b'{"id": 1}'

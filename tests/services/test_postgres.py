@@ -11,7 +11,7 @@ from service_helpers import Answer, call, serving
 pytestmark = pytest.mark.postgres
 
 
-def test_replicas_on_one_database(tmp_path: Path, postgres) -> None:  # noqa: ANN001
+def test_replicas_on_one_database(tmp_path: Path, postgres) -> None:
     env = {"DATABASE_URL": postgres.create_database()}
     with serving("users", tmp_path, env) as a, serving("users", tmp_path, env) as b:
         assert len(a.get("/api/users").json) == 4  # seeded once though both started

@@ -22,7 +22,7 @@ from microforum.services.model import MAX_ID
 
 MAX_LIMIT = 1000
 # JavaScript's StringNumericLiteral (ECMA-262 7.1.4.1.1), after trimming white space.
-_DECIMAL = re.compile(r"[+-]?(?:Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
+_DECIMAL = re.compile(r"[+-]?(?:Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
 _RADIX = re.compile(r"0(?:[xX][0-9a-fA-F]+|[oO][0-7]+|[bB][01]+)")
 
 
@@ -40,8 +40,9 @@ def js_number(text: str) -> float:
 
 def loose_id(text: str) -> int | None:
     """The record id that `id == text` finds in JavaScript, or None when no id can match."""
-    if text.isascii() and text.isdigit() and len(text) < 19:  # the common case, without a float round trip
-        return int(text)
+    if text.isascii() and text.isdigit():  # the common case, exact (no float round trip)
+        value = int(text)
+        return value if 1 <= value <= MAX_ID else None
     number = js_number(text)
     if number != number or number in (float("inf"), float("-inf")) or not number.is_integer():
         return None

@@ -84,7 +84,8 @@ def list_threads(
     conn: Conn, *, after: int = 0, limit: int | None = None, created_by: int | None = None
 ) -> list[Thread]:
     """Threads with id > `after` (by `created_by` when given), by id, at most `limit`."""
-    sql, params = f"SELECT {THREAD_COLUMNS} FROM threads WHERE id > ?", (after,)
+    sql = f"SELECT {THREAD_COLUMNS} FROM threads WHERE id > ?"
+    params: tuple[Any, ...] = (after,)
     if created_by is not None:
         sql, params = sql + " AND created_by = ?", (after, created_by)
     sql, params = _page(sql, params, limit)
@@ -137,7 +138,8 @@ def list_posts(
     user: int | None = None,
 ) -> list[Post]:
     """Posts with id > `after` (in `thread`, by `user` when given), by id, at most `limit`."""
-    sql, params = f"SELECT {POST_COLUMNS} FROM posts WHERE id > ?", (after,)
+    sql = f"SELECT {POST_COLUMNS} FROM posts WHERE id > ?"
+    params: tuple[Any, ...] = (after,)
     if thread is not None:
         sql, params = sql + " AND thread = ?", (*params, thread)
     if user is not None:
