@@ -1,0 +1,430 @@
+"""stack.yaml + the cluster stack's outputs -> what deploy applies (pure; no boto3).
+
+Small `convert_*` functions each turn one part of the typed model into the plain dict an AWS
+API takes (the boto3 request shapes), like copilot's transformers: the spec, the converters and
+the template stay apart. Every number comes from the model, which took its defaults from
+`microforum.spec.defaults`.
+
+Resources that do not exist yet are named by placeholders, replaced by the executor once it
+knows their ARNs: `<tg:NAME>` (a target group), `<td:NAME>` (a task definition revision),
+`<listener>`. Stack outputs that are not known yet (no stack) render as `<output:KEY>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from microforum.spec import defaults as d
+from microforum.spec.model import (
+    Action,
+    Condition,
+    FixedResponse,
+    Forward,
+    Redirect,
+    Rule,
+    Service,
+    Stack,
+)
+
+JSON = dict[str, Any]
+
+# Outputs of infrastructure/ecs.yaml that deploy reads (plus one TaskRole<Name>Arn per service).
+REQUIRED_OUTPUTS = (
+    "VpcId",
+    "ClusterName",
+    "CapacityProviderName",
+    "LoadBalancerArn",
+    "LoadBalancerDnsName",
+    "ExecutionRoleArn",
+    "LogGroupName",
+)
+DATABASE_OUTPUT = "DatabaseUrlSecretArn"
+LISTENER_REF = "<listener>"
+_NAME_LIMIT = 32  # target group names: at most 32 alphanumerics and hyphens (BOTO-ELBV2)
+
+
+def tg_ref(service: str) -> str:
+    """Placeholder for the ARN of `service`'s target group."""
+    return f"<tg:{service}>"
+
+
+def td_ref(service: str) -> str:
+    """Placeholder for the ARN of `service`'s task definition revision to run."""
+    return f"<td:{service}>"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the stack goes: the names deploy derives and what the cluster stack reported."""
+
+    stack_name: str
+    region: str
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    images: Mapping[str, str] = field(default_factory=dict)  # service -> image URI with tag
+    database: bool = True
+    repository_prefix: str = ""
+
+    def output(self, key: str) -> str:
+        """A stack output, or its placeholder while the stack does not exist."""
+        return self.outputs.get(key, f"<output:{key}>")
+
+    def image(self, service: str) -> str:
+        return self.images.get(service, f"<image:{repository_name(self.repository_prefix, service)}>")
+
+
+@dataclass(frozen=True)
+class Desired:
+    """Everything deploy reconciles after the cluster stack, keyed by service name."""
+
+    repositories: Mapping[str, JSON]
+    task_definitions: Mapping[str, JSON]
+    target_groups: Mapping[str, JSON]
+    target_group_attributes: Mapping[str, list[JSON]]
+    listener: JSON
+    rules: tuple[JSON, ...]
+    services: Mapping[str, JSON]
+
+    def as_json(self) -> JSON:
+        """The document `microforum render` prints."""
+        return {
+            "repositories": dict(self.repositories),
+            "task_definitions": dict(self.task_definitions),
+            "target_groups": {
+                name: {**tg, "Attributes": self.target_group_attributes[name]}
+                for name, tg in self.target_groups.items()
+            },
+            "listener": {**self.listener, "Rules": list(self.rules)},
+            "services": dict(self.services),
+        }
+
+
+# ------------------------------------------------------------------------- names
+
+
+def target_group_name(stack_name: str, service: str) -> str:
+    """`<stack>-<service>`, shortened with a stable hash when over ALB's 32 characters."""
+    name = f"{stack_name}-{service}"
+    if len(name) <= _NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
+    return f"{name[: _NAME_LIMIT - 7].rstrip('-')}-{digest}"
+
+
+def task_family(stack_name: str, service: str) -> str:
+    return f"{stack_name}-{service}"
+
+
+def repository_name(prefix: str, service: str) -> str:
+    """`service`, or `prefix/service` when sharing an account (a registry namespace, as
+    `microforum.images.push` uses it)."""
+    return f"{prefix}/{service}" if prefix else service
+
+
+def task_role_output(service: str) -> str:
+    """The stack output holding `service`'s task role ARN (added by `render_template`)."""
+    return f"TaskRole{_logical(service)}Arn"
+
+
+def _logical(service: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[^a-zA-Z0-9]", service) if part)
+
+
+# ------------------------------------------------------------------------- the cluster template
+
+
+def template_parameters(stack: Stack, *, database: bool) -> dict[str, str]:
+    """infrastructure/ecs.yaml's Parameters, from stack.yaml and `defaults` (all strings)."""
+    lb = stack.load_balancer
+    values: dict[str, object] = {
+        "ListenerPort": stack.listener.port,
+        "IdleTimeout": lb.idle_timeout,
+        "DesyncMitigationMode": lb.desync_mitigation_mode,
+        "DropInvalidHeaderFields": lb.drop_invalid_header_fields,
+        "InstanceType": d.ECS_INSTANCE_TYPE,
+        "MinSize": d.ECS_MIN_INSTANCES,
+        "MaxSize": d.ECS_MAX_INSTANCES,
+        "TargetCapacity": d.ECS_TARGET_CAPACITY,
+        "LogRetentionDays": d.LOG_RETENTION_DAYS,
+        "DatabaseEnabled": database,
+        "DatabaseInstanceClass": d.DATABASE_INSTANCE_CLASS,
+        "DatabaseStorage": d.DATABASE_STORAGE_GIB,
+    }
+    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()}
+
+
+def render_template(stack: Stack, base: JSON) -> JSON:
+    """The cluster template plus one task role (no permissions) and its output per service."""
+    template = json.loads(json.dumps(base))  # a deep copy that stays plain JSON
+    for service in stack.services:
+        logical = f"TaskRole{_logical(service.name)}"
+        template["Resources"][logical] = convert_task_role(service)
+        template["Outputs"][task_role_output(service.name)] = {
+            "Description": f"The task role of service {service.name}.",
+            "Value": {"Fn::GetAtt": [logical, "Arn"]},
+        }
+    return template
+
+
+def convert_task_role(service: Service) -> JSON:
+    """A task role with no permissions: the services call no AWS API (least privilege)."""
+    return {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Description": f"microforum task role of service {service.name} (no AWS permissions)",
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                        # Confused-deputy guard (ECS developer guide, task IAM roles).
+                        "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+                    }
+                ],
+            },
+        },
+    }
+
+
+# ------------------------------------------------------------------------- ECR
+
+
+def convert_repository(service: Service, target: Target) -> JSON:
+    """create_repository arguments plus the lifecycle policy text (keep the last N images)."""
+    policy = {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "description": f"keep the last {d.ECR_KEEP_IMAGES} images",
+                "selection": {
+                    "tagStatus": "any",
+                    "countType": "imageCountMoreThan",
+                    "countNumber": d.ECR_KEEP_IMAGES,
+                },
+                "action": {"type": "expire"},
+            }
+        ]
+    }
+    return {
+        "repositoryName": repository_name(target.repository_prefix, service.name),
+        "imageTagMutability": "IMMUTABLE",
+        "imageScanningConfiguration": {"scanOnPush": True},
+        "lifecyclePolicyText": json.dumps(policy, sort_keys=True),
+    }
+
+
+# ------------------------------------------------------------------------- task definitions
+
+
+def stop_timeout(service: Service) -> int:
+    """Seconds between SIGTERM and SIGKILL: the draining time, within ECS's 120 s cap."""
+    return max(1, min(service.target_group.deregistration_delay, d.ECS_MAX_STOP_TIMEOUT))
+
+
+def convert_environment(service: Service, target: Target) -> list[JSON]:
+    env = dict(service.environment)
+    env.setdefault("PORT", str(service.container_port))
+    # Services reach each other through the ALB, like the original (API_URL).
+    env.setdefault("API_URL", f"http://{target.output('LoadBalancerDnsName')}")
+    if target.database:
+        env.setdefault("PGDATABASE", service.name)  # libpq: the database DATABASE_URL omits
+    return [{"name": k, "value": v} for k, v in sorted(env.items())]
+
+
+def convert_secrets(target: Target) -> list[JSON]:
+    if not target.database:
+        return []
+    return [{"name": "DATABASE_URL", "valueFrom": target.output(DATABASE_OUTPUT)}]
+
+
+def convert_container(service: Service, target: Target) -> JSON:
+    container: JSON = {
+        "name": service.name,
+        "image": target.image(service.name),
+        "essential": True,
+        "cpu": service.cpu,
+        "memory": service.memory,
+        "portMappings": [
+            {"containerPort": service.container_port, "hostPort": service.host_port, "protocol": "tcp"}
+        ],
+        "environment": convert_environment(service, target),
+        "stopTimeout": stop_timeout(service),
+        "logConfiguration": {
+            "logDriver": "awslogs",
+            "options": {
+                "awslogs-group": target.output("LogGroupName"),
+                "awslogs-region": target.region,
+                "awslogs-stream-prefix": service.name,
+            },
+        },
+    }
+    if not service.builtin:
+        container["command"] = list(service.command)
+    secrets = convert_secrets(target)
+    if secrets:
+        container["secrets"] = secrets
+    return container
+
+
+def convert_task_definition(service: Service, target: Target) -> JSON:
+    """register_task_definition arguments: bridge networking, dynamic host port, awslogs."""
+    return {
+        "family": task_family(target.stack_name, service.name),
+        "taskRoleArn": target.output(task_role_output(service.name)),
+        "executionRoleArn": target.output("ExecutionRoleArn"),
+        "networkMode": service.network_mode,
+        "requiresCompatibilities": ["EC2"],
+        "containerDefinitions": [convert_container(service, target)],
+    }
+
+
+# ------------------------------------------------------------------------- target groups
+
+
+def convert_target_group(service: Service, target: Target) -> JSON:
+    """create_target_group arguments. No HealthCheckPort: `traffic-port` is required with
+    dynamic host ports (ALB_SPEC F; ECS rejects an explicit port)."""
+    hc = service.target_group.health_check
+    return {
+        "Name": target_group_name(target.stack_name, service.name),
+        "Protocol": "HTTP",
+        "Port": service.target_group.port,
+        "VpcId": target.output("VpcId"),
+        "TargetType": "instance",  # bridge networking registers instance id + host port
+        "HealthCheckProtocol": "HTTP",
+        "HealthCheckEnabled": True,
+        "HealthCheckPath": hc.path,
+        "HealthCheckIntervalSeconds": hc.interval,
+        "HealthCheckTimeoutSeconds": hc.timeout,
+        "HealthyThresholdCount": hc.healthy_threshold,
+        "UnhealthyThresholdCount": hc.unhealthy_threshold,
+        "Matcher": {"HttpCode": hc.success_codes},
+    }
+
+
+def convert_target_group_attributes(service: Service) -> list[JSON]:
+    tg = service.target_group
+    return [
+        {"Key": "deregistration_delay.timeout_seconds", "Value": str(tg.deregistration_delay)},
+        {"Key": "load_balancing.algorithm.type", "Value": tg.algorithm},
+    ]
+
+
+# ------------------------------------------------------------------------- listener and rules
+
+
+def convert_condition(condition: Condition) -> JSON:
+    """One rule condition in the `Field` + `*Config` shape (BOTO-ELBV2 RuleCondition)."""
+    f = condition.field
+    if f == "http-header":
+        config = {"HttpHeaderName": condition.header_name, "Values": list(condition.values)}
+        return {"Field": f, "HttpHeaderConfig": config}
+    if f == "query-string":
+        pairs = [{"Key": q.key, "Value": q.value} if q.key is not None else {"Value": q.value} for q in condition.query]
+        return {"Field": f, "QueryStringConfig": {"Values": pairs}}
+    key = {
+        "path-pattern": "PathPatternConfig",
+        "host-header": "HostHeaderConfig",
+        "http-request-method": "HttpRequestMethodConfig",
+        "source-ip": "SourceIpConfig",
+    }[f]
+    return {"Field": f, key: {"Values": list(condition.values)}}
+
+
+def convert_action(action: Action) -> JSON:
+    """A listener action: forward (weighted, sticky), fixed-response or redirect."""
+    if isinstance(action, Forward):
+        config: JSON = {
+            "TargetGroups": [{"TargetGroupArn": tg_ref(g.name), "Weight": g.weight} for g in action.target_groups],
+        }
+        if action.stickiness_duration is not None:
+            config["TargetGroupStickinessConfig"] = {"Enabled": True, "DurationSeconds": action.stickiness_duration}
+        return {"Type": "forward", "ForwardConfig": config}
+    if isinstance(action, FixedResponse):
+        fixed: JSON = {"StatusCode": str(action.status_code), "ContentType": action.content_type}
+        if action.message_body:
+            fixed["MessageBody"] = action.message_body
+        return {"Type": "fixed-response", "FixedResponseConfig": fixed}
+    assert isinstance(action, Redirect)
+    return {
+        "Type": "redirect",
+        "RedirectConfig": {
+            "Protocol": action.protocol,
+            "Host": action.host,
+            "Port": action.port,
+            "Path": action.path,
+            "Query": action.query,
+            "StatusCode": action.status_code,
+        },
+    }
+
+
+def convert_rule(rule: Rule) -> JSON:
+    """create_rule arguments (the listener ARN is added when it is known)."""
+    return {
+        "Priority": rule.priority,
+        "Conditions": sorted((convert_condition(c) for c in rule.conditions), key=lambda c: c["Field"]),
+        "Actions": [convert_action(rule.action)],
+    }
+
+
+def convert_listener(stack: Stack, target: Target) -> JSON:
+    return {
+        "LoadBalancerArn": target.output("LoadBalancerArn"),
+        "Protocol": "HTTP",
+        "Port": stack.listener.port,
+        "DefaultActions": [convert_action(stack.listener.default_action)],
+    }
+
+
+# ------------------------------------------------------------------------- ECS services
+
+
+def convert_service(service: Service, target: Target) -> JSON:
+    """create_service arguments: ALB, circuit breaker with rollback, AZ spread then binpack."""
+    dep = service.deployment
+    return {
+        "cluster": target.output("ClusterName"),
+        "serviceName": service.name,
+        "taskDefinition": td_ref(service.name),
+        "desiredCount": service.desired_count,
+        "loadBalancers": [
+            {"targetGroupArn": tg_ref(service.name), "containerName": service.name, "containerPort": service.container_port}
+        ],
+        "healthCheckGracePeriodSeconds": dep.health_check_grace_period,
+        "deploymentConfiguration": {
+            "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+            "maximumPercent": dep.maximum_percent,
+            "minimumHealthyPercent": dep.minimum_healthy_percent,
+        },
+        "placementStrategy": [
+            {"type": "spread", "field": "attribute:ecs.availability-zone"},
+            {"type": "binpack", "field": "memory"},
+        ],
+        "capacityProviderStrategy": [
+            {"capacityProvider": target.output("CapacityProviderName"), "weight": 1, "base": 0}
+        ],
+    }
+
+
+# ------------------------------------------------------------------------- everything
+
+
+def render(stack: Stack, target: Target) -> Desired:
+    """All of deploy's API-managed resources for `stack` on `target`."""
+    services = stack.services
+    return Desired(
+        repositories={s.name: convert_repository(s, target) for s in services},
+        task_definitions={s.name: convert_task_definition(s, target) for s in services},
+        target_groups={s.name: convert_target_group(s, target) for s in services},
+        target_group_attributes={s.name: convert_target_group_attributes(s) for s in services},
+        listener=convert_listener(stack, target),
+        rules=tuple(convert_rule(r) for r in stack.listener.rules),
+        services={s.name: convert_service(s, target) for s in services},
+    )
