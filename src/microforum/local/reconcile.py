@@ -44,6 +44,13 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from microforum.local.actions import Action, Drain, Register, Remove, Report, Start, Stop
+
+__all__ = [
+    "Action", "Drain", "Reconciler", "Register", "Remove", "Replica", "Report", "ServicePolicy",
+    "Start", "Stop", "backoff_delay", "crash_message",
+]  # fmt: skip
+
 # Crash-loop back-off. ECS throttles restarts of failing tasks with an increasing delay; locally
 # the first retry is immediate (a replica killed once comes straight back), then 1 s doubling,
 # capped at 30 s so a fixed bug is picked up quickly.
@@ -90,68 +97,6 @@ class ServicePolicy:
     minimum_healthy_percent: int
     maximum_percent: int
     health_check_grace_period: float
-
-
-# Actions -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Start:
-    """Launch a new replica `replica_id` of `service` (the shell picks its port)."""
-
-    service: str
-    replica_id: str
-
-
-@dataclass(frozen=True)
-class Register:
-    """Register the listening replica as a target of its service's target group."""
-
-    service: str
-    replica_id: str
-
-
-@dataclass(frozen=True)
-class Drain:
-    """Deregister the replica (wait for the draining to finish), then stop it.
-
-    `fault` is True when the replica is stopped because it failed (its target is unhealthy):
-    the shell then shows the reason with the replica's last log lines.
-    """
-
-    service: str
-    replica_id: str
-    reason: str
-    fault: bool = False
-
-
-@dataclass(frozen=True)
-class Stop:
-    """Stop a replica that was never registered (SIGTERM); `fault` as for `Drain`."""
-
-    service: str
-    replica_id: str
-    reason: str
-    fault: bool = False
-
-
-@dataclass(frozen=True)
-class Remove:
-    """Deregister a replica whose process already exited (nothing left to drain)."""
-
-    service: str
-    replica_id: str
-
-
-@dataclass(frozen=True)
-class Report:
-    """Tell the user something went wrong with a service (printed once)."""
-
-    service: str
-    message: str
-
-
-Action = Start | Register | Drain | Stop | Remove | Report
 
 
 def backoff_delay(failures: int) -> float:

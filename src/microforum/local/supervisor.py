@@ -26,6 +26,14 @@ from typing import Any, Protocol
 from microforum.errors import MicroforumError
 from microforum.lb.targets import Target
 from microforum.local import reconcile as rc
+from microforum.local.events import (
+    Event,
+    Exited,
+    HealthChanged,
+    Listening,
+    RestartRequested,
+    ShutdownRequested,
+)
 from microforum.local.ports import PortAllocator, is_port_conflict
 from microforum.local.processes import LogStream
 from microforum.local.runner import ReplicaHandle, Runner
@@ -49,42 +57,6 @@ class Balancer(Protocol):
     async def deregister(self, target_group: str, target: Target) -> None: ...
     def on_health_change(self, cb: Callable[[str, Target, str, str], None]) -> None: ...
     def target_health(self, target_group: str) -> list[Any]: ...
-
-
-# Events ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Listening:
-    replica_id: str
-
-
-@dataclass(frozen=True)
-class Exited:
-    replica_id: str
-    exit_code: int
-    lines: tuple[str, ...]
-    port_conflict: bool = False
-
-
-@dataclass(frozen=True)
-class HealthChanged:
-    replica_id: str
-    state: str
-
-
-@dataclass(frozen=True)
-class RestartRequested:
-    service: str
-    done: asyncio.Future[list[str]]
-
-
-@dataclass(frozen=True)
-class ShutdownRequested:
-    reason: str
-
-
-Event = Listening | Exited | HealthChanged | RestartRequested | ShutdownRequested | None
 
 
 @dataclass
@@ -298,10 +270,10 @@ class Supervisor:
                 live = self._live[rid]
                 self._lb.register(live.service.target_group.name, live.target)
             case rc.Drain(_, rid, reason, fault):
-                self._explain(rid, reason, fault)
+                self._explain(rid, reason, fault, drain=True)
                 self._spawn(self._drain_and_stop(rid))
             case rc.Stop(_, rid, reason, fault):
-                self._explain(rid, reason, fault)
+                self._explain(rid, reason, fault, drain=False)
                 self._spawn(self._stop(rid))
             case rc.Remove(service, rid):
                 self._spawn(self._remove(service, rid))
@@ -379,10 +351,10 @@ class Supervisor:
             self._ports.release(live.target.port)
             self._gone[rid] = live.target
 
-    def _explain(self, rid: str, reason: str, fault: bool) -> None:
+    def _explain(self, rid: str, reason: str, fault: bool, *, drain: bool) -> None:
         live = self._live.get(rid)
         if not fault:
-            self._say(f"replica {rid}: stopping ({reason})")
+            self._say(f"replica {rid}: {'draining, then ' if drain else ''}stopping ({reason})")
             return
         lines = live.handle.recent_lines()[-rc.REPORT_LINES :] if live else []
         tail = "".join(f"\n    {line}" for line in lines)
