@@ -9,6 +9,7 @@ import http.server
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -127,6 +128,24 @@ def test_unreachable_postgres_is_one_line_exit_1(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("microforum: open database postgresql://")
     assert "Traceback" not in result.stderr
+
+
+def test_port_in_use_and_unwritable_database_are_one_line_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cases = [
+            (["--port", str(port), "--host", "127.0.0.1"], f"listen on 127.0.0.1:{port}"),
+            (["--database", f"sqlite:///{tmp_path}/file/x.db"], "open database sqlite:///"),
+        ]
+        (tmp_path / "file").write_text("a file where a directory should be")
+        for extra, message in cases:
+            result = subprocess.run([sys.executable, "-m", "microforum", "serve", "users", *extra],
+                                    capture_output=True, text=True, timeout=60)
+            assert result.returncode == 1
+            assert result.stderr.startswith(f"microforum: {message}"), result.stderr
+            assert "Traceback" not in result.stderr
 
 
 def test_replicas_on_one_sqlite_file_see_each_others_writes(tmp_path: Path) -> None:

@@ -14,6 +14,8 @@ import ctypes
 import json
 import os
 import signal
+import socket
+import sqlite3
 
 from microforum.errors import MicroforumError
 from microforum.services.app import App, build_app, open_databases
@@ -44,16 +46,37 @@ def settings_from_env(text: str) -> Settings:
 def prepare(settings: Settings) -> None:
     """Create or migrate (and on first start seed) every database the service owns."""
     for resource, url in settings.databases.items():
-        databases = open_databases(Settings(settings.service, databases={resource: url}))
         try:
-            migrate(databases[resource], resource)
-        except (StorageUnavailable, OSError) as exc:
-            raise MicroforumError(
-                f"open database {redact(url)} for {resource}: {exc}",
-                hint="check DATABASE_URL (or --database) and that the server is running",
-            ) from exc
+            db = open_databases(Settings(settings.service, databases={resource: url}))[resource]
+        except (sqlite3.Error, OSError) as exc:
+            raise _database_error(resource, url, exc) from exc
+        try:
+            migrate(db, resource)
+        except (StorageUnavailable, sqlite3.Error, OSError) as exc:
+            raise _database_error(resource, url, exc) from exc
         finally:
-            databases[resource].close()
+            db.close()
+
+
+def _database_error(resource: str, url: str, exc: Exception) -> MicroforumError:
+    return MicroforumError(
+        f"open database {redact(url)} for {resource}: {exc}",
+        hint="check DATABASE_URL (or --database): the directory must be writable, the server up",
+    )
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse early, in one line, when the address is taken (granian would print a trace)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise MicroforumError(
+                f"listen on {host}:{port}: {exc.strerror}",
+                hint="choose another --port (or PORT), or stop what is using it",
+            ) from exc
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -85,6 +108,7 @@ def serve(settings: Settings) -> int:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
 
+    check_port(settings.host, settings.port)
     prepare(settings)
     os.environ[SETTINGS_ENV] = settings_to_env(settings)
     os.environ[PARENT_ENV] = str(os.getpid())
