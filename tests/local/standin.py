@@ -6,7 +6,8 @@ anything). Behaviour, from its environment:
 * `PORT`: where it listens (127.0.0.1);
 * `STANDIN_CRASH=message`: print the message and exit 3 at once (a crash loop);
 * `STANDIN_CRASH_IF_EXISTS=path`: the same, while that file exists (a bad deploy);
-* `STANDIN_HEALTH=503`: answer `GET /` with that status (an unhealthy target).
+* `STANDIN_HEALTH=503`: answer `GET /` with that status (an unhealthy target);
+* `STANDIN_IGNORE_TERM=1`: ignore SIGTERM (a replica that does not stop when asked).
 
 `GET /` answers 200 `ok`; `GET /whoami` answers `<pid> <port>`. SIGTERM: finish in-flight
 requests, exit 0.
@@ -50,7 +51,10 @@ def main() -> None:
         sys.exit(3)
     server = ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
     server.daemon_threads = False  # finish in-flight requests on shutdown
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    if os.environ.get("STANDIN_IGNORE_TERM"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    else:
+        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(f"standin listening on {server.server_address[1]}", flush=True)
     server.serve_forever()
     server.server_close()

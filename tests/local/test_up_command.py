@@ -215,3 +215,18 @@ def test_replicas_follow_a_killed_up(tmp_path: Path) -> None:
         while alive(started) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert alive(started) == set()
+
+
+def test_a_second_ctrl_c_kills_replicas_that_do_not_stop(tmp_path: Path) -> None:
+    stubborn = "    environment: {STANDIN_IGNORE_TERM: '1'}\n"
+    text = STACK.replace("    deregistration_delay: 1\n", "    deregistration_delay: 1\n" + stubborn)
+    with up(write_stack(tmp_path, text)) as process:
+        process.wait_ready()
+        started = family(process.proc.pid)
+        process.proc.send_signal(signal.SIGINT)
+        process.wait_for("SIGINT received: draining and stopping every replica")
+        process.wait_for(r"replica web-\d: draining, then stopping")
+        assert process.stop(signal.SIGINT) == 0
+        assert "SIGINT received again: killing every replica now" in process.output
+        assert "did not stop within" not in process.output
+        assert alive(started) == set()

@@ -230,8 +230,12 @@ class Supervisor:
                 self._say(f"service '{service}': rolling replacement, generation {generation}")
                 self._restarts.append(event)
             case ShutdownRequested(reason):
-                if not rec.shutting_down:
-                    self._say(f"{reason}: draining and stopping every replica")
+                if rec.shutting_down:  # a second Ctrl-C: the user will not wait for draining
+                    self._say(f"{reason} again: killing every replica now")
+                    for live in self._live.values():
+                        live.handle.kill()
+                    return
+                self._say(f"{reason}: draining and stopping every replica")
                 rec.shutdown()
                 self._cancel_restarts()
 
