@@ -81,7 +81,13 @@ async def _up(
     stack: Stack, data_dir: Path, port: int, out: TextIO | None, runner_factory: RunnerFactory
 ) -> int:
     started = time.monotonic()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MicroforumError(
+            f"create the stack's data directory {data_dir}: {exc.strerror}",
+            hint="set local.data_dir in the stack file to a writable directory",
+        ) from exc
     lb = _new_balancer(stack, data_dir)
     url = f"http://{HOST}:{await _start_balancer(lb, port)}"
     log = LogStream(out)
