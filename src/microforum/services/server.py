@@ -29,6 +29,17 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 FACTORY = "microforum.services.server:app_from_environment"
 
 
+# stdout carries only the JSON access log; the server's own lifecycle messages go to stderr.
+GRANIAN_LOGGING = {
+    "handlers": {
+        "console": {"formatter": "generic", "class": "logging.StreamHandler",
+                    "stream": "ext://sys.stderr"},
+        "access": {"formatter": "access", "class": "logging.StreamHandler",
+                   "stream": "ext://sys.stderr"},
+    },
+}
+
+
 def settings_to_env(settings: Settings) -> str:
     """`settings` as the JSON a worker reads back."""
     return json.dumps({
@@ -125,6 +136,7 @@ def serve(settings: Settings) -> int:
         runtime_mode=RuntimeModes.st,
         http=HTTPModes.http1,
         log_access=False,  # the app writes its own JSON access log
+        log_dictconfig=GRANIAN_LOGGING,
     )
     server.serve()
     return 0
