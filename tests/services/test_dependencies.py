@@ -5,6 +5,7 @@ asks threads and posts before a delete. A dependency stopped → 503 naming it, 
 from __future__ import annotations
 
 import http.server
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,6 +79,20 @@ def test_dependency_down_is_503_and_nothing_written(
         assert answer.json["field"] == dependency
         assert f"{dependency} service unavailable" in answer.json["detail"]
         assert svc.get(listing).json == before
+
+
+def test_dependency_too_slow_is_503_after_bounded_attempts(tmp_path: Path) -> None:
+    # A peer that accepts connections (the kernel's backlog) but never answers.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        env = {"API_URL": f"http://127.0.0.1:{silent.getsockname()[1]}",
+               "DEPENDENCY_TIMEOUT": "0.2"}
+        with serving("posts", tmp_path, env) as posts:
+            answer = posts.call("POST", "/api/posts", {"thread": 1, "text": "hi", "user": 1})
+            assert (answer.status, answer.json["field"]) == (503, "threads")
+            assert "no answer within 0.2 s" in answer.json["detail"]
+            assert len(posts.get("/api/posts").json) == 6
 
 
 class _Always503(http.server.BaseHTTPRequestHandler):

@@ -17,7 +17,7 @@ The API, beyond the original read routes (answered exactly as the original Koa s
 | `DELETE /api/threads/{id}` | 204; **409 while the thread has posts** |
 | `POST /api/posts` | 201; `thread` and `user` must exist (422 naming the field otherwise) |
 | `GET/PATCH/DELETE /api/posts/{id}` | the post; `text` can change |
-| any list `?limit=N&cursor=C` | one page (still a JSON array); `Link: <...>; rel="next"` and `X-Next-Cursor` when more remain |
+| any list `?limit=N&cursor=C` | one page (a JSON array); `Link` rel=next, `X-Next-Cursor` |
 
 Errors are JSON problem bodies naming the field (400 malformed JSON or query, 413 body over
 1 MiB, 415 not JSON, 422 invalid field, 404 unknown id or path, 405 + Allow, 409 conflicts,

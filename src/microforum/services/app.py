@@ -149,7 +149,8 @@ def build_app(settings: Settings, databases: Mapping[str, Database]) -> App:
     """The ASGI app of `settings.service` over already-migrated `databases`."""
     from microforum.services.openapi import openapi_routes
 
-    ctx = Context(settings.service, dict(databases), References(databases, settings.peers))
+    refs = References(databases, settings.peers, settings.dependency_timeout)
+    ctx = Context(settings.service, dict(databases), refs)
     routes = root.routes()
     for resource in OWNED[settings.service]:
         routes += _RESOURCE_ROUTES[resource](ctx)

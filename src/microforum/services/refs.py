@@ -76,9 +76,10 @@ def _dechunk(data: bytes) -> bytes:
 class Remote:
     """A resource owned by another service, reached at `base_url`."""
 
-    def __init__(self, service: str, base_url: str) -> None:
+    def __init__(self, service: str, base_url: str, timeout: float = DEPENDENCY_TIMEOUT) -> None:
         self.service = service
         self.base_url = base_url
+        self.timeout = timeout
 
     def __repr__(self) -> str:
         return f"Remote({self.service!r}, {self.base_url!r})"
@@ -90,9 +91,9 @@ class Remote:
             if attempt:
                 await asyncio.sleep(DEPENDENCY_BACKOFF * attempt)
             try:
-                status, body = await http_get(self.base_url + path, DEPENDENCY_TIMEOUT)
+                status, body = await http_get(self.base_url + path, self.timeout)
             except TimeoutError:
-                reason = f"no answer within {DEPENDENCY_TIMEOUT:g} s"
+                reason = f"no answer within {self.timeout:g} s"
                 continue
             except (OSError, ValueError) as exc:
                 reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
@@ -120,9 +121,14 @@ class Remote:
 class References:
     """Answers reference questions locally (owned resources) or through their owner."""
 
-    def __init__(self, local: Mapping[str, Database], remote: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        local: Mapping[str, Database],
+        remote: Mapping[str, str],
+        timeout: float = DEPENDENCY_TIMEOUT,
+    ) -> None:
         self.local = dict(local)
-        self.remote = {name: Remote(name, url) for name, url in remote.items()}
+        self.remote = {name: Remote(name, url, timeout) for name, url in remote.items()}
 
     def __repr__(self) -> str:
         return f"References(local={sorted(self.local)}, remote={list(self.remote.values())})"

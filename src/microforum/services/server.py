@@ -45,7 +45,7 @@ def settings_to_env(settings: Settings) -> str:
     return json.dumps({
         "service": settings.service, "host": settings.host, "port": settings.port,
         "workers": settings.workers, "databases": dict(settings.databases),
-        "peers": dict(settings.peers),
+        "peers": dict(settings.peers), "dependency_timeout": settings.dependency_timeout,
     })
 
 

@@ -13,6 +13,7 @@ refused with one line naming the variable and the fix (`UsageError`, exit code 2
 | `API_URL` | base URL through which other services are reached | the local load balancer |
 | `USERS_URL`, `THREADS_URL`, `POSTS_URL` | per-service override of `API_URL` | `API_URL` |
 | `WORKERS` | server worker processes | 1 |
+| `DEPENDENCY_TIMEOUT` | seconds one call to another service may take (3 attempts) | 2 |
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Settings:
     databases: Mapping[str, str] = field(default_factory=dict)
     # resource name -> base URL of the service that owns it (for resources this one does not own)
     peers: Mapping[str, str] = field(default_factory=dict)
+    dependency_timeout: float = DEPENDENCY_TIMEOUT
 
     def owns(self, resource: str) -> bool:
         """True when this process stores `resource` itself."""
@@ -72,6 +74,16 @@ def _int(name: str, raw: str, low: int, high: int) -> int:
         raise UsageError(f"{name}: must be a whole number, got {raw!r}") from None
     if not low <= value <= high:
         raise UsageError(f"{name}: must be {low}..{high}, got {value}")
+    return value
+
+
+def _seconds(name: str, raw: str, low: float, high: float) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"{name}: must be a number of seconds, got {raw!r}") from None
+    if not low <= value <= high:
+        raise UsageError(f"{name}: must be {low:g}..{high:g} seconds, got {raw}")
     return value
 
 
@@ -156,4 +168,7 @@ def load_settings(
         workers=workers,
         databases=_databases(service, env, database),
         peers=_peers(service, env),
+        dependency_timeout=_seconds(
+            "DEPENDENCY_TIMEOUT", env.get("DEPENDENCY_TIMEOUT") or str(DEPENDENCY_TIMEOUT), 0.05, 60
+        ),
     )
