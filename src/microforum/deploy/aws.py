@@ -20,9 +20,30 @@ from microforum.errors import MicroforumError
 JSON = dict[str, Any]
 
 _ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedException"}
-_BAD_CREDENTIALS = {"InvalidClientTokenId", "UnrecognizedClientException", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch", "AuthFailure"}
-_QUOTA = {"LimitExceededException", "LimitExceeded", "ServiceQuotaExceededException", "TooManyTargetGroups", "TooManyRules", "TooManyLoadBalancers", "TooManyListeners"}
-_IAM_SERVICE = {"elbv2": "elasticloadbalancing", "cloudformation": "cloudformation", "ecs": "ecs", "ecr": "ecr", "sts": "sts"}
+_BAD_CREDENTIALS = {
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "SignatureDoesNotMatch",
+    "AuthFailure",
+}
+_QUOTA = {
+    "LimitExceededException",
+    "LimitExceeded",
+    "ServiceQuotaExceededException",
+    "TooManyTargetGroups",
+    "TooManyRules",
+    "TooManyLoadBalancers",
+    "TooManyListeners",
+}
+_IAM_SERVICE = {
+    "elbv2": "elasticloadbalancing",
+    "cloudformation": "cloudformation",
+    "ecs": "ecs",
+    "ecr": "ecr",
+    "sts": "sts",
+}
 
 
 def new_session(region: str | None) -> boto3.Session:
@@ -88,17 +109,30 @@ def translate(exc: Exception, service: str, operation: str) -> MicroforumError:
             hint="export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, set AWS_PROFILE, or run 'aws configure'",
         )
     if isinstance(exc, bex.NoRegionError):
-        return MicroforumError("no AWS region configured", hint="pass --region REGION or export AWS_DEFAULT_REGION")
+        return MicroforumError(
+            "no AWS region configured", hint="pass --region REGION or export AWS_DEFAULT_REGION"
+        )
     if isinstance(exc, bex.EndpointConnectionError):
-        return MicroforumError(f"{action}: cannot reach {exc.kwargs.get('endpoint_url')}", hint="check your network, AWS_ENDPOINT_URL and the region")
+        return MicroforumError(
+            f"{action}: cannot reach {exc.kwargs.get('endpoint_url')}",
+            hint="check your network, AWS_ENDPOINT_URL and the region",
+        )
     if not isinstance(exc, bex.ClientError):
         return MicroforumError(f"{action}: {exc}")
     error = exc.response.get("Error", {})
     code, message = str(error.get("Code", "")), str(error.get("Message", "")).strip()
     if code in _ACCESS_DENIED:
-        return MicroforumError(f"{action}: access denied", hint=f"grant the caller {action} (IAM policy), then run again")
+        return MicroforumError(
+            f"{action}: access denied", hint=f"grant the caller {action} (IAM policy), then run again"
+        )
     if code in _BAD_CREDENTIALS:
-        return MicroforumError(f"{action}: the AWS credentials were rejected ({code})", hint="refresh or correct your credentials")
+        return MicroforumError(
+            f"{action}: the AWS credentials were rejected ({code})",
+            hint="refresh or correct your credentials",
+        )
     if code in _QUOTA or "LimitExceeded" in code or code.startswith("TooMany"):
-        return MicroforumError(f"{action}: AWS quota reached: {message or code}", hint="delete unused resources or request a quota increase (Service Quotas console)")
+        return MicroforumError(
+            f"{action}: AWS quota reached: {message or code}",
+            hint="delete unused resources or request a quota increase (Service Quotas console)",
+        )
     return MicroforumError(f"{action}: {message or code}")

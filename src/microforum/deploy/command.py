@@ -18,33 +18,75 @@ STACK_HELP = f"the stack file (default: {d.STACK_FILE})"
 
 def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add `render`, `deploy` and `destroy` to the `microforum` parser."""
-    render = subparsers.add_parser("render", help="print the CloudFormation, task definitions, target groups, rules and services deploy would apply")
+    render = subparsers.add_parser(
+        "render",
+        help="print the CloudFormation, task definitions, target groups, rules and services deploy would apply",
+    )
     _common(render, region_required=False)
-    render.add_argument("--outputs", metavar="FILE", help="JSON object of the stack's outputs (default: read them from AWS when --region is given, else placeholders)")
+    render.add_argument(
+        "--outputs",
+        metavar="FILE",
+        help="JSON object of the stack's outputs (default: read them from AWS when --region is given, else placeholders)",
+    )
     render.set_defaults(func=_render)
 
     deploy = subparsers.add_parser("deploy", help="plan and apply the stack on AWS; prints the URL")
     _common(deploy)
-    deploy.add_argument("--image-tag", metavar="T", help="deploy images already in ECR under tag T instead of building")
+    deploy.add_argument(
+        "--image-tag", metavar="T", help="deploy images already in ECR under tag T instead of building"
+    )
     deploy.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
-    deploy.add_argument("--engine", choices=("docker", "podman"), help="container engine for building (default: detect)")
-    deploy.add_argument("--timeout", type=float, default=d.DEPLOY_STABLE_TIMEOUT, metavar="SECONDS", help=f"how long to wait for the services to become stable (default {d.DEPLOY_STABLE_TIMEOUT})")
+    deploy.add_argument(
+        "--engine", choices=("docker", "podman"), help="container engine for building (default: detect)"
+    )
+    deploy.add_argument(
+        "--timeout",
+        type=float,
+        default=d.DEPLOY_STABLE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"how long to wait for the services to become stable (default {d.DEPLOY_STABLE_TIMEOUT})",
+    )
     deploy.set_defaults(func=_deploy)
 
     destroy = subparsers.add_parser("destroy", help="remove everything deploy created")
     _common(destroy)
     destroy.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    destroy.add_argument("--delete-images", action="store_true", help="also delete the images (repositories holding images are kept otherwise)")
+    destroy.add_argument(
+        "--delete-images",
+        action="store_true",
+        help="also delete the images (repositories holding images are kept otherwise)",
+    )
     destroy.set_defaults(func=_destroy)
 
 
 def _common(p: argparse.ArgumentParser, *, region_required: bool = True) -> None:
     p.add_argument("--stack", default=d.STACK_FILE, metavar="FILE", help=STACK_HELP)
     p.add_argument("--region", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION / your profile)")
-    p.add_argument("--stack-name", required=region_required, metavar="S", help="CloudFormation stack name (letters, digits, -)")
-    p.add_argument("--template", type=Path, default=None, metavar="FILE", help="cluster template (default: infrastructure/ecs.yaml)")
-    p.add_argument("--no-database", dest="database", action="store_false", help="no RDS PostgreSQL: the services keep SQLite")
-    p.add_argument("--repository-prefix", default="", metavar="P", help="ECR repositories P/users, ... (to share an account)")
+    p.add_argument(
+        "--stack-name",
+        required=region_required,
+        metavar="S",
+        help="CloudFormation stack name (letters, digits, -)",
+    )
+    p.add_argument(
+        "--template",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="cluster template (default: infrastructure/ecs.yaml)",
+    )
+    p.add_argument(
+        "--no-database",
+        dest="database",
+        action="store_false",
+        help="no RDS PostgreSQL: the services keep SQLite",
+    )
+    p.add_argument(
+        "--repository-prefix",
+        default="",
+        metavar="P",
+        help="ECR repositories P/users, ... (to share an account)",
+    )
 
 
 def _say(line: str) -> None:
@@ -54,7 +96,9 @@ def _say(line: str) -> None:
 def _stack_name(args: argparse.Namespace) -> str:
     name = args.stack_name or "microforum"
     if not name[:1].isalpha() or not all(c.isalnum() or c == "-" for c in name) or len(name) > 128:
-        raise UsageError(f"--stack-name {name!r}: must start with a letter and hold only letters, digits and -")
+        raise UsageError(
+            f"--stack-name {name!r}: must start with a letter and hold only letters, digits and -"
+        )
     return str(name)
 
 
@@ -140,7 +184,9 @@ def _destroy(args: argparse.Namespace) -> int:
     name = _stack_name(args)
     if not args.yes:
         _confirm(name, args.delete_images)
-    options = DestroyOptions(stack_name=name, delete_images=args.delete_images, repository_prefix=args.repository_prefix)
+    options = DestroyOptions(
+        stack_name=name, delete_images=args.delete_images, repository_prefix=args.repository_prefix
+    )
     destroy(stack, options, Aws(args.region), _say, time.sleep)
     return 0
 
@@ -152,6 +198,8 @@ def _confirm(name: str, delete_images: bool) -> None:
             hint="pass --yes to destroy without asking",
         )
     images = " and the images" if delete_images else ""
-    answer = input(f"Destroy stack {name}, its services, load balancer, database{images}? Type the stack name to confirm: ")
+    answer = input(
+        f"Destroy stack {name}, its services, load balancer, database{images}? Type the stack name to confirm: "
+    )
     if answer.strip() != name:
         raise UsageError(f"destroy {name}: not confirmed, nothing was deleted")

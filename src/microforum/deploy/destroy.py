@@ -33,7 +33,9 @@ class DestroyOptions:
     timeout: float = 1800.0
 
 
-def destroy(stack: Stack, options: DestroyOptions, aws: Aws, say: Say, sleep: Callable[[float], None]) -> None:
+def destroy(
+    stack: Stack, options: DestroyOptions, aws: Aws, say: Say, sleep: Callable[[float], None]
+) -> None:
     """Remove the deployment of `stack` named `options.stack_name`."""
     name = options.stack_name
     state = read_stack(aws, name)
@@ -44,16 +46,21 @@ def destroy(stack: Stack, options: DestroyOptions, aws: Aws, say: Say, sleep: Ca
         _listeners(aws, outputs["LoadBalancerArn"], say)
     _target_groups(aws, [target_group_name(name, s.name) for s in stack.services], say)
     _task_definitions(aws, [task_family(name, s.name) for s in stack.services], say)
-    _repositories(aws, [repository_name(options.repository_prefix, s.name) for s in stack.services], options.delete_images, say)
+    _repositories(
+        aws,
+        [repository_name(options.repository_prefix, s.name) for s in stack.services],
+        options.delete_images,
+        say,
+    )
     if state is not None:
         _stack(aws, name, say, sleep, options)
     say(f"destroyed {name}")
 
 
-def _quietly(aws: Aws, service: str, operation: str, **params: object) -> bool:
+def _quietly(aws: Aws, client: str, operation: str, /, **params: object) -> bool:
     """Call; False when the resource is already gone."""
     try:
-        aws.call(service, operation, **params)
+        aws.call(client, operation, **params)
     except MicroforumError as exc:
         if error_code(exc) in _GONE:
             return False
@@ -69,7 +76,9 @@ def _services(aws: Aws, cluster: str, say: Say) -> None:
 
 
 def _listeners(aws: Aws, load_balancer_arn: str, say: Say) -> None:
-    for listener in aws.paginate("elbv2", "describe_listeners", "Listeners", LoadBalancerArn=load_balancer_arn):
+    for listener in aws.paginate(
+        "elbv2", "describe_listeners", "Listeners", LoadBalancerArn=load_balancer_arn
+    ):
         for rule in aws.call("elbv2", "describe_rules", ListenerArn=listener["ListenerArn"])["Rules"]:
             if not rule.get("IsDefault"):
                 say(f"- delete listener rule priority {rule['Priority']}")
@@ -93,7 +102,11 @@ def _target_groups(aws: Aws, names: list[str], say: Say) -> None:
 
 def _task_definitions(aws: Aws, families: list[str], say: Say) -> None:
     for family in families:
-        arns = list(aws.paginate("ecs", "list_task_definitions", "taskDefinitionArns", familyPrefix=family, status="ACTIVE"))
+        arns = list(
+            aws.paginate(
+                "ecs", "list_task_definitions", "taskDefinitionArns", familyPrefix=family, status="ACTIVE"
+            )
+        )
         # familyPrefix matches prefixes: keep only this exact family (`family:revision`).
         arns = [a for a in arns if a.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family]
         if arns:
@@ -131,6 +144,9 @@ def _stack(aws: Aws, name: str, say: Say, sleep: Callable[[float], None], option
                 hint="see the stack's events; remove what blocks it and run destroy again",
             )
         if waited >= options.timeout:
-            raise MicroforumError(f"destroy stack {name}: still {state.status} after {options.timeout:.0f}s", hint="run destroy again to keep waiting")
+            raise MicroforumError(
+                f"destroy stack {name}: still {state.status} after {options.timeout:.0f}s",
+                hint="run destroy again to keep waiting",
+            )
         sleep(options.poll)
         waited += options.poll

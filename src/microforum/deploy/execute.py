@@ -17,7 +17,14 @@ from microforum.deploy import images as deploy_images
 from microforum.deploy.aws import Aws
 from microforum.deploy.plan import RemoteState, Step, known_refs, plan, plan_repositories, resolve
 from microforum.deploy.remote import read_remote, read_repositories, read_stack
-from microforum.deploy.render import REQUIRED_OUTPUTS, Target, render, render_template, task_role_output, template_parameters
+from microforum.deploy.render import (
+    REQUIRED_OUTPUTS,
+    Target,
+    render,
+    render_template,
+    task_role_output,
+    template_parameters,
+)
 from microforum.deploy.stack import apply_stack, check_usable, load_template, stack_step
 from microforum.errors import MicroforumError
 from microforum.spec import defaults as d
@@ -87,7 +94,9 @@ def _placeholders(value: Any) -> set[str]:
     return set()
 
 
-def deploy(stack: Stack, options: DeployOptions, aws: Aws, say: Say, clock: Clock | None = None) -> str | None:
+def deploy(
+    stack: Stack, options: DeployOptions, aws: Aws, say: Say, clock: Clock | None = None
+) -> str | None:
     """Plan and apply; return the URL (None for a dry run). Raises MicroforumError."""
     clock = clock or Clock()
     name = options.stack_name
@@ -104,8 +113,12 @@ def deploy(stack: Stack, options: DeployOptions, aws: Aws, say: Say, clock: Cloc
         say(f"{first.message}")
         outputs = dict(apply_stack(aws, first, say, clock.sleep, options.poll).outputs)
     _check_outputs(name, stack, outputs)
-    target = Target(name, aws.region, outputs, database=options.database, repository_prefix=options.repository_prefix)
-    repo_steps = plan_repositories(render(stack, target), RemoteState(repositories=read_repositories(aws, _repo_names(stack, target))))
+    target = Target(
+        name, aws.region, outputs, database=options.database, repository_prefix=options.repository_prefix
+    )
+    repo_steps = plan_repositories(
+        render(stack, target), RemoteState(repositories=read_repositories(aws, _repo_names(stack, target)))
+    )
     run_steps(aws, repo_steps, {}, say)
     changed |= bool(repo_steps)
     images = _images(stack, options, aws, target, say, clock)
@@ -118,7 +131,9 @@ def deploy(stack: Stack, options: DeployOptions, aws: Aws, say: Say, clock: Cloc
     if not changed:
         say("no changes")
     if any(s.resource == "service" for s in steps) or first is not None:
-        wait_stable(aws, outputs["ClusterName"], list(desired.services), say, clock, options.timeout, options.poll)
+        wait_stable(
+            aws, outputs["ClusterName"], list(desired.services), say, clock, options.timeout, options.poll
+        )
     url = f"http://{outputs['LoadBalancerDnsName']}"
     if stack.listener.port != 80:
         url += f":{stack.listener.port}"
@@ -139,7 +154,9 @@ def _check_outputs(name: str, stack: Stack, outputs: Mapping[str, str]) -> None:
         )
 
 
-def _images(stack: Stack, options: DeployOptions, aws: Aws, target: Target, say: Say, clock: Clock) -> dict[str, str]:
+def _images(
+    stack: Stack, options: DeployOptions, aws: Aws, target: Target, say: Say, clock: Clock
+) -> dict[str, str]:
     services = [s.name for s in stack.services]
     if options.image_tag:
         return deploy_images.existing(aws, services, options.image_tag, options.repository_prefix, say)
@@ -147,20 +164,34 @@ def _images(stack: Stack, options: DeployOptions, aws: Aws, target: Target, say:
     return deploy_images.build_and_push(aws, services, tag, options.repository_prefix, options.engine, say)
 
 
-def _dry_run(stack: Stack, options: DeployOptions, aws: Aws, say: Say, first: Step | None, outputs: dict[str, str]) -> None:
+def _dry_run(
+    stack: Stack, options: DeployOptions, aws: Aws, say: Say, first: Step | None, outputs: dict[str, str]
+) -> None:
     name = options.stack_name
     images: dict[str, str] = {}
-    target = Target(name, aws.region, outputs, database=options.database, repository_prefix=options.repository_prefix)
+    target = Target(
+        name, aws.region, outputs, database=options.database, repository_prefix=options.repository_prefix
+    )
     desired = render(stack, target)
     remote = read_remote(aws, desired, outputs if first is None or first.verb == "change" else {})
     steps: list[Step] = [first] if first else []
     steps += plan_repositories(desired, remote)
-    if options.image_tag and all(r["repositoryName"] in remote.repositories for r in desired.repositories.values()):
-        images = deploy_images.existing(aws, [s.name for s in stack.services], options.image_tag, options.repository_prefix, lambda _: None)
+    if options.image_tag and all(
+        r["repositoryName"] in remote.repositories for r in desired.repositories.values()
+    ):
+        images = deploy_images.existing(
+            aws,
+            [s.name for s in stack.services],
+            options.image_tag,
+            options.repository_prefix,
+            lambda _: None,
+        )
     elif not options.image_tag:
         say(f"would build and push {len(stack.services)} images")
     if outputs:
-        desired = render(stack, Target(name, aws.region, outputs, images, options.database, options.repository_prefix))
+        desired = render(
+            stack, Target(name, aws.region, outputs, images, options.database, options.repository_prefix)
+        )
         steps += plan(desired, remote)
     else:
         steps += plan(desired, RemoteState())
@@ -172,27 +203,41 @@ def _dry_run(stack: Stack, options: DeployOptions, aws: Aws, say: Say, first: St
     return None
 
 
-def wait_stable(aws: Aws, cluster: str, services: list[str], say: Say, clock: Clock, timeout: float, poll: float) -> None:
+def wait_stable(
+    aws: Aws, cluster: str, services: list[str], say: Say, clock: Clock, timeout: float, poll: float
+) -> None:
     """Poll until every service runs its desired count on one deployment (the ECS
     `services_stable` waiter's condition), or fail on a rolled-back deployment or the timeout."""
     deadline = clock.monotonic() + timeout
     while True:
         pending = []
         for start in range(0, len(services), 10):
-            batch = aws.call("ecs", "describe_services", cluster=cluster, services=services[start : start + 10])["services"]
+            batch = aws.call(
+                "ecs", "describe_services", cluster=cluster, services=services[start : start + 10]
+            )["services"]
             for service in batch:
-                failed = [dep for dep in service.get("deployments", []) if dep.get("rolloutState") == "FAILED"]
+                failed = [
+                    dep for dep in service.get("deployments", []) if dep.get("rolloutState") == "FAILED"
+                ]
                 if failed:
                     raise MicroforumError(
                         f"deploy service {service['serviceName']}: the deployment failed ({failed[0].get('rolloutStateReason', 'circuit breaker')})",
                         hint="the circuit breaker rolled it back; see the service's events and the task logs",
                     )
-                if len(service.get("deployments", [])) != 1 or service["runningCount"] != service["desiredCount"]:
-                    pending.append(f"{service['serviceName']} {service['runningCount']}/{service['desiredCount']}")
+                if (
+                    len(service.get("deployments", [])) != 1
+                    or service["runningCount"] != service["desiredCount"]
+                ):
+                    pending.append(
+                        f"{service['serviceName']} {service['runningCount']}/{service['desiredCount']}"
+                    )
         if not pending:
             say(f"services stable: {', '.join(services)}")
             return
         if clock.monotonic() >= deadline:
-            raise MicroforumError(f"deploy: services not stable after {timeout:.0f}s: {', '.join(pending)}", hint="see the services' events in the ECS console; deploy again to keep waiting")
+            raise MicroforumError(
+                f"deploy: services not stable after {timeout:.0f}s: {', '.join(pending)}",
+                hint="see the services' events in the ECS console; deploy again to keep waiting",
+            )
         say(f"waiting for services: {', '.join(pending)}")
         clock.sleep(poll)

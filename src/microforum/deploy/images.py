@@ -15,14 +15,18 @@ from microforum.deploy.render import repository_name
 from microforum.errors import MicroforumError
 
 
-def existing(aws: Aws, services: list[str], tag: str, prefix: str, say: Callable[[str], None]) -> dict[str, str]:
+def existing(
+    aws: Aws, services: list[str], tag: str, prefix: str, say: Callable[[str], None]
+) -> dict[str, str]:
     """service -> image URI for images already in ECR under `tag`; a clear error for a missing one."""
     found = {}
     for service in services:
         repo = repository_name(prefix, service)
         try:
             aws.call("ecr", "describe_images", repositoryName=repo, imageIds=[{"imageTag": tag}])
-            uri = aws.call("ecr", "describe_repositories", repositoryNames=[repo])["repositories"][0]["repositoryUri"]
+            uri = aws.call("ecr", "describe_repositories", repositoryNames=[repo])["repositories"][0][
+                "repositoryUri"
+            ]
         except MicroforumError as exc:
             if error_code(exc) in ("ImageNotFoundException", "RepositoryNotFoundException"):
                 raise MicroforumError(
@@ -51,4 +55,12 @@ def build_and_push(
     built = images.build(services, tag=tag, engine=engine, on_progress=say, platform="linux/amd64")
     host, username, password = registry_login(aws)
     registry = f"{host}/{prefix}" if prefix else host
-    return images.push(built, registry=registry, tag=tag, username=username, password=password, on_progress=say, engine=engine)
+    return images.push(
+        built,
+        registry=registry,
+        tag=tag,
+        username=username,
+        password=password,
+        on_progress=say,
+        engine=engine,
+    )

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from microforum.deploy.render import LISTENER_REF, Desired, td_ref, tg_ref
+from microforum.spec import defaults as d
 
 JSON = dict[str, Any]
 Verb = Literal["create", "change", "delete"]
@@ -111,17 +112,62 @@ def plan_repositories(desired: Desired, remote: RemoteState) -> list[Step]:
         policy = {"repositoryName": name, "lifecyclePolicyText": want["lifecyclePolicyText"]}
         if have is None:
             create = {k: v for k, v in want.items() if k != "lifecyclePolicyText"}
-            steps.append(Step("create", "repository", name, "ecr.create_repository", create, detail="scan on push, immutable tags"))
-            steps.append(Step("change", "repository", name, "ecr.put_lifecycle_policy", policy, detail="lifecycle policy"))
+            steps.append(
+                Step(
+                    "create",
+                    "repository",
+                    name,
+                    "ecr.create_repository",
+                    create,
+                    detail="scan on push, immutable tags",
+                )
+            )
+            steps.append(
+                Step(
+                    "change",
+                    "repository",
+                    name,
+                    "ecr.put_lifecycle_policy",
+                    policy,
+                    detail="lifecycle policy",
+                )
+            )
             continue
         if have.get("imageTagMutability") != want["imageTagMutability"]:
             args = {"repositoryName": name, "imageTagMutability": want["imageTagMutability"]}
-            steps.append(Step("change", "repository", name, "ecr.put_image_tag_mutability", args, detail="immutable tags"))
+            steps.append(
+                Step(
+                    "change",
+                    "repository",
+                    name,
+                    "ecr.put_image_tag_mutability",
+                    args,
+                    detail="immutable tags",
+                )
+            )
         if not subset(want["imageScanningConfiguration"], have.get("imageScanningConfiguration")):
             args = {"repositoryName": name, "imageScanningConfiguration": want["imageScanningConfiguration"]}
-            steps.append(Step("change", "repository", name, "ecr.put_image_scanning_configuration", args, detail="scan on push"))
+            steps.append(
+                Step(
+                    "change",
+                    "repository",
+                    name,
+                    "ecr.put_image_scanning_configuration",
+                    args,
+                    detail="scan on push",
+                )
+            )
         if have.get("lifecyclePolicyText") != want["lifecyclePolicyText"]:
-            steps.append(Step("change", "repository", name, "ecr.put_lifecycle_policy", policy, detail="lifecycle policy"))
+            steps.append(
+                Step(
+                    "change",
+                    "repository",
+                    name,
+                    "ecr.put_lifecycle_policy",
+                    policy,
+                    detail="lifecycle policy",
+                )
+            )
     return steps
 
 
@@ -143,12 +189,32 @@ def _leftovers(desired: Desired, remote: RemoteState) -> Iterator[Step]:
     cluster = next(iter(desired.services.values()))["cluster"] if desired.services else ""
     for name in sorted(set(remote.services) - set(desired.services)):
         args = {"cluster": cluster, "service": name, "desiredCount": 0}
-        yield Step("change", "service", name, "ecs.update_service", args, detail="scale to 0 (no longer in stack.yaml)")
-        yield Step("delete", "service", name, "ecs.delete_service", {"cluster": cluster, "service": name, "force": True})
+        yield Step(
+            "change",
+            "service",
+            name,
+            "ecs.update_service",
+            args,
+            detail="scale to 0 (no longer in stack.yaml)",
+        )
+        yield Step(
+            "delete",
+            "service",
+            name,
+            "ecs.delete_service",
+            {"cluster": cluster, "service": name, "force": True},
+        )
     wanted = {tg["Name"] for tg in desired.target_groups.values()}
     for name in sorted(set(remote.target_groups) - wanted):
         args = {"TargetGroupArn": remote.target_groups[name]["TargetGroupArn"]}
-        yield Step("delete", "target group", name, "elbv2.delete_target_group", args, detail="no longer in stack.yaml")
+        yield Step(
+            "delete",
+            "target group",
+            name,
+            "elbv2.delete_target_group",
+            args,
+            detail="no longer in stack.yaml",
+        )
 
 
 def _task_definitions(desired: Desired, remote: RemoteState, refs: dict[str, str]) -> Iterator[Step]:
@@ -158,7 +224,15 @@ def _task_definitions(desired: Desired, remote: RemoteState, refs: dict[str, str
             continue  # the current revision is what stack.yaml describes: reuse it
         verb: Verb = "create" if have is None else "change"
         detail = "new revision" if have is not None else "first revision"
-        yield Step(verb, "task definition", want["family"], "ecs.register_task_definition", want, td_ref(service), detail)
+        yield Step(
+            verb,
+            "task definition",
+            want["family"],
+            "ecs.register_task_definition",
+            want,
+            td_ref(service),
+            detail,
+        )
 
 
 def normalize_task_definition(task: JSON) -> JSON:
@@ -179,18 +253,42 @@ def _target_groups(desired: Desired, remote: RemoteState) -> Iterator[Step]:
         attrs = desired.target_group_attributes[service]
         have = remote.target_groups.get(name)
         if have is None:
-            yield Step("create", "target group", name, "elbv2.create_target_group", want, tg_ref(service), _hc_detail(want))
+            yield Step(
+                "create",
+                "target group",
+                name,
+                "elbv2.create_target_group",
+                want,
+                tg_ref(service),
+                _hc_detail(want),
+            )
             args = {"TargetGroupArn": tg_ref(service), "Attributes": attrs}
-            yield Step("change", "target group", name, "elbv2.modify_target_group_attributes", args, detail=_attr_detail(attrs))
+            yield Step(
+                "change",
+                "target group",
+                name,
+                "elbv2.modify_target_group_attributes",
+                args,
+                detail=_attr_detail(attrs),
+            )
             continue
         health = {k: v for k, v in want.items() if k.startswith("HealthCheck") or k in _HC_KEYS}
         if not subset(health, have):
             args = {"TargetGroupArn": have["TargetGroupArn"], **health}
-            yield Step("change", "target group", name, "elbv2.modify_target_group", args, detail=_hc_detail(want))
+            yield Step(
+                "change", "target group", name, "elbv2.modify_target_group", args, detail=_hc_detail(want)
+            )
         current = have.get("Attributes", {})
         if any(current.get(a["Key"]) != a["Value"] for a in attrs):
             args = {"TargetGroupArn": have["TargetGroupArn"], "Attributes": attrs}
-            yield Step("change", "target group", name, "elbv2.modify_target_group_attributes", args, detail=_attr_detail(attrs))
+            yield Step(
+                "change",
+                "target group",
+                name,
+                "elbv2.modify_target_group_attributes",
+                args,
+                detail=_attr_detail(attrs),
+            )
 
 
 _HC_KEYS = ("HealthyThresholdCount", "UnhealthyThresholdCount", "Matcher")
@@ -213,20 +311,46 @@ def _listener(desired: Desired, remote: RemoteState, refs: Mapping[str, str]) ->
     name = f"HTTP:{want['Port']}"
     have = remote.listener
     if have is None:
-        yield Step("create", "listener", name, "elbv2.create_listener", want, LISTENER_REF, _actions_detail(want["DefaultActions"]))
+        yield Step(
+            "create",
+            "listener",
+            name,
+            "elbv2.create_listener",
+            want,
+            LISTENER_REF,
+            _actions_detail(want["DefaultActions"]),
+        )
         return
-    wanted = {"Port": want["Port"], "Protocol": want["Protocol"], "DefaultActions": resolve(want["DefaultActions"], refs)}
+    wanted = {
+        "Port": want["Port"],
+        "Protocol": want["Protocol"],
+        "DefaultActions": resolve(want["DefaultActions"], refs),
+    }
     if not subset(wanted, {**have, "DefaultActions": [normalize_action(a) for a in have["DefaultActions"]]}):
-        args = {"ListenerArn": have["ListenerArn"], **{k: v for k, v in want.items() if k != "LoadBalancerArn"}}
-        yield Step("change", "listener", name, "elbv2.modify_listener", args, detail=_actions_detail(want["DefaultActions"]))
+        args = {
+            "ListenerArn": have["ListenerArn"],
+            **{k: v for k, v in want.items() if k != "LoadBalancerArn"},
+        }
+        yield Step(
+            "change",
+            "listener",
+            name,
+            "elbv2.modify_listener",
+            args,
+            detail=_actions_detail(want["DefaultActions"]),
+        )
 
 
 def normalize_action(action: JSON) -> JSON:
     """A remote action in the shape render writes (ForwardConfig even for one target group)."""
     if action.get("Type") != "forward":
         return action
-    config = action.get("ForwardConfig") or {"TargetGroups": [{"TargetGroupArn": action["TargetGroupArn"], "Weight": 1}]}
-    groups = [{"TargetGroupArn": g["TargetGroupArn"], "Weight": g.get("Weight", 1)} for g in config["TargetGroups"]]
+    config = action.get("ForwardConfig") or {
+        "TargetGroups": [{"TargetGroupArn": action["TargetGroupArn"], "Weight": 1}]
+    }
+    groups = [
+        {"TargetGroupArn": g["TargetGroupArn"], "Weight": g.get("Weight", 1)} for g in config["TargetGroups"]
+    ]
     result: JSON = {"Type": "forward", "ForwardConfig": {"TargetGroups": groups}}
     sticky = config.get("TargetGroupStickinessConfig") or {}
     if sticky.get("Enabled"):
@@ -309,20 +433,64 @@ def plan_rules(wanted: tuple[JSON, ...], remote: tuple[JSON, ...], refs: Mapping
             unmatched_have.remove(at)
             modify.append((at, rule))
     steps = [
-        Step("delete", "listener rule", f"priority {h['Priority']}", "elbv2.delete_rule", {"RuleArn": h["RuleArn"]}, detail="no longer in stack.yaml")
+        Step(
+            "delete",
+            "listener rule",
+            f"priority {h['Priority']}",
+            "elbv2.delete_rule",
+            {"RuleArn": h["RuleArn"]},
+            detail="no longer in stack.yaml",
+        )
         for h in unmatched_have
     ]
-    if moves:
-        pairs = [{"RuleArn": h["RuleArn"], "Priority": r["Priority"]} for h, r in moves]
-        names = ", ".join(f"{h['Priority']}->{r['Priority']}" for h, r in moves)
-        steps.append(Step("change", "listener rule", "priorities", "elbv2.set_rule_priorities", {"RulePriorities": pairs}, detail=names))
+    moves.sort(key=lambda pair: pair[0]["Priority"])
+    steps += _reorder(moves, [h["Priority"] for h in have if h not in unmatched_have], [r["Priority"] for r in want])
     for h, rule in modify:
         args = {"RuleArn": h["RuleArn"], "Conditions": rule["Conditions"], "Actions": rule["Actions"]}
-        steps.append(Step("change", "listener rule", f"priority {rule['Priority']}", "elbv2.modify_rule", args, detail=_rule_detail(rule)))
+        steps.append(
+            Step(
+                "change",
+                "listener rule",
+                f"priority {rule['Priority']}",
+                "elbv2.modify_rule",
+                args,
+                detail=_rule_detail(rule),
+            )
+        )
     for rule in create:
         args = {"ListenerArn": LISTENER_REF, **rule}
-        steps.append(Step("create", "listener rule", f"priority {rule['Priority']}", "elbv2.create_rule", args, detail=_rule_detail(rule)))
+        steps.append(
+            Step(
+                "create",
+                "listener rule",
+                f"priority {rule['Priority']}",
+                "elbv2.create_rule",
+                args,
+                detail=_rule_detail(rule),
+            )
+        )
     return steps
+
+
+def _reorder(moves: list[tuple[JSON, JSON]], kept: list[int], wanted: list[int]) -> list[Step]:
+    """SetRulePriorities for rules that only moved. When a target priority is still held by
+    another moving rule (a swap), the movers first park on free priorities at the top of the
+    range: ALB refuses a priority in use, even within one call."""
+    if not moves:
+        return []
+    targets = {r["Priority"] for _, r in moves}
+    current = {h["Priority"] for h, _ in moves}
+    names = ", ".join(f"{h['Priority']}->{r['Priority']}" for h, r in moves)
+    final = [{"RuleArn": h["RuleArn"], "Priority": r["Priority"]} for h, r in moves]
+    if not targets & current:
+        return [Step("change", "listener rule", "priorities", "elbv2.set_rule_priorities", {"RulePriorities": final}, detail=names)]
+    taken = set(kept) | set(wanted)
+    free = (p for p in range(d.PRIORITY_RANGE[1], 0, -1) if p not in taken)
+    parked = [{"RuleArn": h["RuleArn"], "Priority": next(free)} for h, _ in moves]
+    return [
+        Step("change", "listener rule", "priorities", "elbv2.set_rule_priorities", {"RulePriorities": parked}, detail=f"{names} (step 1 of 2: park)"),
+        Step("change", "listener rule", "priorities", "elbv2.set_rule_priorities", {"RulePriorities": final}, detail=f"{names} (step 2 of 2)"),
+    ]
 
 
 def _subset_rule(want: JSON, have: JSON) -> bool:
@@ -359,7 +527,9 @@ def _services(desired: Desired, remote: RemoteState, refs: Mapping[str, str]) ->
     for name, want in desired.services.items():
         have = remote.services.get(name)
         if have is None:
-            yield Step("create", "service", name, "ecs.create_service", want, detail=f"{want['desiredCount']} tasks")
+            yield Step(
+                "create", "service", name, "ecs.create_service", want, detail=f"{want['desiredCount']} tasks"
+            )
             continue
         resolved = resolve(want, refs)
         changed = [k for k in _SERVICE_UPDATABLE if not subset(resolved[k], have.get(k))]

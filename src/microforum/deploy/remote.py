@@ -37,7 +37,9 @@ def read_stack(aws: Aws, name: str) -> StackState | None:
     if not stacks or stacks[0]["StackStatus"] == "DELETE_COMPLETE":
         return None
     stack = stacks[0]
-    body = aws.call("cloudformation", "get_template", StackName=name, TemplateStage="Original")["TemplateBody"]
+    body = aws.call("cloudformation", "get_template", StackName=name, TemplateStage="Original")[
+        "TemplateBody"
+    ]
     return StackState(
         status=stack["StackStatus"],
         outputs={o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
@@ -74,7 +76,9 @@ def read_remote(aws: Aws, desired: Desired, outputs: dict[str, str]) -> RemoteSt
     return RemoteState(
         repositories=repositories,
         task_definitions=_task_definitions(aws, [t["family"] for t in desired.task_definitions.values()]),
-        target_groups=_target_groups(aws, outputs["LoadBalancerArn"], [t["Name"] for t in desired.target_groups.values()]),
+        target_groups=_target_groups(
+            aws, outputs["LoadBalancerArn"], [t["Name"] for t in desired.target_groups.values()]
+        ),
         listener=listener,
         rules=_rules(aws, listener["ListenerArn"]) if listener else (),
         services=read_services(aws, outputs["ClusterName"]),
@@ -87,7 +91,11 @@ def _task_definitions(aws: Aws, families: list[str]) -> dict[str, JSON]:
         try:
             task = aws.call("ecs", "describe_task_definition", taskDefinition=family)["taskDefinition"]
         except MicroforumError as exc:
-            if error_code(exc) in ("ClientException", "InvalidParameterException", "ResourceNotFoundException"):
+            if error_code(exc) in (
+                "ClientException",
+                "InvalidParameterException",
+                "ResourceNotFoundException",
+            ):
                 continue
             raise
         if task.get("status", "ACTIVE") == "ACTIVE":
@@ -98,7 +106,9 @@ def _task_definitions(aws: Aws, families: list[str]) -> dict[str, JSON]:
 def _target_groups(aws: Aws, load_balancer_arn: str, names: list[str]) -> dict[str, JSON]:
     """The desired target groups by name, plus any other on our load balancer (to delete)."""
     try:
-        on_lb = list(aws.paginate("elbv2", "describe_target_groups", "TargetGroups", LoadBalancerArn=load_balancer_arn))
+        on_lb = list(
+            aws.paginate("elbv2", "describe_target_groups", "TargetGroups", LoadBalancerArn=load_balancer_arn)
+        )
     except MicroforumError as exc:
         if error_code(exc) not in _TG_NOT_FOUND:
             raise
@@ -113,7 +123,9 @@ def _target_groups(aws: Aws, load_balancer_arn: str, names: list[str]) -> dict[s
             if error_code(exc) not in _TG_NOT_FOUND:
                 raise
     for group in groups.values():
-        attrs = aws.call("elbv2", "describe_target_group_attributes", TargetGroupArn=group["TargetGroupArn"])["Attributes"]
+        attrs = aws.call("elbv2", "describe_target_group_attributes", TargetGroupArn=group["TargetGroupArn"])[
+            "Attributes"
+        ]
         group["Attributes"] = {a["Key"]: a["Value"] for a in attrs}
     return groups
 
@@ -122,7 +134,9 @@ _TG_NOT_FOUND = ("TargetGroupNotFound", "TargetGroupNotFoundException")
 
 
 def _listener(aws: Aws, load_balancer_arn: str, port: int) -> JSON | None:
-    listeners = list(aws.paginate("elbv2", "describe_listeners", "Listeners", LoadBalancerArn=load_balancer_arn))
+    listeners = list(
+        aws.paginate("elbv2", "describe_listeners", "Listeners", LoadBalancerArn=load_balancer_arn)
+    )
     return next((item for item in listeners if item["Port"] == port), None)
 
 

@@ -326,7 +326,10 @@ def convert_condition(condition: Condition) -> JSON:
         config = {"HttpHeaderName": condition.header_name, "Values": list(condition.values)}
         return {"Field": f, "HttpHeaderConfig": config}
     if f == "query-string":
-        pairs = [{"Key": q.key, "Value": q.value} if q.key is not None else {"Value": q.value} for q in condition.query]
+        pairs = [
+            {"Key": q.key, "Value": q.value} if q.key is not None else {"Value": q.value}
+            for q in condition.query
+        ]
         return {"Field": f, "QueryStringConfig": {"Values": pairs}}
     key = {
         "path-pattern": "PathPatternConfig",
@@ -341,10 +344,15 @@ def convert_action(action: Action) -> JSON:
     """A listener action: forward (weighted, sticky), fixed-response or redirect."""
     if isinstance(action, Forward):
         config: JSON = {
-            "TargetGroups": [{"TargetGroupArn": tg_ref(g.name), "Weight": g.weight} for g in action.target_groups],
+            "TargetGroups": [
+                {"TargetGroupArn": tg_ref(g.name), "Weight": g.weight} for g in action.target_groups
+            ],
         }
         if action.stickiness_duration is not None:
-            config["TargetGroupStickinessConfig"] = {"Enabled": True, "DurationSeconds": action.stickiness_duration}
+            config["TargetGroupStickinessConfig"] = {
+                "Enabled": True,
+                "DurationSeconds": action.stickiness_duration,
+            }
         return {"Type": "forward", "ForwardConfig": config}
     if isinstance(action, FixedResponse):
         fixed: JSON = {"StatusCode": str(action.status_code), "ContentType": action.content_type}
@@ -395,7 +403,11 @@ def convert_service(service: Service, target: Target) -> JSON:
         "taskDefinition": td_ref(service.name),
         "desiredCount": service.desired_count,
         "loadBalancers": [
-            {"targetGroupArn": tg_ref(service.name), "containerName": service.name, "containerPort": service.container_port}
+            {
+                "targetGroupArn": tg_ref(service.name),
+                "containerName": service.name,
+                "containerPort": service.container_port,
+            }
         ],
         "healthCheckGracePeriodSeconds": dep.health_check_grace_period,
         "deploymentConfiguration": {

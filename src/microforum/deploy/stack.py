@@ -30,7 +30,13 @@ _STUCK = {
     "CREATE_FAILED": "its creation failed",
     "IMPORT_ROLLBACK_FAILED": "an import failed and its rollback failed",
 }
-_DONE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE", "IMPORT_ROLLBACK_COMPLETE"}
+_DONE = {
+    "CREATE_COMPLETE",
+    "UPDATE_COMPLETE",
+    "UPDATE_ROLLBACK_COMPLETE",
+    "IMPORT_COMPLETE",
+    "IMPORT_ROLLBACK_COMPLETE",
+}
 
 
 def default_template_path() -> Path:
@@ -43,7 +49,9 @@ def load_template(path: Path) -> JSON:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise MicroforumError(f"read cluster template {path}: no such file", hint="pass --template FILE") from exc
+        raise MicroforumError(
+            f"read cluster template {path}: no such file", hint="pass --template FILE"
+        ) from exc
     except yaml.YAMLError as exc:
         raise MicroforumError(f"read cluster template {path}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict) or "Resources" not in data:
@@ -61,10 +69,15 @@ def check_usable(name: str, state: StackState | None) -> None:
             hint=f"look at its events in the CloudFormation console, then run 'microforum destroy --stack-name {name}' and deploy again",
         )
     if state.status.endswith("_IN_PROGRESS"):
-        raise MicroforumError(f"deploy stack {name}: another operation is running ({state.status})", hint="wait until it finishes, then run deploy again")
+        raise MicroforumError(
+            f"deploy stack {name}: another operation is running ({state.status})",
+            hint="wait until it finishes, then run deploy again",
+        )
 
 
-def stack_step(name: str, state: StackState | None, template: JSON, parameters: dict[str, str]) -> Step | None:
+def stack_step(
+    name: str, state: StackState | None, template: JSON, parameters: dict[str, str]
+) -> Step | None:
     """create_stack / update_stack, or None when template and parameters are unchanged."""
     args = {
         "StackName": name,
@@ -73,16 +86,27 @@ def stack_step(name: str, state: StackState | None, template: JSON, parameters: 
         "Capabilities": CAPABILITIES,
     }
     if state is None:
-        return Step("create", "stack", name, "cloudformation.create_stack", args, detail="cluster (infrastructure/ecs.yaml)")
+        return Step(
+            "create",
+            "stack",
+            name,
+            "cloudformation.create_stack",
+            args,
+            detail="cluster (infrastructure/ecs.yaml)",
+        )
     same_template = json.dumps(state.template, sort_keys=True) == json.dumps(template, sort_keys=True)
     changed = sorted(k for k, v in parameters.items() if state.parameters.get(k) != v)
     if same_template and not changed:
         return None
-    detail = ", ".join((["template"] if not same_template else []) + [f"{k}={parameters[k]}" for k in changed])
+    detail = ", ".join(
+        (["template"] if not same_template else []) + [f"{k}={parameters[k]}" for k in changed]
+    )
     return Step("change", "stack", name, "cloudformation.update_stack", args, detail=detail)
 
 
-def apply_stack(aws: Aws, step: Step, say: Callable[[str], None], sleep: Callable[[float], None], poll: float = 5.0) -> StackState:
+def apply_stack(
+    aws: Aws, step: Step, say: Callable[[str], None], sleep: Callable[[float], None], poll: float = 5.0
+) -> StackState:
     """Run create/update, stream the stack's events until it settles, return the new state."""
     name = step.name
     seen = {e["EventId"] for e in _events(aws, name)} if step.verb == "change" else set()
@@ -102,10 +126,16 @@ def apply_stack(aws: Aws, step: Step, say: Callable[[str], None], sleep: Callabl
         state = _read(aws, name)
         if state.status in _DONE:
             if "ROLLBACK" in state.status:
-                raise MicroforumError(f"{step.verb} stack {name}: rolled back ({state.status})", hint="the events above name the resource that failed")
+                raise MicroforumError(
+                    f"{step.verb} stack {name}: rolled back ({state.status})",
+                    hint="the events above name the resource that failed",
+                )
             return state
         if state.status in _STUCK or state.status.endswith("FAILED"):
-            raise MicroforumError(f"{step.verb} stack {name}: {state.status}", hint="the events above name the resource that failed")
+            raise MicroforumError(
+                f"{step.verb} stack {name}: {state.status}",
+                hint="the events above name the resource that failed",
+            )
         sleep(poll)
 
 
