@@ -215,23 +215,31 @@ def test_destroy_removes_everything_and_is_idempotent(
     aws: str, stack_file: Path, moto_template: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     deployed(aws, stack_file, moto_template, capsys)
-    cluster = outputs()["ClusterName"]
+    out_ = outputs()
+    cluster = out_["ClusterName"]
     argv = ["destroy", "--region", REGION, "--stack-name", STACK_NAME, "--stack", str(stack_file), "--yes", "--delete-images"]
     code, out, err = cli(*argv, capsys=capsys)
     # moto fails the stack's own deletion ("The vpc ... has dependencies"): its gap, expected
     # here only; everything destroy deletes before the stack must be gone.
     assert code == 1 and "DeleteStack" in err and "has dependencies" in err, err
+    assert "- delete listener rule priority 1" in out and "- delete listener HTTP:80" in out
     ecs, elbv2 = client("ecs"), client("elbv2")
     active = [s for s in ecs.describe_services(cluster=cluster, services=list(SERVICES))["services"] if s["status"] == "ACTIVE"]
     assert active == []
-    assert elbv2.describe_listeners(LoadBalancerArn=outputs()["LoadBalancerArn"])["Listeners"] == []
+    try:  # moto deletes the load balancer during its partial stack deletion
+        listeners = elbv2.describe_listeners(LoadBalancerArn=out_["LoadBalancerArn"])["Listeners"]
+    except elbv2.exceptions.LoadBalancerNotFoundException:
+        listeners = []
+    assert listeners == []
     assert target_groups() == {}
     assert ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"] == []
     assert client("ecr").describe_repositories()["repositories"] == []
 
-    code, out, err = cli(*argv, capsys=capsys)  # again: nothing left to delete but the stack
-    assert "DeleteStack" in err
-    assert [line for line in out.splitlines() if line.startswith("- ")] == [f"- delete stack {STACK_NAME}"]
+    # moto drops the stack from its list even though the deletion failed.
+    assert client("cloudformation").list_stacks()["StackSummaries"] == []
+    code, out, err = cli(*argv, capsys=capsys)  # again: nothing left to delete
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [f"destroyed {STACK_NAME}"]
 
 
 def test_destroy_without_images_flag_keeps_repositories_that_hold_images(
