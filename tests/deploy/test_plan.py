@@ -1,0 +1,267 @@
+"""plan: desired vs an in-memory remote state (chalice's InMemoryRemoteState idea).
+
+`InMemoryAws` applies a plan's steps to plain dicts the way the AWS APIs would, so each table
+case can check both the steps and that planning again afterwards gives an empty plan.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from deploy_helpers import ROOT
+
+from microforum.deploy.plan import RemoteState, Step, known_refs, plan, plan_repositories, resolve, subset
+from microforum.deploy.render import Desired, Target, render
+from microforum.spec.load import parse_stack
+
+OUTPUTS = {
+    "VpcId": "vpc-1", "ClusterName": "c", "CapacityProviderName": "cp", "LoadBalancerArn": "arn:lb",
+    "LoadBalancerDnsName": "lb.example", "ExecutionRoleArn": "arn:exec", "LogGroupName": "logs",
+}  # fmt: skip
+
+
+class InMemoryAws:
+    """Remote state as dicts; `apply(steps)` mutates it like the real APIs."""
+
+    def __init__(self) -> None:
+        self.repositories: dict[str, dict[str, Any]] = {}
+        self.task_definitions: dict[str, dict[str, Any]] = {}
+        self.target_groups: dict[str, dict[str, Any]] = {}
+        self.listener: dict[str, Any] | None = None
+        self.rules: dict[str, dict[str, Any]] = {}
+        self.services: dict[str, dict[str, Any]] = {}
+        self.ids = itertools.count(1)
+        self.calls: list[str] = []
+
+    def state(self) -> RemoteState:
+        return RemoteState(
+            repositories=self.repositories, task_definitions=self.task_definitions,
+            target_groups=self.target_groups, listener=self.listener,
+            rules=tuple(self.rules.values()), services=self.services,
+        )  # fmt: skip
+
+    def apply(self, desired: Desired, steps: list[Step]) -> None:
+        refs = known_refs(desired, self.state())
+        for step in steps:
+            self.calls.append(step.operation)
+            produced = getattr(self, step.operation.replace(".", "_"))(**resolve(step.params, refs))
+            if step.produces:
+                refs[step.produces] = produced
+
+    def ecr_create_repository(self, **p: Any) -> None:
+        self.repositories[p["repositoryName"]] = dict(p)
+
+    def ecr_put_lifecycle_policy(self, repositoryName: str, lifecyclePolicyText: str) -> None:
+        self.repositories[repositoryName]["lifecyclePolicyText"] = lifecyclePolicyText
+
+    def ecs_register_task_definition(self, **p: Any) -> str:
+        arn = f"arn:td/{p['family']}:{next(self.ids)}"
+        self.task_definitions[p["family"]] = {**p, "taskDefinitionArn": arn, "revision": 1}
+        return arn
+
+    def elbv2_create_target_group(self, **p: Any) -> str:
+        arn = f"arn:tg/{p['Name']}"
+        self.target_groups[p["Name"]] = {**p, "TargetGroupArn": arn, "HealthCheckPort": "traffic-port", "Attributes": {}}
+        return arn
+
+    def _tg(self, arn: str) -> dict[str, Any]:
+        return next(g for g in self.target_groups.values() if g["TargetGroupArn"] == arn)
+
+    def elbv2_modify_target_group_attributes(self, TargetGroupArn: str, Attributes: list[dict[str, str]]) -> None:
+        self._tg(TargetGroupArn)["Attributes"].update({a["Key"]: a["Value"] for a in Attributes})
+
+    def elbv2_modify_target_group(self, TargetGroupArn: str, **p: Any) -> None:
+        self._tg(TargetGroupArn).update(p)
+
+    def elbv2_delete_target_group(self, TargetGroupArn: str) -> None:
+        self.target_groups = {k: v for k, v in self.target_groups.items() if v["TargetGroupArn"] != TargetGroupArn}
+
+    def elbv2_create_listener(self, **p: Any) -> str:
+        self.listener = {**p, "ListenerArn": "arn:listener"}
+        return "arn:listener"
+
+    def elbv2_modify_listener(self, ListenerArn: str, **p: Any) -> None:
+        assert self.listener is not None
+        self.listener.update(p)
+
+    def elbv2_create_rule(self, ListenerArn: str, Priority: int, **p: Any) -> None:
+        assert ListenerArn == "arn:listener"
+        assert all(int(r["Priority"]) != Priority for r in self.rules.values()), f"priority {Priority} in use"
+        arn = f"arn:rule/{next(self.ids)}"
+        self.rules[arn] = {**p, "RuleArn": arn, "Priority": str(Priority)}
+
+    def elbv2_modify_rule(self, RuleArn: str, **p: Any) -> None:
+        self.rules[RuleArn].update(p)
+
+    def elbv2_delete_rule(self, RuleArn: str) -> None:
+        del self.rules[RuleArn]
+
+    def elbv2_set_rule_priorities(self, RulePriorities: list[dict[str, Any]]) -> None:
+        moving = {p["RuleArn"] for p in RulePriorities}
+        for p in RulePriorities:  # ALB refuses a priority held by any rule, moving or not
+            held = [r for r in self.rules.values() if int(r["Priority"]) == p["Priority"]]
+            assert not held, f"priority {p['Priority']} in use"
+            self.rules[p["RuleArn"]]["Priority"] = str(p["Priority"])
+        assert moving <= set(self.rules)
+
+    def ecs_create_service(self, **p: Any) -> None:
+        self.services[p["serviceName"]] = dict(p)
+
+    def ecs_update_service(self, cluster: str, service: str, forceNewDeployment: bool = False, **p: Any) -> None:
+        self.services[service].update(p)
+
+    def ecs_delete_service(self, cluster: str, service: str, force: bool) -> None:
+        del self.services[service]
+
+
+def desired_for(edit: Any = None) -> Desired:
+    data = yaml.safe_load((ROOT / "stack.yaml").read_text())
+    if edit:
+        edit(data)
+    return render(parse_stack(data), Target("mf", "eu-west-1", OUTPUTS, {"users": "img:1"}, database=False))
+
+
+def converge(aws: InMemoryAws, desired: Desired) -> list[Step]:
+    steps = plan_repositories(desired, aws.state()) + plan(desired, aws.state())
+    aws.apply(desired, steps)
+    assert plan_repositories(desired, aws.state()) + plan(desired, aws.state()) == [], "a second plan must be empty"
+    return steps
+
+
+def messages(steps: list[Step]) -> list[str]:
+    return [s.message for s in steps]
+
+
+def test_an_empty_account_gets_everything_in_a_safe_order() -> None:
+    aws = InMemoryAws()
+    steps = converge(aws, desired_for())
+    order = [s.operation for s in steps]
+    first = {op: order.index(op) for op in reversed(order)}
+    assert first["ecs.register_task_definition"] < first["elbv2.create_target_group"] < first["elbv2.create_listener"]
+    assert first["elbv2.create_listener"] < first["elbv2.create_rule"] < first["ecs.create_service"]
+    assert "create listener rule priority 1: path-pattern /api/users* -> forward to users" in messages(steps)
+    assert "create service users: 2 tasks" in messages(steps)
+    assert sorted(int(r["Priority"]) for r in aws.rules.values()) == [1, 2, 3]
+
+
+def _swap_users_threads(data: dict[str, Any]) -> None:
+    rules = data["listener"]["rules"]
+    rules[0]["priority"], rules[1]["priority"] = 2, 1
+
+
+def _drop_posts_rule(data: dict[str, Any]) -> None:
+    del data["listener"]["rules"][2]
+
+
+def _move_posts_rule(data: dict[str, Any]) -> None:
+    data["listener"]["rules"][2]["priority"] = 7
+
+
+def _retarget_rule(data: dict[str, Any]) -> None:
+    data["listener"]["rules"][2]["action"] = {"fixed_response": {"status_code": 503, "message_body": "later"}}
+
+
+def _new_rule(data: dict[str, Any]) -> None:
+    data["listener"]["rules"].append({"priority": 4, "conditions": [{"source_ip": ["10.0.0.0/8"]}], "action": {"redirect": {"protocol": "HTTPS"}}})
+
+
+def _health_check(data: dict[str, Any]) -> None:
+    data["services"]["posts"]["health_check"]["path"] = "/health"
+
+
+def _deregistration(data: dict[str, Any]) -> None:
+    data["services"]["posts"]["deregistration_delay"] = 5
+
+
+def _count(data: dict[str, Any]) -> None:
+    data["services"]["posts"]["desired_count"] = 4
+
+
+def _environment(data: dict[str, Any]) -> None:
+    data["services"]["posts"]["environment"] = {"LOG_LEVEL": "debug"}
+
+
+def _default_action(data: dict[str, Any]) -> None:
+    data["listener"]["default_action"] = {"fixed_response": {"status_code": 404}}
+
+
+def _remove_service(data: dict[str, Any]) -> None:
+    del data["services"]["posts"]
+    del data["listener"]["rules"][2]
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (None, []),
+        (_swap_users_threads, [
+            "change listener rule priorities: 1->2, 2->1 (step 1 of 2: park)",
+            "change listener rule priorities: 1->2, 2->1 (step 2 of 2)",
+        ]),
+        (_drop_posts_rule, ["delete listener rule priority 3: no longer in stack.yaml"]),
+        (_move_posts_rule, ["change listener rule priorities: 3->7"]),
+        (_retarget_rule, ["change listener rule priority 3: path-pattern /api/posts* -> fixed response 503"]),
+        (_new_rule, ["create listener rule priority 4: source-ip 10.0.0.0/8 -> redirect HTTP_301"]),
+        (_health_check, [
+            "change target group mf-posts: health check /health every 6s, timeout 5s, healthy 2, unhealthy 2, codes 200",
+        ]),
+        (_deregistration, [
+            "change task definition mf-posts: new revision",
+            "change target group mf-posts: deregistration_delay.timeout_seconds=5, load_balancing.algorithm.type=round_robin",
+            "change service posts: taskDefinition",
+        ]),
+        (_count, ["change service posts: desiredCount"]),
+        (_environment, ["change task definition mf-posts: new revision", "change service posts: taskDefinition"]),
+        (_default_action, ["change listener HTTP:80: fixed response 404"]),
+        (_remove_service, [
+            "delete listener rule priority 3: no longer in stack.yaml",
+            "change service posts: scale to 0 (no longer in stack.yaml)",
+            "delete service posts",
+            "delete target group mf-posts: no longer in stack.yaml",
+        ]),
+    ],
+    ids=["nothing", "swap", "drop-rule", "move-rule", "retarget-rule", "new-rule", "health-check",
+         "deregistration-delay", "desired-count", "environment", "default-action", "remove-service"],
+)  # fmt: skip
+def test_a_change_to_stack_yaml_plans_exactly_its_steps(edit: Any, expected: list[str]) -> None:
+    aws = InMemoryAws()
+    converge(aws, desired_for())
+    steps = converge(aws, desired_for(edit))
+    assert messages(steps) == expected
+
+
+def test_repositories_created_by_hand_are_corrected() -> None:
+    aws = InMemoryAws()
+    aws.repositories["users"] = {"repositoryName": "users", "imageTagMutability": "MUTABLE", "imageScanningConfiguration": {"scanOnPush": False}}
+    steps = plan_repositories(desired_for(), aws.state())
+    assert [s.message for s in steps if s.name == "users"] == [
+        "change repository users: immutable tags",
+        "change repository users: scan on push",
+        "change repository users: lifecycle policy",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("desired", "remote", "expected"),
+    [
+        ({"a": 1}, {"a": 1, "b": 2}, True),
+        ({"a": 1}, {"a": 2}, False),
+        ({"a": [1, 2]}, {"a": [1, 2, 3]}, False),
+        ({"a": [{"x": 1}]}, {"a": [{"x": 1, "y": 0}]}, True),
+        ({"a": 1}, None, False),
+    ],
+    ids=["extra-remote-keys", "different", "list-length", "nested", "missing"],
+)
+def test_subset(desired: Any, remote: Any, expected: bool) -> None:
+    assert subset(desired, remote) is expected
+
+
+def test_steps_are_frozen_and_say_what_they_do(tmp_path: Path) -> None:
+    step = Step("create", "target group", "mf-users", "elbv2.create_target_group", {}, detail="x")
+    assert step.message == "create target group mf-users: x"
+    with pytest.raises(AttributeError):
+        step.verb = "delete"  # type: ignore[misc]

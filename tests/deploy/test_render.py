@@ -1,0 +1,204 @@
+"""render: golden files for `microforum render`, and tables for the converters.
+
+Regenerate the golden files after an intended change with
+`MICROFORUM_UPDATE_GOLDEN=1 .venv/bin/pytest tests/deploy/test_render.py`, then read the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deploy_helpers import ROOT, cli
+
+from microforum.deploy.render import (
+    Target,
+    convert_action,
+    convert_condition,
+    convert_target_group,
+    render,
+    render_template,
+    target_group_name,
+    template_parameters,
+)
+from microforum.deploy.stack import default_template_path, load_template
+from microforum.spec import defaults as d
+from microforum.spec.load import load_stack, parse_stack
+from microforum.spec.model import (
+    Condition,
+    FixedResponse,
+    Forward,
+    QueryPair,
+    Redirect,
+    WeightedTargetGroup,
+)
+
+GOLDEN = Path(__file__).with_name("golden")
+UPDATE = os.environ.get("MICROFORUM_UPDATE_GOLDEN") == "1"
+OUTPUTS = {
+    "VpcId": "vpc-0123",
+    "ClusterName": "mf-cluster",
+    "CapacityProviderName": "mf-capacity",
+    "LoadBalancerArn": "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/mf/abc",
+    "LoadBalancerDnsName": "mf-123.eu-west-1.elb.amazonaws.com",
+    "ExecutionRoleArn": "arn:aws:iam::123456789012:role/mf-exec",
+    "LogGroupName": "mf-logs",
+    "DatabaseUrlSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mf-db-url",
+    "TaskRoleUsersArn": "arn:aws:iam::123456789012:role/mf-users",
+}
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if UPDATE:
+        path.write_text(text)
+    assert path.exists(), f"{path} missing: run with MICROFORUM_UPDATE_GOLDEN=1"
+    assert text == path.read_text(), f"{name} differs from the golden file (MICROFORUM_UPDATE_GOLDEN=1 regenerates)"
+
+
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [("render-placeholders.json", ["--no-database"]), ("render-outputs.json", ["--outputs", "OUTPUTS"])],
+    ids=["no-stack-yet", "with-outputs-and-database"],
+)
+def test_render_matches_the_golden_file(
+    name: str, extra: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(OUTPUTS))
+    argv = ["render", "--stack", str(ROOT / "stack.yaml"), "--stack-name", "mf"]
+    argv += [str(outputs) if a == "OUTPUTS" else a for a in extra]
+    code, out, err = cli(*argv, capsys=capsys)
+    assert code == 0, err
+    check_golden(name, out)
+
+
+def test_render_takes_every_number_from_the_model() -> None:
+    stack = load_stack(ROOT / "stack.yaml")
+    desired = render(stack, Target("mf", "eu-west-1", OUTPUTS))
+    task = desired.task_definitions["users"]
+    (container,) = task["containerDefinitions"]
+    assert (container["cpu"], container["memory"]) == (d.CPU, d.MEMORY)
+    assert container["portMappings"] == [{"containerPort": d.CONTAINER_PORT, "hostPort": d.HOST_PORT, "protocol": "tcp"}]
+    assert task["networkMode"] == d.NETWORK_MODE
+    assert container["secrets"] == [{"name": "DATABASE_URL", "valueFrom": OUTPUTS["DatabaseUrlSecretArn"]}]
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    assert env == {"API_URL": "http://mf-123.eu-west-1.elb.amazonaws.com", "PGDATABASE": "users", "PORT": "3000"}
+    assert task["taskRoleArn"] == OUTPUTS["TaskRoleUsersArn"]
+    service = desired.services["users"]
+    assert service["desiredCount"] == stack.service("users").desired_count
+    assert service["deploymentConfiguration"]["minimumHealthyPercent"] == d.MINIMUM_HEALTHY_PERCENT
+    assert service["healthCheckGracePeriodSeconds"] == d.HEALTH_CHECK_GRACE_PERIOD
+    params = template_parameters(stack, database=True)
+    assert params["IdleTimeout"] == str(d.IDLE_TIMEOUT)
+    assert params["DesyncMitigationMode"] == d.DESYNC_MITIGATION_MODE
+    assert params["DropInvalidHeaderFields"] == "true"
+    assert params["ListenerPort"] == str(d.LISTENER_PORT)
+
+
+def test_target_groups_never_set_a_health_check_port() -> None:
+    """ECS refuses an explicit HealthCheckPort with dynamic host ports (ALB_SPEC F)."""
+    stack = load_stack(ROOT / "stack.yaml")
+    for service in stack.services:
+        group = convert_target_group(service, Target("mf", "eu-west-1", OUTPUTS))
+        assert "HealthCheckPort" not in group
+        assert group["TargetType"] == "instance"
+
+
+def test_the_rendered_template_has_one_task_role_per_service() -> None:
+    stack = load_stack(ROOT / "stack.yaml")
+    template = render_template(stack, load_template(default_template_path()))
+    roles = {k for k, v in template["Resources"].items() if k.startswith("TaskRole")}
+    assert roles == {"TaskRoleUsers", "TaskRoleThreads", "TaskRolePosts", "TaskRoleMonolith"}
+    assert template["Outputs"]["TaskRolePostsArn"]["Value"] == {"Fn::GetAtt": ["TaskRolePosts", "Arn"]}
+    assert "Policies" not in template["Resources"]["TaskRoleUsers"]["Properties"]
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        (Condition("path-pattern", ("/api/*",)), {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}}),
+        (Condition("host-header", ("*.example.com",)), {"Field": "host-header", "HostHeaderConfig": {"Values": ["*.example.com"]}}),
+        (
+            Condition("http-header", ("a*",), header_name="X-Env"),
+            {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Env", "Values": ["a*"]}},
+        ),
+        (
+            Condition("http-request-method", ("GET", "HEAD")),
+            {"Field": "http-request-method", "HttpRequestMethodConfig": {"Values": ["GET", "HEAD"]}},
+        ),
+        (
+            Condition("query-string", query=(QueryPair("v", "2"), QueryPair(None, "debug"))),
+            {"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": "v", "Value": "2"}, {"Value": "debug"}]}},
+        ),
+        (Condition("source-ip", ("10.0.0.0/8",)), {"Field": "source-ip", "SourceIpConfig": {"Values": ["10.0.0.0/8"]}}),
+    ],
+    ids=["path-pattern", "host-header", "http-header", "http-request-method", "query-string", "source-ip"],
+)
+def test_convert_condition(condition: Condition, expected: dict[str, Any]) -> None:
+    assert convert_condition(condition) == expected
+
+
+@pytest.mark.parametrize(
+    ("action", "expected"),
+    [
+        (
+            Forward((WeightedTargetGroup("users", 1),)),
+            {"Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": "<tg:users>", "Weight": 1}]}},
+        ),
+        (
+            Forward((WeightedTargetGroup("users", 9), WeightedTargetGroup("monolith", 1)), stickiness_duration=60),
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [{"TargetGroupArn": "<tg:users>", "Weight": 9}, {"TargetGroupArn": "<tg:monolith>", "Weight": 1}],
+                    "TargetGroupStickinessConfig": {"Enabled": True, "DurationSeconds": 60},
+                },
+            },
+        ),
+        (
+            FixedResponse(404, "application/json", '{"error": "gone"}'),
+            {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404", "ContentType": "application/json", "MessageBody": '{"error": "gone"}'}},
+        ),
+        (
+            Redirect("HTTP_302", protocol="HTTPS", port="443"),
+            {
+                "Type": "redirect",
+                "RedirectConfig": {
+                    "Protocol": "HTTPS", "Host": "#{host}", "Port": "443", "Path": "/#{path}", "Query": "#{query}", "StatusCode": "HTTP_302",
+                },  # fmt: skip
+            },
+        ),
+    ],
+    ids=["forward", "weighted-sticky", "fixed-response", "redirect"],
+)
+def test_convert_action(action: Any, expected: dict[str, Any]) -> None:
+    assert convert_action(action) == expected
+
+
+@pytest.mark.parametrize(
+    ("stack_name", "service", "expected"),
+    [
+        ("mf", "users", "mf-users"),
+        ("a-very-long-stack-name-for-prod", "monolith", "a-very-long-stack-name-fo-"),
+    ],
+    ids=["short", "hashed"],
+)
+def test_target_group_names_fit_alb_limits(stack_name: str, service: str, expected: str) -> None:
+    name = target_group_name(stack_name, service)
+    assert len(name) <= 32
+    assert name.startswith(expected)
+    assert not name.endswith("-") and "--" not in name
+    assert name != target_group_name(stack_name, "other")
+
+
+def test_custom_command_services_get_their_command() -> None:
+    stack = parse_stack({"services": {"monolith": {}, "web": {"command": "python -m web"}}, "listener": {"rules": []}})
+    desired = render(stack, Target("mf", "eu-west-1", OUTPUTS, database=False))
+    assert desired.task_definitions["web"]["containerDefinitions"][0]["command"] == ["python", "-m", "web"]
+    assert "command" not in desired.task_definitions["monolith"]["containerDefinitions"][0]
+    assert "secrets" not in desired.task_definitions["web"]["containerDefinitions"][0]
