@@ -21,10 +21,14 @@ pytestmark = pytest.mark.timeout(60)
 
 FAST = """
 services:
-  users: {command: "true", health_check: {interval: 5, timeout: 2, healthy_threshold: 2, unhealthy_threshold: 2}}
+  users:
+    command: "true"
+    health_check: {interval: 5, timeout: 2, healthy_threshold: 2, unhealthy_threshold: 2}
   threads: {command: "true"}
   posts: {command: "true"}
-  monolith: {command: "true", health_check: {interval: 5, timeout: 2, healthy_threshold: 2, unhealthy_threshold: 2}}
+  monolith:
+    command: "true"
+    health_check: {interval: 5, timeout: 2, healthy_threshold: 2, unhealthy_threshold: 2}
 listener:
   default_action: {forward: monolith}
   rules:
@@ -32,7 +36,8 @@ listener:
     - {priority: 2, conditions: [{path_pattern: ["/api/threads*"]}], action: {forward: threads}}
     - priority: 5
       conditions: [{path_pattern: ["/fixed"]}, {http_request_method: [GET]}]
-      action: {fixed_response: {status_code: 418, content_type: application/json, message_body: '{"tea": true}'}}
+      action:
+        fixed_response: {status_code: 418, content_type: application/json, message_body: '{"tea": true}'}
     - priority: 6
       conditions: [{host_header: ["old.example.com"]}]
       action: {redirect: {host: new.example.com, port: "443", protocol: HTTPS, status_code: HTTP_302}}
@@ -159,7 +164,8 @@ def test_forwarded_headers_and_trace_id(lb):
     assert "connection" not in names and "x-secret" not in names  # hop-by-hop
     _, _, body = get(lb.port, "/echo", {"X-Amzn-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793;App=x"})
     trace = {n.lower(): v for n, v in json.loads(body)["headers"]}["x-amzn-trace-id"]
-    assert re.fullmatch(r"Self=1-[0-9a-f]{8}-[0-9a-f]{24};Root=1-5759e988-bd862e3fe1be46a994272793;App=x", trace)
+    root = "Root=1-5759e988-bd862e3fe1be46a994272793"
+    assert re.fullmatch(rf"Self=1-[0-9a-f]{{8}}-[0-9a-f]{{24}};{root};App=x", trace)
     assert len(backend.app_requests()) == 2
 
 
@@ -184,7 +190,7 @@ def test_pipelined_requests_are_answered_in_order(lb):
 def test_streams_large_bodies_both_ways(lb):
     backend = lb.backend("mono-1", "monolith")
     size = 8 * 1024 * 1024
-    status, _, body = get(lb.port, "/big?n=%d" % size)
+    status, _, body = get(lb.port, f"/big?n={size}")
     assert status == 200 and len(body) == size
 
     def chunks() -> Iterator[bytes]:

@@ -31,7 +31,7 @@ class Clock:
         if second != self._second:
             self._second = second
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{int((epoch - second) * 1e6):06d}Z"
+        return "%s.%06dZ" % (self._prefix, (epoch - second) * 1000000)  # noqa: UP031 - fastest here
 
 
 def quoted(text: str) -> str:
@@ -48,9 +48,8 @@ def target_group_arn(stack_name: str, target_group: str) -> str:
     return f"arn:aws:elasticloadbalancing:local:000000000000:targetgroup/{target_group}/{stack_name}"
 
 
-def line(
+def line(  # one argument per log field, in ALB's order
     clock: Clock,
-    *,
     elb: str,
     client: str,
     target: str,
@@ -73,15 +72,16 @@ def line(
     classification_reason: str,
     conn_trace: str,
 ) -> str:
-    """One access-log line (with its newline)."""
+    """One access-log line (with its newline). Only client-supplied text is escaped."""
     t1, t2, t3 = times
+    if classification == "Compliant":
+        classification = classification_reason = "-"
     return (
         f"http {clock.iso(sent_at)} {elb} {client} {target} {t1:.3f} {t2:.3f} {t3:.3f} "
         f"{elb_status} {target_status} {received} {sent} {quoted(request)} {quoted(user_agent)} "
-        f"- - {target_group} {quoted(trace)} \"-\" \"-\" {priority} {clock.iso(created)} "
-        f"{quoted(action)} {quoted(redirect_url)} {quoted(error_reason)} {quoted(target)} "
-        f"{quoted(target_status)} {quoted(classification if classification != 'Compliant' else '')} "
-        f"{quoted(classification_reason if classification_reason != '-' else '')} {conn_trace}\n"
+        f'- - {target_group} {quoted(trace)} "-" "-" {priority} {clock.iso(created)} '
+        f'"{action}" {quoted(redirect_url)} "{error_reason}" "{target}" "{target_status}" '
+        f'"{classification}" "{classification_reason}" {conn_trace}\n'
     )
 
 

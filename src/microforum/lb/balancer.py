@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from microforum.lb.accesslog import AccessLog
+from microforum.lb.accesslog import AccessLog, target_group_arn
 from microforum.lb.groups import GroupState
 from microforum.lb.health import CheckResult, HealthTracker, Transition, classify_status
 from microforum.lb.metrics import Metrics
@@ -93,7 +93,9 @@ class LoadBalancer:
                  clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.stack = stack
         self.clock = clock
-        self.groups = {tg.name: GroupState(tg) for tg in stack.target_groups}
+        self.groups = {
+            tg.name: GroupState(tg, target_group_arn(stack.name, tg.name)) for tg in stack.target_groups
+        }
         stream = None
         if access_log is not None:
             Path(access_log).parent.mkdir(parents=True, exist_ok=True)

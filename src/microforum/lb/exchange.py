@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -31,63 +32,57 @@ if TYPE_CHECKING:
     from microforum.lb.targets import Slot
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_NONE, _RAW, _CHUNKED = 0, 1, 2  # how the response body is relayed to the client
-# Headers the routing/rewriting pass looks at (lower-case name -> slot in `found`).
-_WANTED = {b"host": 0, b"x-forwarded-for": 1, b"x-amzn-trace-id": 2, b"user-agent": 3,
-           b"connection": 4, b"expect": 5, b"cookie": 6, b"content-length": 7,
-           b"transfer-encoding": 8}  # fmt: skip
+_NONE, _RAW, _CHUNKED, _PASS = 0, 1, 2, 3  # how the response body is relayed to the client
+# What `route` does with a request header, by lower-case name; absent: passed on untouched.
+_HOST, _XFF, _TRACE, _UA, _CONN, _EXPECT, _COOKIE, _CL, _TE, _REWRITE = range(10)
+_KIND = {
+    b"host": _HOST, b"x-forwarded-for": _XFF, b"x-amzn-trace-id": _TRACE, b"user-agent": _UA,
+    b"connection": _CONN, b"expect": _EXPECT, b"cookie": _COOKIE, b"content-length": _CL,
+    b"transfer-encoding": _TE, b"keep-alive": _REWRITE, b"proxy-connection": _REWRITE,
+    b"te": _REWRITE, b"trailer": _REWRITE, b"upgrade": _REWRITE, b"x-forwarded-proto": _REWRITE,
+    b"x-forwarded-port": _REWRITE,
+}  # fmt: skip
+# Names known to be made of [-A-Za-z0-9] only (spares the check for the usual headers).
+_COMMON = frozenset({
+    b"accept", b"accept-encoding", b"accept-language", b"authorization", b"cache-control",
+    b"content-type", b"origin", b"pragma", b"referer", b"if-none-match", b"if-modified-since",
+    b"sec-fetch-dest", b"sec-fetch-mode", b"sec-fetch-site", b"x-requested-with", b"dnt",
+})  # fmt: skip
+_INVALID_NAME = re.compile(rb"[^-A-Za-z0-9]").search
+# On a lower-cased response head: its Content-Length, and any header we must not relay as is.
+_RESP_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]+)").search
+_RESP_HOP = re.compile(
+    rb"\r\n(?:transfer-encoding|keep-alive|proxy-connection|te|trailer|upgrade"
+    rb"|connection(?![ \t]*:[ \t]*keep-alive[ \t]*(?:\r|$)))[ \t]*:"
+).search  # (`Connection: keep-alive` alone may pass: the client connection stays open too)
+_RESP_CHUNKED = re.compile(rb"\r\ntransfer-encoding:[^\r]*chunked").search
+
+
+def _split_header(line: bytes) -> tuple[bytes, bytes]:
+    name, _, value = line.partition(b":")
+    return name, value.strip(b" \t")
 
 
 class Exchange:
     """A request from a client and the answer it gets (from a target or from the LB)."""
 
-    __slots__ = (
-        "action_name",
-        "body_seen",
-        "class_reason",
-        "classification",
-        "client",
-        "close_backend",
-        "close_client",
-        "conn",
-        "created",
-        "dispatched",
-        "error_reason",
-        "expect_continue",
-        "group",
-        "headers",
-        "host",
-        "is_head",
-        "local",
-        "method",
-        "out",
-        "out_size",
-        "pool",
-        "priority",
-        "received",
-        "redirect_url",
-        "replay",
-        "req_chunked",
-        "req_done",
-        "resp_at",
-        "resp_done",
-        "resp_mode",
-        "resp_started",
-        "retried",
-        "sent",
-        "sent_at",
-        "slot",
-        "started",
-        "status",
-        "sticky",
-        "target_status",
-        "tick",
-        "trace",
-        "until_close",
-        "url",
-        "user_agent",
-        "version",
-    )  # fmt: skip
+    # Defaults as class attributes: an exchange only stores what differs (cheaper to create).
+    started = dispatched = req_done = resp_done = resp_started = False
+    body_seen = req_chunked = until_close = expect_continue = retried = close_backend = False
+    local: bytes | None = None
+    group: GroupState | None = None
+    slot: Slot | None = None
+    pool: TargetPool | None = None
+    conn: BackendConnection | None = None
+    out_size = received = sent = status = 0
+    resp_mode = _NONE
+    sent_at = resp_at = 0.0
+    replay: bytes | None = None
+    sticky: list[str] | None = None
+    target_status = priority = action_name = redirect_url = error_reason = class_reason = "-"
+    trace = "-"
+    classification = desync.COMPLIANT
+    host = user_agent = ""
 
     def __init__(self, client: ClientConnection, method: bytes, url: bytes, version: str,
                  headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:  # fmt: skip
@@ -95,27 +90,9 @@ class Exchange:
         self.headers = headers
         self.is_head = method == b"HEAD"
         self.close_client = not keep_alive
-        self.close_backend = False
         self.created = time.time()
         self.tick = client.ctx.tick
-        self.started = self.dispatched = self.req_done = self.resp_done = False
-        self.resp_started = self.body_seen = self.req_chunked = self.until_close = False
-        self.expect_continue = self.retried = False
-        self.local: bytes | None = None
-        self.group: GroupState | None = None
-        self.slot: Slot | None = None
-        self.pool: TargetPool | None = None
-        self.conn: BackendConnection | None = None
         self.out: list[bytes] = []
-        self.out_size = self.received = self.sent = self.status = 0
-        self.resp_mode = _NONE
-        self.sent_at = self.resp_at = 0.0
-        self.replay: bytes | None = None
-        self.sticky: list[str] | None = None
-        self.target_status = self.priority = self.action_name = self.redirect_url = "-"
-        self.error_reason = self.class_reason = self.trace = "-"
-        self.classification = desync.COMPLIANT
-        self.host = self.user_agent = ""
 
     def __repr__(self) -> str:
         return (
@@ -139,19 +116,64 @@ class Exchange:
     def route(self) -> None:
         """Classify, check limits, match a rule and prepare the response or the forward."""
         ctx = self.client.ctx
-        found: list[list[bytes]] = [[], [], [], [], [], [], [], [], []]
-        size = len(self.url)
+        url = self.url
+        host = xff_in = trace_in = cookie = length = None
+        connection: list[bytes] | None = None
+        expect = chunked = check_all = False
+        # The client's head can be forwarded as received (plus our headers) when nothing in it
+        # must be removed or rewritten; `raw` tracks that while we look at each header once.
+        raw = self.version == "1.1" and self.client.head_in_chunk()
+        size = len(url) + len(self.method) + 13
         for name, value in self.headers:
             size += len(name) + len(value) + 4
-            slot = _WANTED.get(name.lower())
-            if slot is not None:
-                found[slot].append(value)
-        self.received = size + len(self.method) + 13  # request line and head, as ALB counts
-        self.host = found[0][0].decode("latin-1") if found[0] else ""
-        self.user_agent = found[3][0].decode("latin-1") if found[3] else ""
-        self.classification, self.class_reason = desync.classify(
-            self.method, self.url, self.version, self.headers
-        )
+            if not value.isascii():
+                check_all = True
+            lower = name.lower()
+            kind = _KIND.get(lower)
+            if kind is None:
+                if lower not in _COMMON and _INVALID_NAME(name) is not None:
+                    check_all = True  # for the classifier (e.g. Content_Length) and dropping
+                    raw = False
+                continue
+            if kind == _HOST:
+                if host is None:
+                    host = value
+            elif kind == _UA:
+                self.user_agent = value.decode("latin-1")
+            elif kind == _CL:
+                length = value if length is None else length
+                check_all = True
+            elif kind == _TE:
+                chunked = check_all = True
+                raw = False
+            elif kind == _XFF:
+                xff_in = value if xff_in is None else xff_in + b", " + value
+                raw = False
+            elif kind == _TRACE:
+                trace_in = trace_in or value
+                raw = False
+            elif kind == _CONN:
+                connection = [*(connection or []), value]
+                raw = False
+            elif kind == _EXPECT:
+                expect = value.strip().lower() == b"100-continue"
+                raw = False
+            elif kind == _COOKIE:
+                cookie = value if cookie is None else cookie + b"; " + value
+            else:  # other hop-by-hop headers and X-Forwarded-Proto/-Port: rewritten
+                raw = False
+        self.received = size
+        if size > hdr.MAX_HEAD:
+            self.close_client = True
+            self.error_reason = "RequestHeaderTooLarge"
+            self._error(400)
+            return
+        self.host = host.decode("latin-1") if host is not None else ""
+        if check_all or not url.isascii() or self.version not in ("1.1", "1.0"):
+            self.classification, self.class_reason = desync.classify(
+                self.method, url, self.version, self.headers
+            )
+        # else: llhttp (strict) already refused CTLs, bad versions and bad names: Compliant.
         decision = desync.decide(ctx.mode, self.classification)
         if decision == desync.BLOCK:
             self.close_client = True
@@ -159,46 +181,66 @@ class Exchange:
             return
         if decision == desync.ALLOW_THEN_CLOSE:  # defensive Ambiguous: forward, close both after
             self.close_client = self.close_backend = True
+            raw = False
         if self.method == b"TRACE":
             self._error(405)
             return
-        if not found[0] and self.version == "1.1":  # RFC 9112 §3.2: Host is required
+        if host is None and self.version == "1.1":  # RFC 9112 §3.2: Host is required
             self._error(400)
             return
-        xff, count = hdr.forwarded_for(found[1], self.client.peer_ip)
-        if count > hdr.MAX_XFF_ADDRESSES:
-            self._error(463)
-            return
-        path, _, query = self.url.partition(b"?")
-        view = RequestView(
-            self.method.decode("latin-1"), path.decode("latin-1"), query.decode("latin-1"),
-            self.host or None, self.headers, self.client.peer_ip, "http", ctx.port,
-        )  # fmt: skip
-        priority, action = ctx.router.match(view)
+        if xff_in is None:
+            xff = self.client.peer_ip
+        else:
+            xff, count = hdr.forwarded_for([xff_in], self.client.peer_ip)
+            if count > hdr.MAX_XFF_ADDRESSES:
+                self._error(463)
+                return
+        router = ctx.router
+        view: RequestView | None = None
+        if router.path_only:
+            priority, action = router.match_path(url.partition(b"?")[0].decode("latin-1"))
+        else:
+            view = self._view()
+            priority, action = router.match(view)
         self.priority = str(priority)
         if isinstance(action, Forward):
-            self._prepare_forward(action, found, xff, size)
+            framing = (b"Transfer-Encoding: chunked\r\n" if chunked
+                       else b"Content-Length: %s\r\n" % length.strip() if length is not None
+                       else b"")  # fmt: skip
+            self.req_chunked = chunked
+            self.expect_continue = expect and self.version == "1.1"
+            self._prepare_forward(action, xff, trace_in, cookie, connection, framing, raw, size)
         elif isinstance(action, FixedResponse):
             self.action_name = "fixed-response"
             data = responses.fixed(action, ctx.date(), close=self.close_client, head_only=self.is_head)
             self._local(data, action.status_code)
         elif isinstance(action, Redirect):
             self.action_name = "redirect"
-            self.redirect_url = redirect_location(action, view)
+            self.redirect_url = redirect_location(action, view or self._view())
             status = 301 if action.status_code == "HTTP_301" else 302
             data = responses.redirect(status, self.redirect_url, ctx.date(), close=self.close_client,
                                       head_only=self.is_head)  # fmt: skip
             self._local(data, status)
 
-    def _prepare_forward(self, action: Forward, found: list[list[bytes]], xff: str, size: int) -> None:
+    def _view(self) -> RequestView:
+        path, _, query = self.url.partition(b"?")
+        return RequestView(
+            self.method.decode("latin-1"), path.decode("latin-1"), query.decode("latin-1"),
+            self.host or None, self.headers, self.client.peer_ip, "http", self.client.ctx.port,
+        )  # fmt: skip
+
+    def _prepare_forward(self, action: Forward, xff: str, trace_in: bytes | None,
+                         cookie: bytes | None, connection: list[bytes] | None, framing: bytes,
+                         raw: bool, size: int) -> None:  # fmt: skip
         ctx = self.client.ctx
         self.action_name = "forward"
         groups = action.target_groups
         if len(groups) == 1:
             name = groups[0].name
         else:
-            cookie = b"; ".join(found[6]).decode("latin-1") if found[6] else None
-            sticky = sticky_group(cookie, groups) if action.stickiness_duration else None
+            sticky = None
+            if action.stickiness_duration:
+                sticky = sticky_group(cookie.decode("latin-1") if cookie else None, groups)
             name = sticky or choose_weighted(groups, random.random())
             if action.stickiness_duration:
                 expires = responses.http_date(time.time() + action.stickiness_duration)
@@ -210,22 +252,22 @@ class Exchange:
             return
         self.slot, self.pool = picked
         self.slot.outstanding += 1
-        incoming_trace = found[2][0].decode("latin-1") if found[2] else None
         new_id = hdr.new_trace_id(int(self.created), random.getrandbits(96))
-        self.trace = hdr.trace_id(incoming_trace, new_id, size)
-        if found[8]:
-            framing = b"Transfer-Encoding: chunked\r\n"
-            self.req_chunked = True
-        elif found[7]:
-            framing = b"Content-Length: %s\r\n" % found[7][0].strip()
-        else:
-            framing = b""
-        if found[5] and found[5][0].strip().lower() == b"100-continue" and self.version == "1.1":
-            self.expect_continue = True
-        extra = b"X-Forwarded-For: %s\r\n%sX-Amzn-Trace-Id: %s\r\n%s\r\n" % (
-            xff.encode("latin-1"), ctx.forwarded_static, self.trace.encode("latin-1"), framing,
+        self.trace = trace = (
+            f"Root={new_id}" if trace_in is None
+            else hdr.trace_id(trace_in.decode("latin-1"), new_id, size)
         )  # fmt: skip
-        drop = hdr.connection_tokens(found[4]) if found[4] else frozenset()
+        if raw:  # forward the client's head bytes as they came, our headers appended
+            chunk = self.client.chunk
+            self.out.append(b"%sX-Forwarded-For: %s\r\n%sX-Amzn-Trace-Id: %s\r\n\r\n" % (
+                chunk[: chunk.find(b"\r\n\r\n") + 2], xff.encode("latin-1"),
+                ctx.forwarded_static, trace.encode("latin-1"),
+            ))  # fmt: skip
+            return
+        extra = b"X-Forwarded-For: %s\r\n%sX-Amzn-Trace-Id: %s\r\n%s\r\n" % (
+            xff.encode("latin-1"), ctx.forwarded_static, trace.encode("latin-1"), framing,
+        )  # fmt: skip
+        drop = hdr.connection_tokens(connection) if connection else frozenset()
         line = b"%s %s HTTP/1.1\r\n" % (self.method, self.url)
         self.out.append(hdr.request_head(line, self.headers, extra, drop_invalid=ctx.drop_invalid,
                                          also_drop=drop))  # fmt: skip
@@ -329,20 +371,30 @@ class Exchange:
     def touch(self) -> None:
         self.tick = self.client.ctx.tick
 
-    def response_head(self, conn: BackendConnection, status: int, reason: bytes,
-                      headers: list[tuple[bytes, bytes]]) -> None:  # fmt: skip
+    def response_head(self, conn: BackendConnection, status: int, head: bytes) -> None:
+        """The target's status line and headers (`head`, as received, without the blank line)."""
         self.resp_started = True
         self.resp_at = time.time()
         self.status = status
         self.target_status = str(status)
-        length: bytes | None = None
-        chunked = False
-        for name, value in headers:
-            lower = name.lower()
-            if lower == b"content-length":
-                length = value
-            elif lower == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
+        lower = head.lower()
+        found = _RESP_LENGTH(lower)
+        length = head[found.start(1) : found.end(1)] if found else None
+        hop = _RESP_HOP(lower)
+        if (hop is None and length is not None and conn.single and not self.close_client
+                and not self.is_head and not self.sticky and self.version == "1.1"
+                and status != 204 and status != 304):  # fmt: skip
+            chunk = conn.chunk
+            if len(chunk) - len(head) - 4 == int(length):
+                # The whole answer is this read and nothing in it needs rewriting: relay it as is.
+                self.resp_mode = _PASS
+                self.client.write(chunk)
+                self.sent += len(chunk)
+                return
+        chunked = hop is not None and _RESP_CHUNKED(lower) is not None
+        line, _, rest = head.partition(b"\r\n")
+        headers = [_split_header(h) for h in rest.split(b"\r\n")] if rest else []
+        reason = line.split(b" ", 2)[2] if line.count(b" ") >= 2 else b""
         extra: list[bytes] = []
         if self.is_head or status in (204, 304):
             if length is not None:
@@ -377,6 +429,8 @@ class Exchange:
             self.response_done(conn, conn.parser.should_keep_alive())
 
     def response_body(self, body: bytes) -> None:
+        if self.resp_mode == _PASS:
+            return  # already relayed with the head
         data = b"%x\r\n%s\r\n" % (len(body), body) if self.resp_mode == _CHUNKED else body
         self.client.write(data)
         self.sent += len(data)
@@ -451,10 +505,12 @@ class Exchange:
         self.close_client = True
         if self.group is not None:
             self.group.metrics.target_response(self.status, time.time() - self.sent_at)
-        transport = self.client.transport
+        client = self.client
         self._finish()
-        if transport is not None:
-            transport.abort()
+        client.wbuf.clear()
+        client.closing = True
+        if client.transport is not None:
+            client.transport.abort()
 
     # Ending
 
@@ -545,12 +601,9 @@ class Exchange:
             request = (f"{self.method.decode('latin-1')} http://{host}:{ctx.port}"
                        f"{self.url.decode('latin-1')} HTTP/{self.version}")  # fmt: skip
         ctx.log.add(accesslog.line(
-            ctx.log.clock, elb=ctx.elb, client=f"{self.client.peer_ip}:{self.client.peer_port}",
-            target=target, times=times, elb_status=self.status, target_status=self.target_status,
-            received=self.received, sent=self.sent, request=request, user_agent=self.user_agent,
-            target_group=accesslog.target_group_arn(ctx.stack_name, self.group.name) if self.group else "-",
-            trace=self.trace, priority=self.priority, created=self.created, sent_at=now,
-            action=self.action_name, redirect_url=self.redirect_url, error_reason=self.error_reason,
-            classification=self.classification, classification_reason=self.class_reason,
-            conn_trace=self.client.conn_trace,
+            ctx.log.clock, ctx.elb, self.client.peer, target,
+            times, self.status, self.target_status, self.received, self.sent, request,
+            self.user_agent, self.group.arn if self.group else "-", self.trace, self.priority,
+            self.created, now, self.action_name, self.redirect_url, self.error_reason,
+            self.classification, self.class_reason, self.client.conn_trace,
         ))  # fmt: skip

@@ -18,9 +18,10 @@ from microforum.spec.model import TargetGroup
 class GroupState:
     """One target group as the local ALB runs it."""
 
-    def __init__(self, spec: TargetGroup) -> None:
+    def __init__(self, spec: TargetGroup, arn: str = "-") -> None:
         self.spec = spec
         self.name = spec.name
+        self.arn = arn  # for the access log's target_group_arn
         self.slots: list[Slot] = []
         self.by_target: dict[Target, tuple[Slot, HealthTracker, TargetPool]] = {}
         self.metrics = Metrics()

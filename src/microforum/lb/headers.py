@@ -19,6 +19,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+# ALB's hard limits (ALB_SPEC D.5): request line 16 K, one header 16 K, whole head 64 K -> 400.
+MAX_REQUEST_LINE = 16 * 1024
+MAX_HEADER = 16 * 1024
+MAX_HEAD = 64 * 1024
 MAX_XFF_ADDRESSES = 30  # more gives 463 (ALB troubleshooting §463)
 TRACE_REWRITE_LIMIT = 7 * 1024  # headers over 7 KB: trace header reduced to Root (D.3)
 

@@ -21,6 +21,8 @@ import httptools
 
 from microforum.lb import desync, responses
 from microforum.lb.exchange import Exchange
+from microforum.lb.headers import MAX_HEAD, MAX_HEADER, MAX_REQUEST_LINE
+from microforum.lb.pool import no_delay
 
 if TYPE_CHECKING:
     from microforum.lb.accesslog import AccessLog
@@ -28,10 +30,6 @@ if TYPE_CHECKING:
     from microforum.lb.metrics import Metrics
     from microforum.lb.rules import Router
 
-# ALB's hard limits (ALB_SPEC D.5): request line 16 K, one header 16 K, whole head 64 K -> 400.
-MAX_REQUEST_LINE = 16 * 1024
-MAX_HEADER = 16 * 1024
-MAX_HEAD = 64 * 1024
 MAX_PENDING_BODY = 1024 * 1024  # buffered while the target connection opens; then we pause
 
 _conn_ids = itertools.count(1)
@@ -78,18 +76,24 @@ class ClientConnection(asyncio.Protocol):
         # (BothTeClPresent is Ambiguous, not a parse error, in ALB's model).
         self.parser.set_dangerous_leniencies(lenient_chunked_length=True)
         self.peer_ip, self.peer_port = "-", 0
+        self.peer = "-"
         self.queue: deque[Exchange] = deque()
         self.pauses: set[str] = set()
         self.closing = False
         self.last_tick = ctx.tick
         self.conn_trace = f"TID_{os.urandom(16).hex()}"
         self.conn_id = next(_conn_ids)
+        self.batching = False
+        self.wbuf: list[bytes] = []
         # Per-request (parsing) state
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.head_bytes = 0
         self.in_head = False
         self.current: Exchange | None = None
+        self.chunk = b""  # the bytes being parsed, and whether a message may start at offset 0
+        self.fresh = False
+        self.begin_chunk: bytes | None = None
 
     def __repr__(self) -> str:
         return f"<ClientConnection #{self.conn_id} {self.peer_ip}:{self.peer_port} queue={len(self.queue)}>"
@@ -98,15 +102,25 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        no_delay(transport)
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer_ip, self.peer_port = peer[0], peer[1]
+            self.peer = f"{peer[0]}:{peer[1]}"
         self.ctx.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
         self.last_tick = self.ctx.tick
+        self.batching = True
+        try:
+            self._feed(data)
+        finally:
+            self.end_batch()
+
+    def _feed(self, data: bytes) -> None:
+        self.chunk, self.fresh = data, True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -159,6 +173,11 @@ class ClientConnection(asyncio.Protocol):
         self.url = b""
         self.headers = []
         self.in_head = True
+        self.begin_chunk = self.chunk if self.fresh else None
+
+    def head_in_chunk(self) -> bool:
+        """Whether the current request's whole head is at the start of the chunk just read."""
+        return self.begin_chunk is self.chunk
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -193,6 +212,7 @@ class ClientConnection(asyncio.Protocol):
             self.current.request_body(body)
 
     def on_message_complete(self) -> None:
+        self.fresh = False  # a request starting later in this chunk does not start at its head
         exchange, self.current = self.current, None
         if exchange is not None:
             exchange.request_complete()
@@ -200,8 +220,22 @@ class ClientConnection(asyncio.Protocol):
     # Used by exchanges
 
     def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closing:
+        """Send `data`; inside a batch it is gathered so a head and body leave in one syscall."""
+        if self.batching:
+            self.wbuf.append(data)
+        elif self.transport is not None and not self.closing:
             self.transport.write(data)
+
+    def begin_batch(self) -> None:
+        self.batching = True
+
+    def end_batch(self) -> None:
+        self.batching = False
+        if self.wbuf:
+            data = self.wbuf[0] if len(self.wbuf) == 1 else b"".join(self.wbuf)
+            self.wbuf.clear()
+            if self.transport is not None and not self.closing:
+                self.transport.write(data)
 
     def exchange_done(self, exchange: Exchange) -> None:
         """`exchange` answered (and, unless closing, read whole): move on to the next."""
@@ -258,6 +292,7 @@ class ClientConnection(asyncio.Protocol):
         self.resume_reading("backend")
 
     def close(self) -> None:
+        self.end_batch()
         if not self.closing and self.transport is not None:
             self.closing = True
             self.transport.close()

@@ -177,6 +177,24 @@ class Router:
             for rule in sorted(listener.rules, key=lambda r: r.priority)
         ]
 
+        # The usual listener (path patterns only) is matched on the path string alone.
+        self.path_only = all(
+            c.field == "path-pattern" for rule in listener.rules for c in rule.conditions
+        )
+        self._paths = [
+            (rule.priority, [wildcard(v, ignore_case=False).match for c in rule.conditions
+                             for v in c.values], rule.action)
+            for rule in sorted(listener.rules, key=lambda r: r.priority)
+        ] if self.path_only else []  # fmt: skip
+
+    def match_path(self, path: str) -> tuple[int, Action]:
+        """`match` for a listener whose rules only have path-pattern conditions."""
+        for priority, patterns, action in self._paths:
+            for pattern in patterns:
+                if pattern(path) is not None:
+                    return priority, action
+        return 0, self.default
+
     def __repr__(self) -> str:
         return f"<Router rules={[p for p, _, _ in self.rules]} default={self.default!r}>"
 

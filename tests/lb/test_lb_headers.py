@@ -1,0 +1,107 @@
+"""Header rewriting: X-Forwarded-For, trace ids, hop-by-hop removal; access-log lines; figures."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from microforum.lb import accesslog, headers
+from microforum.lb.metrics import Metrics, percentile
+from microforum.lb.responses import error_body
+
+NEW = "1-5759e988-bd862e3fe1be46a994272793"
+
+
+@pytest.mark.parametrize(("incoming", "expected"), [
+    (None, f"Root={NEW}"),
+    ("Root=1-67891233-abcdef012345678912345678", f"Self={NEW};Root=1-67891233-abcdef012345678912345678"),
+    ("Self=1-67891233-12456789abcdef012345678;Root=1-67891233-abcdef012345678912345678;CalledFrom=app",
+     f"Self={NEW};Root=1-67891233-abcdef012345678912345678;CalledFrom=app"),
+    ("CalledFrom=app", f"Root={NEW};CalledFrom=app"),  # ⚠ neither Root nor Self
+])  # fmt: skip
+def test_trace_id_rules(incoming, expected):
+    assert headers.trace_id(incoming, NEW) == expected
+
+
+def test_trace_id_over_7kb_of_headers_keeps_only_root():
+    value = "Self=1-67891233-12456789abcdef012345678;Root=1-67891233-abcdef012345678912345678;A=b"
+    assert headers.trace_id(value, NEW, headers_size=8 * 1024) == "Root=1-67891233-abcdef012345678912345678"
+    assert headers.trace_id("A=b", NEW, headers_size=8 * 1024) == f"Root={NEW}"
+
+
+def test_new_trace_id_shape():
+    trace = headers.new_trace_id(0x5759E988, (1 << 96) - 1)
+    assert trace == "1-5759e988-" + "f" * 24 and headers.is_trace_id(trace)
+    assert headers.is_trace_id(headers.new_trace_id(1, 5))
+
+
+@pytest.mark.parametrize(("incoming", "value", "count"), [
+    ([], "10.0.0.9", 1),
+    ([b"127.0.0.4"], "127.0.0.4, 10.0.0.9", 2),
+    ([b"127.0.0.4, 127.0.0.8"], "127.0.0.4, 127.0.0.8, 10.0.0.9", 3),
+    ([b"1.1.1.1", b"2.2.2.2"], "1.1.1.1, 2.2.2.2, 10.0.0.9", 3),
+])  # fmt: skip
+def test_forwarded_for_appends(incoming, value, count):
+    assert headers.forwarded_for(incoming, "10.0.0.9") == (value, count)
+
+
+def test_request_head_drops_hop_by_hop_and_invalid_names():
+    kept = headers.request_head(
+        b"GET / HTTP/1.1\r\n",
+        [(b"Host", b"a"), (b"Connection", b"close, X-Private"), (b"X-Private", b"1"),
+         (b"Keep-Alive", b"5"), (b"TE", b"trailers"), (b"Upgrade", b"h2c"), (b"Expect", b"100-continue"),
+         (b"X-Forwarded-Proto", b"https"), (b"Bad_Name", b"1"), (b"Accept", b"*/*")],
+        b"X-Forwarded-For: 1.2.3.4\r\n\r\n",
+        drop_invalid=True,
+        also_drop=headers.connection_tokens([b"close, X-Private"]),
+    )  # fmt: skip
+    assert kept == b"GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n"
+
+
+def test_response_head_drops_hop_by_hop():
+    head = headers.response_head(
+        b"HTTP/1.1 200 OK\r\n",
+        [(b"Connection", b"X-A"), (b"X-A", b"1"), (b"Transfer-Encoding", b"chunked"), (b"Server", b"s")],
+        b"Transfer-Encoding: chunked\r\n\r\n",
+    )
+    assert head == b"HTTP/1.1 200 OK\r\nServer: s\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def test_access_log_line_has_albs_fields_in_order():
+    clock = accesslog.Clock()
+    text = accesslog.line(
+        clock, "app/s/local", "10.0.0.1:5000", "127.0.0.1:4000", (0.0004, 0.0123, 0.00005), 200, "200",
+        120, 340, 'GET http://h:80/p?q HTTP/1.1', 'curl/8 "x"', "arn:tg", f"Root={NEW}", "3",
+        1_700_000_000.25, 1_700_000_000.5, "forward", "-", "-", "Ambiguous", "BothTeClPresent", "TID_1",
+    )  # fmt: skip
+    fields = re.findall(r'"(?:[^"\\]|\\.)*"|\S+', text)
+    assert fields[:5] == ["http", "2023-11-14T22:13:20.500000Z", "app/s/local", "10.0.0.1:5000",
+                          "127.0.0.1:4000"]  # fmt: skip
+    assert fields[5:12] == ["0.000", "0.012", "0.000", "200", "200", "120", "340"]
+    assert fields[12:14] == ['"GET http://h:80/p?q HTTP/1.1"', '"curl/8 \\"x\\""']
+    assert fields[16:22] == ["arn:tg", f'"Root={NEW}"', '"-"', '"-"', "3", "2023-11-14T22:13:20.250000Z"]
+    assert fields[22:] == ['"forward"', '"-"', '"-"', '"127.0.0.1:4000"', '"200"', '"Ambiguous"',
+                           '"BothTeClPresent"', "TID_1"]  # fmt: skip
+    assert text.endswith("\n") and len(fields) == 30
+
+
+def test_metrics_snapshot_and_percentiles():
+    metrics = Metrics()
+    for i in range(1, 101):
+        metrics.target_response(200 if i <= 90 else 503, i / 1000)
+    metrics.elb_response(502)
+    metrics.elb_response(460)
+    snap = metrics.snapshot()
+    assert snap["RequestCount"] == 102
+    assert (snap["HTTPCode_Target_2XX_Count"], snap["HTTPCode_Target_5XX_Count"]) == (90, 10)
+    assert (snap["HTTPCode_ELB_5XX_Count"], snap["HTTPCode_ELB_4XX_Count"]) == (1, 1)
+    assert (snap["TargetResponseTime_p50"], snap["TargetResponseTime_p99"]) == (0.05, 0.099)
+    assert percentile([], 50) is None
+
+
+def test_error_pages_look_like_albs():
+    assert error_body(502) == (
+        b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+        b"<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
+    )
