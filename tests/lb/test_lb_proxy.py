@@ -62,7 +62,10 @@ def get(port: int, path: str, headers: dict[str, str] | None = None, method: str
         chunked = (headers or {}).get("Transfer-Encoding") == "chunked"
         conn.request(method, path, body=body, headers=headers or {}, encode_chunked=chunked)
         response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
+        merged: dict[str, str] = {}
+        for name, value in response.getheaders():
+            merged[name] = f"{merged[name]}, {value}" if name in merged else value
+        return response.status, merged, response.read()
     finally:
         conn.close()
 
@@ -247,3 +250,38 @@ def test_access_log_in_albs_format(lb, tmp_path):
     assert fields[27:29] == ['"-"', '"-"']  # compliant: no classification
     error = next(line for line in lines if "/api/threads" in line)
     assert " -1.000 -1.000 -1.000 503 - " in error
+
+
+WEIGHTED = """
+listener:
+  default_action:
+    forward:
+      target_groups: [{name: users, weight: 1}, {name: posts, weight: 3}]
+      stickiness: {duration: 60}
+load_balancer: {idle_timeout: 1}
+"""
+
+
+def test_weighted_forward_with_target_group_stickiness():
+    lb = Harness(stack(WEIGHTED))
+    try:
+        lb.backend("users-1", "users")
+        lb.backend("posts-1", "posts")
+        first = [get(lb.port, "/w") for _ in range(40)]
+        groups = [body.split()[0] for _, _, body in first]
+        assert {b"users-1", b"posts-1"} == set(groups)  # both get traffic (1:3 on average)
+        status, headers, body = first[0]
+        cookie = headers["Set-Cookie"].split(";")[0]
+        assert cookie.startswith("AWSALBTG=") and "Expires=" in headers["Set-Cookie"]
+        assert "AWSALBTGCORS=" in headers["Set-Cookie"] and "SameSite=None; Secure" in headers["Set-Cookie"]
+        again = {get(lb.port, "/w", {"Cookie": cookie})[2].split()[0] for _ in range(10)}
+        assert again == {body.split()[0]}  # the cookie pins the target group
+    finally:
+        lb.close()
+
+
+def test_idle_client_connections_close_and_a_stalled_request_gets_408(lb):
+    answer, closed = raw(lb.port, b"", timeout=5)
+    assert (answer, closed) == (b"", True)  # idle for idle_timeout (1 s): closed
+    answer, closed = raw(lb.port, b"GET / HTTP/1.1\r\nHost: a\r\n", timeout=5)
+    assert answer.startswith(b"HTTP/1.1 408") and closed
