@@ -270,7 +270,7 @@ def test_weighted_forward_with_target_group_stickiness():
         first = [get(lb.port, "/w") for _ in range(40)]
         groups = [body.split()[0] for _, _, body in first]
         assert {b"users-1", b"posts-1"} == set(groups)  # both get traffic (1:3 on average)
-        status, headers, body = first[0]
+        _, headers, body = first[0]
         cookie = headers["Set-Cookie"].split(";")[0]
         assert cookie.startswith("AWSALBTG=") and "Expires=" in headers["Set-Cookie"]
         assert "AWSALBTGCORS=" in headers["Set-Cookie"] and "SameSite=None; Secure" in headers["Set-Cookie"]
