@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from microforum.errors import MicroforumError, UsageError
-from microforum.images.build import build_argv
+from microforum.images.build import build_argv, service_stage
 from microforum.images.engine import Engine, Facts, choose_engine
 from microforum.images.push import push_argv
 from microforum.images.stream import run
@@ -63,29 +63,30 @@ def test_unknown_engine_is_a_usage_error() -> None:
         choose_engine("rkt", Facts(D, P, True))
 
 
-def test_podman_builds_in_docker_format_with_the_service_target() -> None:
+def test_podman_builds_in_docker_format() -> None:
     argv = build_argv(
         Engine("podman", P),
-        "posts",
-        "localhost/microforum/posts:t",
+        "localhost/microforum/runtime:t",
         Path("/r"),
+        target="runtime",
         base_image="localhost/base:1",
         platform="linux/amd64",
     )
     assert argv[:2] == [P, "build"] and argv[-1] == "/r"
     assert _pairs(argv) >= {
-        ("--target", "posts"),
+        ("--target", "runtime"),
         ("--format", "docker"),
         ("--file", "/r/Dockerfile"),
-        ("--tag", "localhost/microforum/posts:t"),
+        ("--tag", "localhost/microforum/runtime:t"),
         ("--build-arg", "BASE_IMAGE=localhost/base:1"),
         ("--platform", "linux/amd64"),
     }
 
 
 def test_docker_build_uses_the_dockerfile_default_base() -> None:
-    argv = build_argv(Engine("docker", D), "users", "microforum/users:t", Path("/r"))
-    assert "--format" not in argv and "--build-arg" not in argv and "--platform" not in argv
+    argv = build_argv(Engine("docker", D), "microforum/users:t", Path("/r"), dockerfile=Path("/r/D.users"))
+    assert ("--file", "/r/D.users") in _pairs(argv)
+    assert not {"--format", "--build-arg", "--platform", "--target"} & set(argv)
 
 
 @pytest.mark.parametrize(
@@ -130,3 +131,41 @@ def test_run_feeds_stdin_and_returns_the_tail() -> None:
 def test_run_of_a_missing_binary_is_one_line() -> None:
     with pytest.raises(MicroforumError, match=r"^log in: cannot run /nonexistent/podman: "):
         run(["/nonexistent/podman", "login"], doing="log in")
+
+
+DOCKERFILE = """\
+ARG BASE_IMAGE=python:3.12-slim
+FROM ${BASE_IMAGE} AS build
+RUN make
+FROM ${BASE_IMAGE} AS runtime
+COPY --from=build /a /a
+
+from runtime as users
+LABEL title=users
+CMD ["microforum", "serve", "users"]
+
+FROM runtime AS posts
+CMD ["microforum", "serve", "posts"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("service", "stage"),
+    [
+        ("users", 'FROM rt:1\nLABEL title=users\nCMD ["microforum", "serve", "users"]\n'),
+        ("posts", 'FROM rt:1\nCMD ["microforum", "serve", "posts"]\n'),
+    ],
+)
+def test_service_stage_is_taken_from_the_dockerfile(service: str, stage: str) -> None:
+    assert service_stage(DOCKERFILE, service, "rt:1") == stage
+
+
+def test_a_missing_service_stage_is_one_line() -> None:
+    with pytest.raises(MicroforumError, match=r"^build image for service 'threads': the Dockerfile has no"):
+        service_stage(DOCKERFILE, "threads", "rt:1")
+
+
+def test_the_project_dockerfile_has_every_service_stage() -> None:
+    text = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    for service in ("users", "threads", "posts", "monolith"):
+        assert f'CMD ["microforum", "serve", "{service}"]' in service_stage(text, service, "rt")
