@@ -56,11 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(settings, Path(tmp))
         for key in args.only:
             print(f"== scenario {key}", flush=True)
+            t_step = time.monotonic()
             try:
                 STEPS[key](ctx)
             except Exception as exc:  # one broken scenario must not lose the others' figures
                 traceback.print_exc()
                 ctx.note(key, f"scenario failed: {type(exc).__name__}: {exc}")
+            print(f"== scenario {key}: {time.monotonic() - t_step:.0f} s", flush=True)
         names = plots.draw(ctx, out)
         report.write(
             ctx,

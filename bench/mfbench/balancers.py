@@ -9,7 +9,7 @@ import yaml
 
 from . import configs, procfs, stats
 from .core import BENCH, MICROFORUM, PYTHON, Case, Comparison, Context, command_available
-from .procs import Proc, free_port, repin, wait_ready
+from .procs import Proc, free_port, repin, stop_all, wait_ready
 
 CPU_GOAL = stats.Goal("at_most", 1.1, "≤ 1.1× HAProxy")
 P99_GOAL = stats.Goal("at_most", 1.0, "≤ 1.0× HAProxy (p99 no worse)")
@@ -71,7 +71,9 @@ def run(ctx: Context) -> None:
         "b",
         f"load balancer pinned to CPU {lb_cpu}; backend ({Path(BACKEND[1]).name}, "
         f"asyncio + uvloop) and wrk (-t1 -c{ctx.settings.connections}) to CPU {load_cpu}. "
-        "Every LB logs each request and keeps connections to the backend alive.",
+        "Every LB logs each request and keeps connections to the backend alive. "
+        "microforum's figure is its whole `up` process (the LB with its health checks, access "
+        "log and the supervisor) without the backend replica it starts.",
     )
     backend, backend_port = _backend(ctx, load_cpu)
     procs: list[Proc] = [backend]
@@ -93,8 +95,7 @@ def run(ctx: Context) -> None:
                 ctx.note("b", f"microforum up (LB stack) did not start: {exc}")
         _measure_all(ctx, lbs, load_cpu)
     finally:
-        for proc in reversed(procs):
-            proc.stop()
+        stop_all(procs[::-1])
 
 
 def _measure_all(ctx: Context, lbs: dict[str, tuple[Proc, int, list[int]]], load_cpu: str | None) -> None:

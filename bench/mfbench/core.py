@@ -37,10 +37,16 @@ class Settings:
     connections: int = 64
     write_connections: int = 16
     startup_runs: int = 3
+    routes_per_service: int = 0  # scenario (a): 0 = every read route; the quick set takes 1
+
+    def routes(self, service: str) -> list[str]:
+        """The read routes of `service` scenario (a) measures."""
+        routes = READ_ROUTES[service]
+        return routes[: self.routes_per_service] if self.routes_per_service else routes
 
     @classmethod
     def quick(cls) -> Settings:
-        return cls(runs=3, seconds=1, warmup=1, startup_runs=2)
+        return cls(runs=3, seconds=1, warmup=1, startup_runs=1, routes_per_service=1)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import subprocess
 import time
@@ -41,10 +42,10 @@ def _children_ticks() -> float:
 
 
 def _label(role: str, pid: int) -> str:
-    words = procfs.read_cmdline(pid).split()
-    # Keep the meaningful tail: "microforum serve users", "node server.js users", "nginx: worker".
-    short = " ".join(w.rsplit("/", 1)[-1] for w in words[:4])
-    return f"{role}: {short} [{pid}]"
+    """`role: command` with the meaningful words only ("microforum serve users", "nginx: worker")."""
+    words = [w.rsplit("/", 1)[-1] for w in procfs.read_cmdline(pid).split()[:6]]
+    cut = next((i for i, w in enumerate(words) if i and w.startswith("--")), len(words))
+    return f"{role}: {' '.join(words[:cut])} [{pid}]"
 
 
 def run_wrk(argv: list[str], cpus: str | None, log: Path) -> str:
@@ -65,7 +66,8 @@ def measured(argv: list[str], cpus: str | None, roles: dict[str, list[int]], log
     while proc.poll() is None:
         for pid in all_pids:
             peak[pid] = max(peak.get(pid, 0), procfs.read_rss_kb(pid))
-        time.sleep(0.2)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(0.2)
     out, err = proc.communicate()
     after, busy1, kids1, t1 = _ticks(all_pids), procfs.read_busy_ticks(), _children_ticks(), time.monotonic()
     log.open("a").write(out + err)

@@ -56,6 +56,7 @@ class Proc:
             start_new_session=True,
         )
         self.started = time.monotonic()
+        self._stop_pids: list[int] | None = None
 
     @property
     def pid(self) -> int:
@@ -77,22 +78,34 @@ class Proc:
             return ""
         return " | ".join(text.strip().splitlines()[-lines:])
 
+    def send(self, sig: int) -> None:
+        """Send `sig` once (a second Ctrl-C may mean "stop now" to a supervisor)."""
+        if self.alive() and self._stop_pids is None:
+            self._stop_pids = self.tree()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
     def stop(self, first: int = signal.SIGTERM, grace: float = 8.0) -> None:
         """Signal the process, wait up to `grace` s, then kill what is left of it."""
-        pids = self.tree()
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, first)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(grace)
+        self.send(first)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(grace)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)  # its own session: only what it started
-        for pid in pids[1:]:  # descendants that left the group
+        for pid in (self._stop_pids or [])[1:]:  # descendants that left the group
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(5)
         self._out.close()
+
+
+def stop_all(procs: list[Proc], first: int = signal.SIGTERM) -> None:
+    """Stop several processes at once: signal them all, then wait for each."""
+    for proc in procs:
+        proc.send(first)
+    for proc in procs:
+        proc.stop(first)
 
 
 def http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, bytes]:

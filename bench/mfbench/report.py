@@ -178,6 +178,7 @@ def write(ctx: Context, path: Path, plots: list[str], mode: str, elapsed: float,
         "- CPU µs/request: utime+stime deltas of every process of the system under test "
         "(/proc/PID/stat) ÷ requests wrk completed.",
         "",
+        *_noise_banner(ctx),
         "## Against the goals",
         "",
         *goal_table(ctx),
@@ -196,6 +197,21 @@ def write(ctx: Context, path: Path, plots: list[str], mode: str, elapsed: float,
         lines.append("")
     lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots]
     path.write_text("\n".join(lines) + "\n")
+
+
+def _noise_banner(ctx: Context) -> list[str]:
+    noise = [r.noise_cores for c in ctx.cases for r in c.runs]
+    if not noise or sum(map(stats.is_noisy, noise)) * 2 <= len(noise):
+        return []
+    typical = stats.summarize(noise).median
+    return [
+        f"> **This machine was busy during this session**: other processes used {typical:.2f} "
+        "cores (median over runs) of its "
+        f"{len(ctx.cpus)}. Ratios come from runs interleaved side by side, so both systems "
+        "suffered alike, but they are indicative only; CPU µs per request (and requests per "
+        "CPU-second) is the figure least affected. Re-run `make bench` on a quiet machine.",
+        "",
+    ]
 
 
 def _startup_lines(ctx: Context) -> list[str]:

@@ -7,7 +7,7 @@ import subprocess
 
 from . import stats, wrk
 from .core import MICROFORUM, NODE_SERVER, READ_ROUTES, Case, Comparison, Context, command_available
-from .procs import Proc, free_port, http_get, wait_ready
+from .procs import Proc, free_port, http_get, stop_all, wait_ready
 
 GOAL = stats.Goal("at_least", 1.5, "≥ 1.5× Koa")
 
@@ -56,27 +56,33 @@ def _routes_ok(ctx: Context, port: int, routes: list[str], who: str) -> list[str
 
 
 def run(ctx: Context) -> None:
-    """Measure every read route of every service, Koa and microforum alternating run by run."""
+    """Measure every read route of every service, Koa and microforum alternating run by run.
+
+    All six processes start together (idle ones use no CPU) to keep the session short.
+    """
     server_cpu, load_cpu = ctx.cpu_sets()
     ctx.note(
         "a",
         f"server pinned to CPU {server_cpu}, wrk (-t1 -c{ctx.settings.connections}) "
-        f"to CPU {load_cpu}; runs alternate between the two systems",
+        f"to CPU {load_cpu}; runs alternate between the two systems"
+        + ("" if not ctx.settings.routes_per_service else "; quick set: the list route of each service only"),
     )
-    for service, routes in READ_ROUTES.items():
-        koa, koa_port, mf, mf_port = _start_pair(ctx, service, server_cpu)
-        try:
+    pairs = {}
+    try:
+        for service in READ_ROUTES:
+            pairs[service] = _start_pair(ctx, service, server_cpu)
+        for service in READ_ROUTES:
+            routes = ctx.settings.routes(service)
+            koa, koa_port, mf, mf_port = pairs[service]
             systems = [("Koa", koa, koa_port)] + ([("microforum", mf, mf_port)] if mf else [])
+            mix = ctx.script(f"mix-{service}.lua", wrk.rotate_script(routes))
             for _, _, port in systems:
-                mix = ctx.script(f"mix-{service}.lua", wrk.rotate_script(routes))
                 ctx.warm(f"http://127.0.0.1:{port}/", mix, load_cpu, ctx.settings.connections)
             measurable = _routes_ok(ctx, mf_port, routes, f"microforum {service}") if mf else []
             for route in routes:
                 _measure_route(ctx, service, route, systems, route in measurable, load_cpu)
-        finally:
-            for proc in (koa, mf):
-                if proc:
-                    proc.stop()
+    finally:
+        stop_all([p for koa, _, mf, _ in pairs.values() for p in (koa, mf) if p])
 
 
 def _measure_route(

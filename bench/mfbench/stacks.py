@@ -13,7 +13,7 @@ from . import configs, stats, wrk
 from .balancers import start_up
 from .core import NODE_SERVER, READ_ROUTES, REPO, Case, Comparison, Context, command_available
 from .postgres import Postgres
-from .procs import Proc, free_port, wait_ready
+from .procs import Proc, free_port, stop_all, wait_ready
 
 E2E_GOAL = stats.Goal("at_least", 1.5, "≥ 1.5× nginx + Koa")
 UP_GOAL = stats.Goal("at_most", 3.0, "≤ 3 s")
@@ -93,9 +93,8 @@ def end_to_end(ctx: Context) -> None:
             writes(ctx, {"SQLite": (mf, mf_port)})
     finally:
         if mf:
-            mf.stop(signal.SIGINT)
-        for proc in reversed(koa):
-            proc.stop()
+            mf.send(signal.SIGINT)  # Ctrl-C: the supervisor drains and stops its replicas
+        stop_all([*koa[::-1], *([mf] if mf else [])])
 
 
 def _measure_mix(
