@@ -77,11 +77,16 @@ class HttpError(Exception):
         return problem(self.status, self.detail, field=self.field, headers=self.headers)
 
 
+# RFC 9110's names, which older Pythons' HTTPStatus phrases predate (same on every Python).
+_RFC9110_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+
+
 def problem(
     status: int, detail: str, *, field: str | None = None, headers: Headers | None = None
 ) -> Response:
     """A problem response: status, its standard title, a detail sentence, the field at fault."""
-    body = Problem("about:blank", HTTPStatus(status).phrase, status, detail, field)
+    title = _RFC9110_TITLES.get(status) or HTTPStatus(status).phrase
+    body = Problem("about:blank", title, status, detail, field)
     return json_response(body, status, headers)
 
 
