@@ -31,6 +31,7 @@ def test_user_lifecycle(monolith: Service) -> None:
 
     deleted = monolith.call("DELETE", f"/api/users/{user['id']}")
     assert (deleted.status, deleted.body) == (204, b"")
+    assert "content-length" not in deleted.headers  # RFC 9110 8.6
     assert monolith.get(f"/api/users/{user['id']}").status == 404
     assert monolith.call("DELETE", f"/api/users/{user['id']}").status == 404
 

@@ -112,7 +112,9 @@ class App:
         except Exception as exc:
             response = _translate(exc)
         body = response.body
-        headers = [(b"content-length", str(len(body)).encode()), (TRACE_HEADER, trace)]
+        headers = [(TRACE_HEADER, trace)]
+        if response.status != 204:  # RFC 9110 8.6: no Content-Length on a 204
+            headers.append((b"content-length", str(len(body)).encode()))
         if response.content_type is not None:
             headers.append((b"content-type", response.content_type))
         headers.extend(response.headers)
