@@ -345,7 +345,8 @@ class Exchange:
             if conn.reused and self.req_done:
                 self.replay = data  # a stale keep-alive connection may be retried once
         conn.send(data)
-        self.client.resume_reading("buffer")
+        if self.client.pauses:
+            self.client.resume_reading("buffer")
 
     def request_body(self, body: bytes) -> None:
         """A piece of the request body (de-chunked by the parser)."""
