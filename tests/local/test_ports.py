@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 
 import pytest
 
@@ -11,6 +12,8 @@ from microforum.local.ports import (
     PortAllocator,
     group_owns_port,
     is_port_conflict,
+    listening_inodes,
+    parse_diag_messages,
     parse_listening_inodes,
 )
 
@@ -69,3 +72,27 @@ def test_group_owns_port_tells_our_listener_from_another_process() -> None:
         port = sock.getsockname()[1]
         assert group_owns_port(os.getpgid(0), port)
         assert not group_owns_port(1, port)  # init's group does not hold our socket
+
+
+def _diag_message(sport: int, inode: int) -> bytes:
+    body = struct.pack("=BBBB", 2, 10, 0, 0) + struct.pack("!HH", sport, 0) + bytes(44)
+    body += struct.pack("=IIIII", 0, 0, 0, 0, inode)
+    return struct.pack("=IHHII", 16 + len(body), 20, 2, 1, 0) + body
+
+
+def test_parse_diag_messages_reads_ports_and_inodes_until_done() -> None:
+    done = struct.pack("=IHHII", 20, 3, 2, 1, 0) + bytes(4)
+    assert parse_diag_messages(_diag_message(8080, 11) + _diag_message(22, 12), 8080) == ({11}, False)
+    assert parse_diag_messages(_diag_message(8080, 13) + done, 8080) == ({13}, True)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="needs Linux /proc")
+def test_netlink_and_proc_agree_on_a_real_listener() -> None:
+    from microforum.local.ports import _diag_listening_inodes, _proc_listening_inodes
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        found = listening_inodes(port)
+        assert found and found == _diag_listening_inodes(port) == _proc_listening_inodes(port)
