@@ -16,6 +16,9 @@ moto's other gaps are worked around here, in the tests, never in the product:
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
+import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -24,9 +27,38 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_helpers import CAPACITY_PROVIDER, READ_ONLY, ROOT, write_stack
+from deploy_helpers import (
+    CAPACITY_PROVIDER,
+    CHECKOV_BINARY,
+    CHECKOV_VENV,
+    CHECKOV_VERSION,
+    READ_ONLY,
+    ROOT,
+    write_stack,
+)
 
 from helpers import free_port, running
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkov_install() -> Iterator[subprocess.Popen[str] | None]:
+    """Start installing checkov into its own venv now, so the ~1 minute install overlaps the
+    moto tests (test_template.py waits for it). Nothing happens when checkov is already there."""
+    if os.environ.get("CHECKOV") or shutil.which("checkov") or CHECKOV_BINARY.exists():
+        yield None
+        return
+    python = CHECKOV_VENV / "bin" / "python"
+    script = (
+        f"{shlex.quote(sys.executable)} -m venv {shlex.quote(str(CHECKOV_VENV))} && "
+        f"{shlex.quote(str(python))} -m pip install --quiet checkov=={CHECKOV_VERSION}"
+    )
+    process = subprocess.Popen(
+        ["sh", "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    yield process
+    if process.poll() is None:  # the session ended first (e.g. -k selected no template test)
+        process.terminate()
+        process.wait()
 
 
 @pytest.fixture(scope="session")

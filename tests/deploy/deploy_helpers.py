@@ -18,6 +18,10 @@ STACK_NAME = "mf-test"
 SERVICES = ("users", "threads", "posts", "monolith")
 TAG = "v1"
 CAPACITY_PROVIDER = "mf-test-capacity"
+CHECKOV_VERSION = "3.3.30"
+CHECKOV_VENV = ROOT / "build" / "checkov-venv"
+CHECKOV_BINARY = CHECKOV_VENV / "bin" / "checkov"
+CHECKOV_LOG = ROOT / "build" / "checkov-install.log"
 # Read-only AWS operations start like this; anything else changes something.
 READ_ONLY = ("Describe", "List", "Get")
 

@@ -56,7 +56,14 @@ def test_deploy_creates_the_stack_and_everything_on_it(
 ) -> None:
     out = deployed(aws, stack_file, moto_template, capsys)
     out_ = outputs()
-    for key in ("VpcId", "ClusterName", "LoadBalancerArn", "LoadBalancerDnsName", "ExecutionRoleArn", "LogGroupName"):
+    for key in (
+        "VpcId",
+        "ClusterName",
+        "LoadBalancerArn",
+        "LoadBalancerDnsName",
+        "ExecutionRoleArn",
+        "LogGroupName",
+    ):
         assert out_[key], key
     assert out_["CapacityProviderName"] == CAPACITY_PROVIDER
     assert out.strip().splitlines()[-1] == f"http://{out_['LoadBalancerDnsName']}"
@@ -66,7 +73,11 @@ def test_deploy_creates_the_stack_and_everything_on_it(
     assert sorted(groups) == sorted(f"{STACK_NAME}-{s}" for s in SERVICES)
     elbv2 = client("elbv2")
     for group in groups.values():
-        assert (group["Protocol"], group["Port"], group["TargetType"]) == ("HTTP", d.CONTAINER_PORT, "instance")
+        assert (group["Protocol"], group["Port"], group["TargetType"]) == (
+            "HTTP",
+            d.CONTAINER_PORT,
+            "instance",
+        )
         assert group["VpcId"] == out_["VpcId"]
         assert group["HealthCheckPath"] == "/"
         assert group["HealthCheckPort"] == "traffic-port"
@@ -85,14 +96,23 @@ def test_deploy_creates_the_stack_and_everything_on_it(
     assert default["Type"] == "forward"
     monolith_arn = groups[f"{STACK_NAME}-monolith"]["TargetGroupArn"]
     assert monolith_arn in json.dumps(default)
-    seen = [(int(r["Priority"]), r["Conditions"][0]["Field"], r["Conditions"][0]["PathPatternConfig"]["Values"]) for r in rules]
-    assert seen == [(1, "path-pattern", ["/api/users*"]), (2, "path-pattern", ["/api/threads*"]), (3, "path-pattern", ["/api/posts*"])]
+    seen = [
+        (int(r["Priority"]), r["Conditions"][0]["Field"], r["Conditions"][0]["PathPatternConfig"]["Values"])
+        for r in rules
+    ]
+    assert seen == [
+        (1, "path-pattern", ["/api/users*"]),
+        (2, "path-pattern", ["/api/threads*"]),
+        (3, "path-pattern", ["/api/posts*"]),
+    ]
     for rule, service in zip(rules, ("users", "threads", "posts"), strict=True):
         assert groups[f"{STACK_NAME}-{service}"]["TargetGroupArn"] in json.dumps(rule["Actions"])
 
     # Task definitions: bridge, dynamic host port, awslogs, role, API_URL through the ALB.
     ecs = client("ecs")
-    repo_uri = client("ecr").describe_repositories(repositoryNames=["users"])["repositories"][0]["repositoryUri"]
+    repo_uri = client("ecr").describe_repositories(repositoryNames=["users"])["repositories"][0][
+        "repositoryUri"
+    ]
     task = ecs.describe_task_definition(taskDefinition=f"{STACK_NAME}-users")["taskDefinition"]
     assert task["networkMode"] == "bridge"
     assert task["taskRoleArn"] == out_["TaskRoleUsersArn"]
@@ -115,13 +135,20 @@ def test_deploy_creates_the_stack_and_everything_on_it(
     for service in services:
         name = service["serviceName"]
         assert service["loadBalancers"] == [
-            {"targetGroupArn": groups[f"{STACK_NAME}-{name}"]["TargetGroupArn"], "containerName": name, "containerPort": 3000}
+            {
+                "targetGroupArn": groups[f"{STACK_NAME}-{name}"]["TargetGroupArn"],
+                "containerName": name,
+                "containerPort": 3000,
+            }
         ]
         assert service["taskDefinition"].split("/")[-1] == f"{STACK_NAME}-{name}:1"
         config = service["deploymentConfiguration"]
         assert config["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
         assert (config["minimumHealthyPercent"], config["maximumPercent"]) == (100, 200)
-        assert service["placementStrategy"][0] == {"type": "spread", "field": "attribute:ecs.availability-zone"}
+        assert service["placementStrategy"][0] == {
+            "type": "spread",
+            "field": "attribute:ecs.availability-zone",
+        }
         assert service["capacityProviderStrategy"][0]["capacityProvider"] == CAPACITY_PROVIDER
 
     # Repositories: the ones put_images made by hand were corrected.
@@ -129,7 +156,9 @@ def test_deploy_creates_the_stack_and_everything_on_it(
     for repo in ecr.describe_repositories(repositoryNames=list(SERVICES))["repositories"]:
         assert repo["imageTagMutability"] == "IMMUTABLE"
         assert repo["imageScanningConfiguration"]["scanOnPush"] is True
-        policy = json.loads(ecr.get_lifecycle_policy(repositoryName=repo["repositoryName"])["lifecyclePolicyText"])
+        policy = json.loads(
+            ecr.get_lifecycle_policy(repositoryName=repo["repositoryName"])["lifecyclePolicyText"]
+        )
         assert policy["rules"][0]["selection"]["countNumber"] == d.ECR_KEEP_IMAGES
 
 
@@ -161,7 +190,12 @@ def test_dry_run_on_an_empty_account_prints_the_plan_and_mutates_nothing(
 
 
 def test_changes_to_stack_yaml_are_planned_then_applied(
-    aws: str, tmp_path: Path, stack_file: Path, moto_template: Path, capsys: pytest.CaptureFixture[str], calls: Any
+    aws: str,
+    tmp_path: Path,
+    stack_file: Path,
+    moto_template: Path,
+    capsys: pytest.CaptureFixture[str],
+    calls: Any,
 ) -> None:
     deployed(aws, stack_file, moto_template, capsys)
 
@@ -170,7 +204,7 @@ def test_changes_to_stack_yaml_are_planned_then_applied(
         rules[0]["priority"], rules[1]["priority"] = 2, 1  # swap users and threads
         del rules[2]  # posts' rule leaves stack.yaml
         rules.append({"priority": 10, "conditions": [{"http_header": {"name": "X-Canary", "values": ["1"]}}],
-                      "action": {"fixed_response": {"status_code": 418, "message_body": "canary"}}})  # fmt: skip
+                      "action": {"fixed_response": {"status_code": 418, "message_body": "canary"}}})  # fmt: skip  # noqa: E501
         data["services"]["users"]["health_check"]["interval"] = 10
 
     changed = write_stack(tmp_path / "changed.yaml", edit)
@@ -217,14 +251,28 @@ def test_destroy_removes_everything_and_is_idempotent(
     deployed(aws, stack_file, moto_template, capsys)
     out_ = outputs()
     cluster = out_["ClusterName"]
-    argv = ["destroy", "--region", REGION, "--stack-name", STACK_NAME, "--stack", str(stack_file), "--yes", "--delete-images"]
+    argv = [
+        "destroy",
+        "--region",
+        REGION,
+        "--stack-name",
+        STACK_NAME,
+        "--stack",
+        str(stack_file),
+        "--yes",
+        "--delete-images",
+    ]
     code, out, err = cli(*argv, capsys=capsys)
     # moto fails the stack's own deletion ("The vpc ... has dependencies"): its gap, expected
     # here only; everything destroy deletes before the stack must be gone.
     assert code == 1 and "DeleteStack" in err and "has dependencies" in err, err
     assert "- delete listener rule priority 1" in out and "- delete listener HTTP:80" in out
     ecs, elbv2 = client("ecs"), client("elbv2")
-    active = [s for s in ecs.describe_services(cluster=cluster, services=list(SERVICES))["services"] if s["status"] == "ACTIVE"]
+    active = [
+        s
+        for s in ecs.describe_services(cluster=cluster, services=list(SERVICES))["services"]
+        if s["status"] == "ACTIVE"
+    ]
     assert active == []
     try:  # moto deletes the load balancer during its partial stack deletion
         listeners = elbv2.describe_listeners(LoadBalancerArn=out_["LoadBalancerArn"])["Listeners"]
@@ -254,7 +302,9 @@ def test_destroy_without_images_flag_keeps_repositories_that_hold_images(
 
 def test_destroy_asks_for_confirmation(aws: str, stack_file: Path) -> None:
     env = {**os.environ}
-    result = run_cli_subprocess("destroy", "--region", REGION, "--stack-name", STACK_NAME, "--stack", str(stack_file), env=env)
+    result = run_cli_subprocess(
+        "destroy", "--region", REGION, "--stack-name", STACK_NAME, "--stack", str(stack_file), env=env
+    )
     assert result.returncode == 2
     assert result.stderr.splitlines()[0] == (
         f"microforum: destroy {STACK_NAME}: refusing without confirmation (standard input is not a terminal)"
@@ -265,7 +315,10 @@ def test_destroy_asks_for_confirmation(aws: str, stack_file: Path) -> None:
 @pytest.mark.parametrize(
     ("drop", "expected"),
     [
-        (("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), "microforum: cloudformation:DescribeStacks: no AWS credentials found"),
+        (
+            ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+            "microforum: cloudformation:DescribeStacks: no AWS credentials found",
+        ),
         (("--region",), "microforum: no AWS region configured"),
     ],
     ids=["no-credentials", "no-region"],

@@ -65,20 +65,29 @@ class InMemoryAws:
 
     def elbv2_create_target_group(self, **p: Any) -> str:
         arn = f"arn:tg/{p['Name']}"
-        self.target_groups[p["Name"]] = {**p, "TargetGroupArn": arn, "HealthCheckPort": "traffic-port", "Attributes": {}}
+        self.target_groups[p["Name"]] = {
+            **p,
+            "TargetGroupArn": arn,
+            "HealthCheckPort": "traffic-port",
+            "Attributes": {},
+        }
         return arn
 
     def _tg(self, arn: str) -> dict[str, Any]:
         return next(g for g in self.target_groups.values() if g["TargetGroupArn"] == arn)
 
-    def elbv2_modify_target_group_attributes(self, TargetGroupArn: str, Attributes: list[dict[str, str]]) -> None:
+    def elbv2_modify_target_group_attributes(
+        self, TargetGroupArn: str, Attributes: list[dict[str, str]]
+    ) -> None:
         self._tg(TargetGroupArn)["Attributes"].update({a["Key"]: a["Value"] for a in Attributes})
 
     def elbv2_modify_target_group(self, TargetGroupArn: str, **p: Any) -> None:
         self._tg(TargetGroupArn).update(p)
 
     def elbv2_delete_target_group(self, TargetGroupArn: str) -> None:
-        self.target_groups = {k: v for k, v in self.target_groups.items() if v["TargetGroupArn"] != TargetGroupArn}
+        self.target_groups = {
+            k: v for k, v in self.target_groups.items() if v["TargetGroupArn"] != TargetGroupArn
+        }
 
     def elbv2_create_listener(self, **p: Any) -> str:
         self.listener = {**p, "ListenerArn": "arn:listener"}
@@ -111,7 +120,9 @@ class InMemoryAws:
     def ecs_create_service(self, **p: Any) -> None:
         self.services[p["serviceName"]] = dict(p)
 
-    def ecs_update_service(self, cluster: str, service: str, forceNewDeployment: bool = False, **p: Any) -> None:
+    def ecs_update_service(
+        self, cluster: str, service: str, forceNewDeployment: bool = False, **p: Any
+    ) -> None:
         self.services[service].update(p)
 
     def ecs_delete_service(self, cluster: str, service: str, force: bool) -> None:
@@ -128,7 +139,9 @@ def desired_for(edit: Any = None) -> Desired:
 def converge(aws: InMemoryAws, desired: Desired) -> list[Step]:
     steps = plan_repositories(desired, aws.state()) + plan(desired, aws.state())
     aws.apply(desired, steps)
-    assert plan_repositories(desired, aws.state()) + plan(desired, aws.state()) == [], "a second plan must be empty"
+    assert plan_repositories(desired, aws.state()) + plan(desired, aws.state()) == [], (
+        "a second plan must be empty"
+    )
     return steps
 
 
@@ -141,7 +154,11 @@ def test_an_empty_account_gets_everything_in_a_safe_order() -> None:
     steps = converge(aws, desired_for())
     order = [s.operation for s in steps]
     first = {op: order.index(op) for op in reversed(order)}
-    assert first["ecs.register_task_definition"] < first["elbv2.create_target_group"] < first["elbv2.create_listener"]
+    assert (
+        first["ecs.register_task_definition"]
+        < first["elbv2.create_target_group"]
+        < first["elbv2.create_listener"]
+    )
     assert first["elbv2.create_listener"] < first["elbv2.create_rule"] < first["ecs.create_service"]
     assert "create listener rule priority 1: path-pattern /api/users* -> forward to users" in messages(steps)
     assert "create service users: 2 tasks" in messages(steps)
@@ -166,7 +183,13 @@ def _retarget_rule(data: dict[str, Any]) -> None:
 
 
 def _new_rule(data: dict[str, Any]) -> None:
-    data["listener"]["rules"].append({"priority": 4, "conditions": [{"source_ip": ["10.0.0.0/8"]}], "action": {"redirect": {"protocol": "HTTPS"}}})
+    data["listener"]["rules"].append(
+        {
+            "priority": 4,
+            "conditions": [{"source_ip": ["10.0.0.0/8"]}],
+            "action": {"redirect": {"protocol": "HTTPS"}},
+        }
+    )
 
 
 def _health_check(data: dict[str, Any]) -> None:
@@ -207,15 +230,15 @@ def _remove_service(data: dict[str, Any]) -> None:
         (_retarget_rule, ["change listener rule priority 3: path-pattern /api/posts* -> fixed response 503"]),
         (_new_rule, ["create listener rule priority 4: source-ip 10.0.0.0/8 -> redirect HTTP_301"]),
         (_health_check, [
-            "change target group mf-posts: health check /health every 6s, timeout 5s, healthy 2, unhealthy 2, codes 200",
+            "change target group mf-posts: health check /health every 6s, timeout 5s, healthy 2, unhealthy 2, codes 200",  # noqa: E501
         ]),
         (_deregistration, [
             "change task definition mf-posts: new revision",
-            "change target group mf-posts: deregistration_delay.timeout_seconds=5, load_balancing.algorithm.type=round_robin",
+            "change target group mf-posts: deregistration_delay.timeout_seconds=5, load_balancing.algorithm.type=round_robin",  # noqa: E501
             "change service posts: taskDefinition",
         ]),
         (_count, ["change service posts: desiredCount"]),
-        (_environment, ["change task definition mf-posts: new revision", "change service posts: taskDefinition"]),
+        (_environment, ["change task definition mf-posts: new revision", "change service posts: taskDefinition"]),  # noqa: E501
         (_default_action, ["change listener HTTP:80: fixed response 404"]),
         (_remove_service, [
             "delete listener rule priority 3: no longer in stack.yaml",
@@ -236,7 +259,11 @@ def test_a_change_to_stack_yaml_plans_exactly_its_steps(edit: Any, expected: lis
 
 def test_repositories_created_by_hand_are_corrected() -> None:
     aws = InMemoryAws()
-    aws.repositories["users"] = {"repositoryName": "users", "imageTagMutability": "MUTABLE", "imageScanningConfiguration": {"scanOnPush": False}}
+    aws.repositories["users"] = {
+        "repositoryName": "users",
+        "imageTagMutability": "MUTABLE",
+        "imageScanningConfiguration": {"scanOnPush": False},
+    }
     steps = plan_repositories(desired_for(), aws.state())
     assert [s.message for s in steps if s.name == "users"] == [
         "change repository users: immutable tags",

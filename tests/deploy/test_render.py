@@ -56,7 +56,9 @@ def check_golden(name: str, text: str) -> None:
     if UPDATE:
         path.write_text(text)
     assert path.exists(), f"{path} missing: run with MICROFORUM_UPDATE_GOLDEN=1"
-    assert text == path.read_text(), f"{name} differs from the golden file (MICROFORUM_UPDATE_GOLDEN=1 regenerates)"
+    assert text == path.read_text(), (
+        f"{name} differs from the golden file (MICROFORUM_UPDATE_GOLDEN=1 regenerates)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -65,7 +67,11 @@ def check_golden(name: str, text: str) -> None:
     ids=["no-stack-yet", "with-outputs-and-database"],
 )
 def test_render_matches_the_golden_file(
-    name: str, extra: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    name: str,
+    extra: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     outputs = tmp_path / "outputs.json"
@@ -83,11 +89,17 @@ def test_render_takes_every_number_from_the_model() -> None:
     task = desired.task_definitions["users"]
     (container,) = task["containerDefinitions"]
     assert (container["cpu"], container["memory"]) == (d.CPU, d.MEMORY)
-    assert container["portMappings"] == [{"containerPort": d.CONTAINER_PORT, "hostPort": d.HOST_PORT, "protocol": "tcp"}]
+    assert container["portMappings"] == [
+        {"containerPort": d.CONTAINER_PORT, "hostPort": d.HOST_PORT, "protocol": "tcp"}
+    ]
     assert task["networkMode"] == d.NETWORK_MODE
     assert container["secrets"] == [{"name": "DATABASE_URL", "valueFrom": OUTPUTS["DatabaseUrlSecretArn"]}]
     env = {e["name"]: e["value"] for e in container["environment"]}
-    assert env == {"API_URL": "http://mf-123.eu-west-1.elb.amazonaws.com", "PGDATABASE": "users", "PORT": "3000"}
+    assert env == {
+        "API_URL": "http://mf-123.eu-west-1.elb.amazonaws.com",
+        "PGDATABASE": "users",
+        "PORT": "3000",
+    }
     assert task["taskRoleArn"] == OUTPUTS["TaskRoleUsersArn"]
     service = desired.services["users"]
     assert service["desiredCount"] == stack.service("users").desired_count
@@ -121,8 +133,14 @@ def test_the_rendered_template_has_one_task_role_per_service() -> None:
 @pytest.mark.parametrize(
     ("condition", "expected"),
     [
-        (Condition("path-pattern", ("/api/*",)), {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}}),
-        (Condition("host-header", ("*.example.com",)), {"Field": "host-header", "HostHeaderConfig": {"Values": ["*.example.com"]}}),
+        (
+            Condition("path-pattern", ("/api/*",)),
+            {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}},
+        ),
+        (
+            Condition("host-header", ("*.example.com",)),
+            {"Field": "host-header", "HostHeaderConfig": {"Values": ["*.example.com"]}},
+        ),
         (
             Condition("http-header", ("a*",), header_name="X-Env"),
             {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Env", "Values": ["a*"]}},
@@ -133,9 +151,15 @@ def test_the_rendered_template_has_one_task_role_per_service() -> None:
         ),
         (
             Condition("query-string", query=(QueryPair("v", "2"), QueryPair(None, "debug"))),
-            {"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": "v", "Value": "2"}, {"Value": "debug"}]}},
+            {
+                "Field": "query-string",
+                "QueryStringConfig": {"Values": [{"Key": "v", "Value": "2"}, {"Value": "debug"}]},
+            },
         ),
-        (Condition("source-ip", ("10.0.0.0/8",)), {"Field": "source-ip", "SourceIpConfig": {"Values": ["10.0.0.0/8"]}}),
+        (
+            Condition("source-ip", ("10.0.0.0/8",)),
+            {"Field": "source-ip", "SourceIpConfig": {"Values": ["10.0.0.0/8"]}},
+        ),
     ],
     ids=["path-pattern", "host-header", "http-header", "http-request-method", "query-string", "source-ip"],
 )
@@ -148,29 +172,49 @@ def test_convert_condition(condition: Condition, expected: dict[str, Any]) -> No
     [
         (
             Forward((WeightedTargetGroup("users", 1),)),
-            {"Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": "<tg:users>", "Weight": 1}]}},
+            {
+                "Type": "forward",
+                "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": "<tg:users>", "Weight": 1}]},
+            },
         ),
         (
-            Forward((WeightedTargetGroup("users", 9), WeightedTargetGroup("monolith", 1)), stickiness_duration=60),
+            Forward(
+                (WeightedTargetGroup("users", 9), WeightedTargetGroup("monolith", 1)), stickiness_duration=60
+            ),
             {
                 "Type": "forward",
                 "ForwardConfig": {
-                    "TargetGroups": [{"TargetGroupArn": "<tg:users>", "Weight": 9}, {"TargetGroupArn": "<tg:monolith>", "Weight": 1}],
+                    "TargetGroups": [
+                        {"TargetGroupArn": "<tg:users>", "Weight": 9},
+                        {"TargetGroupArn": "<tg:monolith>", "Weight": 1},
+                    ],
                     "TargetGroupStickinessConfig": {"Enabled": True, "DurationSeconds": 60},
                 },
             },
         ),
         (
             FixedResponse(404, "application/json", '{"error": "gone"}'),
-            {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404", "ContentType": "application/json", "MessageBody": '{"error": "gone"}'}},
+            {
+                "Type": "fixed-response",
+                "FixedResponseConfig": {
+                    "StatusCode": "404",
+                    "ContentType": "application/json",
+                    "MessageBody": '{"error": "gone"}',
+                },
+            },
         ),
         (
             Redirect("HTTP_302", protocol="HTTPS", port="443"),
             {
                 "Type": "redirect",
                 "RedirectConfig": {
-                    "Protocol": "HTTPS", "Host": "#{host}", "Port": "443", "Path": "/#{path}", "Query": "#{query}", "StatusCode": "HTTP_302",
-                },  # fmt: skip
+                    "Protocol": "HTTPS",
+                    "Host": "#{host}",
+                    "Port": "443",
+                    "Path": "/#{path}",
+                    "Query": "#{query}",
+                    "StatusCode": "HTTP_302",
+                },
             },
         ),
     ],
@@ -197,7 +241,9 @@ def test_target_group_names_fit_alb_limits(stack_name: str, service: str, expect
 
 
 def test_custom_command_services_get_their_command() -> None:
-    stack = parse_stack({"services": {"monolith": {}, "web": {"command": "python -m web"}}, "listener": {"rules": []}})
+    stack = parse_stack(
+        {"services": {"monolith": {}, "web": {"command": "python -m web"}}, "listener": {"rules": []}}
+    )
     desired = render(stack, Target("mf", "eu-west-1", OUTPUTS, database=False))
     assert desired.task_definitions["web"]["containerDefinitions"][0]["command"] == ["python", "-m", "web"]
     assert "command" not in desired.task_definitions["monolith"]["containerDefinitions"][0]

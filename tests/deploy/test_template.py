@@ -3,7 +3,8 @@
 Both run on infrastructure/ecs.yaml as written and on the template deploy actually sends (with
 one task role per service added by render). checkov is heavy and its dependencies clash with
 the project's, so it lives in its own virtualenv: $CHECKOV, else `checkov` on PATH, else
-build/checkov-venv/ (created here on first use, about a minute; .ci/run may create it first).
+build/checkov-venv/, which conftest.py starts installing in the background when the session
+begins (about a minute, overlapping the moto tests; .ci/run may create it first).
 """
 
 from __future__ import annotations
@@ -17,14 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_helpers import ROOT
+from deploy_helpers import CHECKOV_BINARY, CHECKOV_LOG, ROOT
 
 from microforum.deploy.render import render_template
 from microforum.deploy.stack import default_template_path, load_template
 from microforum.spec.load import load_stack
 
-CHECKOV_VERSION = "3.3.30"
-CHECKOV_VENV = ROOT / "build" / "checkov-venv"
 TEMPLATE = ROOT / "infrastructure" / "ecs.yaml"
 
 
@@ -37,17 +36,17 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def checkov() -> str:
+def checkov(checkov_install: subprocess.Popen[str] | None) -> str:
+    """The checkov binary; waits for the install conftest.py started in the background."""
     found = os.environ.get("CHECKOV") or shutil.which("checkov")
     if found:
         return found
-    binary = CHECKOV_VENV / "bin" / "checkov"
-    if not binary.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(CHECKOV_VENV)], check=True, timeout=120)
-        pip = [str(CHECKOV_VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", f"checkov=={CHECKOV_VERSION}"]
-        result = subprocess.run(pip, capture_output=True, text=True, timeout=900)
-        assert result.returncode == 0, f"installing checkov failed:\n{result.stderr[-2000:]}"
-    return str(binary)
+    if checkov_install is not None:
+        checkov_install.wait(timeout=900)
+        log = CHECKOV_LOG.read_text()[-2000:]
+        assert checkov_install.returncode == 0, f"installing checkov failed (see {CHECKOV_LOG}):\n{log}"
+    assert CHECKOV_BINARY.exists(), f"{CHECKOV_BINARY} missing"
+    return str(CHECKOV_BINARY)
 
 
 @pytest.mark.parametrize("which", ["as-written", "rendered"])
@@ -62,7 +61,18 @@ def test_cfn_lint_reports_nothing(which: str, rendered: Path) -> None:
 def checkov_report(checkov: str, rendered: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One checkov run (it takes ~15 s to start) over both templates."""
     home = tmp_path_factory.mktemp("checkov-home")
-    argv = [checkov, "-f", str(TEMPLATE), "-f", str(rendered), "--framework", "cloudformation", "--skip-download", "-o", "json"]
+    argv = [
+        checkov,
+        "-f",
+        str(TEMPLATE),
+        "-f",
+        str(rendered),
+        "--framework",
+        "cloudformation",
+        "--skip-download",
+        "-o",
+        "json",
+    ]
     env = {**os.environ, "HOME": str(home)}  # checkov writes caches under $HOME
     result = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=home, env=env)
     report: dict[str, Any] = json.loads(result.stdout)
@@ -70,7 +80,9 @@ def checkov_report(checkov: str, rendered: Path, tmp_path_factory: pytest.TempPa
 
 
 @pytest.mark.parametrize("which", ["as-written", "rendered"])
-def test_checkov_finds_nothing_unsuppressed(which: str, rendered: Path, checkov_report: dict[str, Any]) -> None:
+def test_checkov_finds_nothing_unsuppressed(
+    which: str, rendered: Path, checkov_report: dict[str, Any]
+) -> None:
     path = str(TEMPLATE if which == "as-written" else rendered)
     results = checkov_report["results"]
 
@@ -81,4 +93,6 @@ def test_checkov_finds_nothing_unsuppressed(which: str, rendered: Path, checkov_
     assert len(mine("passed_checks")) > 20  # it really scanned this template
     skipped = mine("skipped_checks")
     assert skipped, "the template's suppressions were read"
-    assert all(s["check_result"]["suppress_comment"].strip() for s in skipped), "every suppression has a reason"
+    assert all(s["check_result"]["suppress_comment"].strip() for s in skipped), (
+        "every suppression has a reason"
+    )

@@ -78,7 +78,7 @@ class Aws:
         except (bex.ClientError, bex.BotoCoreError) as exc:
             raise translate(exc, service, operation) from exc
 
-    def paginate(self, service: str, operation: str, key: str, /, **params: Any) -> Iterator[JSON]:
+    def paginate(self, service: str, operation: str, key: str, /, **params: Any) -> Iterator[Any]:
         """Every item under `key` across the pages of a listing."""
         try:
             for page in self.client(service).get_paginator(operation).paginate(**params):
@@ -106,7 +106,7 @@ def translate(exc: Exception, service: str, operation: str) -> MicroforumError:
     if isinstance(exc, bex.NoCredentialsError | bex.PartialCredentialsError):
         return MicroforumError(
             f"{action}: no AWS credentials found",
-            hint="export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, set AWS_PROFILE, or run 'aws configure'",
+            hint="export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, set AWS_PROFILE or run 'aws configure'",
         )
     if isinstance(exc, bex.NoRegionError):
         return MicroforumError(

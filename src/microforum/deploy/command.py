@@ -20,13 +20,13 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add `render`, `deploy` and `destroy` to the `microforum` parser."""
     render = subparsers.add_parser(
         "render",
-        help="print the CloudFormation, task definitions, target groups, rules and services deploy would apply",
+        help="print the CloudFormation, task definitions, target groups, rules and services to apply",
     )
     _common(render, region_required=False)
     render.add_argument(
         "--outputs",
         metavar="FILE",
-        help="JSON object of the stack's outputs (default: read them from AWS when --region is given, else placeholders)",
+        help="JSON object of the stack's outputs (default: from AWS with --region, else placeholders)",
     )
     render.set_defaults(func=_render)
 
@@ -199,7 +199,8 @@ def _confirm(name: str, delete_images: bool) -> None:
         )
     images = " and the images" if delete_images else ""
     answer = input(
-        f"Destroy stack {name}, its services, load balancer, database{images}? Type the stack name to confirm: "
+        f"Destroy stack {name}, its services, load balancer, database{images}? "
+        "Type the stack name to confirm: "
     )
     if answer.strip() != name:
         raise UsageError(f"destroy {name}: not confirmed, nothing was deleted")

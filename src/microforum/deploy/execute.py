@@ -108,7 +108,8 @@ def deploy(
     outputs = dict(state.outputs) if state else {}
     changed = first is not None
     if options.dry_run:
-        return _dry_run(stack, options, aws, say, first, outputs)
+        _dry_run(stack, options, aws, say, first, outputs)
+        return None
     if first is not None:
         say(f"{first.message}")
         outputs = dict(apply_stack(aws, first, say, clock.sleep, options.poll).outputs)
@@ -221,7 +222,8 @@ def wait_stable(
                 ]
                 if failed:
                     raise MicroforumError(
-                        f"deploy service {service['serviceName']}: the deployment failed ({failed[0].get('rolloutStateReason', 'circuit breaker')})",
+                        f"deploy service {service['serviceName']}: the deployment failed "
+                        f"({failed[0].get('rolloutStateReason', 'circuit breaker')})",
                         hint="the circuit breaker rolled it back; see the service's events and the task logs",
                     )
                 if (

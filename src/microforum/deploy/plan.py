@@ -8,79 +8,27 @@ Comparison is "desired is a subset of remote": AWS adds fields of its own (defau
 timestamps) that stack.yaml never mentions, so only the keys deploy sets are compared; lists must
 have the same length, so an extra condition or container on the remote side is a difference.
 
-Listener rules are matched first by content (so a rule that only moved gets a new priority in one
-SetRulePriorities call), then by priority (modified in place); rules that left stack.yaml are
-deleted first, so no priority is ever taken twice.
+Listener rules are planned in rules.py; the vocabulary (Step, RemoteState, subset) is in steps.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
 
 from microforum.deploy.render import LISTENER_REF, Desired, td_ref, tg_ref
-from microforum.spec import defaults as d
+from microforum.deploy.rules import plan_rules
+from microforum.deploy.steps import (
+    JSON,
+    RemoteState,
+    Step,
+    Verb,
+    actions_detail,
+    normalize_action,
+    resolve,
+    subset,
+)
 
-JSON = dict[str, Any]
-Verb = Literal["create", "change", "delete"]
-
-
-@dataclass(frozen=True)
-class Step:
-    """One API call with its human message; `produces` names the ARN placeholder it fills."""
-
-    verb: Verb
-    resource: str  # "target group", "listener rule", ...
-    name: str
-    operation: str  # "<client>.<method>", e.g. "elbv2.create_target_group"
-    params: Mapping[str, Any]
-    produces: str | None = None
-    detail: str = ""
-
-    @property
-    def message(self) -> str:
-        text = f"{self.verb} {self.resource} {self.name}"
-        return f"{text}: {self.detail}" if self.detail else text
-
-
-@dataclass(frozen=True)
-class RemoteState:
-    """What exists on AWS, as the describe calls return it (plain data, no clients)."""
-
-    repositories: Mapping[str, JSON] = field(default_factory=dict)  # name -> repo + "lifecyclePolicyText"
-    task_definitions: Mapping[str, JSON] = field(default_factory=dict)  # family -> latest ACTIVE
-    target_groups: Mapping[str, JSON] = field(default_factory=dict)  # name -> TG + "Attributes"
-    listener: JSON | None = None
-    rules: tuple[JSON, ...] = ()  # the listener's non-default rules
-    services: Mapping[str, JSON] = field(default_factory=dict)  # name -> ACTIVE service
-
-
-# ------------------------------------------------------------------------- comparison
-
-
-def subset(desired: Any, remote: Any) -> bool:
-    """Whether every key `desired` sets has the same value in `remote` (recursively)."""
-    if isinstance(desired, Mapping):
-        return isinstance(remote, Mapping) and all(subset(v, remote.get(k)) for k, v in desired.items())
-    if isinstance(desired, list | tuple):
-        return (
-            isinstance(remote, list | tuple)
-            and len(desired) == len(remote)
-            and all(subset(a, b) for a, b in zip(desired, remote, strict=True))
-        )
-    return bool(desired == remote)
-
-
-def resolve(value: Any, refs: Mapping[str, str]) -> Any:
-    """Replace placeholders (`<tg:users>`, ...) whose ARN is known; leave the others."""
-    if isinstance(value, str):
-        return refs.get(value, value)
-    if isinstance(value, Mapping):
-        return {k: resolve(v, refs) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [resolve(v, refs) for v in value]
-    return value
+__all__ = ["RemoteState", "Step", "known_refs", "plan", "plan_repositories", "resolve", "subset"]
 
 
 def known_refs(desired: Desired, remote: RemoteState) -> dict[str, str]:
@@ -318,7 +266,7 @@ def _listener(desired: Desired, remote: RemoteState, refs: Mapping[str, str]) ->
             "elbv2.create_listener",
             want,
             LISTENER_REF,
-            _actions_detail(want["DefaultActions"]),
+            actions_detail(want["DefaultActions"]),
         )
         return
     wanted = {
@@ -337,177 +285,8 @@ def _listener(desired: Desired, remote: RemoteState, refs: Mapping[str, str]) ->
             name,
             "elbv2.modify_listener",
             args,
-            detail=_actions_detail(want["DefaultActions"]),
+            detail=actions_detail(want["DefaultActions"]),
         )
-
-
-def normalize_action(action: JSON) -> JSON:
-    """A remote action in the shape render writes (ForwardConfig even for one target group)."""
-    if action.get("Type") != "forward":
-        return action
-    config = action.get("ForwardConfig") or {
-        "TargetGroups": [{"TargetGroupArn": action["TargetGroupArn"], "Weight": 1}]
-    }
-    groups = [
-        {"TargetGroupArn": g["TargetGroupArn"], "Weight": g.get("Weight", 1)} for g in config["TargetGroups"]
-    ]
-    result: JSON = {"Type": "forward", "ForwardConfig": {"TargetGroups": groups}}
-    sticky = config.get("TargetGroupStickinessConfig") or {}
-    if sticky.get("Enabled"):
-        result["ForwardConfig"]["TargetGroupStickinessConfig"] = {
-            "Enabled": True,
-            "DurationSeconds": sticky.get("DurationSeconds"),
-        }
-    return result
-
-
-def _actions_detail(actions: list[JSON]) -> str:
-    action = actions[0]
-    if action["Type"] == "forward":
-        groups = action["ForwardConfig"]["TargetGroups"]
-        return "forward to " + ", ".join(_ref_name(g["TargetGroupArn"]) for g in groups)
-    if action["Type"] == "fixed-response":
-        return f"fixed response {action['FixedResponseConfig']['StatusCode']}"
-    return f"redirect {action['RedirectConfig']['StatusCode']}"
-
-
-def _ref_name(value: str) -> str:
-    if value.startswith("<tg:"):
-        return value[4:-1]
-    return value.rsplit("/", 2)[-2] if value.count("/") >= 2 else value
-
-
-# ------------------------------------------------------------------------- rules
-
-
-def _rule_key(rule: JSON) -> tuple[str, str]:
-    import json
-
-    return (
-        json.dumps(sorted(rule["Conditions"], key=lambda c: c["Field"]), sort_keys=True),
-        json.dumps(rule["Actions"], sort_keys=True),
-    )
-
-
-def normalize_rule(rule: JSON) -> JSON:
-    """A remote rule in render's shape: integer priority, *Config conditions, sorted."""
-    conditions = []
-    for c in rule.get("Conditions", []):
-        config_key = next((k for k in c if k.endswith("Config")), None)
-        if config_key is None:  # the legacy Values form
-            conditions.append({"Field": c["Field"], _LEGACY[c["Field"]]: {"Values": c.get("Values", [])}})
-        else:
-            conditions.append({"Field": c["Field"], config_key: c[config_key]})
-    return {
-        "RuleArn": rule["RuleArn"],
-        "Priority": int(rule["Priority"]),
-        "Conditions": sorted(conditions, key=lambda c: c["Field"]),
-        "Actions": [normalize_action(a) for a in rule.get("Actions", [])],
-    }
-
-
-_LEGACY = {"path-pattern": "PathPatternConfig", "host-header": "HostHeaderConfig"}
-
-
-def plan_rules(wanted: tuple[JSON, ...], remote: tuple[JSON, ...], refs: Mapping[str, str]) -> list[Step]:
-    """Listener rules: delete what left stack.yaml, reorder moved rules, modify, create."""
-    want = [resolve(r, refs) for r in wanted]
-    have = [normalize_rule(r) for r in remote]
-    unmatched_have = list(have)
-    moves: list[tuple[JSON, JSON]] = []
-    pending = []
-    for rule in want:
-        same = next((h for h in unmatched_have if _subset_rule(rule, h)), None)
-        if same is None:
-            pending.append(rule)
-            continue
-        unmatched_have.remove(same)
-        if same["Priority"] != rule["Priority"]:
-            moves.append((same, rule))
-    modify, create = [], []
-    for rule in pending:
-        at = next((h for h in unmatched_have if h["Priority"] == rule["Priority"]), None)
-        if at is None:
-            create.append(rule)
-        else:
-            unmatched_have.remove(at)
-            modify.append((at, rule))
-    steps = [
-        Step(
-            "delete",
-            "listener rule",
-            f"priority {h['Priority']}",
-            "elbv2.delete_rule",
-            {"RuleArn": h["RuleArn"]},
-            detail="no longer in stack.yaml",
-        )
-        for h in unmatched_have
-    ]
-    moves.sort(key=lambda pair: pair[0]["Priority"])
-    steps += _reorder(moves, [h["Priority"] for h in have if h not in unmatched_have], [r["Priority"] for r in want])
-    for h, rule in modify:
-        args = {"RuleArn": h["RuleArn"], "Conditions": rule["Conditions"], "Actions": rule["Actions"]}
-        steps.append(
-            Step(
-                "change",
-                "listener rule",
-                f"priority {rule['Priority']}",
-                "elbv2.modify_rule",
-                args,
-                detail=_rule_detail(rule),
-            )
-        )
-    for rule in create:
-        args = {"ListenerArn": LISTENER_REF, **rule}
-        steps.append(
-            Step(
-                "create",
-                "listener rule",
-                f"priority {rule['Priority']}",
-                "elbv2.create_rule",
-                args,
-                detail=_rule_detail(rule),
-            )
-        )
-    return steps
-
-
-def _reorder(moves: list[tuple[JSON, JSON]], kept: list[int], wanted: list[int]) -> list[Step]:
-    """SetRulePriorities for rules that only moved. When a target priority is still held by
-    another moving rule (a swap), the movers first park on free priorities at the top of the
-    range: ALB refuses a priority in use, even within one call."""
-    if not moves:
-        return []
-    targets = {r["Priority"] for _, r in moves}
-    current = {h["Priority"] for h, _ in moves}
-    names = ", ".join(f"{h['Priority']}->{r['Priority']}" for h, r in moves)
-    final = [{"RuleArn": h["RuleArn"], "Priority": r["Priority"]} for h, r in moves]
-    if not targets & current:
-        return [Step("change", "listener rule", "priorities", "elbv2.set_rule_priorities", {"RulePriorities": final}, detail=names)]
-    taken = set(kept) | set(wanted)
-    free = (p for p in range(d.PRIORITY_RANGE[1], 0, -1) if p not in taken)
-    parked = [{"RuleArn": h["RuleArn"], "Priority": next(free)} for h, _ in moves]
-    return [
-        Step("change", "listener rule", "priorities", "elbv2.set_rule_priorities", {"RulePriorities": parked}, detail=f"{names} (step 1 of 2: park)"),
-        Step("change", "listener rule", "priorities", "elbv2.set_rule_priorities", {"RulePriorities": final}, detail=f"{names} (step 2 of 2)"),
-    ]
-
-
-def _subset_rule(want: JSON, have: JSON) -> bool:
-    return subset(want["Conditions"], have["Conditions"]) and subset(want["Actions"], have["Actions"])
-
-
-def _rule_detail(rule: JSON) -> str:
-    conditions = "; ".join(_condition_text(c) for c in rule["Conditions"])
-    return f"{conditions} -> {_actions_detail(rule['Actions'])}"
-
-
-def _condition_text(condition: JSON) -> str:
-    config = next(v for k, v in condition.items() if k.endswith("Config"))
-    values = config.get("Values", [])
-    shown = [f"{v.get('Key') or ''}={v['Value']}" if isinstance(v, dict) else v for v in values]
-    name = f" {config['HttpHeaderName']}" if "HttpHeaderName" in config else ""
-    return f"{condition['Field']}{name} {','.join(shown)}"
 
 
 # ------------------------------------------------------------------------- services

@@ -66,7 +66,8 @@ def check_usable(name: str, state: StackState | None) -> None:
     if state.status in _STUCK:
         raise MicroforumError(
             f"deploy stack {name}: it is in {state.status} ({_STUCK[state.status]})",
-            hint=f"look at its events in the CloudFormation console, then run 'microforum destroy --stack-name {name}' and deploy again",
+            hint=f"read its events in the CloudFormation console, then run "
+            f"'microforum destroy --stack-name {name}' and deploy again",
         )
     if state.status.endswith("_IN_PROGRESS"):
         raise MicroforumError(
