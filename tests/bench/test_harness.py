@@ -189,3 +189,21 @@ def test_per_cpu_ratio_is_the_inverse_of_the_cpu_ratio(tmp_path: Path) -> None:
     assert Comparison("a", "s", mf, koa, "per_cpu").ratio() == pytest.approx(2.0)
     assert Comparison("a", "s", mf, koa, "cpu").ratio() == pytest.approx(0.5)
     assert Comparison("a", "s", mf, koa, "rps").ratio() == pytest.approx(1.25)
+
+
+def test_plots_and_report_are_written(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")  # the `bench` extra
+    from mfbench import plots
+
+    ctx = Context(Settings.quick(), tmp_path)
+    ctx.cases += [
+        Case("a", "users GET /api/users", "Koa", [_run(20_000, 50)] * 3),
+        Case("a", "users GET /api/users", "microforum", [_run(30_000, 30)] * 3),
+    ]
+    names = plots.draw(ctx, tmp_path)
+    assert names == ["throughput.png", "latency.png"]
+    assert all((tmp_path / n).read_bytes().startswith(b"\x89PNG") for n in names)
+    report.write(ctx, tmp_path / "REPORT.md", names, "quick", 1.0, "now")
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "![throughput.png](throughput.png)" in text
+    assert "Not measured in this session" in text  # the scenarios that did not run say so
