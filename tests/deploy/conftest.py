@@ -30,6 +30,8 @@ import yaml
 from deploy_helpers import (
     CAPACITY_PROVIDER,
     CHECKOV_BINARY,
+    CHECKOV_LOCK,
+    CHECKOV_LOG,
     CHECKOV_VENV,
     CHECKOV_VERSION,
     READ_ONLY,
@@ -48,13 +50,16 @@ def checkov_install() -> Iterator[subprocess.Popen[str] | None]:
         yield None
         return
     python = CHECKOV_VENV / "bin" / "python"
-    script = (
-        f"{shlex.quote(sys.executable)} -m venv {shlex.quote(str(CHECKOV_VENV))} && "
-        f"{shlex.quote(str(python))} -m pip install --quiet checkov=={CHECKOV_VERSION}"
+    install = (
+        f"test -x {shlex.quote(str(CHECKOV_BINARY))} || "
+        f"({shlex.quote(sys.executable)} -m venv {shlex.quote(str(CHECKOV_VENV))} && "
+        f"{shlex.quote(str(python))} -m pip install --quiet checkov=={CHECKOV_VERSION})"
     )
-    process = subprocess.Popen(
-        ["sh", "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    # flock: several test sessions (developers, CI) may share the checkout; one installs.
+    script = f"flock {shlex.quote(str(CHECKOV_LOCK))} sh -c {shlex.quote(install)}"
+    CHECKOV_VENV.parent.mkdir(parents=True, exist_ok=True)
+    with CHECKOV_LOG.open("a") as log:
+        process = subprocess.Popen(["sh", "-c", script], stdout=log, stderr=subprocess.STDOUT, text=True)
     yield process
     if process.poll() is None:  # the session ended first (e.g. -k selected no template test)
         process.terminate()

@@ -22,6 +22,7 @@ CHECKOV_VERSION = "3.3.30"
 CHECKOV_VENV = ROOT / "build" / "checkov-venv"
 CHECKOV_BINARY = CHECKOV_VENV / "bin" / "checkov"
 CHECKOV_LOG = ROOT / "build" / "checkov-install.log"
+CHECKOV_LOCK = ROOT / "build" / "checkov-install.lock"
 # Read-only AWS operations start like this; anything else changes something.
 READ_ONLY = ("Describe", "List", "Get")
 

@@ -336,3 +336,26 @@ def test_aws_configuration_errors_are_one_line_with_a_hint(
     assert lines[0] == expected
     assert lines[1].startswith("hint: ")
     assert len(lines) == 2
+
+
+def test_ecr_login_comes_from_get_authorization_token(aws: str) -> None:
+    from microforum.deploy.aws import Aws
+    from microforum.deploy.images import registry_login
+
+    host, username, password = registry_login(Aws(REGION))
+    data = client("ecr").get_authorization_token()["authorizationData"][0]
+    assert host == data["proxyEndpoint"].removeprefix("https://")
+    assert username == "AWS"
+    assert password and ":" not in password
+
+
+def test_a_stack_without_the_database_output_is_refused_when_the_database_is_on(
+    aws: str, stack_file: Path, moto_template: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployed(aws, stack_file, moto_template, capsys)  # created with --no-database
+    argv = [a for a in deploy_args(stack_file, moto_template) if a != "--no-database"]
+    # The stack update (DatabaseEnabled=true) needs Secrets Manager in CloudFormation, which
+    # moto lacks; the tool must still refuse to register task definitions without the secret.
+    code, _, err = cli(*argv, capsys=capsys)
+    assert code == 1
+    assert "DatabaseUrlSecretArn" in err.splitlines()[0]

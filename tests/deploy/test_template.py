@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_helpers import CHECKOV_BINARY, CHECKOV_LOG, ROOT
+from deploy_helpers import CHECKOV_BINARY, CHECKOV_LOCK, CHECKOV_LOG, ROOT
 
 from microforum.deploy.render import render_template
 from microforum.deploy.stack import default_template_path, load_template
@@ -45,6 +45,8 @@ def checkov(checkov_install: subprocess.Popen[str] | None) -> str:
         checkov_install.wait(timeout=900)
         log = CHECKOV_LOG.read_text()[-2000:]
         assert checkov_install.returncode == 0, f"installing checkov failed (see {CHECKOV_LOG}):\n{log}"
+    elif not CHECKOV_BINARY.exists():  # another session is installing it: wait for its lock
+        subprocess.run(["flock", str(CHECKOV_LOCK), "true"], check=True, timeout=900)
     assert CHECKOV_BINARY.exists(), f"{CHECKOV_BINARY} missing"
     return str(CHECKOV_BINARY)
 

@@ -18,6 +18,7 @@ from microforum.deploy.aws import Aws
 from microforum.deploy.plan import RemoteState, Step, known_refs, plan, plan_repositories, resolve
 from microforum.deploy.remote import read_remote, read_repositories, read_stack
 from microforum.deploy.render import (
+    DATABASE_OUTPUT,
     REQUIRED_OUTPUTS,
     Target,
     render,
@@ -113,7 +114,7 @@ def deploy(
     if first is not None:
         say(f"{first.message}")
         outputs = dict(apply_stack(aws, first, say, clock.sleep, options.poll).outputs)
-    _check_outputs(name, stack, outputs)
+    _check_outputs(name, stack, outputs, options.database)
     target = Target(
         name, aws.region, outputs, database=options.database, repository_prefix=options.repository_prefix
     )
@@ -145,8 +146,9 @@ def _repo_names(stack: Stack, target: Target) -> list[str]:
     return [r["repositoryName"] for r in render(stack, target).repositories.values()]
 
 
-def _check_outputs(name: str, stack: Stack, outputs: Mapping[str, str]) -> None:
+def _check_outputs(name: str, stack: Stack, outputs: Mapping[str, str], database: bool) -> None:
     wanted = [*REQUIRED_OUTPUTS, *(task_role_output(s.name) for s in stack.services)]
+    wanted += [DATABASE_OUTPUT] if database else []
     missing = [k for k in wanted if k not in outputs]
     if missing:
         raise MicroforumError(
