@@ -107,7 +107,7 @@ class Backend:
             status = 200 if self.healthy else 503
         elif parts.path == "/echo":
             payload = json.dumps({**request, "backend": self.name, "body": body.decode("latin-1")}).encode()
-        elif parts.path == "/slow":
+        elif parts.path.endswith("/slow"):
             await asyncio.sleep(float(query.get("s", "5")))
         elif parts.path.startswith("/status/"):
             status = int(parts.path.rsplit("/", 1)[1])

@@ -285,3 +285,26 @@ def test_idle_client_connections_close_and_a_stalled_request_gets_408(lb):
     assert (answer, closed) == (b"", True)  # idle for idle_timeout (1 s): closed
     answer, closed = raw(lb.port, b"GET / HTTP/1.1\r\nHost: a\r\n", timeout=5)
     assert answer.startswith(b"HTTP/1.1 408") and closed
+
+
+def test_requests_still_in_flight_when_the_delay_ends_get_502():
+    # ALB: "A request still in flight when the delay elapses gets 502" (B.3). Here the delay is
+    # min(deregistration_delay 30 s, local.max_deregistration_delay 1 s).
+    lb = Harness(stack("local: {max_deregistration_delay: 1}"))
+    try:
+        _in_flight_at_deadline(lb)
+    finally:
+        lb.close()
+
+
+def _in_flight_at_deadline(lb: Harness) -> None:
+    backend = lb.backend("users-1", "users")
+    results = []
+    slow = threading.Thread(target=lambda: results.append(get(lb.port, "/api/users/slow?s=30")))
+    slow.start()
+    deadline = time.monotonic() + 5
+    while not backend.app_requests() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    lb.call(lb.lb.deregister("users", backend.target))  # returns at the 1 s deadline
+    slow.join(10)
+    assert results and results[0][0] == 502
