@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-from . import stats, wrk
+from . import answers, stats, wrk
 from .core import MICROFORUM, NODE_SERVER, READ_ROUTES, Case, Comparison, Context, command_available
 from .procs import Proc, free_port, http_get, stop_all, wait_ready
 
@@ -44,14 +44,20 @@ def _start_pair(ctx: Context, service: str, cpu: str | None) -> tuple[Proc, int,
     return koa, koa_port, mf, port
 
 
-def _routes_ok(ctx: Context, port: int, routes: list[str], who: str) -> list[str]:
+def _routes_ok(ctx: Context, koa_port: int, port: int, routes: list[str], service: str) -> list[str]:
+    """The routes microforum answers with 200 and Koa's answer (else a note, not measured)."""
     ok = []
     for route in routes:
-        status, _ = http_get(port, route)
-        if status == 200:
-            ok.append(route)
-        else:
-            ctx.note("a", f"{who} GET {route} answered {status}: not measured")
+        status, body = http_get(port, route)
+        _, koa_body = http_get(koa_port, route)
+        diff = answers.difference(koa_body, body)
+        if status != 200 or diff:
+            ctx.note("a", f"microforum {service} GET {route}: {status} {diff or ''}: not measured")
+            continue
+        ok.append(route)
+        extra = answers.added_fields(koa_body, body)
+        if extra:
+            ctx.note("a", f"GET {route}: same answer as Koa, plus field(s) {', '.join(sorted(extra))}")
     return ok
 
 
@@ -78,7 +84,7 @@ def run(ctx: Context) -> None:
             mix = ctx.script(f"mix-{service}.lua", wrk.rotate_script(routes))
             for _, _, port in systems:
                 ctx.warm(f"http://127.0.0.1:{port}/", mix, load_cpu, ctx.settings.connections)
-            measurable = _routes_ok(ctx, mf_port, routes, f"microforum {service}") if mf else []
+            measurable = _routes_ok(ctx, koa_port, mf_port, routes, service) if mf else []
             for route in routes:
                 _measure_route(ctx, service, route, systems, route in measurable, load_cpu)
     finally:

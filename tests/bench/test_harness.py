@@ -207,3 +207,27 @@ def test_plots_and_report_are_written(tmp_path: Path) -> None:
     text = (tmp_path / "REPORT.md").read_text()
     assert "![throughput.png](throughput.png)" in text
     assert "Not measured in this session" in text  # the scenarios that did not run say so
+
+
+@pytest.mark.parametrize(
+    ("koa", "mf", "same"),
+    [
+        (b'[{"thread":1,"user":4}]', b'[{"thread":1,"user":4,"id":1}]', True),  # a new field
+        (b'[{"thread":1,"user":4}]', b'[{"user":4,"thread":1}]', True),  # key order is free
+        (b'[{"id":1},{"id":2}]', b'[{"id":2},{"id":1}]', False),  # list order is not
+        (b'[{"id":1},{"id":2}]', b'[{"id":1}]', False),  # a page instead of the list
+        (b'{"id":2,"name":"finn"}', b'{"id":2,"name":"Finn"}', False),
+        (b"Ready to receive requests", b"Ready to receive requests", True),
+    ],
+)
+def test_answers_must_match_the_baseline(koa: bytes, mf: bytes, same: bool) -> None:
+    from mfbench import answers
+
+    assert (answers.difference(koa, mf) is None) is same
+
+
+def test_added_fields_are_named() -> None:
+    from mfbench import answers
+
+    assert answers.added_fields(b'[{"thread":1}]', b'[{"thread":1,"id":1}]') == {"id"}
+    assert answers.added_fields(b"[]", b"[]") == set()
