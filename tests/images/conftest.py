@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 
 from helpers import free_port, stop, wait_http
+from microforum.images.build import RUNTIME_STAGE
+from microforum.images.refs import local_ref
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -98,7 +100,8 @@ def built(base_image: str) -> Iterator[Built]:
     for ref in images.values():
         _SIZES[ref] = int(podman("image", "inspect", "--format", "{{.Size}}", ref).stdout)
     yield Built(tag=tag, images=images, cli_output=proc.stdout)
-    for ref in images.values():  # leave only the cached layers behind
+    runtime = local_ref("podman", RUNTIME_STAGE, tag)
+    for ref in [*images.values(), runtime]:  # leave only the cached layers behind
         podman("rmi", "--force", ref, check=False)
 
 

@@ -45,10 +45,12 @@ def choose_engine(requested: str | None, facts: Facts) -> Engine:
         return Engine("docker", facts.docker)
     if requested in (None, "podman") and facts.podman:
         return Engine("podman", facts.podman)
-    raise MicroforumError(_no_engine_message(requested, facts), hint=_HINT)
+    hint = _DOCKER_HINT if requested == "docker" else _HINT
+    raise MicroforumError(_no_engine_message(requested, facts), hint=hint)
 
 
 _HINT = "install podman (apt-get install podman) or start Docker, then retry"
+_DOCKER_HINT = "start the Docker engine (docker info must answer), or use --engine podman"
 
 
 def _no_engine_message(requested: str | None, facts: Facts) -> str:
