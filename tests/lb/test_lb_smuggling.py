@@ -63,6 +63,9 @@ def test_severe_or_malformed_gets_400_closes_and_reaches_no_target(defensive, at
     assert status_of(answer) == 400 and b"<title>400 Bad Request</title>" in answer
     assert closed and answer.count(b"HTTP/1.1") == 1
     assert "/smuggled" not in paths(defensive) and "/a" not in paths(defensive)
+    # nothing leaked: no request counted as outstanding, no target connection left busy
+    for _target, (slot, _tracker, pool) in defensive.lb.groups["monolith"].by_target.items():
+        assert slot.outstanding == 0 and not pool.busy, (slot, pool)
 
 
 def test_cl_te_is_forwarded_reframed_then_both_connections_close(defensive):

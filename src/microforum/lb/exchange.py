@@ -564,6 +564,18 @@ class Exchange:
             self.client.write(responses.error(status, self.client.ctx.date(), close=True))
             self._finish()
 
+    def abandon(self) -> None:
+        """Drop an exchange whose request the parser refused before any byte of it was sent:
+        its target connection (if one was attached) goes back to the pool unused."""
+        self.resp_done = True
+        self.out = []
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.exchange = None
+            if self.pool is not None:
+                self.pool.give_back(conn)
+        self._release_slot()
+
     def pause_backend(self) -> None:
         if self.conn is not None:
             self.conn.pause_reading()

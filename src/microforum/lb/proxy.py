@@ -268,6 +268,7 @@ class ClientConnection(asyncio.Protocol):
         else:
             if bad is not None:
                 self.queue.remove(bad)
+                bad.abandon()
             error = Exchange.refused(self, self.url, self.headers, status, error_reason, classification)
             self.queue.append(error)
             if len(self.queue) == 1:
