@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mfbench import balancers, plots, report, services, stacks
+from mfbench import balancers, plots, report, services, stacks, startup
 from mfbench.core import BENCH, Context, Settings
 
 STEPS = {
@@ -30,7 +30,7 @@ STEPS = {
     "b": balancers.run,
     "c": stacks.end_to_end,  # (c) and (d) on SQLite share one stack
     "d": stacks.writes_postgres,
-    "e": stacks.startup,
+    "e": startup.run,
 }
 
 
@@ -82,6 +82,7 @@ def _raw(ctx: Context, path: Path) -> None:
     data = {
         "cases": [dataclasses.asdict(c) for c in ctx.cases],
         "startup_s": ctx.startup_s,
+        "startup_first_s": ctx.startup_first_s,
         "notes": ctx.notes,
     }
     path.write_text(json.dumps(data, indent=1, default=str))

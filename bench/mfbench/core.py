@@ -108,7 +108,7 @@ class Context:
     comparisons: list[Comparison] = field(default_factory=list)
     notes: dict[str, list[str]] = field(default_factory=dict)
     startup_s: list[float] = field(default_factory=list)
-    startup_detail: list[str] = field(default_factory=list)
+    startup_first_s: list[float] = field(default_factory=list)  # (e) first answer on every route
     cpus: list[int] = field(default_factory=lambda: sorted(os.sched_getaffinity(0)))
 
     def note(self, scenario: str, text: str) -> None:

@@ -1,17 +1,14 @@
 # ruff: noqa: RUF001, RUF003  (× and – are the report's notation: "1.62× Koa")
-"""Scenarios (c) whole stack end to end, (d) writes, (e) `up` start-up time."""
+"""Scenarios (c) whole stack end to end and (d) writes."""
 
 from __future__ import annotations
 
 import json
 import signal
-from typing import Any
-
-import yaml
 
 from . import configs, stats, wrk
 from .balancers import start_up
-from .core import NODE_SERVER, READ_ROUTES, REPO, Case, Comparison, Context, command_available
+from .core import NODE_SERVER, READ_ROUTES, Case, Comparison, Context, command_available
 from .postgres import Postgres
 from .procs import Proc, free_port, stop_all, wait_ready
 
@@ -171,25 +168,3 @@ def writes_postgres(ctx: Context) -> None:
         ctx.note("d", f"microforum on PostgreSQL did not run: {exc}")
     finally:
         pg.stop()
-
-
-def startup(ctx: Context) -> None:
-    """(e) `microforum up` with the repository's stack.yaml: spawn to every route answering 200."""
-    missing = command_available("up")
-    if missing:
-        ctx.note("e", missing)
-        return
-    stack: dict[str, Any] = yaml.safe_load((REPO / "stack.yaml").read_text())
-    for i in range(ctx.settings.startup_runs):
-        data = ctx.tmp / f"data-up-{i}"
-        data.mkdir()
-        proc, port = start_up(ctx, f"mf-up-{i}", configs.with_local(stack, free_port(), str(data)), None)
-        try:
-            seconds = wait_ready(port, [*READY, "/"], proc, deadline_s=READY_DEADLINE_S)
-            ctx.startup_s.append(seconds)
-            print(f"  up ready in {seconds:.2f} s", flush=True)
-        except RuntimeError as exc:
-            ctx.note("e", f"microforum up (default stack) did not become ready: {exc}")
-            break
-        finally:
-            proc.stop(signal.SIGINT)

@@ -231,3 +231,19 @@ def test_added_fields_are_named() -> None:
 
     assert answers.added_fields(b'[{"thread":1}]', b'[{"thread":1,"id":1}]') == {"id"}
     assert answers.added_fields(b"[]", b"[]") == set()
+
+
+def test_every_target_healthy_needs_the_desired_count() -> None:
+    from mfbench import startup
+
+    status = {
+        "target_groups": {
+            "users": {"targets": [{"state": "healthy"}, {"state": "initial"}]},
+            "posts": {"targets": [{"state": "healthy"}, {"state": "healthy"}]},
+        }
+    }
+    counts = startup.healthy_counts(status)
+    assert counts == {"users": 1, "posts": 2}
+    assert startup.all_healthy(counts, {"posts": 2})
+    assert not startup.all_healthy(counts, {"users": 2, "posts": 2})
+    assert not startup.all_healthy(counts, {"threads": 1})  # no group yet
