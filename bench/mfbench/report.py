@@ -125,6 +125,15 @@ def goal_table(ctx: Context) -> list[str]:
                 f"| {c.scenario} | {c.subject}, {metric} | {stats.show_ratio(r, c.baseline.system)} | "
                 f"{c.goal.text} | {c.goal.verdict(r)} |"
             )
+    lb = next((c for c in ctx.cases if c.scenario == "b" and c.system == "microforum" and c.runs), None)
+    if lb:
+        peaks = [sum(kb for k, kb in r.rss_kb.items() if k.startswith("lb:")) / 1024 for r in lb.runs]
+        mb = stats.summarize(peaks)
+        verdict = "met" if mb.median <= RSS_GOAL_MB else "**MISSED**"
+        out.append(
+            f"| b, f | LB RSS at 64 connections | {mb.show('{:.1f}')} MB | "
+            f"≤ {RSS_GOAL_MB:.0f} MB | {verdict} |"
+        )
     if ctx.startup_s:
         s = stats.summarize(ctx.startup_s)
         out.append(
