@@ -182,3 +182,16 @@ def test_a_refused_push_is_detected(built: Built, read_only_registry: Registry) 
             on_progress=lambda _: None,
         )
     assert json.loads(reg.get("/v2/_catalog")[2])["repositories"] == []
+
+
+def test_bridge_network_with_a_dynamic_host_port(built: Built) -> None:
+    """As ECS runs it: bridge network, container port 3000 published on a dynamic host port."""
+    name = f"mf-test-{uuid.uuid4().hex[:8]}"
+    podman("run", "--detach", "--name", name, "--publish", "127.0.0.1::3000", built.images["users"])
+    try:
+        host_port = int(podman("port", name, "3000").stdout.strip().rsplit(":", 1)[1])
+        wait_http(f"http://127.0.0.1:{host_port}/", timeout=30)
+        status, _, body = fetch(f"http://127.0.0.1:{host_port}/api/users/1")
+        assert status == 200 and json.loads(body)["id"] == 1
+    finally:
+        podman("rm", "--force", "--time", "0", name, check=False)
