@@ -1,6 +1,6 @@
 """One request/response exchange through the load balancer.
 
-`route` decides (desync classification, limits, rule match, target choice) and prepares the
+`route` decides (routing.py: desync classification, limits, rule match, target choice) and
 bytes for the target; `start` acts once the exchange is first in its connection's queue; the
 target connection's parser events (`response_head`, `response_body`, `response_done`, and the
 failures) relay the answer to the client; `_finish` counts and logs it.
@@ -13,17 +13,14 @@ TRACE 405; more than 30 X-Forwarded-For addresses 463; desync Severe 400 (then c
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 import time
 from typing import TYPE_CHECKING
 
-from microforum.lb import accesslog, desync, responses
+from microforum.lb import accesslog, desync, responses, routing
 from microforum.lb import headers as hdr
 from microforum.lb.pool import spawn
-from microforum.lb.rules import RequestView, host_without_port, redirect_location
-from microforum.lb.targets import choose_weighted, sticky_group, sticky_set_cookies
-from microforum.spec.model import FixedResponse, Forward, Redirect
+from microforum.lb.rules import host_without_port
 
 if TYPE_CHECKING:
     from microforum.lb.groups import GroupState
@@ -33,22 +30,6 @@ if TYPE_CHECKING:
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NONE, _RAW, _CHUNKED, _PASS = 0, 1, 2, 3  # how the response body is relayed to the client
-# What `route` does with a request header, by lower-case name; absent: passed on untouched.
-_HOST, _XFF, _TRACE, _UA, _CONN, _EXPECT, _COOKIE, _CL, _TE, _REWRITE = range(10)
-_KIND = {
-    b"host": _HOST, b"x-forwarded-for": _XFF, b"x-amzn-trace-id": _TRACE, b"user-agent": _UA,
-    b"connection": _CONN, b"expect": _EXPECT, b"cookie": _COOKIE, b"content-length": _CL,
-    b"transfer-encoding": _TE, b"keep-alive": _REWRITE, b"proxy-connection": _REWRITE,
-    b"te": _REWRITE, b"trailer": _REWRITE, b"upgrade": _REWRITE, b"x-forwarded-proto": _REWRITE,
-    b"x-forwarded-port": _REWRITE,
-}  # fmt: skip
-# Names known to be made of [-A-Za-z0-9] only (spares the check for the usual headers).
-_COMMON = frozenset({
-    b"accept", b"accept-encoding", b"accept-language", b"authorization", b"cache-control",
-    b"content-type", b"origin", b"pragma", b"referer", b"if-none-match", b"if-modified-since",
-    b"sec-fetch-dest", b"sec-fetch-mode", b"sec-fetch-site", b"x-requested-with", b"dnt",
-})  # fmt: skip
-_INVALID_NAME = re.compile(rb"[^-A-Za-z0-9]").search
 # On a lower-cased response head: its Content-Length, and any header we must not relay as is.
 _RESP_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]+)").search
 _RESP_HOP = re.compile(
@@ -115,162 +96,7 @@ class Exchange:
 
     def route(self) -> None:
         """Classify, check limits, match a rule and prepare the response or the forward."""
-        ctx = self.client.ctx
-        url = self.url
-        host = xff_in = trace_in = cookie = length = None
-        connection: list[bytes] | None = None
-        expect = chunked = check_all = False
-        # The client's head can be forwarded as received (plus our headers) when nothing in it
-        # must be removed or rewritten; `raw` tracks that while we look at each header once.
-        raw = self.version == "1.1" and self.client.head_in_chunk()
-        size = len(url) + len(self.method) + 13
-        for name, value in self.headers:
-            size += len(name) + len(value) + 4
-            if not value.isascii():
-                check_all = True
-            lower = name.lower()
-            kind = _KIND.get(lower)
-            if kind is None:
-                if lower not in _COMMON and _INVALID_NAME(name) is not None:
-                    check_all = True  # for the classifier (e.g. Content_Length) and dropping
-                    raw = False
-                continue
-            if kind == _HOST:
-                if host is None:
-                    host = value
-            elif kind == _UA:
-                self.user_agent = value.decode("latin-1")
-            elif kind == _CL:
-                length = value if length is None else length
-                check_all = True
-            elif kind == _TE:
-                chunked = check_all = True
-                raw = False
-            elif kind == _XFF:
-                xff_in = value if xff_in is None else xff_in + b", " + value
-                raw = False
-            elif kind == _TRACE:
-                trace_in = trace_in or value
-                raw = False
-            elif kind == _CONN:
-                connection = [*(connection or []), value]
-                raw = False
-            elif kind == _EXPECT:
-                expect = value.strip().lower() == b"100-continue"
-                raw = False
-            elif kind == _COOKIE:
-                cookie = value if cookie is None else cookie + b"; " + value
-            else:  # other hop-by-hop headers and X-Forwarded-Proto/-Port: rewritten
-                raw = False
-        self.received = size
-        if size > hdr.MAX_HEAD:
-            self.close_client = True
-            self.error_reason = "RequestHeaderTooLarge"
-            self._error(400)
-            return
-        self.host = host.decode("latin-1") if host is not None else ""
-        if check_all or not url.isascii() or self.version not in ("1.1", "1.0"):
-            self.classification, self.class_reason = desync.classify(
-                self.method, url, self.version, self.headers
-            )
-        # else: llhttp (strict) already refused CTLs, bad versions and bad names: Compliant.
-        decision = desync.decide(ctx.mode, self.classification)
-        if decision == desync.BLOCK:
-            self.close_client = True
-            self._error(400)
-            return
-        if decision == desync.ALLOW_THEN_CLOSE:  # defensive Ambiguous: forward, close both after
-            self.close_client = self.close_backend = True
-            raw = False
-        if self.method == b"TRACE":
-            self._error(405)
-            return
-        if host is None and self.version == "1.1":  # RFC 9112 §3.2: Host is required
-            self._error(400)
-            return
-        if xff_in is None:
-            xff = self.client.peer_ip
-        else:
-            xff, count = hdr.forwarded_for([xff_in], self.client.peer_ip)
-            if count > hdr.MAX_XFF_ADDRESSES:
-                self._error(463)
-                return
-        router = ctx.router
-        view: RequestView | None = None
-        if router.path_only:
-            priority, action = router.match_path(url.partition(b"?")[0].decode("latin-1"))
-        else:
-            view = self._view()
-            priority, action = router.match(view)
-        self.priority = str(priority)
-        if isinstance(action, Forward):
-            framing = (b"Transfer-Encoding: chunked\r\n" if chunked
-                       else b"Content-Length: %s\r\n" % length.strip() if length is not None
-                       else b"")  # fmt: skip
-            self.req_chunked = chunked
-            self.expect_continue = expect and self.version == "1.1"
-            self._prepare_forward(action, xff, trace_in, cookie, connection, framing, raw, size)
-        elif isinstance(action, FixedResponse):
-            self.action_name = "fixed-response"
-            data = responses.fixed(action, ctx.date(), close=self.close_client, head_only=self.is_head)
-            self._local(data, action.status_code)
-        elif isinstance(action, Redirect):
-            self.action_name = "redirect"
-            self.redirect_url = redirect_location(action, view or self._view())
-            status = 301 if action.status_code == "HTTP_301" else 302
-            data = responses.redirect(status, self.redirect_url, ctx.date(), close=self.close_client,
-                                      head_only=self.is_head)  # fmt: skip
-            self._local(data, status)
-
-    def _view(self) -> RequestView:
-        path, _, query = self.url.partition(b"?")
-        return RequestView(
-            self.method.decode("latin-1"), path.decode("latin-1"), query.decode("latin-1"),
-            self.host or None, self.headers, self.client.peer_ip, "http", self.client.ctx.port,
-        )  # fmt: skip
-
-    def _prepare_forward(self, action: Forward, xff: str, trace_in: bytes | None,
-                         cookie: bytes | None, connection: list[bytes] | None, framing: bytes,
-                         raw: bool, size: int) -> None:  # fmt: skip
-        ctx = self.client.ctx
-        self.action_name = "forward"
-        groups = action.target_groups
-        if len(groups) == 1:
-            name = groups[0].name
-        else:
-            sticky = None
-            if action.stickiness_duration:
-                sticky = sticky_group(cookie.decode("latin-1") if cookie else None, groups)
-            name = sticky or choose_weighted(groups, random.random())
-            if action.stickiness_duration:
-                expires = responses.http_date(time.time() + action.stickiness_duration)
-                self.sticky = sticky_set_cookies(name, action.stickiness_duration, expires)
-        self.group = group = ctx.groups[name]
-        picked = group.pick()
-        if picked is None:  # "The target groups for the load balancer have no registered targets."
-            self._error(503)
-            return
-        self.slot, self.pool = picked
-        self.slot.outstanding += 1
-        new_id = hdr.new_trace_id(int(self.created), random.getrandbits(96))
-        self.trace = trace = (
-            f"Root={new_id}" if trace_in is None
-            else hdr.trace_id(trace_in.decode("latin-1"), new_id, size)
-        )  # fmt: skip
-        if raw:  # forward the client's head bytes as they came, our headers appended
-            chunk = self.client.chunk
-            self.out.append(b"%sX-Forwarded-For: %s\r\n%sX-Amzn-Trace-Id: %s\r\n\r\n" % (
-                chunk[: chunk.find(b"\r\n\r\n") + 2], xff.encode("latin-1"),
-                ctx.forwarded_static, trace.encode("latin-1"),
-            ))  # fmt: skip
-            return
-        extra = b"X-Forwarded-For: %s\r\n%sX-Amzn-Trace-Id: %s\r\n%s\r\n" % (
-            xff.encode("latin-1"), ctx.forwarded_static, trace.encode("latin-1"), framing,
-        )  # fmt: skip
-        drop = hdr.connection_tokens(connection) if connection else frozenset()
-        line = b"%s %s HTTP/1.1\r\n" % (self.method, self.url)
-        self.out.append(hdr.request_head(line, self.headers, extra, drop_invalid=ctx.drop_invalid,
-                                         also_drop=drop))  # fmt: skip
+        routing.route(self)
 
     def _local(self, data: bytes, status: int) -> None:
         self.local, self.status = data, status

@@ -1,0 +1,202 @@
+"""Deciding what happens to a request (the first half of an `Exchange`). Called once per
+request from `Exchange.route`, it reads the head once and sets the exchange's decision:
+
+- desync classification and the mode's verdict (desync.py), ALB's limits (head size, 30 XFF
+  addresses -> 463, TRACE -> 405, HTTP/1.1 without Host -> 400);
+- the listener rule (rules.py), then the action: a fixed response, a redirect, or a forward to
+  a target group (weighted, sticky) and a target (targets.py via groups.py), 503 when none;
+- the bytes for the target: the client's head as received plus X-Forwarded-For/-Proto/-Port and
+  X-Amzn-Trace-Id when nothing else needs rewriting, otherwise a rebuilt head (headers.py).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from typing import TYPE_CHECKING
+
+from microforum.lb import desync, responses
+from microforum.lb import headers as hdr
+from microforum.lb.rules import RequestView, redirect_location
+from microforum.lb.targets import choose_weighted, sticky_group, sticky_set_cookies
+from microforum.spec.model import FixedResponse, Forward, Redirect
+
+if TYPE_CHECKING:
+    from microforum.lb.exchange import Exchange
+
+# What `route` does with a request header, by lower-case name; absent: passed on untouched.
+_HOST, _XFF, _TRACE, _UA, _CONN, _EXPECT, _COOKIE, _CL, _TE, _REWRITE = range(10)
+_KIND = {
+    b"host": _HOST, b"x-forwarded-for": _XFF, b"x-amzn-trace-id": _TRACE, b"user-agent": _UA,
+    b"connection": _CONN, b"expect": _EXPECT, b"cookie": _COOKIE, b"content-length": _CL,
+    b"transfer-encoding": _TE, b"keep-alive": _REWRITE, b"proxy-connection": _REWRITE,
+    b"te": _REWRITE, b"trailer": _REWRITE, b"upgrade": _REWRITE, b"x-forwarded-proto": _REWRITE,
+    b"x-forwarded-port": _REWRITE,
+}  # fmt: skip
+# Names known to be made of [-A-Za-z0-9] only (spares the check for the usual headers).
+_COMMON = frozenset({
+    b"accept", b"accept-encoding", b"accept-language", b"authorization", b"cache-control",
+    b"content-type", b"origin", b"pragma", b"referer", b"if-none-match", b"if-modified-since",
+    b"sec-fetch-dest", b"sec-fetch-mode", b"sec-fetch-site", b"x-requested-with", b"dnt",
+})  # fmt: skip
+_INVALID_NAME = re.compile(rb"[^-A-Za-z0-9]").search
+
+def route(ex: Exchange) -> None:
+    """Classify, check limits, match a rule and prepare the response or the forward."""
+    ctx = ex.client.ctx
+    url = ex.url
+    host = xff_in = trace_in = cookie = length = None
+    connection: list[bytes] | None = None
+    expect = chunked = check_all = False
+    # The client's head can be forwarded as received (plus our headers) when nothing in it
+    # must be removed or rewritten; `raw` tracks that while we look at each header once.
+    raw = ex.version == "1.1" and ex.client.head_in_chunk()
+    size = len(url) + len(ex.method) + 13
+    for name, value in ex.headers:
+        size += len(name) + len(value) + 4
+        if not value.isascii():
+            check_all = True
+        lower = name.lower()
+        kind = _KIND.get(lower)
+        if kind is None:
+            if lower not in _COMMON and _INVALID_NAME(name) is not None:
+                check_all = True  # for the classifier (e.g. Content_Length) and dropping
+                raw = False
+            continue
+        if kind == _HOST:
+            if host is None:
+                host = value
+        elif kind == _UA:
+            ex.user_agent = value.decode("latin-1")
+        elif kind == _CL:
+            length = value if length is None else length
+            check_all = True
+        elif kind == _TE:
+            chunked = check_all = True
+            raw = False
+        elif kind == _XFF:
+            xff_in = value if xff_in is None else xff_in + b", " + value
+            raw = False
+        elif kind == _TRACE:
+            trace_in = trace_in or value
+            raw = False
+        elif kind == _CONN:
+            connection = [*(connection or []), value]
+            raw = False
+        elif kind == _EXPECT:
+            expect = value.strip().lower() == b"100-continue"
+            raw = False
+        elif kind == _COOKIE:
+            cookie = value if cookie is None else cookie + b"; " + value
+        else:  # other hop-by-hop headers and X-Forwarded-Proto/-Port: rewritten
+            raw = False
+    ex.received = size
+    if size > hdr.MAX_HEAD:
+        ex.close_client = True
+        ex.error_reason = "RequestHeaderTooLarge"
+        ex._error(400)
+        return
+    ex.host = host.decode("latin-1") if host is not None else ""
+    if check_all or not url.isascii() or ex.version not in ("1.1", "1.0"):
+        ex.classification, ex.class_reason = desync.classify(
+            ex.method, url, ex.version, ex.headers
+        )
+    # else: llhttp (strict) already refused CTLs, bad versions and bad names: Compliant.
+    decision = desync.decide(ctx.mode, ex.classification)
+    if decision == desync.BLOCK:
+        ex.close_client = True
+        ex._error(400)
+        return
+    if decision == desync.ALLOW_THEN_CLOSE:  # defensive Ambiguous: forward, close both after
+        ex.close_client = ex.close_backend = True
+        raw = False
+    if ex.method == b"TRACE":
+        ex._error(405)
+        return
+    if host is None and ex.version == "1.1":  # RFC 9112 §3.2: Host is required
+        ex._error(400)
+        return
+    if xff_in is None:
+        xff = ex.client.peer_ip
+    else:
+        xff, count = hdr.forwarded_for([xff_in], ex.client.peer_ip)
+        if count > hdr.MAX_XFF_ADDRESSES:
+            ex._error(463)
+            return
+    router = ctx.router
+    view: RequestView | None = None
+    if router.path_only:
+        priority, action = router.match_path(url.partition(b"?")[0].decode("latin-1"))
+    else:
+        view = _view(ex)
+        priority, action = router.match(view)
+    ex.priority = str(priority)
+    if isinstance(action, Forward):
+        framing = (b"Transfer-Encoding: chunked\r\n" if chunked
+                   else b"Content-Length: %s\r\n" % length.strip() if length is not None
+                   else b"")  # fmt: skip
+        ex.req_chunked = chunked
+        ex.expect_continue = expect and ex.version == "1.1"
+        _prepare_forward(ex, action, xff, trace_in, cookie, connection, framing, raw, size)
+    elif isinstance(action, FixedResponse):
+        ex.action_name = "fixed-response"
+        data = responses.fixed(action, ctx.date(), close=ex.close_client, head_only=ex.is_head)
+        ex._local(data, action.status_code)
+    elif isinstance(action, Redirect):
+        ex.action_name = "redirect"
+        ex.redirect_url = redirect_location(action, view or _view(ex))
+        status = 301 if action.status_code == "HTTP_301" else 302
+        data = responses.redirect(status, ex.redirect_url, ctx.date(), close=ex.close_client,
+                                  head_only=ex.is_head)  # fmt: skip
+        ex._local(data, status)
+
+def _view(ex: Exchange) -> RequestView:
+    path, _, query = ex.url.partition(b"?")
+    return RequestView(
+        ex.method.decode("latin-1"), path.decode("latin-1"), query.decode("latin-1"),
+        ex.host or None, ex.headers, ex.client.peer_ip, "http", ex.client.ctx.port,
+    )  # fmt: skip
+
+def _prepare_forward(ex: Exchange, action: Forward, xff: str, trace_in: bytes | None,
+                     cookie: bytes | None, connection: list[bytes] | None, framing: bytes,
+                     raw: bool, size: int) -> None:  # fmt: skip
+    ctx = ex.client.ctx
+    ex.action_name = "forward"
+    groups = action.target_groups
+    if len(groups) == 1:
+        name = groups[0].name
+    else:
+        sticky = None
+        if action.stickiness_duration:
+            sticky = sticky_group(cookie.decode("latin-1") if cookie else None, groups)
+        name = sticky or choose_weighted(groups, random.random())
+        if action.stickiness_duration:
+            expires = responses.http_date(time.time() + action.stickiness_duration)
+            ex.sticky = sticky_set_cookies(name, action.stickiness_duration, expires)
+    ex.group = group = ctx.groups[name]
+    picked = group.pick()
+    if picked is None:  # "The target groups for the load balancer have no registered targets."
+        ex._error(503)
+        return
+    ex.slot, ex.pool = picked
+    ex.slot.outstanding += 1
+    new_id = hdr.new_trace_id(int(ex.created), random.getrandbits(96))
+    ex.trace = trace = (
+        f"Root={new_id}" if trace_in is None
+        else hdr.trace_id(trace_in.decode("latin-1"), new_id, size)
+    )  # fmt: skip
+    if raw:  # forward the client's head bytes as they came, our headers appended
+        chunk = ex.client.chunk
+        ex.out.append(b"%sX-Forwarded-For: %s\r\n%sX-Amzn-Trace-Id: %s\r\n\r\n" % (
+            chunk[: chunk.find(b"\r\n\r\n") + 2], xff.encode("latin-1"),
+            ctx.forwarded_static, trace.encode("latin-1"),
+        ))  # fmt: skip
+        return
+    extra = b"X-Forwarded-For: %s\r\n%sX-Amzn-Trace-Id: %s\r\n%s\r\n" % (
+        xff.encode("latin-1"), ctx.forwarded_static, trace.encode("latin-1"), framing,
+    )  # fmt: skip
+    drop = hdr.connection_tokens(connection) if connection else frozenset()
+    line = b"%s %s HTTP/1.1\r\n" % (ex.method, ex.url)
+    ex.out.append(hdr.request_head(line, ex.headers, extra, drop_invalid=ctx.drop_invalid,
+                                     also_drop=drop))  # fmt: skip
