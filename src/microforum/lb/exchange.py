@@ -1,7 +1,7 @@
 """One request/response exchange through the load balancer.
 
 `route` decides (routing.py: desync classification, limits, rule match, target choice) and
-bytes for the target; `start` acts once the exchange is first in its connection's queue; the
+prepares the bytes for the target; `start` acts once the exchange is first in its connection's queue; the
 target connection's parser events (`response_head`, `response_body`, `response_done`, and the
 failures) relay the answer to the client; `_finish` counts and logs it.
 
