@@ -359,3 +359,13 @@ def test_a_stack_without_the_database_output_is_refused_when_the_database_is_on(
     code, _, err = cli(*argv, capsys=capsys)
     assert code == 1
     assert "DatabaseUrlSecretArn" in err.splitlines()[0]
+
+
+def test_an_unknown_profile_is_one_line_with_a_hint(aws: str, stack_file: Path, moto_template: Path) -> None:
+    env = {**os.environ, "AWS_PROFILE": "nope"}
+    result = run_cli_subprocess(*deploy_args(stack_file, moto_template), env=env)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "microforum: use AWS profile 'nope': no such profile",
+        "hint: check AWS_PROFILE and the profiles in ~/.aws/config",
+    ]

@@ -55,7 +55,13 @@ class Aws:
     """Clients from one session; `call` is the only way out, and translates errors."""
 
     def __init__(self, region: str | None) -> None:
-        self.session = new_session(region)
+        try:
+            self.session = new_session(region)
+        except bex.ProfileNotFound as exc:
+            raise MicroforumError(
+                f"use AWS profile {exc.kwargs.get('profile')!r}: no such profile",
+                hint="check AWS_PROFILE and the profiles in ~/.aws/config",
+            ) from exc
         if not self.session.region_name:
             raise MicroforumError(
                 "no AWS region configured",
