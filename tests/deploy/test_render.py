@@ -73,6 +73,7 @@ def test_render_matches_the_golden_file(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("AWS_REGION", raising=False)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps(OUTPUTS))
