@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,7 +80,8 @@ def test_access_log_and_trace_ids(monolith: Service) -> None:
     made = monolith.get("/api/nothing-here?x=1")
     assert kept.headers["x-amzn-trace-id"] == given
     assert TRACE.match(made.headers["x-amzn-trace-id"])
-    entries = {entry["trace_id"]: entry for entry in _wait_for_log(monolith, 2)}
+    wanted = {given, made.headers["x-amzn-trace-id"]}
+    entries = {entry["trace_id"]: entry for entry in _wait_for_log(monolith, wanted)}
     assert entries[given] | {"time": 0, "duration_ms": 0} == {
         "time": 0, "service": "monolith", "method": "GET", "path": "/api/users/2",
         "status": 200, "duration_ms": 0, "trace_id": given,
@@ -87,14 +89,14 @@ def test_access_log_and_trace_ids(monolith: Service) -> None:
     assert entries[made.headers["x-amzn-trace-id"]]["status"] == 404
 
 
-def _wait_for_log(service: Service, count: int) -> list[dict]:
-    # Lines are written with one write(2) each before the next request is read; poll briefly.
-    for _ in range(100):
+def _wait_for_log(service: Service, trace_ids: set[str]) -> list[dict]:
+    # A line is written just after its response is sent: poll, with a deadline, until all are.
+    deadline = time.monotonic() + 10
+    while True:
         entries = _log_lines(service)
-        if len(entries) >= count:
+        if trace_ids <= {e["trace_id"] for e in entries} or time.monotonic() > deadline:
             return entries
-        threading.Event().wait(0.05)
-    return _log_lines(service)
+        time.sleep(0.05)
 
 
 def test_unprintable_trace_header_is_replaced(monolith: Service) -> None:
