@@ -308,3 +308,13 @@ def _in_flight_at_deadline(lb: Harness) -> None:
     lb.call(lb.lb.deregister("users", backend.target))  # returns at the 1 s deadline
     slow.join(10)
     assert results and results[0][0] == 502
+
+
+def test_http10_clients_get_unchunked_bodies_and_keep_alive_on_request(lb):
+    lb.backend("mono-1", "monolith")
+    answer, closed = raw(lb.port, b"GET /big?n=10 HTTP/1.0\r\n\r\n")
+    assert closed and answer.endswith(b"\r\n\r\nxxxxxxxxxx") and b"chunked" not in answer
+    answer, closed = raw(lb.port, b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", timeout=0.5)
+    assert b"Connection: keep-alive" in answer and answer.endswith(b"mono-1 /a") and not closed
+    answer, closed = raw(lb.port, b"GET /status/204 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 204") and b"Content-Length" not in answer

@@ -224,11 +224,14 @@ class Exchange:
         reason = line.split(b" ", 2)[2] if line.count(b" ") >= 2 else b""
         extra: list[bytes] = []
         if self.is_head or status in (204, 304):
-            if length is not None:
+            if length is not None and status != 204:  # RFC 9110 §8.6: never on a 204
                 extra.append(b"Content-Length: %s\r\n" % length)
-        elif chunked:
+        elif chunked and self.version == "1.1":
             self.resp_mode = _CHUNKED
             extra.append(b"Transfer-Encoding: chunked\r\n")
+        elif chunked:  # an HTTP/1.0 client cannot read chunks: de-chunked, then close
+            self.resp_mode = _RAW
+            self.close_client = True
         elif length is not None:
             self.resp_mode = _RAW
             extra.append(b"Content-Length: %s\r\n" % length)
