@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+from pathlib import Path
 
-from microforum.services.app import new_trace_id
+from microforum.services.app import App, build_app, new_trace_id, open_databases
 from microforum.services.http import HttpError, decode_body, problem
 from microforum.services.model import NewUser
 from microforum.services.openapi import build_document
 from microforum.services.refs import _dechunk
 from microforum.services.routes import root
+from microforum.services.server import prepare
+from microforum.services.settings import load_settings
 
 
 def test_trace_id_in_alb_format_from_the_clock() -> None:
@@ -47,3 +51,39 @@ def test_document_of_the_root_routes() -> None:
     assert document["paths"]["/"]["get"]["responses"]["200"]["content"] == {
         "text/plain; charset=utf-8": {"schema": {"type": "string"}}}
     assert "405" in document["paths"]["/api/"]["get"]["responses"]
+
+
+def test_the_asgi_interface_answers_like_the_rsgi_one(tmp_path: Path) -> None:
+    """granian runs the RSGI entry point; the same app also speaks ASGI for other servers."""
+    settings = load_settings("monolith", {"DATA_DIR": str(tmp_path)})
+    prepare(settings)
+    app = build_app(settings, open_databases(settings))
+    try:
+        get = asyncio.run(_asgi(app, "GET", "/api/users/1"))
+        head = asyncio.run(_asgi(app, "HEAD", "/api/users/1"))
+        made = asyncio.run(_asgi(app, "POST", "/api/users", b'{"username": "nept", "name": "N"}'))
+        gone = asyncio.run(_asgi(app, "DELETE", f"/api/users/{json.loads(made[2])['id']}"))
+    finally:
+        app.close()
+    assert (get[0], json.loads(get[2])["username"]) == (200, "marceline")
+    assert get[1][b"content-type"] == b"application/json; charset=utf-8"
+    assert re.fullmatch(rb"Root=1-[0-9a-f]{8}-[0-9a-f]{24}", get[1][b"x-amzn-trace-id"])
+    assert (head[0], head[1][b"content-length"], head[2]) == (200, get[1][b"content-length"], b"")
+    assert (made[0], made[1][b"location"]) == (201, b"/api/users/5")
+    assert (gone[0], b"content-length" in gone[1]) == (204, False)
+
+
+async def _asgi(app: App, method: str, path: str, body: bytes = b"") -> tuple[int, dict, bytes]:
+    sent: list[dict] = []
+    headers = [(b"content-type", b"application/json")] if body else []
+    scope = {"type": "http", "method": method, "path": path, "query_string": b"",
+             "headers": headers}
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent[0]["status"], dict(sent[0]["headers"]), sent[1]["body"]

@@ -19,10 +19,18 @@ import random
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
-from microforum.services.http import HttpError, Request, Response, encode_json, problem
+from microforum.services.http import (
+    AsgiHeaders,
+    HeaderSource,
+    HttpError,
+    Request,
+    Response,
+    encode_json,
+    problem,
+)
 from microforum.services.refs import DependencyUnavailable, References
 from microforum.services.routes import posts, root, threads, users
 from microforum.services.routes.common import Context
@@ -33,7 +41,7 @@ from microforum.services.storage import Conflict, Database, StorageUnavailable, 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-TRACE_HEADER = b"x-amzn-trace-id"
+TRACE_HEADER = "x-amzn-trace-id"
 MAX_TRACE_LENGTH = 256
 _RESOURCE_ROUTES = {"users": users.routes, "threads": threads.routes, "posts": posts.routes}
 
@@ -45,31 +53,43 @@ def new_trace_id(now: float | None = None) -> str:
     return f"Root=1-{seconds:08x}-{random.getrandbits(96):024x}"
 
 
-def _trace_id(headers: list[tuple[bytes, bytes]]) -> bytes:
-    for key, value in headers:
-        if key == TRACE_HEADER:
-            # Kept only when it is printable ASCII of sane length, so echoing it is safe.
-            if len(value) <= MAX_TRACE_LENGTH and value.isascii() and value.decode().isprintable():
-                return value
-            break
-    return new_trace_id().encode()
+def _trace_id(given: str | None) -> str:
+    # Kept only when it is printable ASCII of sane length, so echoing it is safe.
+    if given and len(given) <= MAX_TRACE_LENGTH and given.isascii() and given.isprintable():
+        return given
+    return new_trace_id()
 
 
 def _str(value: str) -> str:
     return encode_json(value).decode()
 
 
-def _log(service: str, scope: Scope, status: int, started: float, trace: bytes) -> None:
+def _log(service: str, method: str, path: str, status: int, started: float, trace: str) -> None:
     # Formatted by hand (about twice as fast as encoding a dict); strings are JSON-encoded.
     duration = (time.perf_counter() - started) * 1000
     line = (
-        f'{{"time":{time.time():.3f},"service":"{service}","method":{_str(scope["method"])},'
-        f'"path":{_str(scope["path"])},"status":{status},"duration_ms":{duration:.3f},'
-        f'"trace_id":{_str(trace.decode("ascii"))}}}\n'
+        f'{{"time":{time.time():.3f},"service":"{service}","method":{_str(method)},'
+        f'"path":{_str(path)},"status":{status},"duration_ms":{duration:.3f},'
+        f'"trace_id":{_str(trace)}}}\n'
     )
     # One write(2) per line: lines from several workers sharing stdout never interleave.
     with contextlib.suppress(OSError):  # a closed stdout must not fail the request
         os.write(1, line.encode())
+
+
+async def _asgi_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HttpError(400, "client disconnected before sending the whole body")
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+async def _rsgi_chunks(proto: Any) -> AsyncIterator[bytes]:
+    async for chunk in proto:
+        yield chunk
 
 
 def _translate(exc: Exception) -> Response:
@@ -97,6 +117,46 @@ class App:
     def __repr__(self) -> str:
         return f"App({self.service!r}, routes={len(self.router.routes)})"
 
+    async def _respond(
+        self, method: str, path: str, query: str, headers: HeaderSource,
+        chunks: Callable[[], AsyncIterator[bytes]],
+    ) -> Response:
+        try:
+            operation, params = self.router.resolve(method, path)
+            return await operation.handler(Request(method, path, query, headers, chunks, params))
+        except Exception as exc:
+            return _translate(exc)
+
+    # --- RSGI, granian's native interface: one call answers (about 15% less CPU than ASGI).
+
+    async def __rsgi__(self, scope: Any, proto: Any) -> None:
+        """Answer one RSGI request (https://github.com/emmett-framework/granian/blob/master/docs/spec/RSGI.md)."""
+        started = time.perf_counter()
+        headers = scope.headers
+        trace = _trace_id(headers.get(TRACE_HEADER))
+        method, path = scope.method, scope.path
+        response = await self._respond(
+            method, path, scope.query_string, headers, lambda: _rsgi_chunks(proto)
+        )
+        out = [(TRACE_HEADER, trace)]
+        if response.content_type is not None:
+            out.append(("content-type", response.content_type))
+        out.extend(response.headers)
+        if response.status == 204:  # RFC 9110 8.6: no body and no Content-Length on a 204
+            proto.response_empty(204, out)
+        else:  # granian sets Content-Length, and leaves the body out for HEAD
+            proto.response_bytes(response.status, out, response.body)
+        _log(self.service, method, path, response.status, started, trace)
+
+    def __rsgi_init__(self, loop: Any) -> None:
+        """RSGI start-up: nothing to do (the databases opened with the app)."""
+
+    def __rsgi_del__(self, loop: Any) -> None:
+        """RSGI shutdown: close the databases."""
+        self.close()
+
+    # --- ASGI 3, for any other server.
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             await self._http(scope, receive, send)
@@ -105,22 +165,22 @@ class App:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        trace = _trace_id(scope["headers"])
-        try:
-            operation, params = self.router.resolve(scope["method"], scope["path"])
-            response = await operation.handler(Request(scope, receive, params))
-        except Exception as exc:
-            response = _translate(exc)
+        headers = AsgiHeaders(scope["headers"])
+        trace = _trace_id(headers.get(TRACE_HEADER))
+        method, path = scope["method"], scope["path"]
+        query = scope.get("query_string", b"").decode("latin-1")
+        response = await self._respond(method, path, query, headers,
+                                       lambda: _asgi_chunks(receive))
         body = response.body
-        headers = [(TRACE_HEADER, trace)]
+        out = [(TRACE_HEADER.encode(), trace.encode())]
         if response.status != 204:  # RFC 9110 8.6: no Content-Length on a 204
-            headers.append((b"content-length", str(len(body)).encode()))
+            out.append((b"content-length", str(len(body)).encode()))
         if response.content_type is not None:
-            headers.append((b"content-type", response.content_type))
-        headers.extend(response.headers)
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
-        _log(self.service, scope, response.status, started, trace)
+            out.append((b"content-type", response.content_type.encode()))
+        out.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers)
+        await send({"type": "http.response.start", "status": response.status, "headers": out})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+        _log(self.service, method, path, response.status, started, trace)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

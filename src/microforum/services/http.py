@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
 from microforum.services.settings import MAX_BODY_BYTES
 
-JSON_TYPE = b"application/json; charset=utf-8"
-TEXT_TYPE = b"text/plain; charset=utf-8"
-Headers = list[tuple[bytes, bytes]]
+JSON_TYPE = "application/json; charset=utf-8"
+TEXT_TYPE = "text/plain; charset=utf-8"
+Headers = list[tuple[str, str]]
 S = TypeVar("S")
 
 _encoder = msgspec.json.Encoder()
@@ -36,7 +36,7 @@ class Response:
 
     status: int
     body: bytes = b""
-    content_type: bytes | None = JSON_TYPE
+    content_type: str | None = JSON_TYPE
     headers: Headers = field(default_factory=list)
 
 
@@ -90,39 +90,62 @@ def problem(
     return json_response(body, status, headers)
 
 
+class HeaderSource(Protocol):
+    """Request headers by lower-case name (granian's RSGI headers, or `AsgiHeaders`)."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The first value of header `key`, or `default`."""
+        ...
+
+
+class AsgiHeaders:
+    """An ASGI scope's header list, looked up like RSGI's headers."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+
+    def get(self, key: str, default: Any = None) -> Any:
+        name = key.encode("latin-1")
+        for k, value in self._raw:
+            if k == name:
+                return value.decode("latin-1")
+        return default
+
+
 class Request:
     """One HTTP request as a handler sees it: method, path parameters, query, body."""
 
-    __slots__ = ("_query", "_receive", "headers", "method", "params", "path", "query_string")
+    __slots__ = ("_chunks", "_query", "headers", "method", "params", "path", "query_string")
 
     def __init__(
         self,
-        scope: dict[str, Any],
-        receive: Callable[[], Awaitable[dict[str, Any]]],
+        method: str,
+        path: str,
+        query_string: str,
+        headers: HeaderSource,
+        chunks: Callable[[], AsyncIterator[bytes]],
         params: dict[str, str],
     ) -> None:
-        self.method: str = scope["method"]
-        self.path: str = scope["path"]
-        self.query_string: bytes = scope.get("query_string", b"")
-        self.headers: Headers = scope["headers"]
+        self.method = method
+        self.path = path
+        self.query_string = query_string
+        self.headers = headers
         self.params = params
-        self._receive = receive
+        self._chunks = chunks  # the body, chunk by chunk, when asked for
         self._query: dict[str, str] | None = None
 
-    def header(self, name: bytes) -> bytes | None:
+    def header(self, name: str) -> str | None:
         """The first value of header `name` (lower case), or None."""
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        value: str | None = self.headers.get(name)
+        return value
 
     @property
     def query(self) -> dict[str, str]:
         """Query parameters, first value of each (percent-decoded as UTF-8)."""
         if self._query is None:
-            pairs = urllib.parse.parse_qsl(
-                self.query_string.decode("latin-1"), encoding="utf-8", errors="replace"
-            )
+            pairs = urllib.parse.parse_qsl(self.query_string, encoding="utf-8", errors="replace")
             self._query = {}
             for key, value in pairs:
                 self._query.setdefault(key, value)
@@ -130,26 +153,21 @@ class Request:
 
     async def body(self) -> bytes:
         """The request body, refusing more than MAX_BODY_BYTES with 413."""
-        declared = self.header(b"content-length")
+        declared = self.header("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             raise _too_large()
         chunks, size = [], 0
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                raise HttpError(400, "client disconnected before sending the whole body")
-            chunk = message.get("body", b"")
+        async for chunk in self._chunks():
             size += len(chunk)
             if size > MAX_BODY_BYTES:
                 raise _too_large()
             chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        return b"".join(chunks)
 
     async def json(self, model: type[S]) -> S:
         """The body decoded as JSON into `model`: 415, 413, 400 or 422 when it is not one."""
-        content_type = (self.header(b"content-type") or b"").split(b";")[0].strip().lower()
-        if content_type != b"application/json" and not content_type.endswith(b"+json"):
+        content_type = (self.header("content-type") or "").split(";")[0].strip().lower()
+        if content_type != "application/json" and not content_type.endswith("+json"):
             raise HttpError(
                 415, "request body must be JSON: send Content-Type: application/json",
                 field="Content-Type",

@@ -100,4 +100,4 @@ def paginate(items: list[Any], page: Page, request: Request) -> tuple[list[Any],
     cursor = str(items[-1].id)
     query = {**request.query, "limit": str(page.limit), "cursor": cursor}
     link = f"<{urllib.parse.quote(request.path)}?{urllib.parse.urlencode(query)}>; rel=\"next\""
-    return items, [(b"link", link.encode()), (b"x-next-cursor", cursor.encode())]
+    return items, [("link", link), ("x-next-cursor", cursor)]

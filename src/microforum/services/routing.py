@@ -57,7 +57,7 @@ class Route:
         self.options = Operation(self._answer_options, "Allowed methods", tag="internal")
 
     async def _answer_options(self, request: Request) -> Response:
-        return Response(200, b"", None, [(b"allow", self.allow.encode())])
+        return Response(200, b"", None, [("allow", self.allow)])
 
     def __repr__(self) -> str:
         return f"Route({self.template!r}, {sorted(self.operations)})"
@@ -119,5 +119,5 @@ def _not_allowed(route: Route, method: str, path: str) -> HttpError:
     return HttpError(
         405,
         f"{method} is not allowed on {path}; allowed: {route.allow}",
-        headers=[(b"allow", route.allow.encode())],
+        headers=[("allow", route.allow)],
     )

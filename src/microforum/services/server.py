@@ -1,11 +1,11 @@
-"""Run a service under granian (Rust HTTP server, ASGI interface): the production entry point.
+"""Run a service under granian (Rust HTTP server, RSGI interface): the production entry point.
 
 The parent process validates the settings, opens each database once to create or migrate its
 schema and seed it, then hands over to granian, which binds the socket and runs `workers`
 processes. Workers rebuild the app from the settings passed in the environment
 (`MICROFORUM_SETTINGS`, JSON) through `app_from_environment`, granian's factory target.
 On SIGTERM (or SIGINT) granian stops accepting, lets the workers finish in-flight requests,
-runs their ASGI lifespan shutdown (closing the databases) and exits 0.
+calls the app's RSGI shutdown hook (closing the databases) and exits 0.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def serve(settings: Settings) -> int:
         factory=True,
         address=settings.host,
         port=settings.port,
-        interface=Interfaces.ASGI,
+        interface=Interfaces.RSGI,  # granian's native interface (the app speaks ASGI too)
         workers=settings.workers,
         loop=Loops.uvloop,
         # One single-threaded Rust runtime per worker: the fastest on one core (measured), and

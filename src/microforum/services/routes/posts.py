@@ -65,7 +65,7 @@ def routes(ctx: Context) -> list[Route]:
         if not await ctx.refs.user_exists(new.user):
             raise HttpError(422, f"user: no user with id {new.user}", field="user")
         post = await db.write(store.create_post, new=new)
-        return json_response(post, 201, [(b"location", f"/api/posts/{post.id}".encode())])
+        return json_response(post, 201, [("location", f"/api/posts/{post.id}")])
 
     async def update_post(request: Request) -> Response:
         post_id = path_id(request.params, "postId", "post")

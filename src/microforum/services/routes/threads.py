@@ -56,7 +56,7 @@ def routes(ctx: Context) -> list[Route]:
             raise HttpError(422, f"createdBy: no user with id {new.created_by}",
                             field="createdBy")
         thread = await db.write(store.create_thread, new=new)
-        return json_response(thread, 201, [(b"location", f"/api/threads/{thread.id}".encode())])
+        return json_response(thread, 201, [("location", f"/api/threads/{thread.id}")])
 
     async def update_thread(request: Request) -> Response:
         thread_id = path_id(request.params, "threadId", "thread")

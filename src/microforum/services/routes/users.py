@@ -50,7 +50,7 @@ def routes(ctx: Context) -> list[Route]:
     async def create_user(request: Request) -> Response:
         new = await request.json(NewUser)
         user = await db.write(store.create_user, new=new)
-        return json_response(user, 201, [(b"location", f"/api/users/{user.id}".encode())])
+        return json_response(user, 201, [("location", f"/api/users/{user.id}")])
 
     async def update_user(request: Request) -> Response:
         user_id = path_id(request.params, "userId", "user")
