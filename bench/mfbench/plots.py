@@ -50,21 +50,23 @@ def draw(ctx: Context, out_dir: Path) -> list[str]:
     if not present:
         return []
     names = []
-    for fname, value, low, high, ylabel, marker in (
+    for fname, title, value, low, high, ylabel, marker in (
         (
             "throughput.png",
+            "bars median req/s, whiskers min–max",
             lambda c: c.rps().median,
             lambda c: c.rps().low,
             lambda c: c.rps().high,
-            "requests/s (median, min–max)",
+            "requests/s",
             None,
         ),
         (
             "latency.png",
+            "bars p99 (median, whiskers min–max), dashes p50",
             lambda c: c.p99().median,
             lambda c: c.p99().low,
             lambda c: c.p99().high,
-            "ms: bars p99 (median, min–max), dashes p50",
+            "latency ms",
             lambda c: c.p50().median,
         ),
     ):
@@ -73,7 +75,7 @@ def draw(ctx: Context, out_dir: Path) -> list[str]:
             _grouped(
                 ax, [c for c in ctx.cases if c.scenario == s and c.runs], value, low, high, ylabel, marker
             )
-            ax.set_title(SCENARIOS[s], fontsize=9)
+            ax.set_title(f"{SCENARIOS[s]}: {title}", fontsize=9)
         fig.tight_layout()
         fig.savefig(out_dir / fname, dpi=90)
         plt.close(fig)
