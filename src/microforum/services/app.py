@@ -61,6 +61,9 @@ def _trace_id(given: str | None) -> str:
 
 
 def _str(value: str) -> str:
+    """`value` as a JSON string; plain printable ASCII (the usual path) needs no encoder."""
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"'
     return encode_json(value).decode()
 
 
