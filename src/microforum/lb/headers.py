@@ -36,12 +36,13 @@ _RESPONSE_DROP = frozenset({
     b"upgrade", b"content-length",
 })  # fmt: skip
 _INVALID_NAME = re.compile(rb"[^-A-Za-z0-9]").search
+_MASK96 = (1 << 96) - 1
 _TRACE_ID = re.compile(r"^1-[0-9a-f]{8}-[0-9a-f]{24}$")
 
 
 def new_trace_id(epoch_seconds: int, random96: int) -> str:
     """An X-Ray id: `1-` + 8 hex digits of epoch seconds + `-` + 24 hex random digits."""
-    return f"1-{epoch_seconds & 0xFFFFFFFF:08x}-{random96 & ((1 << 96) - 1):024x}"
+    return "1-%08x-%024x" % (epoch_seconds & 0xFFFFFFFF, random96 & _MASK96)  # noqa: UP031 - faster
 
 
 def is_trace_id(value: str) -> bool:

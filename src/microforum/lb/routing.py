@@ -103,7 +103,10 @@ def route(ex: Exchange) -> None:
             ex.method, url, ex.version, ex.headers
         )
     # else: llhttp (strict) already refused CTLs, bad versions and bad names: Compliant.
-    decision = desync.decide(ctx.mode, ex.classification)
+    # Compliant requests are allowed in every mode: only the others need the mode's table.
+    decision = desync.ALLOW
+    if ex.classification != desync.COMPLIANT:
+        decision = desync.decide(ctx.mode, ex.classification)
     if decision == desync.BLOCK:
         ex.close_client = True
         ex._error(400)
@@ -127,11 +130,11 @@ def route(ex: Exchange) -> None:
     router = ctx.router
     view: RequestView | None = None
     if router.path_only:
-        priority, action = router.match_path(url.partition(b"?")[0].decode("latin-1"))
+        ex.priority, action = router.match_url(url)
     else:
         view = _view(ex)
         priority, action = router.match(view)
-    ex.priority = str(priority)
+        ex.priority = str(priority)
     if isinstance(action, Forward):
         framing = (b"Transfer-Encoding: chunked\r\n" if chunked
                    else b"Content-Length: %s\r\n" % length.strip() if length is not None
