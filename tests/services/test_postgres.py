@@ -28,3 +28,14 @@ def test_replicas_on_one_database(tmp_path: Path, postgres) -> None:
         assert sorted(x.status for x in answers) == [201] + [409] * 5  # unique, even racing
     with serving("users", tmp_path, env) as again:
         assert [u["username"] for u in again.get("/api/users").json][-2:] == ["ice-king", "gunther"]
+
+
+def test_a_service_creates_its_own_database(tmp_path: Path, postgres) -> None:
+    """On AWS the RDS server starts with one database; DATABASE_URL names none and PGDATABASE
+    names the service's (deploy's render), which the service creates on first start."""
+    server_url = postgres.url("")  # no database in the URL, as deploy passes it
+    env = {"DATABASE_URL": server_url, "PGDATABASE": f"users_{tmp_path.name[-8:].lower()}"}
+    with serving("users", tmp_path, env) as users:
+        assert users.get("/api/users/1").json["username"] == "marceline"
+    with serving("users", tmp_path, env) as again:  # the second start finds it and keeps data
+        assert len(again.get("/api/users").json) == 4

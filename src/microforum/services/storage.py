@@ -40,6 +40,7 @@ MAX_CACHED = 4096  # answers kept per database; the cache empties when it would 
 Row = tuple[Any, ...]
 SQLITE_BUSY_TIMEOUT_MS = 5000
 PG_CONNECT_TIMEOUT = 5
+PG_MAINTENANCE_DATABASE = "postgres"  # exists on every server (RDS included); used to create ours
 PG_THREADS = 4
 
 
@@ -252,12 +253,37 @@ class PostgresDatabase:
     def __repr__(self) -> str:
         return f"PostgresDatabase({_redact(self.url)!r})"
 
+    def _connect(self) -> Any:
+        try:
+            return self._psycopg.connect(self.url, autocommit=True, connect_timeout=PG_CONNECT_TIMEOUT)
+        except self._psycopg.OperationalError as exc:
+            # Each service owns its database, but a server (RDS) starts with only its default
+            # one: create ours, once, then connect again. (A failed connect carries no SQLSTATE
+            # in psycopg; the server's message for 3D000 is the one sign.)
+            if "does not exist" not in str(exc) or not self._create_database():
+                raise
+            return self._psycopg.connect(self.url, autocommit=True, connect_timeout=PG_CONNECT_TIMEOUT)
+
+    def _create_database(self) -> bool:
+        """CREATE DATABASE for the database the URL (or libpq's PGDATABASE) names, if any."""
+        from psycopg import sql
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        name = conninfo_to_dict(self.url).get("dbname") or os.environ.get("PGDATABASE")
+        if not name:
+            return False
+        maintenance = make_conninfo(self.url, dbname=PG_MAINTENANCE_DATABASE)
+        with (
+            self._psycopg.connect(maintenance, autocommit=True, connect_timeout=PG_CONNECT_TIMEOUT) as conn,
+            contextlib.suppress(self._psycopg.errors.DuplicateDatabase),  # a replica won the race
+        ):
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(name))))
+        return True
+
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed or conn.broken:
-            conn = self._psycopg.connect(
-                self.url, autocommit=True, connect_timeout=PG_CONNECT_TIMEOUT
-            )
+            conn = self._connect()
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
