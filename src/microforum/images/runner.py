@@ -30,7 +30,7 @@ from microforum.errors import MicroforumError
 from microforum.images.build import build
 from microforum.images.engine import Engine, detect_engine
 from microforum.local.ports import group_owns_port
-from microforum.local.processes import READ_LIMIT, RECENT_LINES, LogStream, ProcessRunner
+from microforum.local.processes import READ_LIMIT, RECENT_LINES, LogStream, ProcessRunner, pump_lines
 from microforum.local.runner import ReplicaHandle
 from microforum.local.supervisor import STOP_TIMEOUT
 from microforum.spec.model import Service, Stack
@@ -161,18 +161,8 @@ class ContainerHandle:
             await proc.wait()
 
     async def _read(self, log: LogStream) -> None:
-        stream = self._client.stdout
-        assert stream is not None
-        while True:
-            try:
-                raw = await stream.readline()
-            except ValueError:  # a line longer than READ_LIMIT: take what is buffered
-                raw = await stream.read(READ_LIMIT)
-            if not raw:
-                return
-            text = raw.decode("utf-8", "replace").rstrip("\r\n")
-            self._recent.append(text)
-            log.line(self.replica_id, text)
+        assert self._client.stdout is not None
+        await pump_lines(self._client.stdout, self.replica_id, self._recent, log)
 
 
 class ContainerRunner:

@@ -130,18 +130,24 @@ class ProcessHandle:
             os.killpg(self._process.pid, signum)
 
     async def _read(self, log: LogStream) -> None:
-        stream = self._process.stdout
-        assert stream is not None
-        while True:
-            try:
-                raw = await stream.readline()
-            except ValueError:  # a line longer than READ_LIMIT: take what is buffered
-                raw = await stream.read(READ_LIMIT)
-            if not raw:
-                return
-            text = raw.decode("utf-8", "replace").rstrip("\r\n")
-            self._recent.append(text)
-            log.line(self.replica_id, text)
+        assert self._process.stdout is not None
+        await pump_lines(self._process.stdout, self.replica_id, self._recent, log)
+
+
+async def pump_lines(
+    stream: asyncio.StreamReader, replica_id: str, recent: deque[str], log: LogStream
+) -> None:
+    """Copy a replica's output into the log stream line by line, keeping the last few lines."""
+    while True:
+        try:
+            raw = await stream.readline()
+        except ValueError:  # a line longer than READ_LIMIT: take what is buffered
+            raw = await stream.read(READ_LIMIT)
+        if not raw:
+            return
+        text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        recent.append(text)
+        log.line(replica_id, text)
 
 
 class ProcessRunner:
