@@ -25,8 +25,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Final
 
-COMPLIANT, ACCEPTABLE, AMBIGUOUS, SEVERE = "Compliant", "Acceptable", "Ambiguous", "Severe"
+COMPLIANT: Final = "Compliant"
+ACCEPTABLE: Final = "Acceptable"
+AMBIGUOUS: Final = "Ambiguous"
+SEVERE: Final = "Severe"
 _RANK = {COMPLIANT: 0, ACCEPTABLE: 1, AMBIGUOUS: 2, SEVERE: 3}
 
 ALLOW, ALLOW_THEN_CLOSE, BLOCK = "allow", "allow-then-close", "block"

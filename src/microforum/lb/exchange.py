@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from microforum.lb import accesslog, desync, responses, routing
 from microforum.lb import headers as hdr
@@ -29,7 +29,11 @@ if TYPE_CHECKING:
     from microforum.lb.targets import Slot
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_NONE, _RAW, _CHUNKED, _PASS = 0, 1, 2, 3  # how the response body is relayed to the client
+# How the response body is relayed to the client (Final: mypyc inlines them).
+_NONE: Final = 0
+_RAW: Final = 1
+_CHUNKED: Final = 2
+_PASS: Final = 3
 # On a lower-cased response head: its Content-Length, and any header we must not relay as is.
 _RESP_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]+)").search
 _RESP_HOP = re.compile(
@@ -48,22 +52,42 @@ class Exchange:
     """A request from a client and the answer it gets (from a target or from the LB)."""
 
     # Defaults as class attributes: an exchange only stores what differs (cheaper to create).
-    started = dispatched = req_done = resp_done = resp_started = False
-    body_seen = req_chunked = until_close = expect_continue = retried = close_backend = False
+    # One name per line: mypyc (see native.py) compiles this class only in that form.
+    started = False
+    dispatched = False
+    req_done = False
+    resp_done = False
+    resp_started = False
+    body_seen = False
+    req_chunked = False
+    until_close = False
+    expect_continue = False
+    retried = False
+    close_backend = False
     local: bytes | None = None
     group: GroupState | None = None
     slot: Slot | None = None
     pool: TargetPool | None = None
     conn: BackendConnection | None = None
-    out_size = received = sent = status = 0
+    out_size = 0
+    received = 0
+    sent = 0
+    status = 0
     resp_mode = _NONE
-    sent_at = resp_at = 0.0
+    sent_at = 0.0
+    resp_at = 0.0
     replay: bytes | None = None
     sticky: list[str] | None = None
-    target_status = priority = action_name = redirect_url = error_reason = class_reason = "-"
+    target_status = "-"
+    priority = "-"
+    action_name = "-"
+    redirect_url = "-"
+    error_reason = "-"
+    class_reason = "-"
     trace = "-"
     classification = desync.COMPLIANT
-    host = user_agent = ""
+    host = ""
+    user_agent = ""
 
     def __init__(self, client: ClientConnection, method: bytes, url: bytes, version: str,
                  headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:  # fmt: skip
