@@ -14,6 +14,8 @@ Listener rules are planned in rules.py; the vocabulary (Step, RemoteState, subse
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from functools import partial
+from typing import Any
 
 from microforum.deploy.render import LISTENER_REF, Desired, td_ref, tg_ref
 from microforum.deploy.rules import plan_rules
@@ -51,71 +53,39 @@ def known_refs(desired: Desired, remote: RemoteState) -> dict[str, str]:
 # ------------------------------------------------------------------------- the plan
 
 
+def _repository_step(name: str, verb: Verb, operation: str, detail: str, **params: Any) -> Step:
+    return Step(verb, "repository", name, operation, params, detail=detail)
+
+
 def plan_repositories(desired: Desired, remote: RemoteState) -> list[Step]:
     """ECR repositories: create missing ones; correct tag mutability, scanning, lifecycle."""
     steps: list[Step] = []
     for want in desired.repositories.values():
         name = want["repositoryName"]
         have = remote.repositories.get(name)
-        policy = {"repositoryName": name, "lifecyclePolicyText": want["lifecyclePolicyText"]}
+
+        step = partial(_repository_step, name)
+        lifecycle = step(
+            "change", "ecr.put_lifecycle_policy", "lifecycle policy",
+            repositoryName=name, lifecyclePolicyText=want["lifecyclePolicyText"],
+        )  # fmt: skip
         if have is None:
             create = {k: v for k, v in want.items() if k != "lifecyclePolicyText"}
-            steps.append(
-                Step(
-                    "create",
-                    "repository",
-                    name,
-                    "ecr.create_repository",
-                    create,
-                    detail="scan on push, immutable tags",
-                )
-            )
-            steps.append(
-                Step(
-                    "change",
-                    "repository",
-                    name,
-                    "ecr.put_lifecycle_policy",
-                    policy,
-                    detail="lifecycle policy",
-                )
-            )
+            created = step("create", "ecr.create_repository", "scan on push, immutable tags", **create)
+            steps += [created, lifecycle]
             continue
         if have.get("imageTagMutability") != want["imageTagMutability"]:
-            args = {"repositoryName": name, "imageTagMutability": want["imageTagMutability"]}
-            steps.append(
-                Step(
-                    "change",
-                    "repository",
-                    name,
-                    "ecr.put_image_tag_mutability",
-                    args,
-                    detail="immutable tags",
-                )
-            )
+            steps.append(step(
+                "change", "ecr.put_image_tag_mutability", "immutable tags",
+                repositoryName=name, imageTagMutability=want["imageTagMutability"],
+            ))  # fmt: skip
         if not subset(want["imageScanningConfiguration"], have.get("imageScanningConfiguration")):
-            args = {"repositoryName": name, "imageScanningConfiguration": want["imageScanningConfiguration"]}
-            steps.append(
-                Step(
-                    "change",
-                    "repository",
-                    name,
-                    "ecr.put_image_scanning_configuration",
-                    args,
-                    detail="scan on push",
-                )
-            )
+            steps.append(step(
+                "change", "ecr.put_image_scanning_configuration", "scan on push",
+                repositoryName=name, imageScanningConfiguration=want["imageScanningConfiguration"],
+            ))  # fmt: skip
         if have.get("lifecyclePolicyText") != want["lifecyclePolicyText"]:
-            steps.append(
-                Step(
-                    "change",
-                    "repository",
-                    name,
-                    "ecr.put_lifecycle_policy",
-                    policy,
-                    detail="lifecycle policy",
-                )
-            )
+            steps.append(lifecycle)
     return steps
 
 
