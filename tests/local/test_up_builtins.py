@@ -8,7 +8,6 @@ order and end with Ctrl-C.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import time
@@ -17,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from up_helpers import Load, UpProcess, alive, family, microforum, up
+from up_helpers import Load, UpProcess, alive, family, kill_replica_under_load, microforum, status, up
 
 from microforum.spec.load import load_stack
 
@@ -41,12 +40,6 @@ def stack(stack_file: Path) -> Iterator[UpProcess]:
 def get(url: str) -> tuple[int, str, str]:
     with urllib.request.urlopen(url, timeout=10) as response:
         return response.status, response.headers["Content-Type"], response.read().decode()
-
-
-def status(stack_file: Path) -> dict:  # type: ignore[type-arg]
-    result = microforum("status", "--json", "--stack", str(stack_file))
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
 def test_every_original_route_answers_through_the_load_balancer(
@@ -86,18 +79,7 @@ def test_sigkill_of_a_replica_under_load(stack: UpProcess, stack_file: Path) -> 
     bound = check.interval * check.unhealthy_threshold + check.timeout
     victim = next(r for r in status(stack_file)["replicas"] if r["service"] == "users")
     with Load(stack.url, "/api/users/1") as load:
-        time.sleep(0.3)
-        killed_at = time.monotonic()
-        os.kill(victim["pid"], signal.SIGKILL)
-        stack.wait_for(rf"replica {victim['id']} was killed by signal 9")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            targets = status(stack_file)["target_groups"]["users"]["targets"]
-            if len(targets) == 2 and all(t["state"] == "healthy" for t in targets):
-                break
-            time.sleep(0.1)
-        settled_at = time.monotonic()
-        time.sleep(0.5)
+        killed_at, settled_at, targets = kill_replica_under_load(stack, stack_file, victim, "users", 2)
     failures = load.failures(since=killed_at)
     print(f"\nSIGKILL under load: {len(failures)} failed of {load.count(killed_at)} requests: "
           f"{sorted({str(o) for _, o in failures})}")

@@ -8,7 +8,6 @@ leaving no process behind. Separate short-lived stacks cover crash loops and use
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import sys
@@ -17,7 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from up_helpers import STANDIN, Load, UpProcess, alive, family, microforum, up
+from up_helpers import (
+    STANDIN,
+    Load,
+    UpProcess,
+    alive,
+    family,
+    kill_replica_under_load,
+    microforum,
+    status,
+    up,
+)
 
 INTERVAL, TIMEOUT, UNHEALTHY_THRESHOLD = 5, 2, 2
 # ALB takes at most interval x unhealthy_threshold (+ one timeout) to notice a dead target; the
@@ -85,7 +94,7 @@ def test_status_shows_every_target_healthy(stack: UpProcess, stack_file: Path) -
     assert "target group web" in lines
     assert sum(1 for line in lines if " healthy " in f"{line} ") == 2
     assert any(line.strip().startswith("requests ") for line in lines)
-    body = json.loads(microforum("status", "--json", "--stack", str(stack_file)).stdout)
+    body = status(stack_file)
     assert [t["state"] for t in body["target_groups"]["web"]["targets"]] == ["healthy"] * 2
     assert {r["phase"] for r in body["replicas"]} == {"registered"}
 
@@ -93,22 +102,10 @@ def test_status_shows_every_target_healthy(stack: UpProcess, stack_file: Path) -
 def test_sigkill_of_a_replica_under_load_is_replaced_and_no_longer_targeted(
     stack: UpProcess, stack_file: Path
 ) -> None:
-    before = json.loads(microforum("status", "--json", "--stack", str(stack_file)).stdout)
+    before = status(stack_file)
     victim = before["replicas"][0]
     with Load(stack.url, "/whoami") as load:
-        time.sleep(0.3)
-        killed_at = time.monotonic()
-        os.kill(victim["pid"], signal.SIGKILL)
-        stack.wait_for(rf"replica {victim['id']} was killed by signal 9")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            status = json.loads(microforum("status", "--json", "--stack", str(stack_file)).stdout)
-            targets = status["target_groups"]["web"]["targets"]
-            if len(targets) == 2 and all(t["state"] == "healthy" for t in targets):
-                break
-            time.sleep(0.1)
-        settled_at = time.monotonic()
-        time.sleep(0.5)
+        killed_at, settled_at, targets = kill_replica_under_load(stack, stack_file, victim, "web", 2)
     failures = load.failures(since=killed_at)
     print(f"\nSIGKILL under load: {len(failures)} failed of {load.count(killed_at)} requests: "
           f"{sorted({str(o) for _, o in failures})}")
@@ -119,7 +116,7 @@ def test_sigkill_of_a_replica_under_load_is_replaced_and_no_longer_targeted(
 
 
 def test_rolling_restart_under_load_fails_no_request(stack: UpProcess, stack_file: Path) -> None:
-    before = json.loads(microforum("status", "--json", "--stack", str(stack_file)).stdout)
+    before = status(stack_file)
     old_pids = {r["pid"] for r in before["replicas"]}
     with Load(stack.url, "/whoami") as load:
         time.sleep(0.3)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import re
 import signal
@@ -181,3 +182,30 @@ class Load:
     def bodies(self, since: float = 0.0) -> set[bytes]:
         """The distinct bodies of the 200 answers after `since`."""
         return {b for t, o, b in list(self.results) if t >= since and o == 200}
+
+
+def status(stack_file: Path) -> dict:  # type: ignore[type-arg]
+    """`microforum status --json` of the running stack."""
+    result = microforum("status", "--json", "--stack", str(stack_file))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def kill_replica_under_load(
+    stack: UpProcess, stack_file: Path, victim: dict, group: str, healthy: int  # type: ignore[type-arg]
+) -> tuple[float, float, list[dict]]:  # type: ignore[type-arg]
+    """SIGKILL `victim` while a `Load` runs; wait until `group` has `healthy` healthy targets
+    again. Returns when it was killed, when it settled, and the group's targets then."""
+    time.sleep(0.3)
+    killed_at = time.monotonic()
+    os.kill(victim["pid"], signal.SIGKILL)
+    stack.wait_for(rf"replica {victim['id']} was killed by signal 9")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        targets = status(stack_file)["target_groups"][group]["targets"]
+        if len(targets) == healthy and all(t["state"] == "healthy" for t in targets):
+            break
+        time.sleep(0.1)
+    settled_at = time.monotonic()
+    time.sleep(0.5)
+    return killed_at, settled_at, targets
