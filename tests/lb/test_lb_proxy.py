@@ -249,7 +249,7 @@ def test_access_log_in_albs_format(lb, tmp_path):
     assert re.fullmatch(r'"Root=1-[0-9a-f]{8}-[0-9a-f]{24}"', fields[17])
     assert fields[27:29] == ['"-"', '"-"']  # compliant: no classification
     error = next(line for line in lines if "/api/threads" in line)
-    assert " -1.000 -1.000 -1.000 503 - " in error
+    assert " -1 -1 -1 503 - " in error
 
 
 WEIGHTED = """

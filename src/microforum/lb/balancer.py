@@ -177,7 +177,7 @@ class LoadBalancer:
         slot, tracker, pool = entry
         delay = min(float(group.spec.deregistration_delay), self.stack.local.max_deregistration_delay)
         change = tracker.deregister(self.clock(), delay)
-        slot.draining = True
+        group.drain(slot)
         self._notify(target_group, target, change)
         check = self._checks.pop((target_group, target), None)
         if check is not None:

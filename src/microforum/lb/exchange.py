@@ -444,16 +444,18 @@ class Exchange:
 
     def _finish(self, notify: bool = True) -> None:
         self.resp_done = True
-        target = self.slot.target if self.slot is not None else None
-        self._release_slot()
-        self._log(f"{target.host}:{target.port}" if target and self.dispatched else "-")
+        slot = self.slot
+        if slot is not None:
+            slot.outstanding -= 1
+            self.slot = None
+        if self.client.ctx.log.stream is not None:
+            self._log(slot.addr if slot is not None and self.dispatched else "-")
         if notify and (self.req_done or self.close_client):
             self.client.exchange_done(self)
 
     def _log(self, target: str) -> None:
-        ctx = self.client.ctx
-        if ctx.log.stream is None:
-            return
+        client = self.client
+        ctx = client.ctx
         now = time.time()
         if self.dispatched:
             resp_at = self.resp_at or now
@@ -463,13 +465,16 @@ class Exchange:
         if self.method == b"-":
             request = "- - - "
         else:
-            host = host_without_port(self.host) or "-"
-            request = (f"{self.method.decode('latin-1')} http://{host}:{ctx.port}"
-                       f"{self.url.decode('latin-1')} HTTP/{self.version}")  # fmt: skip
+            if self.host != client.log_host:  # one Host per connection, as a rule
+                client.log_host, client.log_host_name = self.host, host_without_port(self.host) or "-"
+            request = "%s http://%s:%d%s HTTP/%s" % (  # noqa: UP031 - fastest here
+                self.method.decode("latin-1"), client.log_host_name, ctx.port,
+                self.url.decode("latin-1"), self.version,
+            )  # fmt: skip
         ctx.log.add(accesslog.line(
-            ctx.log.clock, ctx.elb, self.client.peer, target,
+            ctx.log.clock, ctx.elb, client.peer, target,
             times, self.status, self.target_status, self.received, self.sent, request,
             self.user_agent, self.group.arn if self.group else "-", self.trace, self.priority,
             self.created, now, self.action_name, self.redirect_url, self.error_reason,
-            self.classification, self.class_reason, self.client.conn_trace,
+            self.classification, self.class_reason, client.conn_trace,
         ))  # fmt: skip

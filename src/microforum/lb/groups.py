@@ -11,7 +11,7 @@ from typing import Any
 from microforum.lb.health import HEALTHY, HealthTracker
 from microforum.lb.metrics import Metrics
 from microforum.lb.pool import TargetPool
-from microforum.lb.targets import Slot, Target, choose
+from microforum.lb.targets import ALGORITHMS, Slot, Target, candidates, pick_from
 from microforum.spec.model import TargetGroup
 
 
@@ -26,6 +26,11 @@ class GroupState:
         self.by_target: dict[Target, tuple[Slot, HealthTracker, TargetPool]] = {}
         self.metrics = Metrics()
         self.counter = 0
+        self.pools: dict[Slot, TargetPool] = {}
+        self.algorithm = ALGORITHMS[spec.algorithm]
+        # The slots new requests may go to, recomputed when registration, health or draining
+        # changes (a few times a second at most) rather than per request.
+        self.live: list[Slot] = []
 
     def __repr__(self) -> str:
         return f"<GroupState {self.name} slots={self.slots!r}>"
@@ -35,7 +40,9 @@ class GroupState:
         self.remove(target)
         slot = Slot(target)
         self.slots.append(slot)
-        self.by_target[target] = (slot, tracker, TargetPool(target))
+        pool = self.pools[slot] = TargetPool(target)
+        self.by_target[target] = (slot, tracker, pool)
+        self._refresh()
         return slot
 
     def remove(self, target: Target) -> None:
@@ -45,22 +52,33 @@ class GroupState:
             slot, _, pool = entry
             if slot in self.slots:
                 self.slots.remove(slot)
+            self.pools.pop(slot, None)
+            self._refresh()
             pool.close(abort_busy=True)
+
+    def drain(self, slot: Slot) -> None:
+        """`slot` gets no new request from now on (deregistration)."""
+        slot.draining = True
+        self._refresh()
 
     def pick(self) -> tuple[Slot, TargetPool] | None:
         """The slot and pool for a new request, or None (no registered live target: 503)."""
         self.counter += 1
-        slot = choose(self.slots, self.spec.algorithm, self.counter)
-        if slot is None:
-            return None
-        return slot, self.by_target[slot.target][2]
+        slot = pick_from(self.live, self.algorithm, self.counter)
+        return None if slot is None else (slot, self.pools[slot])
 
     def sync_health(self, target: Target) -> None:
         """Copy the tracker's verdict into the routing slot."""
         entry = self.by_target.get(target)
         if entry is not None:
             slot, tracker, _ = entry
-            slot.healthy = tracker.state == HEALTHY
+            healthy = tracker.state == HEALTHY
+            if slot.healthy != healthy:
+                slot.healthy = healthy
+                self._refresh()
+
+    def _refresh(self) -> None:
+        self.live = candidates(self.slots)
 
     def describe(self) -> dict[str, Any]:
         """Targets with state, reason, description, last failure; and the figures."""

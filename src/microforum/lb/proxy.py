@@ -77,11 +77,14 @@ class ClientConnection(asyncio.Protocol):
         self.parser.set_dangerous_leniencies(lenient_chunked_length=True)
         self.peer_ip, self.peer_port = "-", 0
         self.peer = "-"
+        # The X-Forwarded-For/-Proto/-Port lines for a request that brings no X-Forwarded-For
+        self.forwarded = b"X-Forwarded-For: -\r\n" + ctx.forwarded_static
         self.queue: deque[Exchange] = deque()
         self.pauses: set[str] = set()
         self.closing = False
         self.last_tick = ctx.tick
         self.conn_trace = f"TID_{os.urandom(16).hex()}"
+        self.log_host, self.log_host_name = "", "-"  # the last Host logged, and its name part
         self.conn_id = next(_conn_ids)
         self.batching = False
         self.wbuf: list[bytes] = []
@@ -107,6 +110,7 @@ class ClientConnection(asyncio.Protocol):
         if peer:
             self.peer_ip, self.peer_port = peer[0], peer[1]
             self.peer = f"{peer[0]}:{peer[1]}"
+            self.forwarded = b"X-Forwarded-For: %s\r\n%s" % (self.peer_ip.encode(), self.ctx.forwarded_static)
         self.ctx.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -174,10 +178,6 @@ class ClientConnection(asyncio.Protocol):
         self.headers = []
         self.in_head = True
         self.begin_chunk = self.chunk if self.fresh else None
-
-    def head_in_chunk(self) -> bool:
-        """Whether the current request's whole head is at the start of the chunk just read."""
-        return self.begin_chunk is self.chunk
 
     def on_url(self, url: bytes) -> None:
         self.url += url

@@ -51,7 +51,8 @@ def route(ex: Exchange) -> None:
     expect = chunked = check_all = False
     # The client's head can be forwarded as received (plus our headers) when nothing in it
     # must be removed or rewritten; `raw` tracks that while we look at each header once.
-    raw = ex.version == "1.1" and ex.client.head_in_chunk()
+    client = ex.client
+    raw = ex.version == "1.1" and client.begin_chunk is client.chunk  # the head starts the read
     size = len(url) + len(ex.method) + 13
     for name, value in ex.headers:
         size += len(name) + len(value) + 4
@@ -189,11 +190,10 @@ def _prepare_forward(ex: Exchange, action: Forward, xff: str, trace_in: bytes | 
         f"Root={new_id}" if trace_in is None
         else hdr.trace_id(trace_in.decode("latin-1"), new_id, size)
     )  # fmt: skip
-    if raw:  # forward the client's head bytes as they came, our headers appended
+    if raw:  # forward the client's head bytes as they came (no X-Forwarded-For), ours appended
         chunk = ex.client.chunk
-        ex.out.append(b"%sX-Forwarded-For: %s\r\n%sX-Amzn-Trace-Id: %s\r\n\r\n" % (
-            chunk[: chunk.find(b"\r\n\r\n") + 2], xff.encode("latin-1"),
-            ctx.forwarded_static, trace.encode("latin-1"),
+        ex.out.append(b"%s%sX-Amzn-Trace-Id: %s\r\n\r\n" % (
+            chunk[: chunk.find(b"\r\n\r\n") + 2], ex.client.forwarded, trace.encode("latin-1"),
         ))  # fmt: skip
         return
     extra = b"X-Forwarded-For: %s\r\n%sX-Amzn-Trace-Id: %s\r\n%s\r\n" % (

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from microforum.spec.model import WeightedTargetGroup
@@ -40,10 +40,11 @@ class Target:
 class Slot:
     """A target's routing facts inside one target group: health, draining, load."""
 
-    __slots__ = ("draining", "healthy", "outstanding", "target")
+    __slots__ = ("addr", "draining", "healthy", "outstanding", "target")
 
     def __init__(self, target: Target) -> None:
         self.target = target
+        self.addr = f"{target.host}:{target.port}"  # as the access log writes it
         self.healthy = False
         self.draining = False
         self.outstanding = 0  # requests sent and not yet answered (for LOR and draining)
@@ -78,18 +79,22 @@ def least_outstanding(pool: Sequence[Slot], counter: int) -> Slot:
     return best
 
 
-ALGORITHMS = {"round_robin": round_robin, "least_outstanding_requests": least_outstanding}
+Algorithm = Callable[[Sequence[Slot], int], Slot]
+ALGORITHMS: dict[str, Algorithm] = {
+    "round_robin": round_robin, "least_outstanding_requests": least_outstanding,
+}  # fmt: skip
+
+
+def pick_from(pool: Sequence[Slot], algorithm: Algorithm, counter: int) -> Slot | None:
+    """The slot for a new request among `pool` (the candidates), None when it is empty (503)."""
+    if not pool:
+        return None
+    return pool[0] if len(pool) == 1 else algorithm(pool, counter)
 
 
 def choose(slots: Sequence[Slot], algorithm: str, counter: int) -> Slot | None:
     """Pick the slot for a new request, or None when the group has no live target (503)."""
-    if len(slots) == 1:  # the common local case: skip the list building
-        only = slots[0]
-        return None if only.draining else only
-    pool = candidates(slots)
-    if not pool:
-        return None
-    return ALGORITHMS[algorithm](pool, counter)
+    return pick_from(candidates(slots), ALGORITHMS[algorithm], counter)
 
 
 def choose_weighted(groups: Sequence[WeightedTargetGroup], point: float) -> str:
