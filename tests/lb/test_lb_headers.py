@@ -30,6 +30,21 @@ def test_trace_id_over_7kb_of_headers_keeps_only_root():
     assert headers.trace_id("A=b", NEW, headers_size=8 * 1024) == f"Root={NEW}"
 
 
+def test_trace_ids_are_fresh_x_ray_ids_with_the_current_second():
+    made = []
+    def random_bytes(n: int) -> bytes:
+        made.append(n)
+        return bytes((i * 7 + len(made)) % 256 for i in range(n))
+
+    source = headers.TraceIds(random_bytes)
+    ids = [source.new(0x5759E988) for _ in range(headers.TraceIds.BATCH + 1)] + [source.new(0x5759E989)]
+    assert all(headers.is_trace_id(i) for i in ids)
+    assert ids[0].startswith("1-5759e988-") and ids[-1].startswith("1-5759e989-")
+    assert len(made) == 2 and len(set(ids)) == len(ids)  # one draw per batch, no repeats
+    real = headers.TraceIds()
+    assert len({real.new(1) for _ in range(1000)}) == 1000
+
+
 def test_new_trace_id_shape():
     trace = headers.new_trace_id(0x5759E988, (1 << 96) - 1)
     assert trace == "1-5759e988-" + "f" * 24 and headers.is_trace_id(trace)

@@ -38,15 +38,6 @@ class Clock:
         return "%s.%06dZ" % (self.prefix(second), (epoch - second) * 1000000)  # noqa: UP031
 
 
-def quoted(text: str) -> str:
-    """A quoted log field: `"` and `\\` escaped, "-" for empty."""
-    if not text:
-        return '"-"'
-    if '"' in text or "\\" in text:
-        text = text.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
-
-
 def target_group_arn(stack_name: str, target_group: str) -> str:
     """A local stand-in for the target group's ARN (region `local`, account zeros)."""
     return f"arn:aws:elasticloadbalancing:local:000000000000:targetgroup/{target_group}/{stack_name}"
@@ -95,20 +86,33 @@ def line(  # one argument per log field, in ALB's order
     if classification == "Compliant":
         classification = classification_reason = "-"
     second, created_second = int(sent_at), int(created)
+    t0, t1, t2 = times
     return _LINE % (
         clock.prefix(second), (sent_at - second) * 1000000, elb, client, target,
-        seconds(times[0]), seconds(times[1]), seconds(times[2]), elb_status, target_status,
-        received, sent, quoted(request), quoted(user_agent), target_group, quoted(trace), priority,
-        clock.prefix(created_second), (created - created_second) * 1000000, action,
-        quoted(redirect_url), error_reason, target, target_status, classification,
-        classification_reason, conn_trace,
+        # (the usual cases inline: this runs once per request)
+        _MILLIS[int(t0 * 1000)] if 0 <= t0 < 1 else seconds(t0),
+        _MILLIS[int(t1 * 1000)] if 0 <= t1 < 1 else seconds(t1),
+        _MILLIS[int(t2 * 1000)] if 0 <= t2 < 1 else seconds(t2),
+        elb_status, target_status, received, sent,
+        _escaped(request), _escaped(user_agent) if user_agent else "-", target_group,
+        _escaped(trace), priority, clock.prefix(created_second),
+        (created - created_second) * 1000000, action,
+        _escaped(redirect_url) if redirect_url != "-" else "-", error_reason, target,
+        target_status, classification, classification_reason, conn_trace,
     )  # fmt: skip
+
+
+def _escaped(text: str) -> str:
+    """`text` for inside a quoted field; "-" for empty."""
+    if '"' in text or "\\" in text:
+        return text.replace("\\", "\\\\").replace('"', '\\"')
+    return text or "-"
 
 
 # One %-format per line: the cheapest way CPython has to build it.
 _LINE = (
-    "http %s.%06dZ %s %s %s %s %s %s %s %s %s %s %s %s - - %s %s \"-\" \"-\" %s %s.%06dZ "
-    '"%s" %s "%s" "%s" "%s" "%s" "%s" %s\n'
+    'http %s.%06dZ %s %s %s %s %s %s %s %s %s %s "%s" "%s" - - %s "%s" "-" "-" %s %s.%06dZ '
+    '"%s" "%s" "%s" "%s" "%s" "%s" "%s" %s\n'
 )
 
 

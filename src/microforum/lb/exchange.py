@@ -51,43 +51,15 @@ def _split_header(line: bytes) -> tuple[bytes, bytes]:
 class Exchange:
     """A request from a client and the answer it gets (from a target or from the LB)."""
 
-    # Defaults as class attributes: an exchange only stores what differs (cheaper to create).
-    # One name per line: mypyc (see native.py) compiles this class only in that form.
-    started = False
-    dispatched = False
-    req_done = False
-    resp_done = False
-    resp_started = False
-    body_seen = False
-    req_chunked = False
-    until_close = False
-    expect_continue = False
-    retried = False
-    close_backend = False
-    local: bytes | None = None
-    group: GroupState | None = None
-    slot: Slot | None = None
-    pool: TargetPool | None = None
-    conn: BackendConnection | None = None
-    out_size = 0
-    received = 0
-    sent = 0
-    status = 0
-    resp_mode = _NONE
-    sent_at = 0.0
-    resp_at = 0.0
-    replay: bytes | None = None
-    sticky: list[str] | None = None
-    target_status = "-"
-    priority = "-"
-    action_name = "-"
-    redirect_url = "-"
-    error_reason = "-"
-    class_reason = "-"
-    trace = "-"
-    classification = desync.COMPLIANT
-    host = ""
-    user_agent = ""
+    # Slots: attribute access on the hot path without a per-instance dict.
+    __slots__ = (
+        "action_name", "body_seen", "class_reason", "classification", "client", "close_backend",
+        "close_client", "conn", "created", "dispatched", "error_reason", "expect_continue", "group",
+        "headers", "host", "is_head", "local", "method", "out", "out_size", "pool", "priority",
+        "received", "redirect_url", "replay", "req_chunked", "req_done", "resp_at", "resp_done",
+        "resp_mode", "resp_started", "retried", "sent", "sent_at", "slot", "started", "status",
+        "sticky", "target_status", "tick", "trace", "until_close", "url", "user_agent", "version",
+    )  # fmt: skip
 
     def __init__(self, client: ClientConnection, method: bytes, url: bytes, version: str,
                  headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:  # fmt: skip
@@ -98,6 +70,41 @@ class Exchange:
         self.created = time.time()
         self.tick = client.ctx.tick
         self.out: list[bytes] = []
+        self.started = False
+        self.dispatched = False
+        self.req_done = False
+        self.resp_done = False
+        self.resp_started = False
+        self.body_seen = False
+        self.req_chunked = False
+        self.until_close = False
+        self.expect_continue = False
+        self.retried = False
+        self.close_backend = False
+        self.local: bytes | None = None
+        self.group: GroupState | None = None
+        self.slot: Slot | None = None
+        self.pool: TargetPool | None = None
+        self.conn: BackendConnection | None = None
+        self.out_size = 0
+        self.received = 0
+        self.sent = 0
+        self.status = 0
+        self.resp_mode = _NONE
+        self.sent_at = 0.0
+        self.resp_at = 0.0
+        self.replay: bytes | None = None
+        self.sticky: list[str] | None = None
+        self.target_status = "-"
+        self.priority = "-"
+        self.action_name = "-"
+        self.redirect_url = "-"
+        self.error_reason = "-"
+        self.class_reason = "-"
+        self.trace = "-"
+        self.classification = desync.COMPLIANT
+        self.host = ""
+        self.user_agent = ""
 
     def __repr__(self) -> str:
         return (

@@ -21,7 +21,7 @@ import httptools
 
 from microforum.lb import desync, responses
 from microforum.lb.exchange import Exchange
-from microforum.lb.headers import MAX_HEAD, MAX_HEADER, MAX_REQUEST_LINE
+from microforum.lb.headers import MAX_HEAD, MAX_HEADER, MAX_REQUEST_LINE, TraceIds
 from microforum.lb.pool import no_delay
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ class ProxyContext:
         self.port = 0
         self.forwarded_static = b""  # X-Forwarded-Proto/-Port lines, set once the port is bound
         self.tick = 0  # advanced by the balancer's sweeper every TICK seconds
+        self.trace_ids = TraceIds()
         self.connections: set[ClientConnection] = set()
         self.accepting = True
         self._date_second, self._date = -1, ""
@@ -66,6 +67,13 @@ class ProxyContext:
 
 class ClientConnection(asyncio.Protocol):
     """A client's connection to the listener."""
+
+    __slots__ = (
+        "batching", "begin_chunk", "chunk", "closing", "conn_id", "conn_trace", "ctx", "current",
+        "forwarded", "fresh", "head_bytes", "headers", "in_head", "last_tick", "log_host",
+        "log_host_name", "parser", "pauses", "peer", "peer_ip", "peer_port", "queue", "transport",
+        "url", "wbuf",
+    )  # fmt: skip
 
     def __init__(self, ctx: ProxyContext) -> None:
         # Per-connection state

@@ -185,7 +185,7 @@ def _prepare_forward(ex: Exchange, action: Forward, xff: str, trace_in: bytes | 
         return
     ex.slot, ex.pool = picked
     ex.slot.outstanding += 1
-    new_id = hdr.new_trace_id(int(ex.created), random.getrandbits(96))
+    new_id = ctx.trace_ids.new(int(ex.created))
     ex.trace = trace = (
         f"Root={new_id}" if trace_in is None
         else hdr.trace_id(trace_in.decode("latin-1"), new_id, size)
