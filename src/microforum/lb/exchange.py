@@ -33,7 +33,6 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NONE: Final = 0
 _RAW: Final = 1
 _CHUNKED: Final = 2
-_PASS: Final = 3
 # On a lower-cased response head: its Content-Length, and any header we must not relay as is.
 _RESP_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]+)").search
 _RESP_HOP = re.compile(
@@ -56,9 +55,10 @@ class Exchange:
         "action_name", "body_seen", "class_reason", "classification", "client", "close_backend",
         "close_client", "conn", "created", "dispatched", "error_reason", "expect_continue", "group",
         "headers", "host", "is_head", "local", "method", "out", "out_size", "pool", "priority",
-        "received", "redirect_url", "replay", "req_chunked", "req_done", "resp_at", "resp_done",
-        "resp_mode", "resp_started", "retried", "sent", "sent_at", "slot", "started", "status",
-        "sticky", "target_status", "tick", "trace", "until_close", "url", "user_agent", "version",
+        "received", "redirect_url", "relayed", "replay", "req_chunked", "req_done", "resp_at",
+        "resp_done", "resp_mode", "resp_started", "retried", "sent", "sent_at", "slot", "started",
+        "status", "sticky", "target_status", "tick", "trace", "until_close", "url", "user_agent",
+        "version",
     )  # fmt: skip
 
     def __init__(self, client: ClientConnection, method: bytes, url: bytes, version: str,
@@ -105,6 +105,7 @@ class Exchange:
         self.classification = desync.COMPLIANT
         self.host = ""
         self.user_agent = ""
+        self.relayed = False
 
     def __repr__(self) -> str:
         return (
@@ -245,7 +246,7 @@ class Exchange:
             chunk = conn.chunk
             if len(chunk) - len(head) - 4 == int(length):
                 # The whole answer is this read and nothing in it needs rewriting: relay it as is.
-                self.resp_mode = _PASS
+                self.relayed = True  # the body went with the head: on_body has nothing to do
                 self.client.write(chunk)
                 self.sent += len(chunk)
                 return
@@ -290,8 +291,6 @@ class Exchange:
             self.response_done(conn, conn.parser.should_keep_alive())
 
     def response_body(self, body: bytes) -> None:
-        if self.resp_mode == _PASS:
-            return  # already relayed with the head
         data = b"%x\r\n%s\r\n" % (len(body), body) if self.resp_mode == _CHUNKED else body
         self.client.write(data)
         self.sent += len(data)

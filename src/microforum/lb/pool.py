@@ -127,7 +127,8 @@ class BackendConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.in_head = True
-        self.head_more = []
+        if self.head_more:
+            self.head_more = []
         if self.fresh:
             self.head_first = self.chunk
         elif self.next_offset >= 0:  # right after a 1xx answer in the same read
@@ -154,8 +155,9 @@ class BackendConnection(asyncio.Protocol):
             self.exchange.response_head(self, status, raw[:end])
 
     def on_body(self, body: bytes) -> None:
-        if self.exchange is not None and not self.reset_parser:
-            self.exchange.response_body(body)
+        exchange = self.exchange
+        if exchange is not None and not exchange.relayed and not self.reset_parser:
+            exchange.response_body(body)
 
     def on_message_complete(self) -> None:
         self.fresh = False
