@@ -19,6 +19,7 @@ from microforum.services.http import HttpError, Request, Response
 
 Handler = Callable[[Request], Awaitable[Response]]
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MAX_RESOLVED = 4096  # (method, path) answers remembered; forgotten all at once past this
 
 
 class Match(enum.Enum):
@@ -79,7 +80,12 @@ class Route:
 
 
 class Router:
-    """Routes in order; static paths are looked up in a dict first (the hot path)."""
+    """Routes in order; static paths are looked up in a dict first.
+
+    The routes never change, so an answer found for `(method, path)` is remembered (the hot
+    path: one dict lookup). Paths come from clients, so at most MAX_RESOLVED are remembered,
+    and errors are not.
+    """
 
     def __init__(self, routes: Sequence[Route]) -> None:
         self.routes = list(routes)
@@ -89,9 +95,25 @@ class Router:
                 key = _static_key(route.template)
                 self._static.setdefault(key, route)
         self._dynamic = [r for r in self.routes if r.params]
+        self._resolved: dict[tuple[str, str], tuple[Operation, dict[str, str]]] = {}
+
+    def __repr__(self) -> str:
+        return f"Router(routes={len(self.routes)}, remembered={len(self._resolved)})"
 
     def resolve(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
-        """The operation for `method path` and its parameters; HttpError 404 or 405 otherwise."""
+        """The operation for `method path` and its parameters; HttpError 404 or 405 otherwise.
+
+        The parameters' dict is shared by every request for the same path: read it only.
+        """
+        found = self._resolved.get((method, path))
+        if found is None:
+            found = self._resolve(method, path)
+            if len(self._resolved) >= MAX_RESOLVED:
+                self._resolved.clear()
+            self._resolved[method, path] = found
+        return found
+
+    def _resolve(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
         static = self._static.get(_static_key(path))
         if static is not None:
             operation = static.operation(method)
