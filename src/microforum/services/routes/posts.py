@@ -7,6 +7,8 @@ naming the field when missing, 503 naming the service when it cannot answer). `i
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 from microforum.services import store
 from microforum.services.http import HttpError, Request, Response, json_response
 from microforum.services.model import NewPost, Post, PostChanges
@@ -31,25 +33,24 @@ def routes(ctx: Context) -> list[Route]:
     """The posts routes, bound to `ctx`."""
     db = ctx.db("posts")
 
-    async def _list(request: Request, **where: int) -> Response:
+    async def _list(request: Request, key: Hashable, **where: int) -> Response:
         page = page_of(request)
-        if page is ALL:
-            key = ("posts", *sorted(where.items()))
+        if page is ALL:  # the original answer, whole: cached under `key`
             return json_body(await db.read_json(key, store.list_posts, **where))
         posts = await db.read(store.list_posts, after=page.after, limit=fetch_limit(page), **where)
         posts, headers = paginate(posts, page, request)
         return json_response(posts, headers=headers)
 
     async def list_posts(request: Request) -> Response:
-        return await _list(request)
+        return await _list(request, "posts")
 
     async def in_thread(request: Request) -> Response:
         thread = loose_id(request.params["threadId"])
-        return await _list(request, thread=thread) if thread else json_response([])
+        return await _list(request, ("in-thread", thread), thread=thread) if thread else json_response([])
 
     async def by_user(request: Request) -> Response:
         user = loose_id(request.params["userId"])
-        return await _list(request, user=user) if user else json_response([])
+        return await _list(request, ("by-user", user), user=user) if user else json_response([])
 
     async def get_post(request: Request) -> Response:
         post_id = path_id(request.params, "postId", "post")
