@@ -14,7 +14,7 @@ Processing times are -1 when the request never reached a target; target fields a
 from __future__ import annotations
 
 import time
-from typing import IO
+from typing import IO, Final
 
 
 class Clock:
@@ -45,7 +45,7 @@ def target_group_arn(stack_name: str, target_group: str) -> str:
 
 # Processing times under a second, by whole millisecond: most requests take one of these, and
 # a lookup costs a fraction of formatting a float.
-_MILLIS = tuple("0.%03d" % ms for ms in range(1000))  # noqa: UP031
+_MILLIS: Final = tuple("0.%03d" % ms for ms in range(1000))  # noqa: UP031
 
 
 def seconds(duration: float) -> str:
@@ -110,7 +110,7 @@ def _escaped(text: str) -> str:
 
 
 # One %-format per line: the cheapest way CPython has to build it.
-_LINE = (
+_LINE: Final = (
     'http %s.%06dZ %s %s %s %s %s %s %s %s %s %s "%s" "%s" - - %s "%s" "-" "-" %s %s.%06dZ '
     '"%s" "%s" "%s" "%s" "%s" "%s" "%s" %s\n'
 )

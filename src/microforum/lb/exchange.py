@@ -28,18 +28,20 @@ if TYPE_CHECKING:
     from microforum.lb.proxy import ClientConnection
     from microforum.lb.targets import Slot
 
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 # How the response body is relayed to the client (Final: mypyc inlines them).
 _NONE: Final = 0
 _RAW: Final = 1
 _CHUNKED: Final = 2
+# Module-level names read per request are Final: compiled (native.py), they become C statics.
+_now: Final = time.time
 # On a lower-cased response head: its Content-Length, and any header we must not relay as is.
-_RESP_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]+)").search
-_RESP_HOP = re.compile(
+_RESP_LENGTH: Final = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]+)").search
+_RESP_HOP: Final = re.compile(
     rb"\r\n(?:transfer-encoding|keep-alive|proxy-connection|te|trailer|upgrade"
     rb"|connection(?![ \t]*:[ \t]*keep-alive[ \t]*(?:\r|$)))[ \t]*:"
 ).search  # (`Connection: keep-alive` alone may pass: the client connection stays open too)
-_RESP_CHUNKED = re.compile(rb"\r\ntransfer-encoding:[^\r]*chunked").search
+_RESP_CHUNKED: Final = re.compile(rb"\r\ntransfer-encoding:[^\r]*chunked").search
 
 
 def _split_header(line: bytes) -> tuple[bytes, bytes]:
@@ -67,7 +69,7 @@ class Exchange:
         self.headers = headers
         self.is_head = method == b"HEAD"
         self.close_client = not keep_alive
-        self.created = time.time()
+        self.created = _now()
         self.tick = client.ctx.tick
         self.out: list[bytes] = []
         self.started = False
@@ -198,7 +200,7 @@ class Exchange:
         self.out_size = 0
         if not self.dispatched:
             self.dispatched = True
-            self.sent_at = time.time()
+            self.sent_at = _now()
             self.tick = self.client.ctx.tick
             if conn.reused and self.req_done:
                 self.replay = data  # a stale keep-alive connection may be retried once
@@ -233,7 +235,7 @@ class Exchange:
     def response_head(self, conn: BackendConnection, status: int, head: bytes) -> None:
         """The target's status line and headers (`head`, as received, without the blank line)."""
         self.resp_started = True
-        self.resp_at = time.time()
+        self.resp_at = _now()
         self.status = status
         self.target_status = str(status)
         lower = head.lower()
@@ -364,7 +366,7 @@ class Exchange:
         self.error_reason = reason
         self.close_client = True
         if self.group is not None:
-            self.group.metrics.target_response(self.status, time.time() - self.sent_at)
+            self.group.metrics.target_response(self.status, _now() - self.sent_at)
         client = self.client
         self._finish()
         client.wbuf.clear()
@@ -462,7 +464,7 @@ class Exchange:
     def _log(self, target: str) -> None:
         client = self.client
         ctx = client.ctx
-        now = time.time()
+        now = _now()
         if self.dispatched:
             resp_at = self.resp_at or now
             times = (self.sent_at - self.created, resp_at - self.sent_at, now - resp_at)

@@ -19,25 +19,26 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Sequence
+from typing import Final
 
 # ALB's hard limits (ALB_SPEC D.5): request line 16 K, one header 16 K, whole head 64 K -> 400.
-MAX_REQUEST_LINE = 16 * 1024
-MAX_HEADER = 16 * 1024
-MAX_HEAD = 64 * 1024
-MAX_XFF_ADDRESSES = 30  # more gives 463 (ALB troubleshooting §463)
-TRACE_REWRITE_LIMIT = 7 * 1024  # headers over 7 KB: trace header reduced to Root (D.3)
+MAX_REQUEST_LINE: Final = 16 * 1024
+MAX_HEADER: Final = 16 * 1024
+MAX_HEAD: Final = 64 * 1024
+MAX_XFF_ADDRESSES: Final = 30  # more gives 463 (ALB troubleshooting §463)
+TRACE_REWRITE_LIMIT: Final = 7 * 1024  # headers over 7 KB: trace header reduced to Root (D.3)
 
-_DROP_ALWAYS = frozenset({
+_DROP_ALWAYS: Final = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
     b"upgrade", b"expect", b"content-length", b"x-forwarded-for", b"x-forwarded-proto",
     b"x-forwarded-port", b"x-amzn-trace-id",
 })  # fmt: skip
-_RESPONSE_DROP = frozenset({
+_RESPONSE_DROP: Final = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
     b"upgrade", b"content-length",
 })  # fmt: skip
-_INVALID_NAME = re.compile(rb"[^-A-Za-z0-9]").search
-_MASK96 = (1 << 96) - 1
+_INVALID_NAME: Final = re.compile(rb"[^-A-Za-z0-9]").search
+_MASK96: Final = (1 << 96) - 1
 _TRACE_ID = re.compile(r"^1-[0-9a-f]{8}-[0-9a-f]{24}$")
 
 

@@ -1,25 +1,45 @@
-"""Build a copy of the `microforum` package whose load-balancer hot path is compiled to C.
+"""Compile the load balancer's hot modules to C with mypyc, into the build cache.
 
-    python -m microforum.lb.native DEST      # then: PYTHONPATH=DEST microforum up
+    python -m microforum.lb.native                # build for the current source (`make run` does)
+    python -m microforum.lb.native --if-possible  # the same; exit 0 with one line if it cannot
+    python -m microforum.lb.native --dest DIR     # a whole package copy for PYTHONPATH=DIR
 
 Why: the proxy's per-request cost is mostly CPython's interpreter (perf: about half of the
 CPU per proxied request). mypyc compiles these fully type-hinted modules, unchanged, to C
 extensions; that halves the Python part of a request (measured: 36 -> 18 us in the
 fake-transport loop; CPU per proxied request vs HAProxy 2.8-3.7x -> 2.0-2.2x, same run).
 
-The build goes to a separate tree on purpose: an extension module next to its .py file
-would be imported instead of it, so an in-place build would silently hide later edits.
-Needs a C compiler and Python headers (Debian: gcc, python3-dev) and mypy (the `test` extra).
+The build never happens in place: an extension module next to its .py file would be imported
+instead of it, so later edits would be silently hidden. `microforum up` uses a cached build
+only when its key matches the source exactly (lb/compiled.py). Needs a C compiler and Python
+headers (Debian: gcc, python3-dev) and mypy (the `native` extra).
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
+import json
+import os
 import shutil
 import subprocess
 import sys
+import sysconfig
+import tempfile
 from pathlib import Path
 
-import microforum
+from microforum.lb.compiled import (
+    INFO_FILE,
+    PACKAGE,
+    SWITCH,
+    builds_in,
+    default_root,
+    mypy_version,
+    package_files,
+    python_identity,
+    read_info,
+    source_key,
+)
 
 # The modules a proxied request runs through; the rest of the LB (balancer, health) stays
 # interpreted: it runs a few times a second, not per request.
@@ -27,28 +47,121 @@ HOT_MODULES = (
     "accesslog", "desync", "exchange", "groups", "headers", "metrics", "pool", "proxy",
     "responses", "routing", "rules", "targets",
 )  # fmt: skip
+COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.so", "*.pyc")
 
 
-def build(dest: Path) -> Path:
+class BuildError(Exception):
+    """The compiled build cannot be made; the message says why in one line (plus details)."""
+
+
+def missing_tool() -> str | None:
+    """What is missing to compile (a C compiler, Python headers, mypyc), or None."""
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        return f"no C compiler ({compiler}; Debian: apt install gcc)"
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file():
+        return "no Python headers (Python.h; Debian: apt install python3-dev)"
+    if importlib.util.find_spec("mypyc") is None:
+        return "no mypyc (pip install -e '.[native]')"
+    return None
+
+
+def compile_hot_modules(tree: Path) -> None:
+    """Run mypyc on `HOT_MODULES` of the package copy under `tree` (in place, in the copy)."""
+    files = [f"microforum/lb/{name}.py" for name in HOT_MODULES]
+    done = subprocess.run(
+        [sys.executable, "-m", "mypyc", *files], cwd=tree, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        output = done.stdout + done.stderr
+        errors = [line for line in output.splitlines() if ": error:" in line] or output.splitlines()[-5:]
+        raise BuildError("mypyc failed:\n  " + "\n  ".join(errors))
+
+
+def build_cache(root: Path, package: Path = PACKAGE) -> tuple[str, bool]:
+    """Make sure `root` has the build of `package`; (its key, whether it was built now)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".build-") as tmp:
+        work = Path(tmp)
+        shutil.copytree(package, work / "microforum", ignore=COPY_IGNORE)
+        # The key of the copy, not of the source: the build matches what was compiled even
+        # when a file is saved during the build.
+        key = source_key(package_files(work / "microforum"), python_identity(), mypy_version())
+        if (root / key).is_dir():
+            return key, False
+        compile_hot_modules(work)
+        out = _collect(work, package)
+        try:
+            out.rename(root / key)  # one rename: `up` never sees a half-made build
+        except OSError:
+            if not (root / key).is_dir():
+                raise
+    _prune(root, key, str(package))
+    return key, True
+
+
+def _collect(work: Path, package: Path) -> Path:
+    """Gather the extension modules mypyc made under `work` into `work/out`, with build.json."""
+    out = work / "out"
+    (out / "microforum" / "lb").mkdir(parents=True)
+    for library in work.glob("*__mypyc.*.so"):
+        library.rename(out / library.name)
+    for module in (work / "microforum" / "lb").glob("*.so"):
+        module.rename(out / "microforum" / "lb" / module.name)
+    info = {"source": str(package), "python": python_identity(), "mypy": mypy_version() or ""}
+    (out / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    return out
+
+
+def _prune(root: Path, key: str, source: str) -> None:
+    """Remove the older builds of the same source directory and Python (one per checkout)."""
+    for other, made_from in builds_in(root).items():
+        if other != key and made_from == source:
+            if read_info(root / other).get("python") == python_identity():
+                shutil.rmtree(root / other, ignore_errors=True)
+
+
+def build_dest(dest: Path) -> Path:
     """Copy the package source to `dest` and compile `HOT_MODULES` there; return `dest`."""
-    source = Path(microforum.__file__).parent
     target = dest / "microforum"
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
-    mypyc = Path(sys.executable).with_name("mypyc")
-    files = [f"microforum/lb/{name}.py" for name in HOT_MODULES]
-    subprocess.run([str(mypyc), *files], cwd=dest, check=True, stdout=subprocess.DEVNULL)
+    shutil.copytree(PACKAGE, target, ignore=COPY_IGNORE)
+    compile_hot_modules(dest)
     return dest
 
 
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m microforum.lb.native",
+        description="Compile the load balancer's hot modules with mypyc into the build cache.",
+    )
+    parser.add_argument("--if-possible", action="store_true",
+                        help="exit 0 with one line when there is no compiler or the build fails")  # fmt: skip
+    parser.add_argument("--dest", type=Path, help="instead, build a whole package copy in DIR")
+    return parser
+
+
 def main(argv: list[str]) -> int:
-    """`python -m microforum.lb.native DEST`."""
-    if len(argv) != 1:
-        print("usage: python -m microforum.lb.native DEST", file=sys.stderr)
-        return 2
-    dest = build(Path(argv[0]).resolve())
-    print(f"built; run with PYTHONPATH={dest}")
+    """Build; 0 when built or up to date, 1 (0 with --if-possible) when it cannot."""
+    args = _parser().parse_args(argv)
+    outcome = "interpreted" if args.if_possible else "not built"
+    missing = missing_tool()
+    if args.if_possible and os.environ.get(SWITCH) == "0":
+        missing = f"{SWITCH}=0"
+    if missing:
+        print(f"compiled load balancer: {missing}; {outcome}", file=sys.stderr)
+        return 0 if args.if_possible else 1
+    try:
+        if args.dest:
+            print(f"built; run with PYTHONPATH={build_dest(args.dest.resolve())}")
+            return 0
+        root = default_root()
+        key, built = build_cache(root)
+    except (BuildError, OSError) as exc:
+        print(f"compiled load balancer: {exc}\ncompiled load balancer: {outcome}", file=sys.stderr)
+        return 0 if args.if_possible else 1
+    print(f"compiled load balancer: {'built' if built else 'up to date'} ({root / key})")
     return 0
 
 

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import httptools
 
@@ -21,8 +21,8 @@ from microforum.lb.targets import Target
 if TYPE_CHECKING:
     from microforum.lb.exchange import Exchange
 
-CONNECT_TIMEOUT = 10.0  # seconds; ALB gives 504 when a target cannot be reached in 10 s (C)
-MAX_RESPONSE_HEAD = 32 * 1024  # a larger response head is a 502 (ALB_SPEC D.5)
+CONNECT_TIMEOUT: Final = 10.0  # seconds; ALB gives 504 when a target cannot be reached in 10 s (C)
+MAX_RESPONSE_HEAD: Final = 32 * 1024  # a larger response head is a 502 (ALB_SPEC D.5)
 
 
 def no_delay(transport: asyncio.BaseTransport) -> None:

@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import httptools
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from microforum.lb.metrics import Metrics
     from microforum.lb.rules import Router
 
-MAX_PENDING_BODY = 1024 * 1024  # buffered while the target connection opens; then we pause
+MAX_PENDING_BODY: Final = 1024 * 1024  # buffered while the target connection opens; then we pause
 
 _conn_ids = itertools.count(1)
 log = logging.getLogger("microforum.lb")

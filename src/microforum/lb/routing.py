@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import re
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from microforum.lb import desync, responses
 from microforum.lb import headers as hdr
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 # What `route` does with a request header, by lower-case name; absent: passed on untouched.
 _HOST, _XFF, _TRACE, _UA, _CONN, _EXPECT, _COOKIE, _CL, _TE, _REWRITE = range(10)
-_KIND = {
+_KIND: Final = {
     b"host": _HOST, b"x-forwarded-for": _XFF, b"x-amzn-trace-id": _TRACE, b"user-agent": _UA,
     b"connection": _CONN, b"expect": _EXPECT, b"cookie": _COOKIE, b"content-length": _CL,
     b"transfer-encoding": _TE, b"keep-alive": _REWRITE, b"proxy-connection": _REWRITE,
@@ -35,12 +35,12 @@ _KIND = {
     b"x-forwarded-port": _REWRITE,
 }  # fmt: skip
 # Names known to be made of [-A-Za-z0-9] only (spares the check for the usual headers).
-_COMMON = frozenset({
+_COMMON: Final = frozenset({
     b"accept", b"accept-encoding", b"accept-language", b"authorization", b"cache-control",
     b"content-type", b"origin", b"pragma", b"referer", b"if-none-match", b"if-modified-since",
     b"sec-fetch-dest", b"sec-fetch-mode", b"sec-fetch-site", b"x-requested-with", b"dnt",
 })  # fmt: skip
-_INVALID_NAME = re.compile(rb"[^-A-Za-z0-9]").search
+_INVALID_NAME: Final = re.compile(rb"[^-A-Za-z0-9]").search
 
 def route(ex: Exchange) -> None:
     """Classify, check limits, match a rule and prepare the response or the forward."""
