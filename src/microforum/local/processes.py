@@ -3,9 +3,15 @@
 Each replica runs in its own session and process group (`start_new_session`): Ctrl-C in the
 terminal reaches only the supervisor, which drains and stops replicas in order, and stopping a
 replica signals its whole group, so nothing it spawned (granian's workers, a shell's children)
-outlives it. Its stdout and stderr are read line by line into one stream, prefixed with the
-replica's id as docker compose does (`users-1    | ...`), coloured only when the stream is a
-terminal (and `NO_COLOR` is unset).
+outlives it. Its stdout and stderr go into one stream, each line prefixed with the replica's id
+as docker compose does (`users-1    | ...`), coloured only when the stream is a terminal (and
+`NO_COLOR` is unset).
+
+Every request a service answers prints an access-log line, so this path runs once per request
+under load: output is taken in whatever chunks the pipe delivers (a subprocess protocol, no
+per-line reads), cut into whole lines and prefixed in one pass (`loglines`), and each chunk's
+lines reach the terminal in one write. Lines are never split or interleaved: a partial line
+waits for its newline (or the end of the output).
 """
 
 from __future__ import annotations
@@ -18,16 +24,18 @@ import signal
 import sys
 from collections import deque
 from collections.abc import Mapping
-from typing import TextIO
+from typing import TextIO, cast
 
 from microforum.errors import MicroforumError
+from microforum.local.loglines import READ_LIMIT as READ_LIMIT  # re-exported (images)
+from microforum.local.loglines import LineBuffer, prefixed
 from microforum.local.ports import group_owns_port
 from microforum.spec.model import Service
 
 RECENT_LINES = 50  # kept per replica for crash reports
 PREFIX_WIDTH = 12
+CHUNK = 1 << 16  # bytes asked for per read by `pump_lines`
 _COLOURS = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)  # cyan, yellow, green, magenta, blue, ...
-READ_LIMIT = 1 << 20  # longest log line read whole (longer ones are split)
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -45,7 +53,7 @@ _PREEXEC = _die_with_parent if sys.platform.startswith("linux") else None
 
 
 class LogStream:
-    """One output stream shared by every replica and the supervisor, line-atomic."""
+    """One output stream shared by every replica and the supervisor; each write whole lines."""
 
     def __init__(self, out: TextIO | None = None, *, colour: bool | None = None) -> None:
         self._out = out or sys.stdout
@@ -53,19 +61,117 @@ class LogStream:
             colour = self._out.isatty() and not os.environ.get("NO_COLOR")
         self._colour = colour
         self._assigned: dict[str, int] = {}
+        self._prefixes: dict[str, str] = {}
+
+    def prefix(self, source: str) -> str:
+        """What goes before each line of `source`: its padded name, coloured by service."""
+        prefix = self._prefixes.get(source)
+        if prefix is None:
+            prefix = f"{source:<{PREFIX_WIDTH}}| "
+            if self._colour:
+                service = source.rsplit("-", 1)[0]
+                code = self._assigned.setdefault(service, _COLOURS[len(self._assigned) % len(_COLOURS)])
+                prefix = f"\x1b[{code}m{prefix[:-1]}\x1b[0m "
+            self._prefixes[source] = prefix
+        return prefix
 
     def line(self, source: str, text: str) -> None:
         """Write one line from `source` (a replica id, or "microforum") with its prefix."""
-        service = source.rsplit("-", 1)[0]
-        prefix = f"{source:<{PREFIX_WIDTH}}|"
-        if self._colour:
-            code = self._assigned.setdefault(service, _COLOURS[len(self._assigned) % len(_COLOURS)])
-            prefix = f"\x1b[{code}m{prefix}\x1b[0m"
+        self.write(f"{self.prefix(source)}{text}\n")
+
+    def write(self, text: str) -> None:
+        """Write already prefixed, newline-terminated lines, in one write."""
         try:
-            self._out.write(f"{prefix} {text}\n")
+            self._out.write(text)
             self._out.flush()
         except (BrokenPipeError, ValueError):  # the reader went away: keep the stack running
             pass
+
+
+class LogPump:
+    """One replica's output into the log stream: whole lines, one write per chunk received.
+
+    Also keeps the replica's last `RECENT_LINES` lines (in `recent`) for crash reports.
+    """
+
+    def __init__(self, source: str, log: LogStream, recent: deque[str]) -> None:
+        self._prefix = log.prefix(source)
+        self._log, self._recent = log, recent
+        self._lines = LineBuffer()
+
+    def __repr__(self) -> str:
+        return f"<LogPump {self._prefix.strip()!r} {self._lines!r}>"
+
+    def feed(self, data: bytes) -> None:
+        """Take a chunk of output: write the lines it completes."""
+        block = self._lines.feed(data)
+        if block:
+            self._emit(block)
+
+    def end(self) -> None:
+        """The output ended: write a last line left without its newline."""
+        block = self._lines.end()
+        if block:
+            self._emit(block)
+
+    def _emit(self, block: bytes) -> None:
+        text, last = prefixed(self._prefix, block, self._recent.maxlen or RECENT_LINES)
+        self._recent.extend(last)
+        self._log.write(text)
+
+
+async def pump_lines(
+    stream: asyncio.StreamReader, replica_id: str, recent: deque[str], log: LogStream
+) -> None:
+    """Copy a stream's output into the log stream until its end, keeping the last few lines."""
+    pump = LogPump(replica_id, log, recent)
+    while data := await stream.read(CHUNK):
+        pump.feed(data)
+    pump.end()
+
+
+class _ReplicaProtocol(asyncio.SubprocessProtocol):
+    """The replica's pipe (stdout and stderr together) straight into a `LogPump`.
+
+    `exited` resolves with the exit code, `drained` when the output has ended (every process
+    holding the pipe closed it). The transport is closed once both have happened.
+    """
+
+    def __init__(self, pump: LogPump) -> None:
+        loop = asyncio.get_running_loop()
+        self._pump = pump
+        self.exited: asyncio.Future[int] = loop.create_future()
+        self.drained: asyncio.Future[None] = loop.create_future()
+        self._transport: asyncio.SubprocessTransport | None = None
+
+    # --- Protocol interface
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's process transport has the interface without being a subclass.
+        self._transport = cast(asyncio.SubprocessTransport, transport)
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        self._pump.feed(data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if not self.drained.done():
+            self._pump.end()
+            self.drained.set_result(None)
+        self._maybe_close()
+
+    def process_exited(self) -> None:
+        assert self._transport is not None
+        code = self._transport.get_returncode()
+        if not self.exited.done():
+            self.exited.set_result(-1 if code is None else code)
+        self._maybe_close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.pipe_connection_lost(1, exc)
+
+    def _maybe_close(self) -> None:
+        if self.exited.done() and self.drained.done() and self._transport is not None:
+            self._transport.close()
 
 
 def replica_argv(service: Service, env: Mapping[str, str]) -> list[str]:
@@ -84,31 +190,37 @@ class ProcessHandle:
     """A replica running as a local process group (see `ReplicaHandle`)."""
 
     def __init__(
-        self, replica_id: str, port: int, process: asyncio.subprocess.Process, log: LogStream
+        self,
+        replica_id: str,
+        port: int,
+        transport: asyncio.SubprocessTransport,
+        protocol: _ReplicaProtocol,
+        recent: deque[str],
     ) -> None:
         self.replica_id = replica_id
         self.port = port
-        self._process = process
-        self._recent: deque[str] = deque(maxlen=RECENT_LINES)
-        self._reader = asyncio.ensure_future(self._read(log))
+        self._transport, self._protocol = transport, protocol
+        self._pid: int = transport.get_pid()
+        self._recent = recent
 
     def __repr__(self) -> str:
         return f"<ProcessHandle {self.replica_id} pid={self.pid} port={self.port} exit={self.exit_code}>"
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid
+        return self._pid
 
     @property
     def exit_code(self) -> int | None:
-        return self._process.returncode
+        exited = self._protocol.exited
+        return exited.result() if exited.done() else None
 
     async def wait(self) -> int:
         """Wait for the main process, then make sure nothing else of its group survives."""
-        code = await self._process.wait()
+        code = await asyncio.shield(self._protocol.exited)
         self._signal(signal.SIGKILL)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._reader), timeout=2.0)
+            await asyncio.wait_for(asyncio.shield(self._protocol.drained), timeout=2.0)
         return code
 
     def terminate(self) -> None:
@@ -118,7 +230,7 @@ class ProcessHandle:
         self._signal(signal.SIGKILL)
 
     def owns_port(self, port: int) -> bool:
-        return self._process.returncode is None and group_owns_port(self._process.pid, port)
+        return self.exit_code is None and group_owns_port(self._pid, port)
 
     def recent_lines(self) -> list[str]:
         return list(self._recent)
@@ -127,27 +239,7 @@ class ProcessHandle:
         # The group id is the child's pid (own session); it outlives the leader while members
         # remain, which is exactly what we want to reach.
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self._process.pid, signum)
-
-    async def _read(self, log: LogStream) -> None:
-        assert self._process.stdout is not None
-        await pump_lines(self._process.stdout, self.replica_id, self._recent, log)
-
-
-async def pump_lines(
-    stream: asyncio.StreamReader, replica_id: str, recent: deque[str], log: LogStream
-) -> None:
-    """Copy a replica's output into the log stream line by line, keeping the last few lines."""
-    while True:
-        try:
-            raw = await stream.readline()
-        except ValueError:  # a line longer than READ_LIMIT: take what is buffered
-            raw = await stream.read(READ_LIMIT)
-        if not raw:
-            return
-        text = raw.decode("utf-8", "replace").rstrip("\r\n")
-        recent.append(text)
-        log.line(replica_id, text)
+            os.killpg(self._pid, signum)
 
 
 class ProcessRunner:
@@ -162,8 +254,12 @@ class ProcessRunner:
         """Launch `service`'s command with os.environ + `env` (+ unbuffered Python output)."""
         argv = replica_argv(service, env)
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+        recent: deque[str] = deque(maxlen=RECENT_LINES)
+        pump = LogPump(replica_id, self._log, recent)
+        loop = asyncio.get_running_loop()
         try:
-            process = await asyncio.create_subprocess_exec(
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _ReplicaProtocol(pump),
                 *argv,
                 env=full_env,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -171,14 +267,13 @@ class ProcessRunner:
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_PREEXEC,
-                limit=READ_LIMIT,
             )
         except OSError as exc:
             raise MicroforumError(
                 f"start replica {replica_id}: {argv[0]}: {exc.strerror or exc}",
                 hint=f"check services.{service.name}.command in the stack file",
             ) from exc
-        return ProcessHandle(replica_id, port, process, self._log)
+        return ProcessHandle(replica_id, port, transport, protocol, recent)
 
     async def close(self) -> None:
-        """Nothing to release: every handle's reader ends with its process."""
+        """Nothing to release: every handle's output ends with its process."""
