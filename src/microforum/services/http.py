@@ -169,7 +169,8 @@ class Request:
         content_type = (self.header("content-type") or "").split(";")[0].strip().lower()
         if content_type != "application/json" and not content_type.endswith("+json"):
             raise HttpError(
-                415, "request body must be JSON: send Content-Type: application/json",
+                415,
+                "request body must be JSON: send Content-Type: application/json",
                 field="Content-Type",
             )
         return decode_body(await self.body(), model)

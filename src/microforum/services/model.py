@@ -107,9 +107,7 @@ class PostChanges(Struct, forbid_unknown_fields=True):
 def changes_of(changes: Struct) -> dict[str, object]:
     """The fields a PATCH body actually set, by attribute name."""
     return {
-        name: value
-        for name in changes.__struct_fields__
-        if (value := getattr(changes, name)) is not UNSET
+        name: value for name in changes.__struct_fields__ if (value := getattr(changes, name)) is not UNSET
     }
 
 

@@ -39,9 +39,7 @@ def get_user(conn: Conn, *, user_id: int) -> User | None:
 
 
 def _username_free(conn: Conn, username: str, user_id: int = 0) -> None:
-    row = conn.one(
-        "SELECT id FROM users WHERE lower(username) = lower(?) AND id <> ?", (username, user_id)
-    )
+    row = conn.one("SELECT id FROM users WHERE lower(username) = lower(?) AND id <> ?", (username, user_id))
     if row:
         raise Conflict(f"username {username!r} is taken")
 
@@ -166,8 +164,7 @@ def create_post(conn: Conn, *, new: NewPost) -> Post:
 
 def update_post(conn: Conn, *, post_id: int, text: str) -> Post | None:
     """Change a post's text; None when there is no such post."""
-    row = conn.one(f"UPDATE posts SET text = ? WHERE id = ? RETURNING {POST_COLUMNS}",
-                   (text, post_id))
+    row = conn.one(f"UPDATE posts SET text = ? WHERE id = ? RETURNING {POST_COLUMNS}", (text, post_id))
     return Post(*row) if row else None
 
 

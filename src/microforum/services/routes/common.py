@@ -45,10 +45,16 @@ def not_found(what: str, ident: int) -> HttpError:
 
 
 PAGE_QUERY: list[tuple[str, dict[str, Any], str]] = [
-    ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
-     "Answer one page of at most this many items (a Link rel=next header points at the next)"),
-    ("cursor", {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-     "Opaque cursor from X-Next-Cursor: answer the page after it"),
+    (
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        "Answer one page of at most this many items (a Link rel=next header points at the next)",
+    ),
+    (
+        "cursor",
+        {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        "Opaque cursor from X-Next-Cursor: answer the page after it",
+    ),
 ]
 
 BAD_BODY = {

@@ -84,26 +84,65 @@ def routes(ctx: Context) -> list[Route]:
 
     listed = {200: ("Posts by id", list[Post]), **BAD_QUERY}
     return [
-        Route("/api/posts", {
-            "GET": Operation(list_posts, "List posts (the original answer)", tag=TAG,
-                             responses=listed, query=PAGE_QUERY),
-            "POST": Operation(create_post, "Create a post", body=NewPost, tag=TAG,
-                              responses={201: ("Created", Post), **BAD_BODY, **UNAVAILABLE}),
-        }),
-        Route("/api/posts/in-thread/{threadId}", {
-            "GET": Operation(in_thread, "Posts in a thread (the original answer)", tag=TAG,
-                             responses=listed, query=PAGE_QUERY),
-        }),
-        Route("/api/posts/by-user/{userId}", {
-            "GET": Operation(by_user, "Posts by a user (the original answer)", tag=TAG,
-                             responses=listed, query=PAGE_QUERY),
-        }),
-        Route("/api/posts/{postId}", {
-            "GET": Operation(get_post, "One post", tag=TAG,
-                             responses={200: ("The post", Post), **NOT_FOUND}),
-            "PATCH": Operation(update_post, "Edit a post's text", body=PostChanges, tag=TAG,
-                               responses={200: ("Changed", Post), **NOT_FOUND, **BAD_BODY}),
-            "DELETE": Operation(delete_post, "Delete a post", tag=TAG,
-                                responses={204: ("Deleted", None), **NOT_FOUND}),
-        }),
+        Route(
+            "/api/posts",
+            {
+                "GET": Operation(
+                    list_posts,
+                    "List posts (the original answer)",
+                    tag=TAG,
+                    responses=listed,
+                    query=PAGE_QUERY,
+                ),
+                "POST": Operation(
+                    create_post,
+                    "Create a post",
+                    body=NewPost,
+                    tag=TAG,
+                    responses={201: ("Created", Post), **BAD_BODY, **UNAVAILABLE},
+                ),
+            },
+        ),
+        Route(
+            "/api/posts/in-thread/{threadId}",
+            {
+                "GET": Operation(
+                    in_thread,
+                    "Posts in a thread (the original answer)",
+                    tag=TAG,
+                    responses=listed,
+                    query=PAGE_QUERY,
+                ),
+            },
+        ),
+        Route(
+            "/api/posts/by-user/{userId}",
+            {
+                "GET": Operation(
+                    by_user,
+                    "Posts by a user (the original answer)",
+                    tag=TAG,
+                    responses=listed,
+                    query=PAGE_QUERY,
+                ),
+            },
+        ),
+        Route(
+            "/api/posts/{postId}",
+            {
+                "GET": Operation(
+                    get_post, "One post", tag=TAG, responses={200: ("The post", Post), **NOT_FOUND}
+                ),
+                "PATCH": Operation(
+                    update_post,
+                    "Edit a post's text",
+                    body=PostChanges,
+                    tag=TAG,
+                    responses={200: ("Changed", Post), **NOT_FOUND, **BAD_BODY},
+                ),
+                "DELETE": Operation(
+                    delete_post, "Delete a post", tag=TAG, responses={204: ("Deleted", None), **NOT_FOUND}
+                ),
+            },
+        ),
     ]

@@ -24,8 +24,7 @@ from microforum.services.routes.common import (
 from microforum.services.routing import Operation, Route
 
 TAG = "threads"
-BY_AUTHOR = ("createdBy", {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-             "Only threads by this user")
+BY_AUTHOR = ("createdBy", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "Only threads by this user")
 
 
 def routes(ctx: Context) -> list[Route]:
@@ -53,8 +52,7 @@ def routes(ctx: Context) -> list[Route]:
     async def create_thread(request: Request) -> Response:
         new = await request.json(NewThread)
         if not await ctx.refs.user_exists(new.created_by):
-            raise HttpError(422, f"createdBy: no user with id {new.created_by}",
-                            field="createdBy")
+            raise HttpError(422, f"createdBy: no user with id {new.created_by}", field="createdBy")
         thread = await db.write(store.create_thread, new=new)
         return json_response(thread, 201, [("location", f"/api/threads/{thread.id}")])
 
@@ -77,21 +75,52 @@ def routes(ctx: Context) -> list[Route]:
         return Response(204, b"", None)
 
     return [
-        Route("/api/threads", {
-            "GET": Operation(list_threads, "List threads (the original answer)", tag=TAG,
-                             responses={200: ("Threads by id", list[Thread]), **BAD_QUERY},
-                             query=[*PAGE_QUERY, BY_AUTHOR]),
-            "POST": Operation(create_thread, "Create a thread", body=NewThread, tag=TAG,
-                              responses={201: ("Created", Thread), **BAD_BODY, **UNAVAILABLE}),
-        }),
-        Route("/api/threads/{threadId}", {
-            "GET": Operation(get_thread, "One thread (the original answer)", tag=TAG,
-                             responses={200: ("The thread", Thread), **NOT_FOUND}),
-            "PATCH": Operation(update_thread, "Retitle a thread", body=ThreadChanges, tag=TAG,
-                               responses={200: ("Changed", Thread), **NOT_FOUND, **BAD_BODY}),
-            "DELETE": Operation(delete_thread, "Delete a thread without posts", tag=TAG,
-                                responses={204: ("Deleted", None), **NOT_FOUND,
-                                           409: ("Posts are in the thread", Problem),
-                                           **UNAVAILABLE}),
-        }),
+        Route(
+            "/api/threads",
+            {
+                "GET": Operation(
+                    list_threads,
+                    "List threads (the original answer)",
+                    tag=TAG,
+                    responses={200: ("Threads by id", list[Thread]), **BAD_QUERY},
+                    query=[*PAGE_QUERY, BY_AUTHOR],
+                ),
+                "POST": Operation(
+                    create_thread,
+                    "Create a thread",
+                    body=NewThread,
+                    tag=TAG,
+                    responses={201: ("Created", Thread), **BAD_BODY, **UNAVAILABLE},
+                ),
+            },
+        ),
+        Route(
+            "/api/threads/{threadId}",
+            {
+                "GET": Operation(
+                    get_thread,
+                    "One thread (the original answer)",
+                    tag=TAG,
+                    responses={200: ("The thread", Thread), **NOT_FOUND},
+                ),
+                "PATCH": Operation(
+                    update_thread,
+                    "Retitle a thread",
+                    body=ThreadChanges,
+                    tag=TAG,
+                    responses={200: ("Changed", Thread), **NOT_FOUND, **BAD_BODY},
+                ),
+                "DELETE": Operation(
+                    delete_thread,
+                    "Delete a thread without posts",
+                    tag=TAG,
+                    responses={
+                        204: ("Deleted", None),
+                        **NOT_FOUND,
+                        409: ("Posts are in the thread", Problem),
+                        **UNAVAILABLE,
+                    },
+                ),
+            },
+        ),
     ]

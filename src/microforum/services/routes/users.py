@@ -72,22 +72,52 @@ def routes(ctx: Context) -> list[Route]:
         return Response(204, b"", None)
 
     return [
-        Route("/api/users", {
-            "GET": Operation(list_users, "List users (the original answer)", tag=TAG,
-                             responses={200: ("Users by id", list[User]), **BAD_QUERY},
-                             query=PAGE_QUERY),
-            "POST": Operation(create_user, "Create a user", body=NewUser, tag=TAG,
-                              responses={201: ("Created", User), **BAD_BODY, **CONFLICT}),
-        }),
-        Route("/api/users/{userId}", {
-            "GET": Operation(get_user, "One user (the original answer)", tag=TAG,
-                             responses={200: ("The user", User), **NOT_FOUND}),
-            "PATCH": Operation(update_user, "Change a user", body=UserChanges, tag=TAG,
-                               responses={200: ("Changed", User), **NOT_FOUND, **BAD_BODY,
-                                          **CONFLICT}),
-            "DELETE": Operation(delete_user, "Delete a user nobody refers to", tag=TAG,
-                                responses={204: ("Deleted", None), **NOT_FOUND,
-                                           409: ("Threads or posts refer to the user", Problem),
-                                           **UNAVAILABLE}),
-        }),
+        Route(
+            "/api/users",
+            {
+                "GET": Operation(
+                    list_users,
+                    "List users (the original answer)",
+                    tag=TAG,
+                    responses={200: ("Users by id", list[User]), **BAD_QUERY},
+                    query=PAGE_QUERY,
+                ),
+                "POST": Operation(
+                    create_user,
+                    "Create a user",
+                    body=NewUser,
+                    tag=TAG,
+                    responses={201: ("Created", User), **BAD_BODY, **CONFLICT},
+                ),
+            },
+        ),
+        Route(
+            "/api/users/{userId}",
+            {
+                "GET": Operation(
+                    get_user,
+                    "One user (the original answer)",
+                    tag=TAG,
+                    responses={200: ("The user", User), **NOT_FOUND},
+                ),
+                "PATCH": Operation(
+                    update_user,
+                    "Change a user",
+                    body=UserChanges,
+                    tag=TAG,
+                    responses={200: ("Changed", User), **NOT_FOUND, **BAD_BODY, **CONFLICT},
+                ),
+                "DELETE": Operation(
+                    delete_user,
+                    "Delete a user nobody refers to",
+                    tag=TAG,
+                    responses={
+                        204: ("Deleted", None),
+                        **NOT_FOUND,
+                        409: ("Threads or posts refer to the user", Problem),
+                        **UNAVAILABLE,
+                    },
+                ),
+            },
+        ),
     ]
