@@ -69,9 +69,7 @@ def missing_tool() -> str | None:
 def compile_hot_modules(tree: Path) -> None:
     """Run mypyc on `HOT_MODULES` of the package copy under `tree` (in place, in the copy)."""
     files = [f"microforum/lb/{name}.py" for name in HOT_MODULES]
-    done = subprocess.run(
-        [sys.executable, "-m", "mypyc", *files], cwd=tree, capture_output=True, text=True
-    )
+    done = subprocess.run([sys.executable, "-m", "mypyc", *files], cwd=tree, capture_output=True, text=True)
     if done.returncode != 0:
         output = done.stdout + done.stderr
         errors = [line for line in output.splitlines() if ": error:" in line] or output.splitlines()[-5:]
@@ -116,9 +114,9 @@ def _collect(work: Path, package: Path) -> Path:
 def _prune(root: Path, key: str, source: str) -> None:
     """Remove the older builds of the same source directory and Python (one per checkout)."""
     for other, made_from in builds_in(root).items():
-        if other != key and made_from == source:
-            if read_info(root / other).get("python") == python_identity():
-                shutil.rmtree(root / other, ignore_errors=True)
+        same_python = read_info(root / other).get("python") == python_identity()
+        if other != key and made_from == source and same_python:
+            shutil.rmtree(root / other, ignore_errors=True)
 
 
 def build_dest(dest: Path) -> Path:

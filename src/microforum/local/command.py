@@ -66,6 +66,9 @@ def _load(path: str) -> tuple[Any, Path]:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from microforum.lb.compiled import use_compiled_build
+
+    use_compiled_build()  # first: before any load-balancer module is imported
     from microforum.local.stack import run_up
 
     stack, path = _load(args.stack)
