@@ -14,6 +14,7 @@ from .procs import Proc, free_port, repin, stop_all, wait_ready
 CPU_GOAL = stats.Goal("at_most", 1.1, "≤ 1.1× HAProxy")
 P99_GOAL = stats.Goal("at_most", 1.0, "≤ 1.0× HAProxy (p99 no worse)")
 BACKEND = [PYTHON, str(BENCH / "backend.py")]
+PASSTHROUGH = [PYTHON, str(BENCH / "passthrough.py")]
 
 
 def _backend(ctx: Context, cpu: str | None) -> tuple[Proc, int]:
@@ -38,6 +39,14 @@ def _haproxy(ctx: Context, cpu: str | None, backend_port: int) -> tuple[Proc, in
     cfg = ctx.tmp / "haproxy.cfg"
     cfg.write_text(configs.haproxy_cfg(port, backend_port))
     proc = ctx.start("haproxy", ["haproxy", "-db", "-f", str(cfg)], cpus=cpu)
+    wait_ready(port, ["/"], proc)
+    return proc, port
+
+
+def _passthrough(ctx: Context, cpu: str | None, backend_port: int) -> tuple[Proc, int]:
+    port = free_port()
+    env = {"PORT": str(port), "BACKEND_PORT": str(backend_port)}
+    proc = ctx.start("passthrough", PASSTHROUGH, cpus=cpu, env=env)
     wait_ready(port, ["/"], proc)
     return proc, port
 
@@ -73,13 +82,16 @@ def run(ctx: Context) -> None:
         f"asyncio + uvloop) and wrk (-t1 -c{ctx.settings.connections}) to CPU {load_cpu}. "
         "Every LB logs each request and keeps connections to the backend alive. "
         "microforum's figure is its whole `up` process (the LB with its health checks, access "
-        "log and the supervisor) without the backend replica it starts.",
+        "log and the supervisor) without the backend replica it starts. `asyncio pass-through` "
+        "(passthrough.py) is the floor of that architecture: asyncio + uvloop + httptools "
+        "relaying requests with no feature at all (no log, no rules, no checks).",
     )
     backend, backend_port = _backend(ctx, load_cpu)
     procs: list[Proc] = [backend]
     lbs: dict[str, tuple[Proc, int, list[int]]] = {}
     try:
-        for name, start in (("HAProxy", _haproxy), ("nginx", _nginx)):
+        starts = (("HAProxy", _haproxy), ("nginx", _nginx), ("asyncio pass-through", _passthrough))
+        for name, start in starts:
             proc, port = start(ctx, lb_cpu, backend_port)
             procs.append(proc)
             lbs[name] = (proc, port, [backend.pid])
@@ -108,11 +120,13 @@ def _measure_all(ctx: Context, lbs: dict[str, tuple[Proc, int, list[int]]], load
             roles = {"lb": lb_pids, "backend": backends}
             ctx.measure(cases[name], f"http://127.0.0.1:{port}/", roles, load_cpu)
     ctx.cases.extend(cases.values())
-    base = cases["HAProxy"]
+    base, floor = cases["HAProxy"], cases["asyncio pass-through"]
     ctx.comparisons.append(Comparison("b", "CPU per proxied request", cases["nginx"], base, "cpu"))
+    ctx.comparisons.append(Comparison("b", "CPU per proxied request", floor, base, "cpu"))
     if "microforum" in cases:
         mf = cases["microforum"]
         ctx.comparisons.append(Comparison("b", "CPU per proxied request", mf, base, "cpu", CPU_GOAL))
         ctx.comparisons.append(Comparison("b", "p99 latency at 64 connections", mf, base, "p99", P99_GOAL))
         ctx.comparisons.append(Comparison("b", "req/s (LB on one core)", mf, base, "rps"))
         ctx.comparisons.append(Comparison("b", "CPU per proxied request", mf, cases["nginx"], "cpu"))
+        ctx.comparisons.append(Comparison("b", "CPU per proxied request", mf, floor, "cpu"))
