@@ -18,7 +18,14 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.run
 
-run: $(VENV)/.run
+# The load balancer compiled with mypyc when a C compiler and Python headers are here (else one
+# line, and it runs interpreted); `up` uses a build only if it matches the source exactly.
+$(VENV)/.native: pyproject.toml | $(VENV)/.run
+	$(BIN)/python -m pip install --quiet -e '.[native]'
+	touch $@
+
+run: $(VENV)/.native
+	$(BIN)/python -m microforum.lb.native --if-possible
 	$(BIN)/microforum up
 
 test: $(VENV)/.test

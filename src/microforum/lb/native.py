@@ -87,6 +87,8 @@ def build_cache(root: Path, package: Path = PACKAGE) -> tuple[str, bool]:
         key = source_key(package_files(work / "microforum"), python_identity(), mypy_version())
         if (root / key).is_dir():
             return key, False
+        print("compiled load balancer: compiling with mypyc (about a minute, once per source change)",
+              file=sys.stderr, flush=True)  # fmt: skip
         compile_hot_modules(work)
         out = _collect(work, package)
         try:
