@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import json
 import os
 import re
@@ -28,7 +29,16 @@ from pathlib import Path
 
 import pytest
 
-from microforum.lb.compiled import Choice, cache_root, choose, package_files, source_key
+from microforum.lb.compiled import (
+    PACKAGE,
+    Choice,
+    cache_root,
+    choose,
+    current_key,
+    package_files,
+    source_key,
+    use_compiled_build,
+)
 from microforum.lb.native import HOT_MODULES, missing_tool
 
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "microforum"
@@ -113,6 +123,18 @@ def test_the_key_of_a_package_changes_when_one_py_file_is_edited(tmp_path: Path)
 )
 def test_only_the_exact_key_is_chosen(builds: dict[str, str], expected: Choice) -> None:
     assert choose("k1", builds, "/src/microforum") == expected
+
+
+def test_no_switch_once_the_load_balancer_is_imported(tmp_path: Path) -> None:
+    """Here (pytest) the load balancer is imported already: even a matching build is not used."""
+    import microforum.lb.exchange  # noqa: F401  (the point: an interpreted module is loaded)
+
+    build = tmp_path / "microforum" / "native" / current_key()
+    (build / "microforum" / "lb").mkdir(parents=True)
+    (build / "build.json").write_text(json.dumps({"source": str(PACKAGE)}))
+    err = io.StringIO()
+    assert use_compiled_build({"XDG_CACHE_HOME": str(tmp_path)}, err) is False
+    assert err.getvalue() == ""
 
 
 # --- functional: a real build, a real `microforum up` --------------------------------------

@@ -153,7 +153,7 @@ def use_compiled_build(environ: Mapping[str, str] = os.environ, err: TextIO | No
     so in one line on `err` (stderr), or why an existing build was not used.
     """
     err = err or sys.stderr
-    if environ.get(SWITCH, "1") == "0":
+    if environ.get(SWITCH, "1") == "0" or _lb_imported():
         return False
     root = cache_root(environ, Path.home())
     key = current_key()
@@ -171,6 +171,11 @@ def use_compiled_build(environ: Mapping[str, str] = os.environ, err: TextIO | No
     print(f"microforum: load balancer compiled with mypyc ({len(modules)} modules, build {key[:12]})",
           file=err)  # fmt: skip
     return True
+
+
+def _lb_imported() -> bool:
+    """Whether a load-balancer module (other than this one) is imported: too late to switch."""
+    return any(name.startswith(f"{LB_PACKAGE}.") and name != __name__ for name in sys.modules)
 
 
 def _import_build(build: Path) -> list[str]:
