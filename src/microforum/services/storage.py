@@ -9,6 +9,10 @@ placeholders; a `Database` runs them:
   read never waits for a writer and always sees every transaction committed before it started,
   by any connection of any process, so a write acknowledged by one replica is seen by the next
   read on every replica without any cache to invalidate.
+- `await db.read_json(key, fn, **kw)` answers `fn` encoded as JSON. SQLite keeps the answers
+  it gave while the database's wal-index header (`WalIndex`, a memory read) stays the same: any
+  commit by any connection of any process changes it, so a cached answer is never stale.
+  PostgreSQL reads every time.
 - `await db.write(fn, **kw)` runs `fn` in one transaction on a writer thread (SQLite:
   `BEGIN IMMEDIATE`, so replicas on one file queue on the busy timeout instead of failing;
   synchronous=FULL, so an acknowledged write is on disk before the response is sent).
