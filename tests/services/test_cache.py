@@ -1,7 +1,7 @@
 """Cached read answers follow every write, from any connection of any process.
 
 SQLite: the answers of the original read routes are cached under the wal-index header
-(`storage.WalIndex`); these tests write from other processes (another replica, a plain
+(`walindex.WalIndex`); these tests write from other processes (another replica, a plain
 `sqlite3` client) and read again. PostgreSQL has no cache; the same replica transcript runs on
 it so that both stay honest.
 """
@@ -19,7 +19,8 @@ from service_helpers import Service, serving
 
 from microforum.services import store
 from microforum.services.schema import migrate
-from microforum.services.storage import WAL_HEADER_BYTES, SqliteDatabase, WalIndex
+from microforum.services.storage import SqliteDatabase
+from microforum.services.walindex import WAL_HEADER_BYTES, WalIndex
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -50,6 +51,40 @@ def _in_thread(db: SqliteDatabase, thread: int) -> bytes | None:
 
 
 # --- the wal-index header ---------------------------------------------------------------------
+
+SHM_DMS_BYTE = 128  # SQLite's "dead man switch" lock in the -shm file (os_unix.c UNIX_SHM_DMS)
+
+
+def _dms_lock_free(db_path: str) -> bool:
+    """Whether another process could lock the -shm file's DMS byte exclusively: then no
+    connection of ours holds its shared lock any more, and SQLite elsewhere would re-initialise
+    the wal-index under our feet."""
+    script = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        "try:\n"
+        "    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, int(sys.argv[2]))\n"
+        "except OSError:\n"
+        "    sys.exit(1)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script, db_path + "-shm", str(SHM_DMS_BYTE)], timeout=30)
+    return run.returncode == 0
+
+
+def test_reading_the_header_keeps_sqlites_own_locks(tmp_path: Path) -> None:
+    # Closing any descriptor of a file drops the process's POSIX locks on it: opening and
+    # closing wal-indexes must never release the lock SQLite's open connections hold.
+    first = SqliteDatabase(str(tmp_path / "posts.db"))
+    migrate(first, "posts")
+    try:
+        assert not _dms_lock_free(first.path)  # the connections hold it (the test can tell)
+        second = SqliteDatabase(first.path)  # a second user of the same file, then gone
+        assert _in_thread(second, 2) is not None
+        second.close()
+        assert _in_thread(first, 2) is not None
+        assert not _dms_lock_free(first.path)
+    finally:
+        first.close()
 
 
 def test_the_header_changes_with_every_commit_and_only_then(posts_db: SqliteDatabase) -> None:

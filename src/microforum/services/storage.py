@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import mmap
 import os
 import sqlite3
-import sys
 import threading
 import urllib.parse
 from collections.abc import Callable, Hashable
@@ -39,6 +37,7 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from microforum.services.settings import sqlite_path
+from microforum.services.walindex import WalIndex
 
 T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode
@@ -49,10 +48,6 @@ PG_CONNECT_TIMEOUT = 5
 PG_MAINTENANCE_DATABASE = "postgres"  # exists on every server (RDS included); used to create ours
 PG_THREADS = 4
 # The wal-index header at the start of a WAL database's `-shm` file, twice (walformat.html 2.2).
-WAL_INDEX_VERSION = 3007000  # its iVersion: the one format every SQLite since 3.7.0 writes
-WAL_HEADER_BYTES = 48
-WAL_IS_INIT = 12  # offset of the isInit byte (after iVersion, unused, iChange)
-TORN_READ_TRIES = 3
 
 
 class Conflict(Exception):
@@ -148,55 +143,6 @@ def _sqlite_errors(exc: sqlite3.Error) -> Exception:
     return exc
 
 
-class WalIndex:
-    """The version of a WAL-mode SQLite database, read from its wal-index header without a query.
-
-    Every connection of every process maps the database's `-shm` file and finds the database's
-    state in the wal-index header there (https://www.sqlite.org/walformat.html, 2.2 "The
-    WAL-Index Header"): a commit rewrites it (mxFrame, the running frame checksum; iChange
-    counts commits), a WAL restart draws new salts. So its 48 bytes identify the committed content:
-    equal bytes, no commit in between. Reading them is a memory read, where `PRAGMA
-    data_version` opens a read transaction (file locks: several system calls).
-
-    A writer writes the header's second copy, then its first; a reader that finds both copies
-    equal read a whole header (SQLite's own readers do the same, `walIndexTryHdr` in wal.c).
-    The mapping stays valid while the database's reader connection is open: SQLite truncates
-    or deletes the `-shm` file only when no connection has it open.
-    """
-
-    def __init__(self, shm: mmap.mmap) -> None:
-        self._shm = shm
-
-    @classmethod
-    def open(cls, db_path: str) -> WalIndex | None:
-        """The wal-index of `db_path`, or None when it has no `-shm` file of the known format.
-
-        Call it while a connection to the database is open and has read it in WAL mode.
-        """
-        try:
-            with open(db_path + "-shm", "rb") as file:
-                shm = mmap.mmap(file.fileno(), 2 * WAL_HEADER_BYTES, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):  # no -shm file (not WAL), or shorter than two headers
-            return None
-        if int.from_bytes(shm[:4], sys.byteorder) != WAL_INDEX_VERSION:
-            shm.close()
-            return None
-        return cls(shm)
-
-    def version(self) -> bytes | None:
-        """The header's bytes, or None when no whole, initialised header could be read."""
-        shm = self._shm
-        for _ in range(TORN_READ_TRIES):
-            header = shm[:WAL_HEADER_BYTES]
-            if header == shm[WAL_HEADER_BYTES : 2 * WAL_HEADER_BYTES]:
-                return header if header[WAL_IS_INIT] == 1 else None
-        return None
-
-    def close(self) -> None:
-        """Unmap the header (before the connection that keeps the `-shm` file alive closes)."""
-        self._shm.close()
-
-
 class SqliteDatabase:
     """One SQLite file in WAL mode: a reader connection for the loop, a writer thread."""
 
@@ -274,11 +220,11 @@ class SqliteDatabase:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-        if self._wal is not None:
-            self._wal.close()
-            self._wal = None
         self._writer.close()
         self._reader._conn.close()
+        if self._wal is not None:  # after the connections: see walindex.py on POSIX locks
+            self._wal.close()
+            self._wal = None
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------
