@@ -36,12 +36,14 @@ lint: $(VENV)/.test
 	$(BIN)/mypy
 
 # Benchmarks against the original architecture (issue 6): bench/REPORT.md and its plots.
-bench: $(VENV)/.run
+bench: $(VENV)/.native
 	bench/setup.sh
+	$(BIN)/python -m microforum.lb.native --if-possible
 	$(BIN)/python bench/run.py
 
-bench-quick: $(VENV)/.run
+bench-quick: $(VENV)/.native
 	bench/setup.sh
+	$(BIN)/python -m microforum.lb.native --if-possible
 	$(BIN)/python bench/run.py --quick
 
 clean:

@@ -51,20 +51,32 @@ def _passthrough(ctx: Context, cpu: str | None, backend_port: int) -> tuple[Proc
     return proc, port
 
 
-def start_up(ctx: Context, name: str, stack: dict[str, object], cpu: str | None) -> tuple[Proc, int]:
+def start_up(
+    ctx: Context, name: str, stack: dict[str, object], cpu: str | None, env: dict[str, str] | None = None
+) -> tuple[Proc, int]:
     """`microforum up` on a generated stack file; (process, port) once it starts."""
     port = int(stack["local"]["port"])  # type: ignore[index]
     path = ctx.tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(stack, sort_keys=False))
     argv = [MICROFORUM, "up", "--stack", str(path), "--port", str(port)]
-    return ctx.start(name, argv, cpus=cpu, cwd=str(ctx.tmp)), port
+    return ctx.start(name, argv, cpus=cpu, cwd=str(ctx.tmp), env=env or {}), port
 
 
-def _microforum(ctx: Context, cpu: str | None, load_cpu: str | None) -> tuple[Proc, int, list[int]]:
-    data = ctx.tmp / "data-lb"
+def ran_compiled(ctx: Context, name: str) -> bool:
+    """Whether the `up` started as `name` said it loaded the compiled load balancer."""
+    return COMPILED_LINE in ctx.log(name).read_text(errors="replace")
+
+
+COMPILED_LINE = "load balancer compiled with mypyc"  # what `up` prints (lb/compiled.py)
+
+
+def _microforum(
+    ctx: Context, cpu: str | None, load_cpu: str | None, name: str, env: dict[str, str]
+) -> tuple[Proc, int, list[int]]:
+    data = ctx.tmp / f"data-{name}"
     data.mkdir(exist_ok=True)
     stack = configs.lb_stack(free_port(), str(data), BACKEND)
-    proc, port = start_up(ctx, "mf-lb", stack, cpu)
+    proc, port = start_up(ctx, name, stack, cpu, env)
     wait_ready(port, ["/"], proc)
     backends = [p for p in proc.tree() if "backend.py" in procfs.read_cmdline(p)]
     for pid in backends:
@@ -99,12 +111,21 @@ def run(ctx: Context) -> None:
         if missing:
             ctx.note("b", missing)
         else:
-            try:
-                proc, port, backends = _microforum(ctx, lb_cpu, load_cpu)
+            # The default run path (compiled when `make bench` could build it), and interpreted.
+            for system, name, env in (
+                ("microforum", "mf-lb", {}),
+                ("microforum (interpreted)", "mf-lb-interpreted", {"MICROFORUM_NATIVE": "0"}),
+            ):
+                try:
+                    proc, port, backends = _microforum(ctx, lb_cpu, load_cpu, name, env)
+                except RuntimeError as exc:
+                    ctx.note("b", f"{system} (LB stack) did not start: {exc}")
+                    continue
                 procs.append(proc)
-                lbs["microforum"] = (proc, port, backends)
-            except RuntimeError as exc:
-                ctx.note("b", f"microforum up (LB stack) did not start: {exc}")
+                lbs[system] = (proc, port, backends)
+            if "microforum" in lbs:
+                how = "compiled with mypyc" if ran_compiled(ctx, "mf-lb") else "interpreted (no build)"
+                ctx.note("b", f"`microforum` is what `make run` runs: here its load balancer ran {how}.")
         _measure_all(ctx, lbs, load_cpu)
     finally:
         stop_all(procs[::-1])
@@ -130,3 +151,7 @@ def _measure_all(ctx: Context, lbs: dict[str, tuple[Proc, int, list[int]]], load
         ctx.comparisons.append(Comparison("b", "req/s (LB on one core)", mf, base, "rps"))
         ctx.comparisons.append(Comparison("b", "CPU per proxied request", mf, cases["nginx"], "cpu"))
         ctx.comparisons.append(Comparison("b", "CPU per proxied request", mf, floor, "cpu"))
+    if "microforum (interpreted)" in cases:
+        slow = cases["microforum (interpreted)"]
+        subject = "CPU per proxied request, interpreted"
+        ctx.comparisons.append(Comparison("b", subject, slow, base, "cpu", CPU_GOAL))

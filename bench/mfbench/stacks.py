@@ -7,7 +7,7 @@ import json
 import signal
 
 from . import configs, stats, wrk
-from .balancers import start_up
+from .balancers import ran_compiled, start_up
 from .core import NODE_SERVER, READ_ROUTES, Case, Comparison, Context, command_available
 from .postgres import Postgres
 from .procs import Proc, free_port, stop_all, wait_ready
@@ -74,6 +74,8 @@ def end_to_end(ctx: Context) -> None:
         else:
             try:
                 mf, mf_port = _mf_stack(ctx, "mf-e2e", cpus)
+                how = "compiled with mypyc" if ran_compiled(ctx, "mf-e2e") else "interpreted"
+                ctx.note("c", f"microforum's load balancer ran {how}")
             except RuntimeError as exc:
                 ctx.note("c", f"microforum up did not start: {exc}")
         systems = [("nginx + Koa", koa_port, [p for proc in koa for p in proc.tree()])]
