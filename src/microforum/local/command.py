@@ -8,6 +8,7 @@ directory of the same stack file.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from pathlib import Path
@@ -68,15 +69,19 @@ def _load(path: str) -> tuple[Any, Path]:
 def _up(args: argparse.Namespace) -> int:
     from microforum.lb.compiled import use_compiled_build
 
-    use_compiled_build()  # first: before any load-balancer module is imported
+    # First, before any load-balancer module is imported. What it says goes to the stack's log
+    # once the stack starts: a user mistake below stays a one-line error.
+    notice = io.StringIO()
+    use_compiled_build(err=notice)
     from microforum.local.stack import run_up
 
     stack, path = _load(args.stack)
     if getattr(args, "containers", False):
         from microforum.images.runner import container_runner_factory
 
-        return run_up(stack, path, args.port, runner_factory=container_runner_factory(stack))
-    return run_up(stack, path, args.port)
+        return run_up(stack, path, args.port, runner_factory=container_runner_factory(stack),
+                      notice=notice.getvalue())  # fmt: skip
+    return run_up(stack, path, args.port, notice=notice.getvalue())
 
 
 def _control(args: argparse.Namespace) -> Any:

@@ -51,11 +51,15 @@ def run_up(
     *,
     out: TextIO | None = None,
     runner_factory: RunnerFactory = ProcessRunner,
+    notice: str = "",
 ) -> int:
-    """Run the local stack in the foreground until SIGINT/SIGTERM; the exit code (0)."""
+    """Run the local stack in the foreground until SIGINT/SIGTERM; the exit code (0).
+
+    `notice` (lines, e.g. which load-balancer build runs) is logged once the stack starts."""
     data_dir = data_dir_of(stack, stack_path)
     _refuse_second_stack(data_dir)
-    coro = _up(stack, data_dir, stack.local.port if port is None else port, out, runner_factory)
+    port = stack.local.port if port is None else port
+    coro = _up(stack, data_dir, port, out, runner_factory, notice)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency; asyncio works too
@@ -78,7 +82,8 @@ def _refuse_second_stack(data_dir: Path) -> None:
 
 
 async def _up(
-    stack: Stack, data_dir: Path, port: int, out: TextIO | None, runner_factory: RunnerFactory
+    stack: Stack, data_dir: Path, port: int, out: TextIO | None, runner_factory: RunnerFactory,
+    notice: str,
 ) -> int:
     started = time.monotonic()
     try:
@@ -91,6 +96,8 @@ async def _up(
     lb = _new_balancer(stack, data_dir)
     url = f"http://{HOST}:{await _start_balancer(lb, port)}"
     log = LogStream(out)
+    for line in notice.splitlines():
+        log.line(SUPERVISOR, line.removeprefix("microforum: "))
     runner = runner_factory(log)
     closed: list[bool] = []
 
