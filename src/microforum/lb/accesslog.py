@@ -116,8 +116,14 @@ _LINE: Final = (
 )
 
 
+# Lines written per batch at most: a second's worth under load (megabytes) written at once would
+# stall the event loop for milliseconds, and show in the tail latency.
+BATCH_LINES: Final = 256
+
+
 class AccessLog:
-    """Lines appended to a file; written in batches by `flush` (the shell calls it each second)."""
+    """Lines appended to a file; written in batches of `BATCH_LINES`, and by `flush` (the shell
+    calls it each second, so a quiet load balancer's lines are out within a second)."""
 
     def __init__(self, stream: IO[str] | None) -> None:
         self.stream = stream
@@ -126,7 +132,10 @@ class AccessLog:
 
     def add(self, text: str) -> None:
         if self.stream is not None:
-            self.pending.append(text)
+            pending = self.pending
+            pending.append(text)
+            if len(pending) >= BATCH_LINES:
+                self.flush()
 
     def flush(self) -> None:
         if self.stream is not None and self.pending:
