@@ -475,10 +475,8 @@ class Exchange:
         else:
             if self.host != client.log_host:  # one Host per connection, as a rule
                 client.log_host, client.log_host_name = self.host, host_without_port(self.host) or "-"
-            request = "%s http://%s:%d%s HTTP/%s" % (  # noqa: UP031 - fastest here
-                self.method.decode("latin-1"), client.log_host_name, ctx.port,
-                self.url.decode("latin-1"), self.version,
-            )  # fmt: skip
+            method, url = self.method.decode("latin-1"), self.url.decode("latin-1")
+            request = f"{method} http://{client.log_host_name}:{ctx.port}{url} HTTP/{self.version}"
         ctx.log.add(accesslog.line(
             ctx.log.clock, ctx.elb, client.peer, target,
             times, self.status, self.target_status, self.received, self.sent, request,
