@@ -87,10 +87,7 @@ def line(  # one argument per log field, in ALB's order
         classification = classification_reason = "-"
     second, created_second = int(sent_at), int(created)
     t0, t1, t2 = times
-    # (the usual cases inline: this runs once per request)
-    request_time = _MILLIS[int(t0 * 1000)] if 0 <= t0 < 1 else seconds(t0)
-    target_time = _MILLIS[int(t1 * 1000)] if 0 <= t1 < 1 else seconds(t1)
-    response_time = _MILLIS[int(t2 * 1000)] if 0 <= t2 < 1 else seconds(t2)
+    request_time, target_time, response_time = seconds(t0), seconds(t1), seconds(t2)
     # Microseconds zero-padded to 6 digits without a format spec: 1_000_000 + us, first digit cut.
     at_us = str(1000000 + int((sent_at - second) * 1000000))[1:]
     created_us = str(1000000 + int((created - created_second) * 1000000))[1:]
