@@ -48,6 +48,15 @@ def target_group_arn(stack_name: str, target_group: str) -> str:
 _MILLIS: Final = tuple("0.%03d" % ms for ms in range(1000))  # noqa: UP031
 
 
+# Status codes as text: three digits (llhttp refuses others), looked up rather than formatted.
+_STATUS: Final = tuple(str(code) for code in range(1000))
+
+
+def status_text(code: int) -> str:
+    """A status code as logged."""
+    return _STATUS[code] if 0 <= code < 1000 else str(code)
+
+
 def seconds(duration: float) -> str:
     """A processing time as ALB logs it: seconds with millisecond precision; -1 when the
     request never reached a target ("set to -1 if the load balancer can't dispatch")."""
@@ -97,7 +106,7 @@ def line(  # one argument per log field, in ALB's order
     # One f-string of plain pieces: compiled (native.py) it is a single join, no format parsing.
     return (
         f"http {clock.prefix(second)}.{at_us}Z {elb} {client} {target} {request_time} "
-        f"{target_time} {response_time} {elb_status} {target_status} {received} {sent} "
+        f"{target_time} {response_time} {status_text(elb_status)} {target_status} {received} {sent} "
         f'"{request}" "{agent}" - - {target_group} "{_escaped(trace)}" "-" "-" {priority} '
         f'{clock.prefix(created_second)}.{created_us}Z "{action}" "{redirect}" "{error_reason}" '
         f'"{target}" "{target_status}" "{classification}" "{classification_reason}" {conn_trace}\n'

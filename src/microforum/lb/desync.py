@@ -33,7 +33,9 @@ AMBIGUOUS: Final = "Ambiguous"
 SEVERE: Final = "Severe"
 _RANK = {COMPLIANT: 0, ACCEPTABLE: 1, AMBIGUOUS: 2, SEVERE: 3}
 
-ALLOW, ALLOW_THEN_CLOSE, BLOCK = "allow", "allow-then-close", "block"
+ALLOW: Final = "allow"
+ALLOW_THEN_CLOSE: Final = "allow-then-close"
+BLOCK: Final = "block"
 
 _DECISIONS = {
     "monitor": {COMPLIANT: ALLOW, ACCEPTABLE: ALLOW, AMBIGUOUS: ALLOW, SEVERE: ALLOW},

@@ -54,13 +54,14 @@ class Exchange:
 
     # Slots: attribute access on the hot path without a per-instance dict.
     __slots__ = (
-        "action_name", "body_seen", "class_reason", "classification", "client", "close_backend",
-        "close_client", "conn", "created", "dispatched", "error_reason", "expect_continue", "group",
-        "headers", "host", "is_head", "local", "method", "out", "out_size", "pool", "priority",
-        "received", "redirect_url", "relayed", "replay", "req_chunked", "req_done", "resp_at",
-        "resp_done", "resp_mode", "resp_started", "retried", "sent", "sent_at", "slot", "started",
-        "status", "sticky", "target_status", "tick", "trace", "until_close", "url", "user_agent",
-        "version",
+        "action_name", "body_seen", "class_reason", "classification", "client",
+        "close_backend", "close_client", "conn", "created", "dispatched", "error_reason",
+        "expect_continue", "group", "headers", "held", "held_head", "host", "is_head",
+        "local", "method", "out", "out_size", "pool", "priority", "received",
+        "redirect_url", "replay", "req_chunked", "req_done", "resp_at", "resp_done",
+        "resp_mode", "resp_started", "retried", "sent", "sent_at", "slot", "started",
+        "status", "sticky", "target_status", "tick", "trace", "until_close", "url",
+        "user_agent", "version",
     )  # fmt: skip
 
     def __init__(self, client: ClientConnection, method: bytes, url: bytes, version: str,
@@ -107,7 +108,8 @@ class Exchange:
         self.classification = desync.COMPLIANT
         self.host = ""
         self.user_agent = ""
-        self.relayed = False
+        self.held: list[bytes] | None = None  # an answer not relayed yet (see response_head)
+        self.held_head = b""
 
     def __repr__(self) -> str:
         return (
@@ -237,22 +239,32 @@ class Exchange:
         self.resp_started = True
         self.resp_at = _now()
         self.status = status
-        self.target_status = str(status)
+        self.target_status = accesslog.status_text(status)
+        if (conn.single and not self.close_client and not self.is_head and not self.sticky
+                and self.version == "1.1" and status != 204 and status != 304
+                and _RESP_HOP(head.lower()) is None):  # fmt: skip
+            # Nothing in this head needs rewriting. If the whole answer is this one read, it is
+            # relayed as received (response_done); if not, `release` sends it the usual way
+            # when the read ends.
+            self.held = []
+            self.held_head = head
+            return
+        self._send_head(conn, status, head)
+
+    def release(self, conn: BackendConnection) -> None:
+        """A target read ended with the answer held and incomplete: send its head (rebuilt)
+        and the body pieces held so far; the rest is relayed as it comes."""
+        held = self.held or []
+        self.held = None
+        self._send_head(conn, self.status, self.held_head)
+        for body in held:
+            self.response_body(body)
+
+    def _send_head(self, conn: BackendConnection, status: int, head: bytes) -> None:
         lower = head.lower()
         found = _RESP_LENGTH(lower)
         length = head[found.start(1) : found.end(1)] if found else None
-        hop = _RESP_HOP(lower)
-        if (hop is None and length is not None and conn.single and not self.close_client
-                and not self.is_head and not self.sticky and self.version == "1.1"
-                and status != 204 and status != 304):  # fmt: skip
-            chunk = conn.chunk
-            if len(chunk) - len(head) - 4 == int(length):
-                # The whole answer is this read and nothing in it needs rewriting: relay it as is.
-                self.relayed = True  # the body went with the head: on_body has nothing to do
-                self.client.write(chunk)
-                self.sent += len(chunk)
-                return
-        chunked = hop is not None and _RESP_CHUNKED(lower) is not None
+        chunked = _RESP_HOP(lower) is not None and _RESP_CHUNKED(lower) is not None
         line, _, rest = head.partition(b"\r\n")
         headers = [_split_header(h) for h in rest.split(b"\r\n")] if rest else []
         reason = line.split(b" ", 2)[2] if line.count(b" ") >= 2 else b""
@@ -293,6 +305,9 @@ class Exchange:
             self.response_done(conn, conn.parser.should_keep_alive())
 
     def response_body(self, body: bytes) -> None:
+        if self.held is not None:
+            self.held.append(body)
+            return
         data = b"%x\r\n%s\r\n" % (len(body), body) if self.resp_mode == _CHUNKED else body
         self.client.write(data)
         self.sent += len(data)
@@ -301,6 +316,15 @@ class Exchange:
         """The target's answer is complete."""
         if self.resp_done:
             return
+        held = self.held
+        if held is not None:
+            chunk = conn.chunk
+            if len(chunk) == len(self.held_head) + 4 + sum([len(b) for b in held]):
+                self.held = None  # the whole answer is this read: relayed as received
+                self.client.write(chunk)
+                self.sent += len(chunk)
+            else:
+                self.release(conn)
         if self.resp_mode == _CHUNKED:
             self.client.write(b"0\r\n\r\n")
             self.sent += 5

@@ -97,6 +97,9 @@ class BackendConnection(asyncio.Protocol):
         except httptools.HttpParserError:
             exchange.backend_failed(self, "malformed")
             self.close()
+        else:
+            if exchange.held is not None:  # the answer goes on in a later read
+                exchange.release(self)
         finally:
             client.end_batch()
         if self.reset_parser:  # after a HEAD response (see exchange.response_head)
@@ -156,7 +159,7 @@ class BackendConnection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         exchange = self.exchange
-        if exchange is not None and not exchange.relayed and not self.reset_parser:
+        if exchange is not None and not self.reset_parser:
             exchange.response_body(body)
 
     def on_message_complete(self) -> None:

@@ -26,20 +26,37 @@ if TYPE_CHECKING:
     from microforum.lb.exchange import Exchange
 
 # What `route` does with a request header, by lower-case name; absent: passed on untouched.
-_HOST, _XFF, _TRACE, _UA, _CONN, _EXPECT, _COOKIE, _CL, _TE, _REWRITE = range(10)
+# (Final ints: compiled, each comparison is a C constant, not a module lookup.)
+_HOST: Final = 0
+_XFF: Final = 1
+_TRACE: Final = 2
+_UA: Final = 3
+_CONN: Final = 4
+_EXPECT: Final = 5
+_COOKIE: Final = 6
+_CL: Final = 7
+_TE: Final = 8
+_REWRITE: Final = 9
+_PLAIN: Final = 10  # passed on untouched, and made of [-A-Za-z0-9] only
 _KIND: Final = {
     b"host": _HOST, b"x-forwarded-for": _XFF, b"x-amzn-trace-id": _TRACE, b"user-agent": _UA,
     b"connection": _CONN, b"expect": _EXPECT, b"cookie": _COOKIE, b"content-length": _CL,
     b"transfer-encoding": _TE, b"keep-alive": _REWRITE, b"proxy-connection": _REWRITE,
     b"te": _REWRITE, b"trailer": _REWRITE, b"upgrade": _REWRITE, b"x-forwarded-proto": _REWRITE,
     b"x-forwarded-port": _REWRITE,
+    # Names known to be made of [-A-Za-z0-9] only (spares the check for the usual headers).
+    b"accept": _PLAIN, b"accept-encoding": _PLAIN, b"accept-language": _PLAIN,
+    b"authorization": _PLAIN, b"cache-control": _PLAIN, b"content-type": _PLAIN,
+    b"origin": _PLAIN, b"pragma": _PLAIN, b"referer": _PLAIN, b"if-none-match": _PLAIN,
+    b"if-modified-since": _PLAIN, b"sec-fetch-dest": _PLAIN, b"sec-fetch-mode": _PLAIN,
+    b"sec-fetch-site": _PLAIN, b"x-requested-with": _PLAIN, b"dnt": _PLAIN,
 }  # fmt: skip
-# Names known to be made of [-A-Za-z0-9] only (spares the check for the usual headers).
-_COMMON: Final = frozenset({
-    b"accept", b"accept-encoding", b"accept-language", b"authorization", b"cache-control",
-    b"content-type", b"origin", b"pragma", b"referer", b"if-none-match", b"if-modified-since",
-    b"sec-fetch-dest", b"sec-fetch-mode", b"sec-fetch-site", b"x-requested-with", b"dnt",
-})  # fmt: skip
+# The same, also by the names as clients usually spell them ("Host", "User-Agent"): a name
+# found here needs no lower-casing.
+_KIND_AS_SENT: Final = {
+    **_KIND, **{b"-".join(p.capitalize() for p in n.split(b"-")): k for n, k in _KIND.items()},
+    b"DNT": _PLAIN, b"TE": _REWRITE, b"X-Amzn-Trace-Id": _TRACE,
+}  # fmt: skip
 _INVALID_NAME: Final = re.compile(rb"[^-A-Za-z0-9]").search
 
 def route(ex: Exchange) -> None:
@@ -53,17 +70,22 @@ def route(ex: Exchange) -> None:
     # must be removed or rewritten; `raw` tracks that while we look at each header once.
     client = ex.client
     raw = ex.version == "1.1" and client.begin_chunk is client.chunk  # the head starts the read
+    # Non-ASCII bytes anywhere in the read (rare) make every value checked one by one.
+    each_ascii = not raw or not client.chunk.isascii()
     size = len(url) + len(ex.method) + 13
     for name, value in ex.headers:
         size += len(name) + len(value) + 4
-        if not value.isascii():
+        if each_ascii and not value.isascii():
             check_all = True
-        lower = name.lower()
-        kind = _KIND.get(lower)
+        kind = _KIND_AS_SENT.get(name)
         if kind is None:
-            if lower not in _COMMON and _INVALID_NAME(name) is not None:
-                check_all = True  # for the classifier (e.g. Content_Length) and dropping
-                raw = False
+            kind = _KIND.get(name.lower())
+            if kind is None:
+                if _INVALID_NAME(name) is not None:
+                    check_all = True  # for the classifier (e.g. Content_Length) and dropping
+                    raw = False
+                continue
+        if kind == _PLAIN:
             continue
         if kind == _HOST:
             if host is None:
