@@ -122,6 +122,13 @@ class Backend:
                 await asyncio.sleep(0)
             transport.write(b"0\r\n\r\n")
             return
+        elif parts.path == "/split":  # a Content-Length answer over two reads: head + half, rest
+            payload = b"0123456789" * int(query.get("tens", "100"))
+            half = len(payload) // 2
+            transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(payload), payload[:half]))
+            await asyncio.sleep(0.05)
+            transport.write(payload[half:])
+            return
         elif parts.path == "/garbage":
             transport.write(b"this is not http\r\n\r\n")
             return

@@ -206,6 +206,16 @@ def test_streams_large_bodies_both_ways(lb):
     assert backend.app_requests()[-1]["body_length"] == 64 * 65536
 
 
+def test_an_answer_over_several_reads_is_relayed_whole(lb):
+    # Its head and the first half of the body come in one read: held, then sent when the read
+    # ends (exchange.release); the rest follows as it comes. One read: relayed as received.
+    lb.backend("mono-1", "monolith")
+    status, headers, body = get(lb.port, "/split?tens=300")
+    assert status == 200 and body == b"0123456789" * 300 and headers["Content-Length"] == "3000"
+    status, headers, body = get(lb.port, "/x")
+    assert (status, body, headers["X-Backend"]) == (200, b"mono-1 /x", "mono-1")
+
+
 def test_head_and_expect_continue(lb):
     lb.backend("mono-1", "monolith")
     status, headers, body = get(lb.port, "/x", method="HEAD")
