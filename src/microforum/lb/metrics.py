@@ -6,7 +6,6 @@ TargetResponseTime percentiles (p50, p99) over the most recent `WINDOW` response
 
 from __future__ import annotations
 
-from array import array
 from typing import Any
 
 WINDOW = 4096
@@ -22,18 +21,20 @@ class Metrics:
         self.target = [0, 0, 0, 0, 0, 0]  # index = status // 100
         self.elb_4xx = 0
         self.elb_5xx = 0
-        self.times = array("d")
+        self.times: list[float] = []  # the latest WINDOW response times, a ring once full
         self._next = 0
 
     def target_response(self, status: int, seconds: float) -> None:
         """A response that came from a target, `seconds` after the request was sent to it."""
         self.requests += 1
         self.target[status // 100 if 100 <= status < 600 else 5] += 1
-        if len(self.times) < WINDOW:
-            self.times.append(seconds)
+        times = self.times
+        if len(times) < WINDOW:
+            times.append(seconds)
         else:
-            self.times[self._next] = seconds
-            self._next = (self._next + 1) % WINDOW
+            at = self._next
+            times[at] = seconds
+            self._next = at + 1 if at + 1 < WINDOW else 0
 
     def elb_response(self, status: int) -> None:
         """A response the load balancer generated itself."""

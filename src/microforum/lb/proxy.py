@@ -203,10 +203,14 @@ class ClientConnection(asyncio.Protocol):
         self.in_head = False
         self.head_bytes = 0
         parser = self.parser
-        exchange = Exchange(
-            self, parser.get_method(), self.url, parser.get_http_version(), self.headers,
-            parser.should_keep_alive(),
-        )  # fmt: skip
+        method, url, chunk = parser.get_method(), self.url, self.chunk
+        # The version from the request line when it starts this read, as it nearly always does
+        # (the parser's getter formats a new string each time).
+        if self.begin_chunk is chunk and chunk.startswith(b" HTTP/1.1\r\n", len(method) + 1 + len(url)):
+            version = "1.1"
+        else:
+            version = parser.get_http_version()
+        exchange = Exchange(self, method, url, version, self.headers, parser.should_keep_alive())
         self.current = exchange
         self.queue.append(exchange)
         exchange.route()
