@@ -101,6 +101,21 @@ def test_access_log_line_has_albs_fields_in_order():
     assert text.endswith("\n") and len(fields) == 30
 
 
+def test_a_connections_line_cache_writes_what_line_writes():
+    clock, cache = accesslog.Clock(), accesslog.LineCache()
+    base = ["app/s/local", "10.0.0.1:5000", "127.0.0.1:4000", (0.0004, 0.0123, 0.00005), 200, "200",
+            120, 340, "GET http://h:80/p?q HTTP/1.1", "curl/8", "arn:tg", f"Root={NEW}", "3",
+            1_700_000_000.25, 1_700_000_000.5, "forward", "-", "-", "Compliant", "-", "TID_1"]  # fmt: skip
+    changes = [  # one request after another on the connection, each changing some fields
+        {}, {}, {2: "127.0.0.1:4001"}, {4: 502, 5: "-", 18: "Ambiguous", 19: "BothTeClPresent"},
+        {9: 'ag"ent'}, {12: "1"}, {15: "redirect", 16: "https://h:443/p"}, {17: "TargetTimeout"},
+        {1: "10.0.0.2:6000", 20: "TID_2"}, {10: "arn:tg2"}, {},
+    ]  # fmt: skip
+    for change in changes:
+        args = [change.get(i, v) for i, v in enumerate(base)]
+        assert cache.line(clock, *args) == accesslog.line(clock, *args)
+
+
 def test_metrics_snapshot_and_percentiles():
     metrics = Metrics()
     for i in range(1, 101):

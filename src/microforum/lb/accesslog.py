@@ -92,24 +92,109 @@ def line(  # one argument per log field, in ALB's order
     conn_trace: str,
 ) -> str:
     """One access-log line (with its newline). Only client-supplied text is escaped."""
+    return _compose(
+        clock, _source(elb, client, target), times, _statuses(elb_status, target_status), received,
+        sent, request, _agent(user_agent, target_group), trace, _rule(priority), created, sent_at,
+        _tail(action, redirect_url, error_reason, target, target_status, classification,
+              classification_reason, conn_trace),
+    )  # fmt: skip
+
+
+class LineCache:
+    """`line` for the requests of one client connection: the runs of fields between the
+    per-request ones (source and target, statuses, user agent and target group, rule, and the
+    tail) are rendered once and reused while their fields stay the same, as they mostly do."""
+
+    __slots__ = (
+        "_agent", "_agent_in", "_group_in", "_priority_in", "_rule", "_source", "_source_in",
+        "_status_in", "_statuses", "_tail", "_tail_in", "_target_status_in",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self._source_in: tuple[str, str, str] = ("", "", "")
+        self._source = ""
+        self._status_in = -1
+        self._target_status_in = ""
+        self._statuses = ""
+        self._agent_in = self._group_in = ""
+        self._agent = ""
+        self._priority_in = ""
+        self._rule = ""
+        self._tail_in: tuple[str, str, str, str, str, str, str, str] = ("",) * 8
+        self._tail = ""
+
+    def line(self, clock: Clock, elb: str, client: str, target: str,
+             times: tuple[float, float, float], elb_status: int, target_status: str,
+             received: int, sent: int, request: str, user_agent: str, target_group: str,
+             trace: str, priority: str, created: float, sent_at: float, action: str,
+             redirect_url: str, error_reason: str, classification: str,
+             classification_reason: str, conn_trace: str) -> str:  # fmt: skip
+        """The same text as `line` with the same arguments."""
+        source_in = self._source_in
+        if target != source_in[2] or client != source_in[1] or elb != source_in[0]:
+            self._source_in = (elb, client, target)
+            self._source = _source(elb, client, target)
+        if elb_status != self._status_in or target_status != self._target_status_in:
+            self._status_in, self._target_status_in = elb_status, target_status
+            self._statuses = _statuses(elb_status, target_status)
+        if user_agent != self._agent_in or target_group != self._group_in:
+            self._agent_in, self._group_in = user_agent, target_group
+            self._agent = _agent(user_agent, target_group)
+        if priority != self._priority_in:
+            self._priority_in = priority
+            self._rule = _rule(priority)
+        tail_in = (action, redirect_url, error_reason, target, target_status, classification,
+                   classification_reason, conn_trace)  # fmt: skip
+        if tail_in != self._tail_in:
+            self._tail_in = tail_in
+            self._tail = _tail(*tail_in)
+        return _compose(clock, self._source, times, self._statuses, received, sent, request,
+                        self._agent, trace, self._rule, created, sent_at, self._tail)  # fmt: skip
+
+
+# The runs of fields between the per-request ones, each with its separators.
+
+
+def _source(elb: str, client: str, target: str) -> str:
+    return f"{elb} {client} {target} "
+
+
+def _statuses(elb_status: int, target_status: str) -> str:
+    return f"{status_text(elb_status)} {target_status} "
+
+
+def _agent(user_agent: str, target_group: str) -> str:
+    return f'{_escaped(user_agent) if user_agent else "-"}" - - {target_group} "'
+
+
+def _rule(priority: str) -> str:
+    return f'" "-" "-" {priority} '
+
+
+def _tail(action: str, redirect_url: str, error_reason: str, target: str, target_status: str,
+          classification: str, classification_reason: str, conn_trace: str) -> str:  # fmt: skip
     if classification == "Compliant":
         classification = classification_reason = "-"
+    redirect = _escaped(redirect_url) if redirect_url != "-" else "-"
+    return (
+        f' "{action}" "{redirect}" "{error_reason}" "{target}" "{target_status}" '
+        f'"{classification}" "{classification_reason}" {conn_trace}\n'
+    )
+
+
+def _compose(clock: Clock, source: str, times: tuple[float, float, float], statuses: str,
+             received: int, sent: int, request: str, agent: str, trace: str, rule: str,
+             created: float, sent_at: float, tail: str) -> str:  # fmt: skip
     second, created_second = int(sent_at), int(created)
     t0, t1, t2 = times
-    request_time, target_time, response_time = seconds(t0), seconds(t1), seconds(t2)
     # Microseconds zero-padded to 6 digits without a format spec: 1_000_000 + us, first digit cut.
     at_us = str(1000000 + int((sent_at - second) * 1000000))[1:]
     created_us = str(1000000 + int((created - created_second) * 1000000))[1:]
-    request = _escaped(request)
-    agent = _escaped(user_agent) if user_agent else "-"
-    redirect = _escaped(redirect_url) if redirect_url != "-" else "-"
     # One f-string of plain pieces: compiled (native.py) it is a single join, no format parsing.
     return (
-        f"http {clock.prefix(second)}.{at_us}Z {elb} {client} {target} {request_time} "
-        f"{target_time} {response_time} {status_text(elb_status)} {target_status} {received} {sent} "
-        f'"{request}" "{agent}" - - {target_group} "{_escaped(trace)}" "-" "-" {priority} '
-        f'{clock.prefix(created_second)}.{created_us}Z "{action}" "{redirect}" "{error_reason}" '
-        f'"{target}" "{target_status}" "{classification}" "{classification_reason}" {conn_trace}\n'
+        f"http {clock.prefix(second)}.{at_us}Z {source}{seconds(t0)} {seconds(t1)} "
+        f'{seconds(t2)} {statuses}{received} {sent} "{_escaped(request)}" "{agent}{_escaped(trace)}{rule}'
+        f'{clock.prefix(created_second)}.{created_us}Z{tail}'
     )
 
 

@@ -498,10 +498,11 @@ class Exchange:
             request = "- - - "
         else:
             if self.host != client.log_host:  # one Host per connection, as a rule
-                client.log_host, client.log_host_name = self.host, host_without_port(self.host) or "-"
+                client.log_host = self.host
+                client.log_origin = f"http://{host_without_port(self.host) or '-'}:{ctx.port}"
             method, url = self.method.decode("latin-1"), self.url.decode("latin-1")
-            request = f"{method} http://{client.log_host_name}:{ctx.port}{url} HTTP/{self.version}"
-        ctx.log.add(accesslog.line(
+            request = f"{method} {client.log_origin}{url} HTTP/{self.version}"
+        ctx.log.add(client.log_lines.line(
             ctx.log.clock, ctx.elb, client.peer, target,
             times, self.status, self.target_status, self.received, self.sent, request,
             self.user_agent, self.group.arn if self.group else "-", self.trace, self.priority,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 import httptools
 
 from microforum.lb import desync, responses
+from microforum.lb.accesslog import LineCache
 from microforum.lb.exchange import Exchange
 from microforum.lb.headers import MAX_HEAD, MAX_HEADER, MAX_REQUEST_LINE, TraceIds
 from microforum.lb.pool import no_delay
@@ -71,7 +72,7 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "batching", "begin_chunk", "chunk", "closing", "conn_id", "conn_trace", "ctx", "current",
         "forwarded", "fresh", "head_bytes", "headers", "in_head", "last_tick", "log_host",
-        "log_host_name", "parser", "pauses", "peer", "peer_ip", "peer_port", "queue", "transport",
+        "log_lines", "log_origin", "parser", "pauses", "peer", "peer_ip", "peer_port", "queue", "transport",
         "url", "wbuf",
     )  # fmt: skip
 
@@ -92,7 +93,8 @@ class ClientConnection(asyncio.Protocol):
         self.closing = False
         self.last_tick = ctx.tick
         self.conn_trace = f"TID_{os.urandom(16).hex()}"
-        self.log_host, self.log_host_name = "", "-"  # the last Host logged, and its name part
+        self.log_host, self.log_origin = "", "http://-:0"  # the last Host logged, as logged
+        self.log_lines = LineCache()
         self.conn_id = next(_conn_ids)
         self.batching = False
         self.wbuf: list[bytes] = []
