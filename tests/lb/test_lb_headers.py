@@ -41,6 +41,9 @@ def test_trace_ids_are_fresh_x_ray_ids_with_the_current_second():
     assert all(headers.is_trace_id(i) for i in ids)
     assert ids[0].startswith("1-5759e988-") and ids[-1].startswith("1-5759e989-")
     assert len(made) == 2 and len(set(ids)) == len(ids)  # one draw per batch, no repeats
+    roots = [source.root(0x5759E98A) for _ in range(3)]
+    assert all(r.startswith("Root=1-5759e98a-") and headers.is_trace_id(r[5:]) for r in roots)
+    assert len({*ids, *(r[5:] for r in roots)}) == len(ids) + 3
     real = headers.TraceIds()
     assert len({real.new(1) for _ in range(1000)}) == 1000
 

@@ -51,7 +51,7 @@ class TraceIds:
     """Fresh X-Ray ids, as `new_trace_id` makes them but cheaper per request: the epoch part is
     formatted once per second and the random part cut from a batch of random bytes."""
 
-    __slots__ = ("_at", "_pool", "_prefix", "_random", "_second")
+    __slots__ = ("_at", "_pool", "_prefix", "_random", "_root", "_second")
     BATCH = 64  # ids per call to the random source
 
     def __init__(self, random_bytes: Callable[[int], bytes] = os.urandom) -> None:
@@ -59,18 +59,31 @@ class TraceIds:
         self._pool = ""
         self._at = 0
         self._second = -1
-        self._prefix = ""
+        self._prefix = self._root = ""
 
     def new(self, epoch_seconds: int) -> str:
         if epoch_seconds != self._second:
-            self._second = epoch_seconds
-            self._prefix = new_trace_id(epoch_seconds, 0)[:11]  # "1-" + 8 hex digits + "-"
+            self._start_second(epoch_seconds)
+        return self._prefix + self._random_part()
+
+    def root(self, epoch_seconds: int) -> str:
+        """`Root=` and a new id: the X-Amzn-Trace-Id of a request that brought none."""
+        if epoch_seconds != self._second:
+            self._start_second(epoch_seconds)
+        return self._root + self._random_part()
+
+    def _start_second(self, epoch_seconds: int) -> None:
+        self._second = epoch_seconds
+        self._prefix = new_trace_id(epoch_seconds, 0)[:11]  # "1-" + 8 hex digits + "-"
+        self._root = "Root=" + self._prefix
+
+    def _random_part(self) -> str:
         at = self._at
         if at >= len(self._pool):
             self._pool = self._random(12 * self.BATCH).hex()
             at = 0
         self._at = at + 24
-        return self._prefix + self._pool[at : at + 24]
+        return self._pool[at : at + 24]
 
 
 def is_trace_id(value: str) -> bool:

@@ -50,6 +50,8 @@ class ProxyContext:
         self.forwarded_static = b""  # X-Forwarded-Proto/-Port lines, set once the port is bound
         self.tick = 0  # advanced by the balancer's sweeper every TICK seconds
         self.trace_ids = TraceIds()
+        # Forward actions with one target group, by id(): the router keeps the actions alive.
+        self.single_forwards: dict[int, GroupState] = {}
         self.connections: set[ClientConnection] = set()
         self.accepting = True
         self._date_second, self._date = -1, ""

@@ -24,6 +24,7 @@ from microforum.spec.model import FixedResponse, Forward, Redirect
 
 if TYPE_CHECKING:
     from microforum.lb.exchange import Exchange
+    from microforum.lb.groups import GroupState
 
 # What `route` does with a request header, by lower-case name; absent: passed on untouched.
 # (Final ints: compiled, each comparison is a C constant, not a module lookup.)
@@ -184,34 +185,46 @@ def _view(ex: Exchange) -> RequestView:
         ex.host or None, ex.headers, ex.client.peer_ip, "http", ex.client.ctx.port,
     )  # fmt: skip
 
+def _forward_group(ex: Exchange, action: Forward, cookie: bytes | None) -> GroupState:
+    """The target group a forward sends this request to (weighted, sticky)."""
+    ctx = ex.client.ctx
+    groups = action.target_groups
+    if len(groups) == 1:
+        group = ctx.groups[groups[0].name]
+        ctx.single_forwards[id(action)] = group
+        return group
+    sticky = None
+    if action.stickiness_duration:
+        sticky = sticky_group(cookie.decode("latin-1") if cookie else None, groups)
+    name = sticky or choose_weighted(groups, random.random())
+    if action.stickiness_duration:
+        expires = responses.http_date(time.time() + action.stickiness_duration)
+        ex.sticky = sticky_set_cookies(name, action.stickiness_duration, expires)
+    return ctx.groups[name]
+
+
 def _prepare_forward(ex: Exchange, action: Forward, xff: str, trace_in: bytes | None,
                      cookie: bytes | None, connection: list[bytes] | None, framing: bytes,
                      raw: bool, size: int) -> None:  # fmt: skip
     ctx = ex.client.ctx
     ex.action_name = "forward"
-    groups = action.target_groups
-    if len(groups) == 1:
-        name = groups[0].name
-    else:
-        sticky = None
-        if action.stickiness_duration:
-            sticky = sticky_group(cookie.decode("latin-1") if cookie else None, groups)
-        name = sticky or choose_weighted(groups, random.random())
-        if action.stickiness_duration:
-            expires = responses.http_date(time.time() + action.stickiness_duration)
-            ex.sticky = sticky_set_cookies(name, action.stickiness_duration, expires)
-    ex.group = group = ctx.groups[name]
+    # A forward to one target group (the usual kind) is looked up by the action's identity:
+    # spec objects are frozen, and reading their fields costs more than this.
+    group = ctx.single_forwards.get(id(action))
+    if group is None:
+        group = _forward_group(ex, action, cookie)
+    ex.group = group
     picked = group.pick()
     if picked is None:  # "The target groups for the load balancer have no registered targets."
         ex._error(503)
         return
     ex.slot, ex.pool = picked
     ex.slot.outstanding += 1
-    new_id = ctx.trace_ids.new(int(ex.created))
-    ex.trace = trace = (
-        f"Root={new_id}" if trace_in is None
-        else hdr.trace_id(trace_in.decode("latin-1"), new_id, size)
-    )  # fmt: skip
+    if trace_in is None:
+        ex.trace = trace = ctx.trace_ids.root(int(ex.created))
+    else:
+        new_id = ctx.trace_ids.new(int(ex.created))
+        ex.trace = trace = hdr.trace_id(trace_in.decode("latin-1"), new_id, size)
     if raw:  # forward the client's head bytes as they came (no X-Forwarded-For), ours appended
         chunk = ex.client.chunk
         ex.out.append(b"%s%sX-Amzn-Trace-Id: %s\r\n\r\n" % (
