@@ -239,7 +239,7 @@ class Exchange:
         self.resp_started = True
         self.resp_at = _now()
         self.status = status
-        self.target_status = accesslog.status_text(status)
+        self.target_status = accesslog.decimal(status)
         if (conn.single and not self.close_client and not self.is_head and not self.sticky
                 and self.version == "1.1" and status != 204 and status != 304
                 and _RESP_HOP(head.lower()) is None):  # fmt: skip
