@@ -71,7 +71,7 @@ def route(ex: Exchange) -> None:
     # must be removed or rewritten; `raw` tracks that while we look at each header once.
     client = ex.client
     raw = ex.version == "1.1" and client.begin_chunk is client.chunk  # the head starts the read
-    # Non-ASCII bytes anywhere in the read (rare) make every value checked one by one.
+    # Non-ASCII bytes anywhere in the read (rare) make the URL and every value checked one by one.
     each_ascii = not raw or not client.chunk.isascii()
     size = len(url) + len(ex.method) + 13
     for name, value in ex.headers:
@@ -122,7 +122,7 @@ def route(ex: Exchange) -> None:
         ex._error(400)
         return
     ex.host = host.decode("latin-1") if host is not None else ""
-    if check_all or not url.isascii() or ex.version not in ("1.1", "1.0"):
+    if check_all or (each_ascii and not url.isascii()) or ex.version not in ("1.1", "1.0"):
         ex.classification, ex.class_reason = desync.classify(
             ex.method, url, ex.version, ex.headers
         )
