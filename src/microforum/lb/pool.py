@@ -48,15 +48,17 @@ class BackendConnection(asyncio.Protocol):
     """One keep-alive connection to a target; bound to at most one exchange at a time."""
 
     __slots__ = (
-        "chunk", "closed", "exchange", "fresh", "head_first", "head_more", "in_head",
-        "informational", "next_offset", "parser", "pool", "reset_parser", "reused", "single",
-        "transport",
+        "chunk", "closed", "exchange", "feed", "fresh", "head_first", "head_more",
+        "in_head", "informational", "next_offset", "parser", "pool", "reset_parser",
+        "reused", "send_bytes", "single", "transport",
     )  # fmt: skip
 
     def __init__(self, pool: TargetPool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
+        self.send_bytes: Callable[[bytes], None] = _unconnected  # transport.write, bound once
         self.parser = httptools.HttpResponseParser(self)
+        self.feed: Callable[[bytes], None] = self.parser.feed_data  # bound once: cheaper calls
         self.exchange: Exchange | None = None
         self.informational = False
         self.reset_parser = False
@@ -79,6 +81,7 @@ class BackendConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.send_bytes = transport.write  # type: ignore[attr-defined]
         no_delay(transport)
 
     def data_received(self, data: bytes) -> None:
@@ -93,7 +96,7 @@ class BackendConnection(asyncio.Protocol):
             self.head_more.append(data)
         self.chunk, self.fresh = data, True
         try:
-            self.parser.feed_data(data)
+            self.feed(data)
         except httptools.HttpParserError:
             exchange.backend_failed(self, "malformed")
             self.close()
@@ -105,6 +108,7 @@ class BackendConnection(asyncio.Protocol):
         if self.reset_parser:  # after a HEAD response (see exchange.response_head)
             self.reset_parser = False
             self.parser = httptools.HttpResponseParser(self)
+            self.feed = self.parser.feed_data
 
     def eof_received(self) -> bool | None:
         return None  # close the transport
@@ -174,7 +178,7 @@ class BackendConnection(asyncio.Protocol):
 
     def send(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
-            self.transport.write(data)
+            self.send_bytes(data)
 
     def close(self) -> None:
         if not self.closed and self.transport is not None:
@@ -193,6 +197,10 @@ class BackendConnection(asyncio.Protocol):
     def resume_reading(self) -> None:
         if self.transport is not None and not self.closed:
             self.transport.resume_reading()
+
+
+def _unconnected(data: bytes) -> None:
+    raise RuntimeError("no transport yet")
 
 
 class TargetPool:
