@@ -1,0 +1,377 @@
+"""One asyncio protocol per client connection of a service: parse with httptools, answer in order.
+
+The services' server is single-threaded on purpose: the request is parsed, handled and its
+response written on the event loop's own thread, in one `transport.write`. (A server that
+parses on other threads hands every request across, which costs more than the request itself
+at the moderate load a replica sees behind the load balancer.)
+
+Per connection, requests are answered strictly in order. A request arriving while another is
+in flight waits in `queue`, and reading pauses until the queue drains, so a pipelining client
+cannot make us buffer without bound; a request body is buffered up to `BODY_HIGH_WATER`
+bytes ahead of the handler, then reading pauses too. A response is sent with
+`connection: close` and the connection closed after it when the client asked for that, when
+the handler did not read the whole body (the next request's start is unknown), or when the
+server is draining.
+
+`Server` holds what the connections share: the app, the clock tick the sweeper advances each
+second (idle timeout), the Date header, and the drain on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Final
+
+import httptools
+
+from microforum.services.app import TRACE_HEADER, App
+from microforum.services.http import HttpError, Response, problem
+from microforum.services.http1 import CONTINUE, MAX_HEAD, encode_response, http_date, split_target
+
+BODY_HIGH_WATER: Final = 256 * 1024  # body bytes buffered ahead of the handler before pausing
+# Longer than the load balancer's idle timeout (60 s), as AWS asks of targets, so that the
+# balancer, not the target, closes an idle pooled connection (no request races a close):
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout
+IDLE_TIMEOUT: Final = 75  # seconds without a request in flight
+HEAD_TIMEOUT: Final = 30  # seconds a started request head may take to arrive (granian's)
+TICK: Final = 1.0  # seconds between sweeps
+
+
+class Server:
+    """What every connection of one worker shares, and the worker's drain."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.connections: set[Connection] = set()
+        self.tick = 0
+        self.date = http_date(time.time())
+        self.draining = False
+        self.busy = 0  # requests being answered (a handler may outlive its connection)
+        self._idle = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"<Server {self.app.service} connections={len(self.connections)} tick={self.tick}>"
+
+    def sweep(self) -> None:
+        """Once a second: advance the clock, refresh Date, close idle or stalled connections."""
+        self.tick += 1
+        self.date = http_date(time.time())
+        for conn in list(self.connections):
+            conn.sweep(self.tick)
+
+    def drain(self) -> None:
+        """Stop reusing connections: idle ones close now, busy ones after their last answer."""
+        self.draining = True
+        for conn in list(self.connections):
+            conn.drain()
+        self._check_idle()
+
+    def forget(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        self._check_idle()
+
+    def answered(self) -> None:
+        self.busy -= 1
+        if self.draining:
+            self._check_idle()
+
+    def _check_idle(self) -> None:
+        if self.draining and not self.connections and not self.busy:
+            self._idle.set()
+
+    async def drained(self) -> None:
+        """Returns once draining, every connection closed and every handler finished."""
+        await self._idle.wait()
+
+
+class Body:
+    """A request body on its way from the parser to the handler, chunk by chunk."""
+
+    __slots__ = ("buffered", "chunks", "complete", "conn", "expect_continue", "failed", "waiter")
+
+    def __init__(self, conn: Connection, expect_continue: bool) -> None:
+        self.conn = conn
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.complete = False
+        self.failed = False
+        self.expect_continue = expect_continue  # sent `100 Continue` when first read, if asked
+        self.waiter: asyncio.Future[None] | None = None
+
+    def feed(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.buffered += len(data)
+        if self.buffered > BODY_HIGH_WATER:
+            self.conn.pause("body")
+        self._wake()
+
+    def end(self) -> None:
+        self.complete = True
+        self._wake()
+
+    def fail(self) -> None:
+        self.failed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def read(self) -> AsyncIterator[bytes]:
+        """The chunks, as they arrive; HttpError 400 when the client leaves before the end."""
+        while True:
+            if self.chunks:
+                chunk = self.chunks.popleft()
+                self.buffered -= len(chunk)
+                if self.buffered <= BODY_HIGH_WATER:
+                    self.conn.resume("body")
+                yield chunk
+            elif self.complete:
+                return
+            elif self.failed:
+                raise HttpError(400, "client disconnected before sending the whole body")
+            else:
+                if self.expect_continue:
+                    self.expect_continue = False
+                    self.conn.write(CONTINUE)
+                self.waiter = asyncio.get_running_loop().create_future()
+                await self.waiter
+                self.waiter = None
+
+
+class Exchange:
+    """One request of a connection, from its parsed head to its written response."""
+
+    __slots__ = ("body", "headers", "http10", "keep_alive", "method", "refused", "url")
+
+    def __init__(self, method: str, url: bytes, headers: dict[str, str], body: Body,
+                 keep_alive: bool, http10: bool) -> None:  # fmt: skip
+        self.method, self.url, self.headers, self.body = method, url, headers, body
+        self.keep_alive, self.http10 = keep_alive, http10
+        self.refused: Response | None = None  # answered without the app (a malformed request)
+
+    def __repr__(self) -> str:
+        return f"<Exchange {self.method} {self.url!r}>"
+
+
+class Connection(asyncio.Protocol):
+    """A client's connection to the service."""
+
+    def __init__(self, server: Server) -> None:
+        # Per-connection state
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.queue: deque[Exchange] = deque()
+        self.pauses: set[str] = set()
+        self.closing = False  # no further request is read; close once the queue is answered
+        self.last_tick = server.tick
+        self.task: asyncio.Task[None] | None = None  # answering queue[0] (held: tasks are weak)
+        # Per-request (parsing) state
+        self.url = b""
+        self.headers: dict[str, str] = {}
+        self.head_size = 0
+        self.in_head = False
+        self.current: Exchange | None = None
+
+    def __repr__(self) -> str:
+        return f"<Connection queue={len(self.queue)} closing={self.closing} pauses={sorted(self.pauses)}>"
+
+    # Protocol interface
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.server.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.last_tick = self.server.tick
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.closing = True  # no protocol switch here: answer the request, then close
+        except httptools.HttpParserError as exc:
+            oversized = isinstance(exc.__context__, _Oversized)
+            self._refuse(431 if oversized else 400, str(exc.__context__ or exc))
+
+    def eof_received(self) -> bool | None:
+        # The client sent all it will: answer what it asked, then close.
+        if self.current is not None:
+            self.current.body.fail()
+        self.closing = True
+        if not self.queue:
+            return None  # the transport closes itself
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.transport = None
+        for exchange in self.queue:
+            exchange.body.fail()
+        self.server.forget(self)
+
+    # Parser callbacks
+
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.headers = {}
+        self.head_size = 0
+        self.in_head = True
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        self._count(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        # Lower-case names, the first value of each (what the app looks up)
+        self.headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        parser = self.parser
+        http10 = parser.get_http_version() == "1.0"
+        expect = not http10 and self.headers.get("expect", "").lower() == "100-continue"
+        exchange = Exchange(
+            parser.get_method().decode("latin-1"), self.url, self.headers, Body(self, expect),
+            parser.should_keep_alive(), http10,
+        )  # fmt: skip
+        self.current = exchange
+        self.queue.append(exchange)
+        if len(self.queue) == 1:
+            self._start(exchange)
+        else:  # pipelined behind a request still in flight: stop reading until it is answered
+            self.pause("pipeline")
+
+    def on_body(self, body: bytes) -> None:
+        if self.current is not None:
+            self.current.body.feed(body)
+
+    def on_message_complete(self) -> None:
+        if self.current is not None:
+            self.current.body.end()
+            self.current = None
+
+    def _count(self, size: int) -> None:
+        self.head_size += size
+        if self.head_size > MAX_HEAD:
+            raise _Oversized(f"request head larger than {MAX_HEAD} bytes")
+
+    # Answering
+
+    def _start(self, exchange: Exchange) -> None:
+        self.server.busy += 1
+        self.task = asyncio.get_running_loop().create_task(self._answer(exchange))
+
+    async def _answer(self, exchange: Exchange) -> None:
+        try:
+            await self._answer_now(exchange)
+        except Exception:  # a bug here: the client must not wait forever
+            traceback.print_exc()
+            self.close()
+        finally:
+            self.server.answered()
+
+    async def _answer_now(self, exchange: Exchange) -> None:
+        response, trace = await self._respond(exchange)
+        keep_alive = (exchange.keep_alive and exchange.body.complete and not self.closing
+                      and not self.server.draining)  # fmt: skip
+        headers = [(TRACE_HEADER, trace)] if trace else []
+        if response.content_type is not None:
+            headers.append(("content-type", response.content_type))
+        headers.extend(response.headers)
+        self.write(encode_response(
+            response.status, headers, response.body, date=self.server.date,
+            head=exchange.method == "HEAD", keep_alive=keep_alive, http10=exchange.http10,
+        ))  # fmt: skip
+        self._done(exchange, keep_alive)
+
+    async def _respond(self, exchange: Exchange) -> tuple[Response, str]:
+        if exchange.refused is not None:
+            return exchange.refused, ""
+        try:
+            path, query = split_target(exchange.url)
+        except httptools.HttpParserError:
+            return problem(400, f"malformed request target {exchange.url[:100]!r}"), ""
+        return await self.server.app.answer(
+            exchange.method, path, query, exchange.headers, exchange.body.read
+        )
+
+    def _done(self, exchange: Exchange, keep_alive: bool) -> None:
+        self.queue.popleft()
+        if not keep_alive:
+            self.close()
+            return
+        self.last_tick = self.server.tick
+        if self.queue:
+            self._start(self.queue[0])
+        if len(self.queue) <= 1:
+            self.resume("pipeline")
+
+    def _refuse(self, status: int, detail: str) -> None:
+        """Answer a request the parser refused after those before it, then close."""
+        self.closing = True
+        self.pause("closing")
+        if self.current is not None and self.current in self.queue and self.current is not self.queue[0]:
+            self.queue.remove(self.current)  # not started: the refusal answers in its place
+        elif self.current is not None:
+            self.current.body.fail()  # started: its handler sees the body end early
+        self.current = None
+        refusal = Exchange("GET", b"/", {}, Body(self, False), False, False)
+        refusal.refused = problem(status, f"malformed request: {detail}")
+        self.queue.append(refusal)
+        if len(self.queue) == 1:
+            self._start(refusal)
+
+    # Used by the body, the sweeper and the drain
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def pause(self, reason: str) -> None:
+        if not self.pauses and self.transport is not None:
+            self.transport.pause_reading()
+        self.pauses.add(reason)
+
+    def resume(self, reason: str) -> None:
+        if reason in self.pauses:
+            self.pauses.discard(reason)
+            if not self.pauses and self.transport is not None and not self.closing:
+                self.transport.resume_reading()
+
+    def close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def drain(self) -> None:
+        if not self.queue and not self.in_head:
+            self.close()
+
+    def sweep(self, tick: int) -> None:
+        """Close the connection when idle for IDLE_TIMEOUT, or a head stalled for HEAD_TIMEOUT."""
+        if self.queue:
+            return
+        if should_close(tick - self.last_tick, in_head=self.in_head, draining=self.server.draining):
+            self.close()
+
+
+def should_close(idle: int, *, in_head: bool, draining: bool) -> bool:
+    """Whether a connection with no request in flight closes, `idle` seconds after its last use.
+
+    A connection waiting for its next request closes after IDLE_TIMEOUT, or at once when the
+    server drains; one in the middle of a request head gets HEAD_TIMEOUT to finish it.
+    """
+    if in_head:
+        return idle >= HEAD_TIMEOUT
+    return draining or idle >= IDLE_TIMEOUT
+
+
+class _Oversized(Exception):
+    """A request head beyond MAX_HEAD."""
