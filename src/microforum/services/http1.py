@@ -75,16 +75,13 @@ def encode_response(
     `head`: the request was HEAD (the length is sent, the body is not). `keep_alive` False
     adds `connection: close`; True for an HTTP/1.0 client adds `connection: keep-alive`.
     """
-    parts = [_STATUS_LINES.get(status) or status_line(status)]
-    parts.extend(b"%s: %s\r\n" % (k.encode("latin-1"), v.encode("latin-1")) for k, v in headers)
+    lines = "".join([f"{k}: {v}\r\n" for k, v in headers])
     if not keep_alive:
-        parts.append(b"connection: close\r\n")
+        lines += "connection: close\r\n"
     elif http10:
-        parts.append(b"connection: keep-alive\r\n")
+        lines += "connection: keep-alive\r\n"
+    start = _STATUS_LINES.get(status) or status_line(status)
     if status == 204 or status < 200 or status == 304:
-        parts.append(b"date: %s\r\n\r\n" % date)
-        return b"".join(parts)
-    parts.append(b"content-length: %d\r\ndate: %s\r\n\r\n" % (len(body), date))
-    if not head:
-        parts.append(body)
-    return b"".join(parts)
+        return b"%s%sdate: %s\r\n\r\n" % (start, lines.encode("latin-1"), date)
+    return b"%s%scontent-length: %d\r\ndate: %s\r\n\r\n%s" % (
+        start, lines.encode("latin-1"), len(body), date, b"" if head else body)
