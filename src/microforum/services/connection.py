@@ -38,7 +38,7 @@ BODY_HIGH_WATER: Final = 256 * 1024  # body bytes buffered ahead of the handler 
 # balancer, not the target, closes an idle pooled connection (no request races a close):
 # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout
 IDLE_TIMEOUT: Final = 75  # seconds without a request in flight
-HEAD_TIMEOUT: Final = 30  # seconds a started request head may take to arrive (granian's)
+HEAD_TIMEOUT: Final = 30  # seconds a started request head may take to arrive (as granian's was)
 TICK: Final = 1.0  # seconds between sweeps
 # Reads run at once, on the parser's return, until they first wait: a cached read never does,
 # and is answered without a task (~6 us less per request). They must not call asyncio.timeout
