@@ -13,8 +13,9 @@ bytes ahead of the handler, then reading pauses too. A response is sent with
 the handler did not read the whole body (the next request's start is unknown), or when the
 server is draining.
 
-`Server` holds what the connections share: the app, the clock tick the sweeper advances each
-second (idle timeout), the Date header, and the drain on SIGTERM.
+`Server` holds what the connections share: the app, the time of the last sweep (the clock the
+idle and head timeouts are measured on, advanced by the caller: `sweep(now)`), the Date header,
+and the drain on SIGTERM.
 """
 
 from __future__ import annotations
@@ -32,14 +33,11 @@ import httptools
 from microforum.services.app import TRACE_HEADER, App
 from microforum.services.http import AsgiHeaders, HttpError, Response, problem
 from microforum.services.http1 import CONTINUE, MAX_HEAD, encode_response, http_date, split_target
+from microforum.services.settings import IDLE_TIMEOUT
 
 BODY_HIGH_WATER: Final = 256 * 1024  # body bytes buffered ahead of the handler before pausing
-# Longer than the load balancer's idle timeout (60 s), as AWS asks of targets, so that the
-# balancer, not the target, closes an idle pooled connection (no request races a close):
-# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout
-IDLE_TIMEOUT: Final = 75  # seconds without a request in flight
-HEAD_TIMEOUT: Final = 30  # seconds a started request head may take to arrive (as granian's was)
-TICK: Final = 1.0  # seconds between sweeps
+HEAD_TIMEOUT: Final = 30.0  # seconds a started request head may take to arrive (as granian's was)
+TICK: Final = 1.0  # seconds between sweeps, at most (a short idle timeout sweeps more often)
 # Reads run at once, on the parser's return, until they first wait: a cached read never does,
 # and is answered without a task (~6 us less per request). They must not call asyncio.timeout
 # (which needs a task) before their first wait: reads never ask another service.
@@ -49,24 +47,30 @@ EAGER_METHODS: Final = frozenset({"GET", "HEAD"})
 class Server:
     """What every connection of one worker shares, and the worker's drain."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, idle_timeout: float = IDLE_TIMEOUT, now: float = 0.0) -> None:
         self.app = app
+        self.idle_timeout = idle_timeout
         self.connections: set[Connection] = set()
-        self.tick = 0
+        self.now = now  # seconds, on the caller's clock, at the last sweep
         self.date = http_date(time.time())
         self.draining = False
         self.busy = 0  # requests being answered (a handler may outlive its connection)
         self._idle = asyncio.Event()
 
     def __repr__(self) -> str:
-        return f"<Server {self.app.service} connections={len(self.connections)} tick={self.tick}>"
+        return f"<Server {self.app.service} connections={len(self.connections)} now={self.now:.1f}>"
 
-    def sweep(self) -> None:
-        """Once a second: advance the clock, refresh Date, close idle or stalled connections."""
-        self.tick += 1
+    @property
+    def sweep_interval(self) -> float:
+        """Seconds between calls to `sweep`: a connection closes within a quarter of its timeout late."""
+        return min(TICK, self.idle_timeout / 4)
+
+    def sweep(self, now: float) -> None:
+        """Every `sweep_interval`: advance the clock, refresh Date, close idle or stalled connections."""
+        self.now = now
         self.date = http_date(time.time())
         for conn in list(self.connections):
-            conn.sweep(self.tick)
+            conn.sweep(now)
 
     def drain(self) -> None:
         """Stop reusing connections: idle ones close now, busy ones after their last answer."""
@@ -103,7 +107,7 @@ class Body:
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.complete = False
-        self.failed = False
+        self.failed: str | None = None  # why the body will not arrive whole
         self.expect_continue = expect_continue  # sent `100 Continue` when first read, if asked
         self.waiter: asyncio.Future[None] | None = None
 
@@ -118,8 +122,8 @@ class Body:
         self.complete = True
         self._wake()
 
-    def fail(self) -> None:
-        self.failed = True
+    def fail(self, reason: str = "client disconnected before sending the whole body") -> None:
+        self.failed = reason
         self._wake()
 
     def _wake(self) -> None:
@@ -127,7 +131,7 @@ class Body:
             self.waiter.set_result(None)
 
     async def read(self) -> AsyncIterator[bytes]:
-        """The chunks, as they arrive; HttpError 400 when the client leaves before the end."""
+        """The chunks, as they arrive; HttpError 400 when the client leaves or errs before the end."""
         while True:
             if self.chunks:
                 chunk = self.chunks.popleft()
@@ -137,8 +141,8 @@ class Body:
                 yield chunk
             elif self.complete:
                 return
-            elif self.failed:
-                raise HttpError(400, "client disconnected before sending the whole body")
+            elif self.failed is not None:
+                raise HttpError(400, self.failed)
             else:
                 if self.expect_continue:
                     self.expect_continue = False
@@ -174,7 +178,7 @@ class Connection(asyncio.Protocol):
         self.queue: deque[Exchange] = deque()
         self.pauses: set[str] = set()
         self.closing = False  # no further request is read; close once the queue is answered
-        self.last_tick = server.tick
+        self.last_used = server.now
         self.task: asyncio.Task[None] | None = None  # answering queue[0] (held: tasks are weak)
         # Per-request (parsing) state
         self.url = b""
@@ -195,12 +199,11 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
-        self.last_tick = self.server.tick
+        self.last_used = self.server.now
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self.closing = True  # no protocol switch here: answer the request, then close
-            return
         except httptools.HttpParserError as exc:
             oversized = isinstance(exc.__context__, _Oversized)
             self._refuse(431 if oversized else 400, str(exc.__context__ or exc))
@@ -301,8 +304,9 @@ class Connection(asyncio.Protocol):
 
     async def _answer_now(self, exchange: Exchange) -> None:
         response, trace = await self._respond(exchange)
-        keep_alive = (exchange.keep_alive and exchange.body.complete and not self.closing
-                      and not self.server.draining)  # fmt: skip
+        # Closing (no request is read any more): the last answer queued closes the connection.
+        keep_alive = (exchange.keep_alive and exchange.body.complete and not self.server.draining
+                      and not (self.closing and len(self.queue) == 1))  # fmt: skip
         headers = [(TRACE_HEADER, trace)] if trace else []
         if response.content_type is not None:
             headers.append(("content-type", response.content_type))
@@ -315,7 +319,7 @@ class Connection(asyncio.Protocol):
         if not keep_alive:
             self.close()
             return
-        self.last_tick = self.server.tick
+        self.last_used = self.server.now
         if len(self.queue) <= 1:
             self.resume("pipeline")
 
@@ -331,14 +335,19 @@ class Connection(asyncio.Protocol):
         )
 
     def _refuse(self, status: int, detail: str) -> None:
-        """Answer a request the parser refused after those before it, then close."""
+        """Answer a request the parser refused after those before it, then close.
+
+        A request whose body the parser refused is being answered already: its handler learns
+        why when it reads the body, and its answer is the last.
+        """
         self.closing = True
         self.pause("closing")
-        if self.current is not None and self.current in self.queue and self.current is not self.queue[0]:
-            self.queue.remove(self.current)  # not started: the refusal answers in its place
-        elif self.current is not None:
-            self.current.body.fail()  # started: its handler sees the body end early
-        self.current = None
+        current, self.current = self.current, None
+        if current is not None and current is self.queue[0] and self.task is not None:
+            current.body.fail(f"malformed request: {detail}")  # started: its handler reads why
+            return
+        if current is not None:
+            self.queue.remove(current)  # not started: the refusal answers in its place
         refusal = Exchange("GET", b"/", AsgiHeaders([]), Body(self, False), False, False)
         refusal.refused = problem(status, f"malformed request: {detail}")
         self.queue.append(refusal)
@@ -370,23 +379,25 @@ class Connection(asyncio.Protocol):
         if not self.queue and not self.in_head:
             self.close()
 
-    def sweep(self, tick: int) -> None:
-        """Close the connection when idle for IDLE_TIMEOUT, or a head stalled for HEAD_TIMEOUT."""
+    def sweep(self, now: float) -> None:
+        """Close the connection when idle for the idle timeout, or a head stalled for HEAD_TIMEOUT."""
         if self.queue:
             return
-        if should_close(tick - self.last_tick, in_head=self.in_head, draining=self.server.draining):
+        server = self.server
+        if should_close(now - self.last_used, in_head=self.in_head, draining=server.draining,
+                        idle_timeout=server.idle_timeout):  # fmt: skip
             self.close()
 
 
-def should_close(idle: int, *, in_head: bool, draining: bool) -> bool:
+def should_close(idle: float, *, in_head: bool, draining: bool, idle_timeout: float) -> bool:
     """Whether a connection with no request in flight closes, `idle` seconds after its last use.
 
-    A connection waiting for its next request closes after IDLE_TIMEOUT, or at once when the
+    A connection waiting for its next request closes after `idle_timeout`, or at once when the
     server drains; one in the middle of a request head gets HEAD_TIMEOUT to finish it.
     """
     if in_head:
         return idle >= HEAD_TIMEOUT
-    return draining or idle >= IDLE_TIMEOUT
+    return draining or idle >= idle_timeout
 
 
 class _Oversized(Exception):

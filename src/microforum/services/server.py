@@ -33,7 +33,7 @@ import uvloop
 
 from microforum.errors import MicroforumError
 from microforum.services.app import App, build_app, open_databases
-from microforum.services.connection import TICK, Connection, Server
+from microforum.services.connection import Connection, Server
 from microforum.services.schema import migrate
 from microforum.services.settings import Settings
 from microforum.services.storage import StorageUnavailable, redact
@@ -117,21 +117,21 @@ def run_worker(settings: Settings, sock: socket.socket) -> int:
     app = build_app(settings, open_databases(settings))
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_serve(app, sock))
+            runner.run(_serve(app, sock, settings.idle_timeout))
     finally:
         app.close()
     return 0
 
 
-async def _serve(app: App, sock: socket.socket) -> None:
+async def _serve(app: App, sock: socket.socket, idle_timeout: float) -> None:
     loop = asyncio.get_running_loop()
-    server = Server(app)
+    server = Server(app, idle_timeout, now=loop.time())
     listener = await loop.create_server(lambda: Connection(server), sock=sock, backlog=BACKLOG)
     stop = asyncio.Event()
     for signo in STOP_SIGNALS:
         loop.add_signal_handler(signo, stop.set)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked in a forked worker
-    sweeper = loop.call_later(TICK, _sweep, loop, server)
+    sweeper = loop.call_later(server.sweep_interval, _sweep, loop, server)
     await stop.wait()
     listener.close()  # stop accepting; what was accepted is answered
     server.drain()
@@ -140,8 +140,8 @@ async def _serve(app: App, sock: socket.socket) -> None:
 
 
 def _sweep(loop: asyncio.AbstractEventLoop, server: Server) -> None:
-    server.sweep()
-    loop.call_later(TICK, _sweep, loop, server)
+    server.sweep(loop.time())
+    loop.call_later(server.sweep_interval, _sweep, loop, server)
 
 
 # --- Workers (`--workers N`) -----------------------------------------------------------------
