@@ -32,7 +32,14 @@ import httptools
 
 from microforum.services.app import TRACE_HEADER, App
 from microforum.services.http import AsgiHeaders, HttpError, Response, problem
-from microforum.services.http1 import CONTINUE, MAX_HEAD, encode_response, http_date, split_target
+from microforum.services.http1 import (
+    CONTINUE,
+    MAX_HEAD,
+    encode_head_and_body,
+    header_lines,
+    http_date,
+    split_target,
+)
 from microforum.services.settings import IDLE_TIMEOUT
 
 BODY_HIGH_WATER: Final = 256 * 1024  # body bytes buffered ahead of the handler before pausing
@@ -102,13 +109,15 @@ class Body:
 
     __slots__ = ("buffered", "chunks", "complete", "conn", "expect_continue", "failed", "waiter")
 
-    def __init__(self, conn: Connection, expect_continue: bool) -> None:
+    def __init__(self, conn: Connection, expect_continue: AsgiHeaders | None) -> None:
         self.conn = conn
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.complete = False
         self.failed: str | None = None  # why the body will not arrive whole
-        self.expect_continue = expect_continue  # sent `100 Continue` when first read, if asked
+        # The headers to look for `expect: 100-continue` in when the handler first waits for
+        # the body (and then None): most requests have no body to wait for, so never look.
+        self.expect_continue = expect_continue
         self.waiter: asyncio.Future[None] | None = None
 
     def feed(self, data: bytes) -> None:
@@ -144,9 +153,11 @@ class Body:
             elif self.failed is not None:
                 raise HttpError(400, self.failed)
             else:
-                if self.expect_continue:
-                    self.expect_continue = False
-                    self.conn.write(CONTINUE)
+                if self.expect_continue is not None:
+                    expect = self.expect_continue.get("expect")
+                    self.expect_continue = None
+                    if expect is not None and expect.lower() == "100-continue":
+                        self.conn.write(CONTINUE)
                 self.waiter = asyncio.get_running_loop().create_future()
                 await self.waiter
                 self.waiter = None
@@ -251,10 +262,9 @@ class Connection(asyncio.Protocol):
         parser = self.parser
         http10 = parser.get_http_version() == "1.0"
         headers = AsgiHeaders(self.headers)
-        expect = not http10 and (headers.get("expect") or "").lower() == "100-continue"
         exchange = Exchange(
-            parser.get_method().decode("latin-1"), self.url, headers, Body(self, expect),
-            parser.should_keep_alive(), http10,
+            parser.get_method().decode("latin-1"), self.url, headers,
+            Body(self, None if http10 else headers), parser.should_keep_alive(), http10,
         )  # fmt: skip
         self.current = exchange
         self.queue.append(exchange)
@@ -294,45 +304,47 @@ class Connection(asyncio.Protocol):
         self._pump()
 
     async def _answer(self, exchange: Exchange) -> None:
+        # One coroutine from the request to its written answer (each level of await costs).
         try:
-            await self._answer_now(exchange)
+            if exchange.refused is not None:
+                self._send(exchange, exchange.refused, "")
+                return
+            try:
+                path, query = split_target(exchange.url)
+            except httptools.HttpParserError:
+                refused = problem(400, f"malformed request target {exchange.url[:100]!r}")
+                self._send(exchange, refused, "")
+                return
+            response, trace = await self.server.app.answer(
+                exchange.method, path, query, exchange.headers, exchange.body.read
+            )
+            self._send(exchange, response, trace)
         except Exception:  # a bug here: the client must not wait forever
             traceback.print_exc()
             self.close()
         finally:
             self.server.answered()
 
-    async def _answer_now(self, exchange: Exchange) -> None:
-        response, trace = await self._respond(exchange)
+    def _send(self, exchange: Exchange, response: Response, trace: str) -> None:
         # Closing (no request is read any more): the last answer queued closes the connection.
         keep_alive = (exchange.keep_alive and exchange.body.complete and not self.server.draining
                       and not (self.closing and len(self.queue) == 1))  # fmt: skip
-        headers = [(TRACE_HEADER, trace)] if trace else []
+        lines = f"{TRACE_HEADER}: {trace}\r\n" if trace else ""
         if response.content_type is not None:
-            headers.append(("content-type", response.content_type))
-        headers.extend(response.headers)
-        self.write(encode_response(
-            response.status, headers, response.body, date=self.server.date,
-            head=exchange.method == "HEAD", keep_alive=keep_alive, http10=exchange.http10,
+            lines += f"content-type: {response.content_type}\r\n"
+        if response.headers:
+            lines += header_lines(response.headers)
+        self.write(encode_head_and_body(
+            response.status, lines, response.body, self.server.date,
+            exchange.method == "HEAD", keep_alive, exchange.http10,
         ))  # fmt: skip
         self.queue.popleft()
         if not keep_alive:
             self.close()
             return
         self.last_used = self.server.now
-        if len(self.queue) <= 1:
+        if len(self.queue) <= 1 and self.pauses:
             self.resume("pipeline")
-
-    async def _respond(self, exchange: Exchange) -> tuple[Response, str]:
-        if exchange.refused is not None:
-            return exchange.refused, ""
-        try:
-            path, query = split_target(exchange.url)
-        except httptools.HttpParserError:
-            return problem(400, f"malformed request target {exchange.url[:100]!r}"), ""
-        return await self.server.app.answer(
-            exchange.method, path, query, exchange.headers, exchange.body.read
-        )
 
     def _refuse(self, status: int, detail: str) -> None:
         """Answer a request the parser refused after those before it, then close.
@@ -348,7 +360,7 @@ class Connection(asyncio.Protocol):
             return
         if current is not None:
             self.queue.remove(current)  # not started: the refusal answers in its place
-        refusal = Exchange("GET", b"/", AsgiHeaders([]), Body(self, False), False, False)
+        refusal = Exchange("GET", b"/", AsgiHeaders([]), Body(self, None), False, False)
         refusal.refused = problem(status, f"malformed request: {detail}")
         self.queue.append(refusal)
         self._pump()

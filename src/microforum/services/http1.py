@@ -75,7 +75,18 @@ def encode_response(
     `head`: the request was HEAD (the length is sent, the body is not). `keep_alive` False
     adds `connection: close`; True for an HTTP/1.0 client adds `connection: keep-alive`.
     """
-    lines = "".join([f"{k}: {v}\r\n" for k, v in headers])
+    return encode_head_and_body(status, header_lines(headers), body, date, head, keep_alive, http10)
+
+
+def header_lines(headers: Iterable[tuple[str, str]]) -> str:
+    """`name: value\\r\\n` for each header."""
+    return "".join([f"{k}: {v}\r\n" for k, v in headers])
+
+
+def encode_head_and_body(
+    status: int, lines: str, body: bytes, date: bytes, head: bool, keep_alive: bool, http10: bool
+) -> bytes:
+    """`encode_response` with the headers already formatted as `lines` (the server's path)."""
     if not keep_alive:
         lines += "connection: close\r\n"
     elif http10:
