@@ -263,7 +263,7 @@ class Connection(asyncio.Protocol):
         http10 = parser.get_http_version() == "1.0"
         headers = AsgiHeaders(self.headers)
         exchange = Exchange(
-            parser.get_method().decode("latin-1"), self.url, headers,
+            _method(parser.get_method()), self.url, headers,
             Body(self, None if http10 else headers), parser.should_keep_alive(), http10,
         )  # fmt: skip
         self.current = exchange
@@ -309,12 +309,15 @@ class Connection(asyncio.Protocol):
             if exchange.refused is not None:
                 self._send(exchange, exchange.refused, "")
                 return
-            try:
-                path, query = split_target(exchange.url)
-            except httptools.HttpParserError:
-                refused = problem(400, f"malformed request target {exchange.url[:100]!r}")
-                self._send(exchange, refused, "")
-                return
+            target = _TARGETS.get(exchange.url)
+            if target is None:
+                try:
+                    target = _remember_target(exchange.url)
+                except httptools.HttpParserError:
+                    refused = problem(400, f"malformed request target {exchange.url[:100]!r}")
+                    self._send(exchange, refused, "")
+                    return
+            path, query = target
             response, trace = await self.server.app.answer(
                 exchange.method, path, query, exchange.headers, exchange.body.read
             )
@@ -410,6 +413,24 @@ def should_close(idle: float, *, in_head: bool, draining: bool, idle_timeout: fl
     if in_head:
         return idle >= HEAD_TIMEOUT
     return draining or idle >= idle_timeout
+
+
+# Targets and methods seen recently, decoded (a replica sees the same few again and again).
+_TARGETS: dict[bytes, tuple[str, str]] = {}
+MAX_TARGETS: Final = 1024
+_METHODS: Final = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
+
+
+def _remember_target(url: bytes) -> tuple[str, str]:
+    target = split_target(url)
+    if len(_TARGETS) >= MAX_TARGETS:
+        _TARGETS.clear()
+    _TARGETS[url] = target
+    return target
+
+
+def _method(raw: bytes) -> str:
+    return _METHODS.get(raw) or raw.decode("latin-1")
 
 
 class _Oversized(Exception):
