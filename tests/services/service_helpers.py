@@ -1,4 +1,5 @@
-"""Helpers for the services tests: start `microforum serve`, talk HTTP to it."""
+"""Helpers for the services tests: start `microforum serve`, talk HTTP to it (whole requests, or
+raw bytes on one connection: `Wire`)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,17 @@ import contextlib
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from helpers import free_port, running
 
 START_TIMEOUT = 30.0
+WIRE_TIMEOUT = 10.0  # seconds a raw read may wait before the test fails
 
 
 @dataclass
@@ -104,3 +107,61 @@ def serving(
     full_env.setdefault("PYTHONUNBUFFERED", "1")
     with running(serve_argv(name, port, *extra), full_env, port, timeout=START_TIMEOUT) as proc:
         yield Service(name, port, proc, full_env)
+
+
+@dataclass
+class Wire:
+    """One client connection, read through a buffer so pipelined answers split cleanly."""
+
+    sock: socket.socket
+    file: BinaryIO
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def answer(self, *, head: bool = False) -> Reply:
+        """The next response (its body read by Content-Length; none for HEAD, 1xx, 204, 304)."""
+        status_line = self.file.readline()
+        assert status_line, "the connection closed instead of answering"
+        _, status, _ = status_line.decode("latin-1").split(" ", 2)
+        headers: dict[str, str] = {}
+        while (line := self.file.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        code = int(status)
+        bodiless = head or code < 200 or code in (204, 304)
+        body = b"" if bodiless else self.file.read(int(headers.get("content-length", "0")))
+        return Reply(code, headers, body)
+
+    def closed(self) -> bool:
+        """True when the server closed the connection (EOF) with nothing more to read."""
+        try:
+            return self.file.read(1) == b""
+        except ConnectionResetError:
+            return True
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def connect(port: int) -> Wire:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=WIRE_TIMEOUT)
+    return Wire(sock, sock.makefile("rb"))
+
+
+def get(path: str, *extra: str, method: str = "GET") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *extra, "", ""]
+    return "\r\n".join(lines).encode()
+
+
+def post(path: str, body: bytes, *extra: str) -> bytes:
+    return get(path, "Content-Type: application/json", f"Content-Length: {len(body)}", *extra,
+               method="POST") + body  # fmt: skip

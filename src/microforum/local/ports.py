@@ -1,7 +1,7 @@
 """Dynamic host ports for replicas: the local form of ECS's `hostPort: 0`.
 
-Why not hand the child a listening socket? Built-in services run under granian, which binds its
-own socket from `--port`/`$PORT` and cannot adopt an inherited file descriptor; any `command`
+Why not hand the child a listening socket? Built-in services bind their
+own socket from `--port`/`$PORT` (so a taken port is their one-line error); any `command`
 service likewise only learns `$PORT`. So the supervisor has to name a port the child will bind
 later, and the race is unavoidable in principle: between our choice and the child's bind,
 another process may take the port. We make it rare and harmless:
@@ -26,7 +26,7 @@ import socket
 import struct
 from collections.abc import Iterable, Sequence
 
-# What a failed bind prints: Python's OSError, granian/Rust's io::Error, Node's EADDRINUSE.
+# What a failed bind prints: Python's OSError, Rust's io::Error, Node's EADDRINUSE.
 _CONFLICT_MARKERS = ("address already in use", "eaddrinuse", "errno 98", "os error 98")
 _TCP_LISTEN = "0A"  # the st column of /proc/net/tcp for a listening socket
 # sock_diag netlink (linux/netlink.h, linux/sock_diag.h, linux/inet_diag.h): a dump request for
@@ -194,7 +194,7 @@ def group_owns_port(pgid: int, port: int) -> bool:
     listening = listening_inodes(port)
     if listening is None:
         return True
-    # The group leader usually holds the socket itself (granian's main process, a plain
+    # The group leader usually holds the socket itself (`microforum serve`, a plain
     # server): check it first, and scan the whole process table only when it does not.
     if listening & socket_inodes_of([pgid]):
         return True

@@ -2,7 +2,7 @@
 
 Each replica runs in its own session and process group (`start_new_session`): Ctrl-C in the
 terminal reaches only the supervisor, which drains and stops replicas in order, and stopping a
-replica signals its whole group, so nothing it spawned (granian's workers, a shell's children)
+replica signals its whole group, so nothing it spawned (a service's workers, a shell's children)
 outlives it. Its stdout and stderr go into one stream, each line prefixed with the replica's id
 as docker compose does (`users-1    | ...`), coloured only when the stream is a terminal (and
 `NO_COLOR` is unset).

@@ -1,9 +1,9 @@
 """The forum services: users, threads, posts, and the monolith (all three in one process).
 
 `microforum serve NAME` runs one (see `settings` for its environment). Each is a small raw
-ASGI app (`app`) served by granian (`server`), with one router module per resource
-(`routes/`), its data in SQLite or PostgreSQL (`storage`, `schema`, `store`), and references
-to other services' resources checked over HTTP (`refs`).
+app (`app`) served by its own HTTP/1.1 server (`server`, `connection`, `http1`), with one
+router module per resource (`routes/`), its data in SQLite or PostgreSQL (`storage`, `schema`,
+`store`), and references to other services' resources checked over HTTP (`refs`).
 
 The API, beyond the original read routes (answered exactly as the original Koa services did):
 

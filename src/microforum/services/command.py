@@ -14,9 +14,10 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     p = subparsers.add_parser(
         "serve",
         help="run one service (users, threads, posts) or the monolith",
-        description="Run a service on the fast server stack (granian, ASGI). Settings come from "
-        "the environment (PORT, HOST, DATABASE_URL, DATA_DIR, API_URL, USERS_URL, THREADS_URL, "
-        "POSTS_URL, WORKERS); flags override them.",
+        description="Run a service on its single-threaded HTTP/1.1 server (asyncio, uvloop, "
+        "httptools). Settings come from the environment (PORT, HOST, DATABASE_URL, DATA_DIR, "
+        "API_URL, USERS_URL, THREADS_URL, POSTS_URL, WORKERS, IDLE_TIMEOUT); flags override "
+        "them.",
     )
     p.add_argument("service", metavar="NAME", help=f"one of: {', '.join(SERVICES)}")
     p.add_argument("--host", help="listening address (env HOST; default 0.0.0.0)")

@@ -91,7 +91,7 @@ def problem(
 
 
 class HeaderSource(Protocol):
-    """Request headers by lower-case name (granian's RSGI headers, or `AsgiHeaders`)."""
+    """Request headers by lower-case name (`AsgiHeaders`, or any mapping)."""
 
     def get(self, key: str, default: Any = None) -> Any:
         """The first value of header `key`, or `default`."""

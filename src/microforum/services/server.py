@@ -1,57 +1,47 @@
-"""Run a service under granian (Rust HTTP server, RSGI interface): the production entry point.
+"""Run a service: the production entry point of `microforum serve`.
 
-The parent process validates the settings, opens each database once to create or migrate its
-schema and seed it, then hands over to granian, which binds the socket and runs `workers`
-processes. Workers rebuild the app from the settings passed in the environment
-(`MICROFORUM_SETTINGS`, JSON) through `app_from_environment`, granian's factory target.
-On SIGTERM (or SIGINT) granian stops accepting, lets the workers finish in-flight requests,
-calls the app's RSGI shutdown hook (closing the databases) and exits 0.
+The process validates the settings, binds the listening socket (a taken port is one line,
+before anything else), creates or migrates and seeds each database once, then serves:
+
+- with one worker (the default, one replica per container or per `up` replica) in this very
+  process: an asyncio + uvloop event loop, one `Connection` protocol per client connection
+  (`microforum.services.connection`);
+- with `--workers N`, in N forked worker processes sharing the listening socket, each with
+  its own event loop and databases; this process only supervises them: it replaces a worker
+  that dies, forwards SIGTERM/SIGINT, and the kernel kills the workers if it dies, even by
+  SIGKILL (PR_SET_PDEATHSIG).
+
+On SIGTERM (or SIGINT) a worker stops accepting, closes idle connections, finishes the
+requests in flight (answering them with `connection: close`), closes its databases (writing
+the last access-log lines) and exits 0.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
-import json
 import os
 import signal
 import socket
 import sqlite3
+import sys
+import time
+import traceback
+from collections.abc import Callable
+
+import uvloop
 
 from microforum.errors import MicroforumError
 from microforum.services.app import App, build_app, open_databases
+from microforum.services.connection import Connection, Server
 from microforum.services.schema import migrate
 from microforum.services.settings import Settings
 from microforum.services.storage import StorageUnavailable, redact
 
-SETTINGS_ENV = "MICROFORUM_SETTINGS"
-PARENT_ENV = "MICROFORUM_PARENT_PID"
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-FACTORY = "microforum.services.server:app_from_environment"
-
-
-# stdout carries only the JSON access log; the server's own lifecycle messages go to stderr.
-GRANIAN_LOGGING = {
-    "handlers": {
-        "console": {"formatter": "generic", "class": "logging.StreamHandler",
-                    "stream": "ext://sys.stderr"},
-        "access": {"formatter": "access", "class": "logging.StreamHandler",
-                   "stream": "ext://sys.stderr"},
-    },
-}
-
-
-def settings_to_env(settings: Settings) -> str:
-    """`settings` as the JSON a worker reads back."""
-    return json.dumps({
-        "service": settings.service, "host": settings.host, "port": settings.port,
-        "workers": settings.workers, "databases": dict(settings.databases),
-        "peers": dict(settings.peers), "dependency_timeout": settings.dependency_timeout,
-    })
-
-
-def settings_from_env(text: str) -> Settings:
-    """The inverse of `settings_to_env`."""
-    return Settings(**json.loads(text))
+BACKLOG = 1024
+RESPAWN_DELAY = 1.0  # seconds before a worker that died is replaced (no busy crash loop)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def prepare(settings: Settings) -> None:
@@ -76,22 +66,24 @@ def _database_error(resource: str, url: str, exc: Exception) -> MicroforumError:
     )
 
 
-def check_port(host: str, port: int) -> None:
-    """Refuse early, in one line, when the address is taken (granian would print a trace)."""
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, not listening yet; a taken port is one line."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise MicroforumError(
-                f"listen on {host}:{port}: {exc.strerror}",
-                hint="choose another --port (or PORT), or stop what is using it",
-            ) from exc
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise MicroforumError(
+            f"listen on {host}:{port}: {exc.strerror}",
+            hint="choose another --port (or PORT), or stop what is using it",
+        ) from exc
+    return sock
 
 
 def die_with_parent(parent_pid: int) -> None:
-    """Make the kernel kill this worker when granian's main process dies, even by SIGKILL.
+    """Make the kernel kill this worker when its parent dies, even by SIGKILL.
 
     Without it a SIGKILLed server leaves its workers serving on the inherited socket, and a
     supervisor replacing the process would find the old one still answering (prctl(2),
@@ -106,37 +98,112 @@ def die_with_parent(parent_pid: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def app_from_environment() -> App:
-    """granian's factory: the app for the settings the parent put in the environment."""
-    if PARENT_ENV in os.environ:
-        die_with_parent(int(os.environ[PARENT_ENV]))
-    settings = settings_from_env(os.environ[SETTINGS_ENV])
-    return build_app(settings, open_databases(settings))
-
-
 def serve(settings: Settings) -> int:
     """Prepare the databases and serve until SIGTERM/SIGINT; return the exit code."""
-    from granian import Granian
-    from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
-
-    check_port(settings.host, settings.port)
+    sock = listen_socket(settings.host, settings.port)
     prepare(settings)
-    os.environ[SETTINGS_ENV] = settings_to_env(settings)
-    os.environ[PARENT_ENV] = str(os.getpid())
-    server = Granian(
-        FACTORY,
-        factory=True,
-        address=settings.host,
-        port=settings.port,
-        interface=Interfaces.RSGI,  # granian's native interface (the app speaks ASGI too)
-        workers=settings.workers,
-        loop=Loops.uvloop,
-        # One single-threaded Rust runtime per worker: the fastest on one core (measured), and
-        # the ALB speaks HTTP/1.1 to its targets.
-        runtime_mode=RuntimeModes.st,
-        http=HTTPModes.http1,
-        log_access=False,  # the app writes its own JSON access log
-        log_dictconfig=GRANIAN_LOGGING,
-    )
-    server.serve()
+    sock.listen(BACKLOG)
+    host, port = sock.getsockname()[:2]
+    print(f"microforum: serving {settings.service} on http://{host}:{port} "
+          f"({settings.workers} worker{'s' if settings.workers > 1 else ''}, pid {os.getpid()})",
+          file=sys.stderr, flush=True)  # fmt: skip
+    if settings.workers == 1:
+        return run_worker(settings, sock)
+    return supervise(settings.workers, lambda: run_worker(settings, sock))
+
+
+def run_worker(settings: Settings, sock: socket.socket) -> int:
+    """Serve on the listening `sock` in this process until SIGTERM/SIGINT, then drain."""
+    app = build_app(settings, open_databases(settings))
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_serve(app, sock, settings.idle_timeout))
+    finally:
+        app.close()
     return 0
+
+
+async def _serve(app: App, sock: socket.socket, idle_timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    server = Server(app, idle_timeout, now=loop.time())
+    listener = await loop.create_server(lambda: Connection(server), sock=sock, backlog=BACKLOG)
+    stop = asyncio.Event()
+    for signo in STOP_SIGNALS:
+        loop.add_signal_handler(signo, stop.set)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked in a forked worker
+    sweeper = loop.call_later(server.sweep_interval, _sweep, loop, server)
+    await stop.wait()
+    listener.close()  # stop accepting; what was accepted is answered
+    server.drain()
+    await server.drained()
+    sweeper.cancel()
+
+
+def _sweep(loop: asyncio.AbstractEventLoop, server: Server) -> None:
+    server.sweep(loop.time())
+    loop.call_later(server.sweep_interval, _sweep, loop, server)
+
+
+# --- Workers (`--workers N`) -----------------------------------------------------------------
+
+
+def supervise(workers: int, work: Callable[[], int]) -> int:
+    """Run `work` in `workers` forked processes until SIGTERM/SIGINT; replace any that dies.
+
+    Signals are blocked and taken one at a time by `sigwaitinfo` in one loop (no handler runs
+    in between). Returns 0 when every worker stopped cleanly after the signal, else 1.
+    """
+    waited = {*STOP_SIGNALS, signal.SIGCHLD}
+    signal.pthread_sigmask(signal.SIG_BLOCK, waited)
+    children = {_fork(work): n for n in range(workers)}
+    stopping, failed = False, False
+    while children:
+        info = signal.sigwaitinfo(waited)
+        if info.si_signo != signal.SIGCHLD:
+            if not stopping:
+                stopping = True
+                for pid in children:
+                    os.kill(pid, signal.SIGTERM)
+            continue
+        for pid, code in _reap():
+            if children.pop(pid, None) is None:
+                continue
+            if stopping:
+                failed = failed or code != 0
+                continue
+            print(f"microforum: worker {pid} exited with {code}; starting another",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            time.sleep(RESPAWN_DELAY)
+            children[_fork(work)] = 0
+    return 1 if failed else 0
+
+
+def _reap() -> list[tuple[int, int]]:
+    """(pid, exit code) of every child that has ended (negative code: killed by that signal)."""
+    ended: list[tuple[int, int]] = []
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return ended
+        if pid == 0:
+            return ended
+        ended.append((pid, os.waitstatus_to_exitcode(status)))
+
+
+def _fork(work: Callable[[], int]) -> int:
+    parent = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:  # the worker: never returns into the supervisor's code
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+        die_with_parent(parent)
+        code = work()
+    except BaseException:  # a worker reports anything, then exits
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)

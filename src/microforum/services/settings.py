@@ -14,6 +14,7 @@ refused with one line naming the variable and the fix (`UsageError`, exit code 2
 | `USERS_URL`, `THREADS_URL`, `POSTS_URL` | per-service override of `API_URL` | `API_URL` |
 | `WORKERS` | server worker processes | 1 |
 | `DEPENDENCY_TIMEOUT` | seconds one call to another service may take (3 attempts) | 2 |
+| `IDLE_TIMEOUT` | seconds a client connection may stay idle before the service closes it | 75 |
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ DEPENDENCY_TIMEOUT = 2.0
 DEPENDENCY_ATTEMPTS = 3
 DEPENDENCY_BACKOFF = 0.1
 
+# Longer than the load balancer's idle timeout (60 s, spec.defaults.IDLE_TIMEOUT), as AWS asks
+# of targets, so that the balancer, not the target, closes an idle pooled connection (no
+# request races a close):
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout
+IDLE_TIMEOUT = 75.0
+
 MAX_BODY_BYTES = 1024 * 1024  # larger request bodies get 413
 MAX_WORKERS = 64
 
@@ -61,6 +68,7 @@ class Settings:
     # resource name -> base URL of the service that owns it (for resources this one does not own)
     peers: Mapping[str, str] = field(default_factory=dict)
     dependency_timeout: float = DEPENDENCY_TIMEOUT
+    idle_timeout: float = IDLE_TIMEOUT  # seconds before an idle client connection is closed
 
     def owns(self, resource: str) -> bool:
         """True when this process stores `resource` itself."""
@@ -170,5 +178,8 @@ def load_settings(
         peers=_peers(service, env),
         dependency_timeout=_seconds(
             "DEPENDENCY_TIMEOUT", env.get("DEPENDENCY_TIMEOUT") or str(DEPENDENCY_TIMEOUT), 0.05, 60
+        ),
+        idle_timeout=_seconds(
+            "IDLE_TIMEOUT", env.get("IDLE_TIMEOUT") or str(IDLE_TIMEOUT), 0.1, 4000
         ),
     )
