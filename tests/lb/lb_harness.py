@@ -125,7 +125,8 @@ class Backend:
         elif parts.path == "/split":  # a Content-Length answer over two reads: head + half, rest
             payload = b"0123456789" * int(query.get("tens", "100"))
             half = len(payload) // 2
-            transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(payload), payload[:half]))
+            head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(payload)
+            transport.write(head + payload[:half])
             await asyncio.sleep(0.05)
             transport.write(payload[half:])
             return
