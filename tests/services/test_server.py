@@ -29,7 +29,8 @@ def _until(condition: Callable[[], bool], what: str) -> None:
 def _refused(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
+        # Reset: the listener closed with this connection still in its backlog.
         return True
     return False
 
