@@ -56,7 +56,7 @@ class BackendConnection(asyncio.Protocol):
     def __init__(self, pool: TargetPool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
-        self.send_bytes: Callable[[bytes], None] = _unconnected  # transport.write, bound once
+        self.send_bytes: Callable[[bytes], None] = unconnected  # transport.write, bound once
         self.parser = httptools.HttpResponseParser(self)
         self.feed: Callable[[bytes], None] = self.parser.feed_data  # bound once: cheaper calls
         self.exchange: Exchange | None = None
@@ -199,7 +199,8 @@ class BackendConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
 
-def _unconnected(data: bytes) -> None:
+def unconnected(data: bytes) -> None:
+    """What a connection's bound `write` is before its transport exists."""
     raise RuntimeError("no transport yet")
 
 

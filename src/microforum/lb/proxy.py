@@ -24,7 +24,7 @@ from microforum.lb import desync, responses
 from microforum.lb.accesslog import LineCache
 from microforum.lb.exchange import Exchange
 from microforum.lb.headers import MAX_HEAD, MAX_HEADER, MAX_REQUEST_LINE, TraceIds
-from microforum.lb.pool import no_delay
+from microforum.lb.pool import no_delay, unconnected
 
 if TYPE_CHECKING:
     from microforum.lb.accesslog import AccessLog
@@ -83,7 +83,7 @@ class ClientConnection(asyncio.Protocol):
         # Per-connection state
         self.ctx = ctx
         self.transport: asyncio.Transport | None = None
-        self.send: Callable[[bytes], None] = _unconnected  # transport.write, bound once
+        self.send: Callable[[bytes], None] = unconnected  # transport.write, bound once
         self.parser = httptools.HttpRequestParser(self)
         # Let Content-Length + Transfer-Encoding through to the desync classifier
         # (BothTeClPresent is Ambiguous, not a parse error, in ALB's model).
@@ -327,10 +327,6 @@ class ClientConnection(asyncio.Protocol):
                 self.fail(408, "")
             else:
                 self.close()
-
-
-def _unconnected(data: bytes) -> None:
-    raise RuntimeError("no transport yet")
 
 
 class _Oversized(Exception):

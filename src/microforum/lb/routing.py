@@ -56,7 +56,7 @@ _KIND: Final = {
 # found here needs no lower-casing.
 _KIND_AS_SENT: Final = {
     **_KIND, **{b"-".join(p.capitalize() for p in n.split(b"-")): k for n, k in _KIND.items()},
-    b"DNT": _PLAIN, b"TE": _REWRITE, b"X-Amzn-Trace-Id": _TRACE,
+    b"DNT": _PLAIN, b"TE": _REWRITE,
 }  # fmt: skip
 _INVALID_NAME: Final = re.compile(rb"[^-A-Za-z0-9]").search
 
