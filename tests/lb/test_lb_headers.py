@@ -37,11 +37,12 @@ def test_trace_ids_are_fresh_x_ray_ids_with_the_current_second():
         return bytes((i * 7 + len(made)) % 256 for i in range(n))
 
     source = headers.TraceIds(random_bytes)
-    ids = [source.new(0x5759E988) for _ in range(headers.TraceIds.BATCH + 1)] + [source.new(0x5759E989)]
+    ids = [source.new(0x5759E988).decode() for _ in range(headers.TraceIds.BATCH + 1)]
+    ids.append(source.new(0x5759E989).decode())
     assert all(headers.is_trace_id(i) for i in ids)
     assert ids[0].startswith("1-5759e988-") and ids[-1].startswith("1-5759e989-")
     assert len(made) == 2 and len(set(ids)) == len(ids)  # one draw per batch, no repeats
-    roots = [source.root(0x5759E98A) for _ in range(3)]
+    roots = [source.root(0x5759E98A).decode() for _ in range(3)]
     assert all(r.startswith("Root=1-5759e98a-") and headers.is_trace_id(r[5:]) for r in roots)
     assert len({*ids, *(r[5:] for r in roots)}) == len(ids) + 3
     real = headers.TraceIds()
@@ -89,10 +90,11 @@ def test_response_head_drops_hop_by_hop():
 def test_access_log_line_has_albs_fields_in_order():
     clock = accesslog.Clock()
     text = accesslog.line(
-        clock, "app/s/local", "10.0.0.1:5000", "127.0.0.1:4000", (0.0004, 0.0123, 0.00005), 200, "200",
-        120, 340, 'GET http://h:80/p?q HTTP/1.1', 'curl/8 "x"', "arn:tg", f"Root={NEW}", "3",
-        1_700_000_000.25, 1_700_000_000.5, "forward", "-", "-", "Ambiguous", "BothTeClPresent", "TID_1",
-    )  # fmt: skip
+        clock, "app/s/local", "10.0.0.1:5000", "127.0.0.1:4000", 0.0004, 0.0123, 0.00005, 200, b"200",
+        120, 340, b"GET http://h:80/p?q HTTP/1.1", b'curl/8 "x"', "arn:tg", f"Root={NEW}".encode(),
+        "3", 1_700_000_000.25, 1_700_000_000.5, "forward", "-", "-", "Ambiguous", "BothTeClPresent",
+        "TID_1",
+    ).decode()  # fmt: skip
     fields = re.findall(r'"(?:[^"\\]|\\.)*"|\S+', text)
     assert fields[:5] == ["http", "2023-11-14T22:13:20.500000Z", "app/s/local", "10.0.0.1:5000",
                           "127.0.0.1:4000"]  # fmt: skip
@@ -106,13 +108,15 @@ def test_access_log_line_has_albs_fields_in_order():
 
 def test_a_connections_line_cache_writes_what_line_writes():
     clock, cache = accesslog.Clock(), accesslog.LineCache()
-    base = ["app/s/local", "10.0.0.1:5000", "127.0.0.1:4000", (0.0004, 0.0123, 0.00005), 200, "200",
-            120, 340, "GET http://h:80/p?q HTTP/1.1", "curl/8", "arn:tg", f"Root={NEW}", "3",
-            1_700_000_000.25, 1_700_000_000.5, "forward", "-", "-", "Compliant", "-", "TID_1"]  # fmt: skip
+    base = ["app/s/local", "10.0.0.1:5000", "127.0.0.1:4000", 0.0004, 0.0123, 0.00005, 200, b"200",
+            120, 340, b"GET http://h:80/p?q HTTP/1.1", b"curl/8", "arn:tg", f"Root={NEW}".encode(),
+            "3", 1_700_000_000.25, 1_700_000_000.5, "forward", "-", "-", "Compliant", "-",
+            "TID_1"]  # fmt: skip
     changes = [  # one request after another on the connection, each changing some fields
-        {}, {}, {2: "127.0.0.1:4001"}, {4: 502, 5: "-", 18: "Ambiguous", 19: "BothTeClPresent"},
-        {9: 'ag"ent'}, {12: "1"}, {15: "redirect", 16: "https://h:443/p"}, {17: "TargetTimeout"},
-        {1: "10.0.0.2:6000", 20: "TID_2"}, {10: "arn:tg2"}, {},
+        {}, {}, {2: "127.0.0.1:4001"}, {6: 502, 7: b"-", 20: "Ambiguous", 21: "BothTeClPresent"},
+        {11: b'ag"ent'}, {14: "1"}, {15: 1_700_000_001.75}, {17: "redirect", 18: "https://h:443/p"},
+        {19: "TargetTimeout"}, {1: "10.0.0.2:6000", 22: "TID_2"}, {12: "arn:tg2"},
+        {3: 1.5, 4: -1.0, 5: 0.0}, {8: 5000, 9: 0}, {},
     ]  # fmt: skip
     for change in changes:
         args = [change.get(i, v) for i, v in enumerate(base)]
@@ -138,3 +142,41 @@ def test_error_pages_look_like_albs():
         b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
         b"<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
     )
+
+
+@pytest.mark.parametrize(("lines", "relayable"), [
+    ([b"Content-Type: text/plain", b"Content-Length: 2"], True),
+    ([b"Connection: keep-alive", b"Content-Length: 2"], True),
+    ([b"connection:KEEP-ALIVE \t"], True),
+    ([b"Connection: close"], False),
+    ([b"CONNECTION: keep-alive, x-a"], False),
+    ([b"Keep-Alive: timeout=5"], False),
+    ([b"Transfer-Encoding: chunked"], False),
+    ([b"te: trailers"], False),
+    ([b"Trailer: X"], False),
+    ([b"Upgrade: h2c"], False),
+    ([b"Proxy-Connection: close"], False),
+    ([b"Timing-Allow-Origin: *", b"Pragma: no-cache", b"Cache-Control: x", b"Cookie2: a"], True),
+    ([b"Connection-Id: 7", b"Tea: earl grey", b"Upgraded: no", b"Keep-Alives: 0"], True),
+    ([b"X-Note: Connection: close", b"X-B: \r"], True),
+    ([b"Con"], True),
+    ([b""], True),
+])  # fmt: skip
+def test_relayable_response_heads(lines, relayable):
+    head = b"\r\n".join([b"HTTP/1.1 200 OK", *lines])
+    assert headers.relayable(head) is relayable
+
+
+def test_relayable_agrees_with_the_slow_paths_hop_by_hop_check():
+    from microforum.lb.exchange import _RESP_HOP
+
+    names = [b"Connection", b"connection", b"Content-Length", b"Keep-Alive", b"TE", b"Te",
+             b"Trailer", b"Transfer-Encoding", b"Upgrade", b"Proxy-Connection", b"Pragma",
+             b"Conn", b"Tk", b"X-A", b"Date", b"U"]  # fmt: skip
+    values = [b"keep-alive", b" Keep-Alive ", b"close", b"", b"chunked", b"keep-alive, te"]
+    for name in names:
+        for value in values:
+            for separator in (b": ", b":", b" : "):
+                head = b"HTTP/1.1 200 OK\r\nDate: x\r\n" + name + separator + value
+                expected = _RESP_HOP(head.lower()) is None
+                assert headers.relayable(head) is expected, head

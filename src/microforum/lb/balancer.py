@@ -99,7 +99,7 @@ class LoadBalancer:
         stream = None
         if access_log is not None:
             Path(access_log).parent.mkdir(parents=True, exist_ok=True)
-            stream = open(access_log, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            stream = open(access_log, "ab")  # noqa: SIM115 - closed in close()
         self.ctx = ProxyContext(
             Router(stack.listener), self.groups, mode=stack.load_balancer.desync_mitigation_mode,
             drop_invalid=stack.load_balancer.drop_invalid_header_fields,

@@ -56,7 +56,7 @@ class Exchange:
     __slots__ = (
         "action_name", "body_seen", "class_reason", "classification", "client",
         "close_backend", "close_client", "conn", "created", "dispatched", "error_reason",
-        "expect_continue", "group", "headers", "held", "held_head", "host", "is_head",
+        "expect_continue", "group", "headers", "held", "held_head", "held_size", "host", "is_head",
         "local", "method", "out", "out_size", "pool", "priority", "received",
         "redirect_url", "replay", "req_chunked", "req_done", "resp_at", "resp_done",
         "resp_mode", "resp_started", "retried", "sent", "sent_at", "slot", "started",
@@ -98,18 +98,19 @@ class Exchange:
         self.resp_at = 0.0
         self.replay: bytes | None = None
         self.sticky: list[str] | None = None
-        self.target_status = "-"
+        self.target_status = b"-"
         self.priority = "-"
         self.action_name = "-"
         self.redirect_url = "-"
         self.error_reason = "-"
         self.class_reason = "-"
-        self.trace = "-"
+        self.trace = b"-"
         self.classification = desync.COMPLIANT
         self.host = ""
-        self.user_agent = ""
+        self.user_agent = b""
         self.held: list[bytes] | None = None  # an answer not relayed yet (see response_head)
         self.held_head = b""
+        self.held_size = 0
 
     def __repr__(self) -> str:
         return (
@@ -242,12 +243,13 @@ class Exchange:
         self.target_status = accesslog.decimal(status)
         if (conn.single and not self.close_client and not self.is_head and not self.sticky
                 and self.version == "1.1" and status != 204 and status != 304
-                and _RESP_HOP(head.lower()) is None):  # fmt: skip
+                and hdr.relayable(head)):  # fmt: skip
             # Nothing in this head needs rewriting. If the whole answer is this one read, it is
             # relayed as received (response_done); if not, `release` sends it the usual way
             # when the read ends.
             self.held = []
             self.held_head = head
+            self.held_size = 0
             return
         self._send_head(conn, status, head)
 
@@ -307,6 +309,7 @@ class Exchange:
     def response_body(self, body: bytes) -> None:
         if self.held is not None:
             self.held.append(body)
+            self.held_size += len(body)
             return
         data = b"%x\r\n%s\r\n" % (len(body), body) if self.resp_mode == _CHUNKED else body
         self.client.write(data)
@@ -319,7 +322,7 @@ class Exchange:
         held = self.held
         if held is not None:
             chunk = conn.chunk
-            if len(chunk) == len(self.held_head) + 4 + sum([len(b) for b in held]):
+            if len(chunk) == len(self.held_head) + 4 + self.held_size:
                 self.held = None  # the whole answer is this read: relayed as received
                 self.client.write(chunk)
                 self.sent += len(chunk)
@@ -377,7 +380,7 @@ class Exchange:
             self.conn.abort()
             self.conn = None
         ctx = self.client.ctx
-        self.target_status = "-"
+        self.target_status = b"-"
         self.status = status
         if self.group is not None:
             self.group.metrics.elb_response(status)
@@ -444,7 +447,7 @@ class Exchange:
         elif self.resp_started:
             self._abort_client("ClientRequestMalformed")
         else:
-            self.target_status = "-"
+            self.target_status = b"-"
             self.status = status
             self.client.write(responses.error(status, self.client.ctx.date(), close=True))
             self._finish()
@@ -491,20 +494,23 @@ class Exchange:
         now = _now()
         if self.dispatched:
             resp_at = self.resp_at or now
-            times = (self.sent_at - self.created, resp_at - self.sent_at, now - resp_at)
+            request_time = self.sent_at - self.created
+            target_time = resp_at - self.sent_at
+            response_time = now - resp_at
         else:
-            times = (-1.0, -1.0, -1.0)
+            request_time = target_time = response_time = -1.0
         if self.method == b"-":
-            request = "- - - "
+            request = b"- - - "
         else:
             if self.host != client.log_host:  # one Host per connection, as a rule
                 client.log_host = self.host
-                client.log_origin = f"http://{host_without_port(self.host) or '-'}:{ctx.port}"
-            method, url = self.method.decode("latin-1"), self.url.decode("latin-1")
-            request = f"{method} {client.log_origin}{url} HTTP/{self.version}"
+                origin = f"http://{host_without_port(self.host) or '-'}:{ctx.port}"
+                client.log_origin = origin.encode("latin-1")  # the client's bytes, as sent
+            protocol = b"HTTP/1.1" if self.version == "1.1" else f"HTTP/{self.version}".encode()
+            request = b"%s %s%s %s" % (self.method, client.log_origin, self.url, protocol)
         ctx.log.add(client.log_lines.line(
-            ctx.log.clock, ctx.elb, client.peer, target,
-            times, self.status, self.target_status, self.received, self.sent, request,
+            ctx.log.clock, ctx.elb, client.peer, target, request_time, target_time,
+            response_time, self.status, self.target_status, self.received, self.sent, request,
             self.user_agent, self.group.arn if self.group else "-", self.trace, self.priority,
             self.created, now, self.action_name, self.redirect_url, self.error_reason,
             self.classification, self.class_reason, client.conn_trace,

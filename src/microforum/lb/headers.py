@@ -49,24 +49,25 @@ def new_trace_id(epoch_seconds: int, random96: int) -> str:
 
 class TraceIds:
     """Fresh X-Ray ids, as `new_trace_id` makes them but cheaper per request: the epoch part is
-    formatted once per second and the random part cut from a batch of random bytes."""
+    formatted once per second and the random part cut from a batch of random bytes. Bytes, as
+    they go into the head sent on and the access log."""
 
     __slots__ = ("_at", "_pool", "_prefix", "_random", "_root", "_second")
     BATCH = 64  # ids per call to the random source
 
     def __init__(self, random_bytes: Callable[[int], bytes] = os.urandom) -> None:
         self._random = random_bytes
-        self._pool = ""
+        self._pool = b""
         self._at = 0
         self._second = -1
-        self._prefix = self._root = ""
+        self._prefix = self._root = b""
 
-    def new(self, epoch_seconds: int) -> str:
+    def new(self, epoch_seconds: int) -> bytes:
         if epoch_seconds != self._second:
             self._start_second(epoch_seconds)
         return self._prefix + self._random_part()
 
-    def root(self, epoch_seconds: int) -> str:
+    def root(self, epoch_seconds: int) -> bytes:
         """`Root=` and a new id: the X-Amzn-Trace-Id of a request that brought none."""
         if epoch_seconds != self._second:
             self._start_second(epoch_seconds)
@@ -74,13 +75,13 @@ class TraceIds:
 
     def _start_second(self, epoch_seconds: int) -> None:
         self._second = epoch_seconds
-        self._prefix = new_trace_id(epoch_seconds, 0)[:11]  # "1-" + 8 hex digits + "-"
-        self._root = "Root=" + self._prefix
+        self._prefix = new_trace_id(epoch_seconds, 0)[:11].encode()  # "1-" + 8 hex digits + "-"
+        self._root = b"Root=" + self._prefix
 
-    def _random_part(self) -> str:
+    def _random_part(self) -> bytes:
         at = self._at
         if at >= len(self._pool):
-            self._pool = self._random(12 * self.BATCH).hex()
+            self._pool = self._random(12 * self.BATCH).hex().encode()
             at = 0
         self._at = at + 24
         return self._pool[at : at + 24]
@@ -146,6 +147,39 @@ def request_head(
         out.append(b"%s: %s\r\n" % (name, value))
     out.append(extra)
     return b"".join(out)
+
+
+# Response header names that are hop-by-hop (RFC 9110 §7.6.1), lower-cased; `relayable` looks
+# at a line's first letter (as a byte, lower-cased) before comparing names.
+_RESPONSE_HOP: Final = frozenset({
+    b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
+    b"upgrade",
+})  # fmt: skip
+_LOWER: Final = 0x20  # OR-ed into an ASCII letter: its lower case
+_C: Final = ord("c")
+_N: Final = ord("n")
+_HOP_FIRST: Final = frozenset(name[0] for name in _RESPONSE_HOP)
+
+
+def relayable(head: bytes) -> bool:
+    """Whether a response head (status line and headers, without the blank line) may go to the
+    client as received: it has no hop-by-hop header, except `Connection: keep-alive` (the client
+    connection stays open too). Most lines are passed on one byte in: the common names do not
+    start like a hop-by-hop one (`Content-…` is told from `Connection` by its fourth letter)."""
+    lines = head.split(b"\r\n")
+    for i in range(1, len(lines)):
+        line = lines[i]
+        if not line or line[0] | _LOWER not in _HOP_FIRST:
+            continue
+        if line[0] | _LOWER == _C and (len(line) < 4 or line[3] | _LOWER != _N):
+            continue
+        name, colon, value = line.partition(b":")
+        name = name.rstrip(b" \t").lower()
+        if colon and name in _RESPONSE_HOP and (
+            name != b"connection" or value.strip(b" \t").lower() != b"keep-alive"
+        ):
+            return False
+    return True
 
 
 def response_head(

@@ -92,7 +92,7 @@ def route(ex: Exchange) -> None:
             if host is None:
                 host = value
         elif kind == _UA:
-            ex.user_agent = value.decode("latin-1")
+            ex.user_agent = value
         elif kind == _CL:
             length = value if length is None else length
             check_all = True
@@ -223,16 +223,16 @@ def _prepare_forward(ex: Exchange, action: Forward, xff: str, trace_in: bytes | 
     if trace_in is None:
         ex.trace = trace = ctx.trace_ids.root(int(ex.created))
     else:
-        new_id = ctx.trace_ids.new(int(ex.created))
-        ex.trace = trace = hdr.trace_id(trace_in.decode("latin-1"), new_id, size)
+        new_id = ctx.trace_ids.new(int(ex.created)).decode()
+        ex.trace = trace = hdr.trace_id(trace_in.decode("latin-1"), new_id, size).encode("latin-1")
     if raw:  # forward the client's head bytes as they came (no X-Forwarded-For), ours appended
         chunk = ex.client.chunk
         ex.out.append(b"%s%sX-Amzn-Trace-Id: %s\r\n\r\n" % (
-            chunk[: chunk.find(b"\r\n\r\n") + 2], ex.client.forwarded, trace.encode("latin-1"),
+            chunk[: chunk.find(b"\r\n\r\n") + 2], ex.client.forwarded, trace,
         ))  # fmt: skip
         return
     extra = b"X-Forwarded-For: %s\r\n%sX-Amzn-Trace-Id: %s\r\n%s\r\n" % (
-        xff.encode("latin-1"), ctx.forwarded_static, trace.encode("latin-1"), framing,
+        xff.encode("latin-1"), ctx.forwarded_static, trace, framing,
     )  # fmt: skip
     drop = hdr.connection_tokens(connection) if connection else frozenset()
     line = b"%s %s HTTP/1.1\r\n" % (ex.method, ex.url)
