@@ -78,7 +78,7 @@ async def proxy(requests: int, data_dir: str) -> float:
     group.sync_health(target)
     backend = BackendConnection(pool)
     backend.connection_made(FakeTransport(("127.0.0.1", 9999)))  # type: ignore[arg-type]
-    pool.busy.add(backend)
+    pool.conns.add(backend)
     pool.give_back(backend)
     client = ClientConnection(lb.ctx)
     client.connection_made(FakeTransport(("127.0.0.1", 5555)))  # type: ignore[arg-type]

@@ -157,8 +157,11 @@ _RESPONSE_HOP: Final = frozenset({
 })  # fmt: skip
 _LOWER: Final = 0x20  # OR-ed into an ASCII letter: its lower case
 _C: Final = ord("c")
+_K: Final = ord("k")
 _N: Final = ord("n")
-_HOP_FIRST: Final = frozenset(name[0] for name in _RESPONSE_HOP)
+_P: Final = ord("p")
+_T: Final = ord("t")
+_U: Final = ord("u")
 
 
 def relayable(head: bytes) -> bool:
@@ -169,9 +172,11 @@ def relayable(head: bytes) -> bool:
     lines = head.split(b"\r\n")
     for i in range(1, len(lines)):
         line = lines[i]
-        if not line or line[0] | _LOWER not in _HOP_FIRST:
-            continue
-        if line[0] | _LOWER == _C and (len(line) < 4 or line[3] | _LOWER != _N):
+        first = line[0] | _LOWER if line else 0
+        if first == _C:
+            if len(line) < 4 or line[3] | _LOWER != _N:
+                continue
+        elif first != _T and first != _K and first != _P and first != _U:
             continue
         name, colon, value = line.partition(b":")
         name = name.rstrip(b" \t").lower()

@@ -205,15 +205,22 @@ def unconnected(data: bytes) -> None:
 
 
 class TargetPool:
-    """Idle keep-alive connections to one target, and the busy ones (to abort on drain)."""
+    """Idle keep-alive connections to one target, and all its open ones (to abort on drain)."""
 
     def __init__(self, target: Target) -> None:
         self.target = target
         self.idle: list[BackendConnection] = []
-        self.busy: set[BackendConnection] = set()
+        # Every open connection, idle or busy: added when made, dropped when closed (not per
+        # request: a busy one is an open one that is not idle).
+        self.conns: set[BackendConnection] = set()
 
     def __repr__(self) -> str:
         return f"<TargetPool {self.target.id} idle={len(self.idle)} busy={len(self.busy)}>"
+
+    @property
+    def busy(self) -> list[BackendConnection]:
+        """The open connections bound to an exchange now."""
+        return [conn for conn in self.conns if conn not in self.idle]
 
     def take(self) -> BackendConnection | None:
         """An idle connection, most recently used first (None when none is left)."""
@@ -222,7 +229,6 @@ class TargetPool:
             conn = idle.pop()
             if not conn.closed:
                 conn.reused = True
-                self.busy.add(conn)
                 return conn
         return None
 
@@ -236,25 +242,25 @@ class TargetPool:
             loop.create_connection(lambda: make(self), self.target.host, self.target.port),
             CONNECT_TIMEOUT,
         )
-        self.busy.add(conn)
+        self.conns.add(conn)
         return conn  # type: ignore[no-any-return]
 
     def give_back(self, conn: BackendConnection) -> None:
         """Return a connection whose exchange finished cleanly to the idle list."""
-        self.busy.discard(conn)
         if not conn.closed:
             self.idle.append(conn)
 
     def forget(self, conn: BackendConnection) -> None:
-        self.busy.discard(conn)
+        self.conns.discard(conn)
         if conn in self.idle:
             self.idle.remove(conn)
 
     def close(self, *, abort_busy: bool = False) -> None:
         """Close the idle connections (and abort busy ones: their requests get 502)."""
+        busy = self.busy
         for conn in list(self.idle):
             conn.close()
         self.idle.clear()
         if abort_busy:
-            for conn in list(self.busy):
+            for conn in busy:
                 conn.abort()

@@ -14,7 +14,6 @@ import itertools
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -25,14 +24,20 @@ from microforum.lb.accesslog import LineCache
 from microforum.lb.exchange import Exchange
 from microforum.lb.headers import MAX_HEAD, MAX_HEADER, MAX_REQUEST_LINE, TraceIds
 from microforum.lb.pool import no_delay, unconnected
+from microforum.spec.model import Forward
 
 if TYPE_CHECKING:
     from microforum.lb.accesslog import AccessLog
     from microforum.lb.groups import GroupState
     from microforum.lb.metrics import Metrics
     from microforum.lb.rules import Router
+    from microforum.spec.model import Action
+
+    # (priority as logged, action, the target group of a forward to one group)
+    Decision = tuple[str, Action, GroupState | None]
 
 MAX_PENDING_BODY: Final = 1024 * 1024  # buffered while the target connection opens; then we pause
+URL_CACHE_SIZE: Final = 4096  # decisions remembered per request target on a path-only listener
 
 _conn_ids = itertools.count(1)
 log = logging.getLogger("microforum.lb")
@@ -53,9 +58,31 @@ class ProxyContext:
         self.trace_ids = TraceIds()
         # Forward actions with one target group, by id(): the router keeps the actions alive.
         self.single_forwards: dict[int, GroupState] = {}
+        # A path-only listener's decisions by request target (see `decide`).
+        self.decisions: dict[bytes, Decision] = {}
         self.connections: set[ClientConnection] = set()
         self.accepting = True
         self._date_second, self._date = -1, ""
+
+    def decide(self, url: bytes) -> Decision:
+        """(priority as logged, action, its target group if it forwards to one) for a request
+        target on a path-only listener (`router.path_only`).
+
+        The answer depends on the path alone, so it is remembered per request target: most
+        requests repeat a few URLs. The cache is emptied when full, so that clients sending
+        endless distinct URLs cost memory bounded by `URL_CACHE_SIZE` entries.
+        """
+        decision = self.decisions.get(url)
+        if decision is None:
+            priority, action = self.router.match_url(url)
+            group = None
+            if isinstance(action, Forward) and len(action.target_groups) == 1:
+                group = self.groups[action.target_groups[0].name]
+            decision = (str(priority), action, group)
+            if len(self.decisions) >= URL_CACHE_SIZE:
+                self.decisions.clear()
+            self.decisions[url] = decision
+        return decision
 
     def date(self) -> str:
         """The Date header value, formatted once per second."""
@@ -93,7 +120,9 @@ class ClientConnection(asyncio.Protocol):
         self.peer = "-"
         # The X-Forwarded-For/-Proto/-Port lines for a request that brings no X-Forwarded-For
         self.forwarded = b"X-Forwarded-For: -\r\n" + ctx.forwarded_static
-        self.queue: deque[Exchange] = deque()
+        # A list, not a deque: it holds one exchange, two while a pipelined one waits (reading
+        # pauses then), and compiled, list operations are direct C calls.
+        self.queue: list[Exchange] = []
         self.pauses: set[str] = set()
         self.closing = False
         self.last_tick = ctx.tick
@@ -174,7 +203,7 @@ class ClientConnection(asyncio.Protocol):
         self.closing = True
         self.ctx.connections.discard(self)
         while self.queue:
-            self.queue.popleft().client_gone()
+            self.queue.pop(0).client_gone()
         if self.current is not None:
             self.current.client_gone()
             self.current = None
@@ -262,7 +291,7 @@ class ClientConnection(asyncio.Protocol):
         """`exchange` answered (and, unless closing, read whole): move on to the next."""
         if not self.queue or self.queue[0] is not exchange:
             return
-        self.queue.popleft()
+        self.queue.pop(0)
         if exchange.close_client:
             self.close()
             return

@@ -153,8 +153,9 @@ def route(ex: Exchange) -> None:
             return
     router = ctx.router
     view: RequestView | None = None
+    group: GroupState | None = None
     if router.path_only:
-        ex.priority, action = router.match_url(url)
+        ex.priority, action, group = ctx.decide(url)
     else:
         view = _view(ex)
         priority, action = router.match(view)
@@ -165,7 +166,7 @@ def route(ex: Exchange) -> None:
                    else b"")  # fmt: skip
         ex.req_chunked = chunked
         ex.expect_continue = expect and ex.version == "1.1"
-        _prepare_forward(ex, action, xff, trace_in, cookie, connection, framing, raw, size)
+        _prepare_forward(ex, action, group, xff, trace_in, cookie, connection, framing, raw, size)
     elif isinstance(action, FixedResponse):
         ex.action_name = "fixed-response"
         data = responses.fixed(action, ctx.date(), close=ex.close_client, head_only=ex.is_head)
@@ -203,14 +204,18 @@ def _forward_group(ex: Exchange, action: Forward, cookie: bytes | None) -> Group
     return ctx.groups[name]
 
 
-def _prepare_forward(ex: Exchange, action: Forward, xff: str, trace_in: bytes | None,
-                     cookie: bytes | None, connection: list[bytes] | None, framing: bytes,
-                     raw: bool, size: int) -> None:  # fmt: skip
+def _prepare_forward(ex: Exchange, action: Forward, group: GroupState | None, xff: str,
+                     trace_in: bytes | None, cookie: bytes | None,
+                     connection: list[bytes] | None, framing: bytes, raw: bool,
+                     size: int) -> None:  # fmt: skip
+    """Pick the target and prepare the head for it; `group` is the target group when the
+    decision already knows it (a forward to one group, on a path-only listener)."""
     ctx = ex.client.ctx
     ex.action_name = "forward"
-    # A forward to one target group (the usual kind) is looked up by the action's identity:
-    # spec objects are frozen, and reading their fields costs more than this.
-    group = ctx.single_forwards.get(id(action))
+    if group is None:
+        # A forward to one target group (the usual kind) is looked up by the action's
+        # identity: spec objects are frozen, and reading their fields costs more than this.
+        group = ctx.single_forwards.get(id(action))
     if group is None:
         group = _forward_group(ex, action, cookie)
     ex.group = group

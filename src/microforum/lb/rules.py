@@ -28,7 +28,6 @@ from urllib.parse import unquote_plus
 from microforum.spec.model import Action, Condition, Listener, Redirect
 
 Matcher = Callable[["RequestView"], bool]
-URL_CACHE_SIZE = 4096  # decisions remembered per request target on a path-only listener
 
 
 class RequestView:
@@ -187,23 +186,10 @@ class Router:
                              for v in c.values], rule.action)
             for rule in sorted(listener.rules, key=lambda r: r.priority)
         ] if self.path_only else []  # fmt: skip
-        self._by_url: dict[bytes, tuple[str, Action]] = {}
 
-    def match_url(self, url: bytes) -> tuple[str, Action]:
-        """(priority as logged, action) for a request target on a path-only listener.
-
-        The answer depends on the path alone, so it is remembered per request target: most
-        requests repeat a few URLs. The cache is emptied when full, so that clients sending
-        endless distinct URLs cost memory bounded by `URL_CACHE_SIZE` entries.
-        """
-        decision = self._by_url.get(url)
-        if decision is None:
-            priority, action = self.match_path(url.partition(b"?")[0].decode("latin-1"))
-            decision = (str(priority), action)
-            if len(self._by_url) >= URL_CACHE_SIZE:
-                self._by_url.clear()
-            self._by_url[url] = decision
-        return decision
+    def match_url(self, url: bytes) -> tuple[int, Action]:
+        """`match_path` for a request target (the query is never matched)."""
+        return self.match_path(url.partition(b"?")[0].decode("latin-1"))
 
     def match_path(self, path: str) -> tuple[int, Action]:
         """`match` for a listener whose rules only have path-pattern conditions."""
