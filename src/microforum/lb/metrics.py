@@ -6,9 +6,9 @@ TargetResponseTime percentiles (p50, p99) over the most recent `WINDOW` response
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-WINDOW = 4096
+WINDOW: Final = 4096  # (Final: compiled, a C constant rather than a module lookup)
 
 
 class Metrics:

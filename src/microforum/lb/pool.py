@@ -147,8 +147,10 @@ class BackendConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self.in_head = False
         raw = self.head_first if not self.head_more else b"".join([self.head_first, *self.head_more])
-        end = raw.find(b"\r\n\r\n")
-        if end < 0 or end > MAX_RESPONSE_HEAD:
+        # (partition: its one argument is passed as is; `find` parses a tuple of arguments)
+        head, blank, _ = raw.partition(b"\r\n\r\n")
+        end = len(head)
+        if not blank or end > MAX_RESPONSE_HEAD:
             raise httptools.HttpParserError("response head too large")  # ALB: 502
         status = self.parser.get_status_code()
         # 1xx (we answer 100 Continue ourselves and strip Expect): skip it, wait for the real one.
@@ -159,7 +161,7 @@ class BackendConnection(asyncio.Protocol):
             return
         if self.exchange is not None:
             self.single = not self.head_more and self.head_first is self.chunk
-            self.exchange.response_head(self, status, raw[:end])
+            self.exchange.response_head(self, status, head)
 
     def on_body(self, body: bytes) -> None:
         exchange = self.exchange

@@ -232,8 +232,9 @@ def _prepare_forward(ex: Exchange, action: Forward, group: GroupState | None, xf
         ex.trace = trace = hdr.trace_id(trace_in.decode("latin-1"), new_id, size).encode("latin-1")
     if raw:  # forward the client's head bytes as they came (no X-Forwarded-For), ours appended
         chunk = ex.client.chunk
-        ex.out.append(b"%s%sX-Amzn-Trace-Id: %s\r\n\r\n" % (
-            chunk[: chunk.find(b"\r\n\r\n") + 2], ex.client.forwarded, trace,
+        # (partition: its one argument is passed as is; `find` parses a tuple of arguments)
+        ex.out.append(b"%s\r\n%sX-Amzn-Trace-Id: %s\r\n\r\n" % (
+            chunk.partition(b"\r\n\r\n")[0], ex.client.forwarded, trace,
         ))  # fmt: skip
         return
     extra = b"X-Forwarded-For: %s\r\n%sX-Amzn-Trace-Id: %s\r\n%s\r\n" % (
