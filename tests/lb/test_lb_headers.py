@@ -184,7 +184,7 @@ def test_relayable_agrees_with_the_slow_paths_hop_by_hop_check():
 
 def test_relayable_catches_every_hop_by_hop_name_it_knows():
     # relayable tests first letters before names: a name added to the set must still be caught.
-    for name in headers._RESPONSE_HOP:
+    for name in headers.HOP_BY_HOP:
         for spelled in (name, name.upper(), name.title()):
             head = b"HTTP/1.1 200 OK\r\nDate: x\r\n" + spelled + b": close"
             assert headers.relayable(head) is False, spelled

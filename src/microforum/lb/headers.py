@@ -28,15 +28,18 @@ MAX_HEAD: Final = 64 * 1024
 MAX_XFF_ADDRESSES: Final = 30  # more gives 463 (ALB troubleshooting §463)
 TRACE_REWRITE_LIMIT: Final = 7 * 1024  # headers over 7 KB: trace header reduced to Root (D.3)
 
-_DROP_ALWAYS: Final = frozenset({
+# Hop-by-hop header names (RFC 9110 §7.6.1), lower-cased: never relayed as they are.
+HOP_BY_HOP: Final = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
-    b"upgrade", b"expect", b"content-length", b"x-forwarded-for", b"x-forwarded-proto",
-    b"x-forwarded-port", b"x-amzn-trace-id",
+    b"upgrade",
 })  # fmt: skip
-_RESPONSE_DROP: Final = frozenset({
-    b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
-    b"upgrade", b"content-length",
-})  # fmt: skip
+# Dropped from the client's head (our own framing, Expect and X-Forwarded-*/trace take their
+# place) and from the target's (our framing replaces Content-Length).
+_DROP_ALWAYS: Final = HOP_BY_HOP | {
+    b"expect", b"content-length", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-port",
+    b"x-amzn-trace-id",
+}  # fmt: skip
+_RESPONSE_DROP: Final = HOP_BY_HOP | {b"content-length"}
 _INVALID_NAME: Final = re.compile(rb"[^-A-Za-z0-9]").search
 _MASK96: Final = (1 << 96) - 1
 _TRACE_ID = re.compile(r"^1-[0-9a-f]{8}-[0-9a-f]{24}$")
@@ -149,12 +152,7 @@ def request_head(
     return b"".join(out)
 
 
-# Response header names that are hop-by-hop (RFC 9110 §7.6.1), lower-cased; `relayable` looks
-# at a line's first letter (as a byte, lower-cased) before comparing names.
-_RESPONSE_HOP: Final = frozenset({
-    b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
-    b"upgrade",
-})  # fmt: skip
+# `relayable` looks at a line's first letter (as a byte, lower-cased) before comparing names.
 _LOWER: Final = 0x20  # OR-ed into an ASCII letter: its lower case
 _C: Final = ord("c")
 _K: Final = ord("k")
@@ -180,7 +178,7 @@ def relayable(head: bytes) -> bool:
             continue
         name, colon, value = line.partition(b":")
         name = name.rstrip(b" \t").lower()
-        if colon and name in _RESPONSE_HOP and (
+        if colon and name in HOP_BY_HOP and (
             name != b"connection" or value.strip(b" \t").lower() != b"keep-alive"
         ):
             return False
