@@ -93,17 +93,21 @@ def test_the_key_does_not_depend_on_the_order_files_are_read() -> None:
     assert source_key(reversed(FILES), "3.11.7", "2.4.1") == KEY
 
 
-def test_the_key_of_a_package_changes_when_one_py_file_is_edited(tmp_path: Path) -> None:
+def test_the_key_of_a_package_changes_when_one_source_file_is_edited(tmp_path: Path) -> None:
     package = tmp_path / "microforum"
     shutil.copytree(SOURCE, package, ignore=shutil.ignore_patterns("__pycache__"))
     before = source_key(package_files(package), "py", "mypy")
     (package / "lb" / "__pycache__").mkdir(exist_ok=True)
     (package / "lb" / "__pycache__" / "exchange.cpython-311.pyc").write_bytes(b"junk")
     (package / "stack.yaml").write_text("not python")
-    assert source_key(package_files(package), "py", "mypy") == before  # only .py files count
+    assert source_key(package_files(package), "py", "mypy") == before  # only .py and .c count
     with (package / "lb" / "exchange.py").open("a") as fh:
         fh.write("# an edit\n")
-    assert source_key(package_files(package), "py", "mypy") != before
+    edited = source_key(package_files(package), "py", "mypy")
+    assert edited != before
+    with (package / "lb" / "_speedups.c").open("a") as fh:  # the C helpers are source too
+        fh.write("/* an edit */\n")
+    assert source_key(package_files(package), "py", "mypy") != edited
 
 
 # --- choosing a build --------------------------------------------------------------------
@@ -281,9 +285,11 @@ def test_up_runs_the_compiled_load_balancer(build: Build, tmp_path: Path) -> Non
         port = stack.port()
         # `up` checked each compiled module's __file__ (in the build) before saying so; the
         # group's shared library, which holds all their code, is loaded from the build.
-        assert f"{COMPILED_LINE} ({len(HOT_MODULES)} modules," in "\n".join(stack.lines), stack.lines
+        # (the mypyc modules and the C helpers, lb/_speedups.c)
+        assert f"{COMPILED_LINE} ({len(HOT_MODULES) + 1} modules," in "\n".join(stack.lines), stack.lines
         compiled = {p.name.split(".")[0] for p in stack.mapped() if p.is_relative_to(build.build_dir)}
         assert any(name.endswith("__mypyc") for name in compiled), compiled
+        assert "_speedups" in compiled, compiled
 
         status, body = get(port, "/whoami")
         assert status == 200 and len(body.split()) == 2  # the stand-in: "<pid> <port>"

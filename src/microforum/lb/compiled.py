@@ -3,9 +3,10 @@
 Theory of operation. `python -m microforum.lb.native` (run by `make run`) compiles the load
 balancer's hot modules into the build cache, `<cache>/<key>/`, where `cache` is
 `$XDG_CACHE_HOME/microforum/native` (default `~/.cache/...`) and `key` is a hash of every
-`.py` file of the `microforum` package, the Python build and mypy's version. A build directory
-holds only extension modules: the group's shared library (`<group>__mypyc.*.so`, imported by
-name from each module) and `microforum/lb/<module>.*.so`, plus `build.json` (what it was made
+source file (`.py`, `.c`) of the `microforum` package, the Python build and mypy's version. A
+build directory holds only extension modules: the group's shared library
+(`<group>__mypyc.*.so`, imported by name from each module), `microforum/lb/<module>.*.so`
+(mypyc's, and `_speedups`, two helpers written in C), plus `build.json` (what it was made
 from). It appears by one rename, so a half-written build is never seen.
 
 `microforum up` calls `use_compiled_build()` before any `microforum.lb` module is imported. It
@@ -56,7 +57,7 @@ def cache_root(environ: Mapping[str, str], home: Path) -> Path:
 
 
 def source_key(files: Iterable[tuple[str, bytes]], python: str, mypy: str | None) -> str:
-    """The build key of a package whose `.py` files are `files` (relative path, content)."""
+    """The build key of a package whose source files are `files` (relative path, content)."""
     digest = hashlib.sha256(f"python {python}\nmypy {mypy}\n".encode())
     for name, content in sorted(files):
         # Length-prefixed, so no two different file sets can hash the same bytes.
@@ -87,10 +88,14 @@ def choose(key: str, builds: Mapping[str, str], source: str) -> Choice:
 # --- reading the package, the cache and the tools ----------------------------------------
 
 
+SOURCE_SUFFIXES = (".py", ".c")  # what a build is made from (lb/_speedups.c is C)
+
+
 def package_files(package: Path) -> Iterator[tuple[str, bytes]]:
-    """(path relative to `package`, content) of every `.py` file under `package`."""
-    for path in package.rglob("*.py"):
-        yield path.relative_to(package).as_posix(), path.read_bytes()
+    """(path relative to `package`, content) of every source file (`.py`, `.c`) under `package`."""
+    for path in package.rglob("*"):
+        if path.suffix in SOURCE_SUFFIXES and path.is_file():
+            yield path.relative_to(package).as_posix(), path.read_bytes()
 
 
 def python_identity() -> str:

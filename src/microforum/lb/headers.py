@@ -21,6 +21,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from microforum.lb import speedups
+
 # ALB's hard limits (ALB_SPEC D.5): request line 16 K, one header 16 K, whole head 64 K -> 400.
 MAX_REQUEST_LINE: Final = 16 * 1024
 MAX_HEADER: Final = 16 * 1024
@@ -160,9 +162,17 @@ _N: Final = ord("n")
 _P: Final = ord("p")
 _T: Final = ord("t")
 _U: Final = ord("u")
+_RELAYABLE_C: Final[Callable[[bytes, frozenset[bytes]], bool] | None] = speedups.helper("relayable")
 
 
 def relayable(head: bytes) -> bool:
+    """`relayable_py`, in C when built (lb/_speedups.c)."""
+    if _RELAYABLE_C is not None:
+        return _RELAYABLE_C(head, HOP_BY_HOP)
+    return relayable_py(head)
+
+
+def relayable_py(head: bytes) -> bool:
     """Whether a response head (status line and headers, without the blank line) may go to the
     client as received: it has no hop-by-hop header, except `Connection: keep-alive` (the client
     connection stays open too). Most lines are passed on one byte in: the common names do not

@@ -47,6 +47,7 @@ HOT_MODULES = (
     "accesslog", "desync", "exchange", "groups", "headers", "metrics", "pool", "proxy",
     "responses", "routing", "rules", "targets",
 )  # fmt: skip
+SPEEDUPS = "_speedups.c"  # per-request helpers written in C (used when built; see the file)
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.so", "*.pyc")
 
 
@@ -67,13 +68,27 @@ def missing_tool() -> str | None:
 
 
 def compile_hot_modules(tree: Path) -> None:
-    """Run mypyc on `HOT_MODULES` of the package copy under `tree` (in place, in the copy)."""
+    """Run mypyc on `HOT_MODULES` of the package copy under `tree` (in place, in the copy), and
+    compile the C helpers (`SPEEDUPS`) beside them."""
     files = [f"microforum/lb/{name}.py" for name in HOT_MODULES]
     done = subprocess.run([sys.executable, "-m", "mypyc", *files], cwd=tree, capture_output=True, text=True)
     if done.returncode != 0:
         output = done.stdout + done.stderr
         errors = [line for line in output.splitlines() if ": error:" in line] or output.splitlines()[-5:]
         raise BuildError("mypyc failed:\n  " + "\n  ".join(errors))
+    compile_speedups(tree / "microforum" / "lb" / SPEEDUPS)
+
+
+def compile_speedups(source: Path) -> Path:
+    """Compile the C helpers' `source` into an extension module beside it; return its path."""
+    target = source.with_name(source.stem + (sysconfig.get_config_var("EXT_SUFFIX") or ".so"))
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()
+    include = sysconfig.get_paths()["include"]
+    argv = [*compiler, "-O2", "-fPIC", "-shared", "-Wall", f"-I{include}", str(source), "-o", str(target)]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BuildError(f"compiling {source.name} failed:\n  " + "\n  ".join(done.stderr.splitlines()[-5:]))
+    return target
 
 
 def build_cache(root: Path, package: Path = PACKAGE) -> tuple[str, bool]:

@@ -1,0 +1,125 @@
+"""The C helpers (lb/_speedups.c) give exactly what their Python references give.
+
+The C file is compiled here as the build does it (native.compile_speedups) and loaded from the
+temporary directory; each helper is run against its reference (`headers.relayable_py`,
+`accesslog.escaped_py`) over tables, every combination of awkward pieces, and seeded random
+inputs. Skipped without a C compiler or Python headers (CI has both).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import random
+import shutil
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from microforum.lb import accesslog, headers
+from microforum.lb.native import SPEEDUPS, compile_speedups, missing_tool
+
+SOURCE = Path(__file__).resolve().parents[2] / "src" / "microforum" / "lb" / SPEEDUPS
+
+pytestmark = pytest.mark.skipif(
+    missing_tool() is not None and not str(missing_tool()).startswith("no mypyc"),
+    reason=f"cannot compile: {missing_tool()}",
+)
+
+
+@pytest.fixture(scope="module")
+def c(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    work = tmp_path_factory.mktemp("speedups")
+    source = work / SPEEDUPS
+    shutil.copy(SOURCE, source)
+    library = compile_speedups(source)
+    spec = importlib.util.spec_from_file_location("microforum.lb._speedups", library)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- relayable ---------------------------------------------------------------------------
+
+NAMES = [
+    b"Connection", b"connection", b"CONNECTION", b"Content-Length", b"Content-Type", b"Keep-Alive",
+    b"TE", b"Te", b"te", b"Trailer", b"Transfer-Encoding", b"Upgrade", b"Proxy-Connection",
+    b"Pragma", b"Conn", b"Con", b"C", b"Tk", b"X-A", b"Date", b"U", b"k", b"Connection ",
+    b"Connection\t", b"", b"Cxnnection",
+]  # fmt: skip
+VALUES = [b"keep-alive", b" Keep-Alive ", b"\tkeep-alive\t", b"close", b"", b"chunked",
+          b"keep-alive, te", b"keep-alivex", b"KEEP-ALIVE"]  # fmt: skip
+SEPARATORS = [b": ", b":", b" : ", b"\t:", b""]
+
+
+def test_relayable_agrees_on_every_name_value_and_separator(c: ModuleType) -> None:
+    for name, value, separator in itertools.product(NAMES, VALUES, SEPARATORS):
+        for head in (
+            b"HTTP/1.1 200 OK\r\nDate: x\r\n" + name + separator + value,
+            b"HTTP/1.1 200 OK\r\n" + name + separator + value + b"\r\nServer: y",
+            b"HTTP/1.1 200 OK\r\n" + name + separator + value + b"\r\n",
+        ):
+            assert c.relayable(head, headers.HOP_BY_HOP) is headers.relayable_py(head), head
+
+
+@pytest.mark.parametrize("head", [
+    b"", b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 200 OK\r\n\r\n",
+    b"HTTP/1.1 200 OK\rConnection: close", b"HTTP/1.1 200 OK\nConnection: close",
+    b"HTTP/1.1 200 OK\r\r\nConnection: close", b"\r\nUpgrade: h2c", b"\r\n\r\nTE: x",
+    b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked",
+    b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nConnection: keep-alive",
+    b"HTTP/1.1 200 OK\r\nX: \xff\xfe\r\nCon\xe9ction: close",
+])  # fmt: skip
+def test_relayable_agrees_on_odd_heads(c: ModuleType, head: bytes) -> None:
+    assert c.relayable(head, headers.HOP_BY_HOP) is headers.relayable_py(head)
+
+
+def test_relayable_agrees_on_random_heads(c: ModuleType) -> None:
+    pieces = [b"\r\n", b"\r", b"\n", b":", b" ", b"\t", b"-", b"a", b"C", b"o", b"n", b"e",
+              b"c", b"t", b"i", b"keep-alive", b"connection", b"te", b"upgrade", b"Content"]  # fmt: skip
+    rng = random.Random(1)
+    for _ in range(20_000):
+        head = b"HTTP/1.1 200 OK" + b"".join(rng.choice(pieces) for _ in range(rng.randrange(12)))
+        assert c.relayable(head, headers.HOP_BY_HOP) is headers.relayable_py(head), head
+
+
+def test_relayable_uses_the_names_it_is_given(c: ModuleType) -> None:
+    head = b"HTTP/1.1 200 OK\r\nTrailer: x"
+    assert c.relayable(head, headers.HOP_BY_HOP) is False
+    assert c.relayable(head, frozenset({b"te"})) is True
+
+
+@pytest.mark.parametrize("args", [(), (b"x",), ("text", frozenset()), (b"x", [b"te"])])
+def test_relayable_refuses_wrong_arguments(c: ModuleType, args: tuple[object, ...]) -> None:
+    with pytest.raises(TypeError):
+        c.relayable(*args)
+
+
+# --- escaped -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    b"", b"-", b"GET http://h:80/ HTTP/1.1", b'"', b"\\", b'\\"', b'a"b\\c"', b'""""',
+    b"Root=1-5759e988-bd862e3fe1be46a994272793", b"\xff\x00\"", b"x" * 5000 + b'"',
+])  # fmt: skip
+def test_escaped_agrees(c: ModuleType, text: bytes) -> None:
+    assert c.escaped(text) == accesslog.escaped_py(text)
+
+
+def test_escaped_agrees_on_random_text(c: ModuleType) -> None:
+    rng = random.Random(2)
+    for _ in range(20_000):
+        text = bytes(rng.choice(b'ab "\\\x00\xff') for _ in range(rng.randrange(20)))
+        assert c.escaped(text) == accesslog.escaped_py(text), text
+
+
+def test_escaped_returns_clean_text_itself(c: ModuleType) -> None:
+    text = b"Mozilla/5.0 (X11; Linux x86_64)"
+    assert c.escaped(text) is text
+
+
+def test_escaped_refuses_str(c: ModuleType) -> None:
+    with pytest.raises(TypeError):
+        c.escaped("text")
