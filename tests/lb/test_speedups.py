@@ -123,3 +123,37 @@ def test_escaped_returns_clean_text_itself(c: ModuleType) -> None:
 def test_escaped_refuses_str(c: ModuleType) -> None:
     with pytest.raises(TypeError):
         c.escaped("text")
+
+
+# --- head_of and forward_raw -------------------------------------------------------------
+
+CHUNKS = [
+    b"", b"\r\n\r\n", b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", b"GET / HTTP/1.1\r\nHost: a\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\nok",
+    b"a\r\n\r", b"a\n\n\r\n\r\n", b"\r\r\n\n\r\n\r\n", b"x" * 70000 + b"\r\n\r\n" + b"y",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("chunk", CHUNKS)
+def test_head_of_and_forward_raw_agree(c: ModuleType, chunk: bytes) -> None:
+    assert c.head_of(chunk) == headers.head_of_py(chunk)
+    forwarded = b"X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Port: 80\r\n"
+    trace = b"Root=1-5759e988-bd862e3fe1be46a994272793"
+    assert c.forward_raw(chunk, forwarded, trace) == headers.forward_raw_py(chunk, forwarded, trace)
+
+
+def test_head_of_and_forward_raw_agree_on_random_bytes(c: ModuleType) -> None:
+    rng, pieces = random.Random(3), [b"\r", b"\n", b"a", b"\r\n", b"\r\n\r\n"]
+    for _ in range(20_000):
+        chunk = b"".join(rng.choice(pieces) for _ in range(rng.randrange(10)))
+        assert c.head_of(chunk) == headers.head_of_py(chunk), chunk
+        assert c.forward_raw(chunk, b"F\r\n", b"T") == headers.forward_raw_py(chunk, b"F\r\n", b"T"), chunk
+
+
+@pytest.mark.parametrize("args", [(b"x", b"y"), ("x", b"y", b"z"), (b"x", b"y", None)])
+def test_forward_raw_refuses_wrong_arguments(c: ModuleType, args: tuple[object, ...]) -> None:
+    with pytest.raises(TypeError):
+        c.forward_raw(*args)
+    with pytest.raises(TypeError):
+        c.head_of(args[-1] if not isinstance(args[-1], bytes) else "text")

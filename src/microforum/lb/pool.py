@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import httptools
 
+from microforum.lb.headers import head_of
 from microforum.lb.targets import Target
 
 if TYPE_CHECKING:
@@ -147,17 +148,15 @@ class BackendConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self.in_head = False
         raw = self.head_first if not self.head_more else b"".join([self.head_first, *self.head_more])
-        # (partition: its one argument is passed as is; `find` parses a tuple of arguments)
-        head, blank, _ = raw.partition(b"\r\n\r\n")
-        end = len(head)
-        if not blank or end > MAX_RESPONSE_HEAD:
+        head = head_of(raw)
+        if head is None or len(head) > MAX_RESPONSE_HEAD:
             raise httptools.HttpParserError("response head too large")  # ALB: 502
         status = self.parser.get_status_code()
         # 1xx (we answer 100 Continue ourselves and strip Expect): skip it, wait for the real one.
         self.informational = 100 <= status < 200
         if self.informational:
             if not self.head_more:
-                self.next_offset = len(self.chunk) - len(raw) + end + 4
+                self.next_offset = len(self.chunk) - len(raw) + len(head) + 4
             return
         if self.exchange is not None:
             self.single = not self.head_more and self.head_first is self.chunk

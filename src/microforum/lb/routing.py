@@ -231,11 +231,7 @@ def _prepare_forward(ex: Exchange, action: Forward, group: GroupState | None, xf
         new_id = ctx.trace_ids.new(int(ex.created)).decode()
         ex.trace = trace = hdr.trace_id(trace_in.decode("latin-1"), new_id, size).encode("latin-1")
     if raw:  # forward the client's head bytes as they came (no X-Forwarded-For), ours appended
-        chunk = ex.client.chunk
-        # (partition: its one argument is passed as is; `find` parses a tuple of arguments)
-        ex.out.append(b"%s\r\n%sX-Amzn-Trace-Id: %s\r\n\r\n" % (
-            chunk.partition(b"\r\n\r\n")[0], ex.client.forwarded, trace,
-        ))  # fmt: skip
+        ex.out.append(hdr.forward_raw(ex.client.chunk, ex.client.forwarded, trace))
         return
     extra = b"X-Forwarded-For: %s\r\n%sX-Amzn-Trace-Id: %s\r\n%s\r\n" % (
         xff.encode("latin-1"), ctx.forwarded_static, trace, framing,
