@@ -16,7 +16,6 @@
    `partition` makes a tuple and two copies; these scan the bytes in place. (An access-log line
    composed here instead of by mypyc's one-join template measured no cheaper: left in Python.) */
 
-#define _GNU_SOURCE  /* memmem */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
@@ -176,12 +175,23 @@ escaped(PyObject *module, PyObject *text)
 
 /* --- heads: headers.head_of_py and headers.forward_raw_py ------------------------------- */
 
-/* Where the blank line ending the head at the start of `data` begins, or NULL. */
+/* Where the blank line ending the head at the start of `data` begins, or NULL. (From CR to
+   CR with memchr: for a head of a few lines, cheaper than memmem's set-up.) */
 static const char *
 blank_line(PyObject *data)
 {
-    const char *start = PyBytes_AS_STRING(data);
-    return memmem(start, (size_t)PyBytes_GET_SIZE(data), "\r\n\r\n", 4);
+    const char *at = PyBytes_AS_STRING(data), *end = at + PyBytes_GET_SIZE(data);
+    while (at + 4 <= end) {
+        const char *cr = memchr(at, '\r', (size_t)(end - at - 3));
+        if (cr == NULL) {
+            return NULL;
+        }
+        if (memcmp(cr, "\r\n\r\n", 4) == 0) {
+            return cr;
+        }
+        at = cr + 1;
+    }
+    return NULL;
 }
 
 static PyObject *

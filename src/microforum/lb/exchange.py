@@ -396,7 +396,7 @@ class Exchange:
             self.group.metrics.target_response(self.status, _now() - self.sent_at)
         client = self.client
         self._finish()
-        client.wbuf.clear()
+        client.drop_batch()
         client.closing = True
         if client.transport is not None:
             client.transport.abort()

@@ -103,7 +103,7 @@ class ClientConnection(asyncio.Protocol):
         "batching", "begin_chunk", "chunk", "closing", "conn_id", "conn_trace", "ctx",
         "current", "feed", "forwarded", "fresh", "head_bytes", "headers", "in_head",
         "last_tick", "log_host", "log_lines", "log_origin", "parser", "pauses", "peer",
-        "peer_ip", "peer_port", "queue", "send", "transport", "url", "wbuf",
+        "peer_ip", "peer_port", "queue", "send", "transport", "url", "wbuf", "wfirst",
     )  # fmt: skip
 
     def __init__(self, ctx: ProxyContext) -> None:
@@ -131,6 +131,7 @@ class ClientConnection(asyncio.Protocol):
         self.log_lines = LineCache()
         self.conn_id = next(_conn_ids)
         self.batching = False
+        self.wfirst = b""  # the first piece of a batch (see `write`), then the others
         self.wbuf: list[bytes] = []
         # Per-request (parsing) state
         self.url = b""
@@ -272,7 +273,12 @@ class ClientConnection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         """Send `data`; inside a batch it is gathered so a head and body leave in one syscall."""
         if self.batching:
-            self.wbuf.append(data)
+            # Most batches are one piece: it waits alone, and the list (whose storage is
+            # allocated on the first append and freed on `clear`) is only for the others.
+            if not self.wfirst:
+                self.wfirst = data
+            else:
+                self.wbuf.append(data)
         elif self.transport is not None and not self.closing:
             self.send(data)
 
@@ -281,11 +287,17 @@ class ClientConnection(asyncio.Protocol):
 
     def end_batch(self) -> None:
         self.batching = False
-        if self.wbuf:
-            data = self.wbuf[0] if len(self.wbuf) == 1 else b"".join(self.wbuf)
-            self.wbuf.clear()
+        if self.wfirst:
+            data = self.wfirst if not self.wbuf else b"".join([self.wfirst, *self.wbuf])
+            self.drop_batch()
             if self.transport is not None and not self.closing:
                 self.send(data)
+
+    def drop_batch(self) -> None:
+        """Forget what the batch gathered (the connection is being cut)."""
+        self.wfirst = b""
+        if self.wbuf:
+            self.wbuf.clear()
 
     def exchange_done(self, exchange: Exchange) -> None:
         """`exchange` answered (and, unless closing, read whole): move on to the next."""
