@@ -56,7 +56,7 @@ class Exchange:
     __slots__ = (
         "action_name", "body_seen", "class_reason", "classification", "client",
         "close_backend", "close_client", "conn", "created", "dispatched", "error_reason",
-        "expect_continue", "group", "headers", "held", "held_head", "held_size", "host", "is_head",
+        "expect_continue", "group", "headers", "held_head", "held_size", "holding", "host", "is_head",
         "local", "method", "out", "out_size", "pool", "priority", "received",
         "redirect_url", "replay", "req_chunked", "req_done", "resp_at", "resp_done",
         "resp_mode", "resp_started", "retried", "sent", "sent_at", "slot", "started",
@@ -108,7 +108,9 @@ class Exchange:
         self.classification = desync.COMPLIANT
         self.host = ""
         self.user_agent = b""
-        self.held: list[bytes] | None = None  # an answer not relayed yet (see response_head)
+        # An answer not relayed yet (see response_head): its head, and how many bytes of its
+        # body followed it in the same read (they are still in the read: not copied).
+        self.holding = False
         self.held_head = b""
         self.held_size = 0
 
@@ -247,7 +249,7 @@ class Exchange:
             # Nothing in this head needs rewriting. If the whole answer is this one read, it is
             # relayed as received (response_done); if not, `release` sends it the usual way
             # when the read ends.
-            self.held = []
+            self.holding = True
             self.held_head = head
             self.held_size = 0
             return
@@ -255,12 +257,14 @@ class Exchange:
 
     def release(self, conn: BackendConnection) -> None:
         """A target read ended with the answer held and incomplete: send its head (rebuilt)
-        and the body pieces held so far; the rest is relayed as it comes."""
-        held = self.held or []
-        self.held = None
+        and the body held so far; the rest is relayed as it comes."""
+        self.holding = False
         self._send_head(conn, self.status, self.held_head)
-        for body in held:
-            self.response_body(body)
+        if self.held_size:
+            # Held only when the head began this read and nothing in it is rewritten (no
+            # chunked framing): the body so far is the read's bytes right after the head.
+            start = len(self.held_head) + 4
+            self.response_body(conn.chunk[start : start + self.held_size])
 
     def _send_head(self, conn: BackendConnection, status: int, head: bytes) -> None:
         lower = head.lower()
@@ -307,8 +311,7 @@ class Exchange:
             self.response_done(conn, conn.parser.should_keep_alive())
 
     def response_body(self, body: bytes) -> None:
-        if self.held is not None:
-            self.held.append(body)
+        if self.holding:
             self.held_size += len(body)
             return
         data = b"%x\r\n%s\r\n" % (len(body), body) if self.resp_mode == _CHUNKED else body
@@ -319,11 +322,10 @@ class Exchange:
         """The target's answer is complete."""
         if self.resp_done:
             return
-        held = self.held
-        if held is not None:
+        if self.holding:
             chunk = conn.chunk
             if len(chunk) == len(self.held_head) + 4 + self.held_size:
-                self.held = None  # the whole answer is this read: relayed as received
+                self.holding = False  # the whole answer is this read: relayed as received
                 self.client.write(chunk)
                 self.sent += len(chunk)
             else:

@@ -102,7 +102,7 @@ class BackendConnection(asyncio.Protocol):
             exchange.backend_failed(self, "malformed")
             self.close()
         else:
-            if exchange.held is not None:  # the answer goes on in a later read
+            if exchange.holding:  # the answer goes on in a later read
                 exchange.release(self)
         finally:
             client.end_batch()
