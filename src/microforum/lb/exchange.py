@@ -200,8 +200,9 @@ class Exchange:
             return
         if self.req_chunked and not self.body_seen and not self.req_done:
             return  # hold a chunked request's head until its first chunk parsed cleanly
-        data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
-        self.out = []
+        out = self.out
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()  # (the same list: no new one per request)
         self.out_size = 0
         if not self.dispatched:
             self.dispatched = True
