@@ -154,17 +154,6 @@ def request_head(
     return b"".join(out)
 
 
-# `relayable` looks at a line's first letter (as a byte, lower-cased) before comparing names.
-_LOWER: Final = 0x20  # OR-ed into an ASCII letter: its lower case
-_C: Final = ord("c")
-_K: Final = ord("k")
-_N: Final = ord("n")
-_P: Final = ord("p")
-_T: Final = ord("t")
-_U: Final = ord("u")
-_RELAYABLE_C: Final[Callable[[bytes, frozenset[bytes]], bool] | None] = speedups.helper("relayable")
-
-
 def head_of_py(data: bytes) -> bytes | None:
     """The head at the start of `data` without its blank line; None when it has none."""
     head, blank, _ = data.partition(b"\r\n\r\n")
@@ -180,6 +169,17 @@ def forward_raw_py(chunk: bytes, forwarded: bytes, trace: bytes) -> bytes:
 # `head_of_py` and `forward_raw_py`, in C when built (lb/_speedups.c: no tuple, no extra copy).
 head_of: Final[Callable[[bytes], bytes | None]] = speedups.helper("head_of") or head_of_py
 forward_raw: Final[Callable[[bytes, bytes, bytes], bytes]] = speedups.helper("forward_raw") or forward_raw_py
+
+
+# `relayable` looks at a line's first letter (as a byte, lower-cased) before comparing names.
+_LOWER: Final = 0x20  # OR-ed into an ASCII letter: its lower case
+_C: Final = ord("c")
+_K: Final = ord("k")
+_N: Final = ord("n")
+_P: Final = ord("p")
+_T: Final = ord("t")
+_U: Final = ord("u")
+_RELAYABLE_C: Final[Callable[[bytes, frozenset[bytes]], bool] | None] = speedups.helper("relayable")
 
 
 def relayable(head: bytes) -> bool:
