@@ -137,6 +137,19 @@ def test_metrics_snapshot_and_percentiles():
     assert percentile([], 50) is None
 
 
+@pytest.mark.parametrize(("status", "counted"), [
+    (200, "2XX"), (299, "2XX"), (302, "3XX"), (404, "4XX"), (499, "4XX"), (500, "5XX"),
+    (599, "5XX"), (600, "5XX"), (99, "5XX"), (101, None),
+])  # fmt: skip
+def test_metrics_count_each_target_status_in_its_class(status, counted):
+    metrics = Metrics()
+    metrics.target_response(status, 0.001)
+    snap = metrics.snapshot()
+    classes = {c: snap[f"HTTPCode_Target_{c}_Count"] for c in ("2XX", "3XX", "4XX", "5XX")}
+    assert classes == {c: int(c == counted) for c in classes}
+    assert snap["RequestCount"] == 1
+
+
 def test_error_pages_look_like_albs():
     assert error_body(502) == (
         b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"

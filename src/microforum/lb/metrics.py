@@ -14,11 +14,14 @@ WINDOW: Final = 4096  # (Final: compiled, a C constant rather than a module look
 class Metrics:
     """Counters for one target group (or for the load balancer as a whole)."""
 
-    __slots__ = ("_next", "elb_4xx", "elb_5xx", "requests", "target", "times")
+    __slots__ = ("_next", "elb_4xx", "elb_5xx", "requests", "target_2xx", "target_3xx",
+                 "target_4xx", "target_5xx", "times")  # fmt: skip
 
     def __init__(self) -> None:
         self.requests = 0
-        self.target = [0, 0, 0, 0, 0, 0]  # index = status // 100
+        # (attributes, not a list by status class: compiled, they are C integers, while a
+        # list holds int objects, made anew on each increment past 256)
+        self.target_2xx = self.target_3xx = self.target_4xx = self.target_5xx = 0
         self.elb_4xx = 0
         self.elb_5xx = 0
         self.times: list[float] = []  # the latest WINDOW response times, a ring once full
@@ -27,7 +30,14 @@ class Metrics:
     def target_response(self, status: int, seconds: float) -> None:
         """A response that came from a target, `seconds` after the request was sent to it."""
         self.requests += 1
-        self.target[status // 100 if 100 <= status < 600 else 5] += 1
+        if 200 <= status < 300:
+            self.target_2xx += 1
+        elif 300 <= status < 400:
+            self.target_3xx += 1
+        elif 400 <= status < 500:
+            self.target_4xx += 1
+        elif not 100 <= status < 200:  # 5xx, and what is no HTTP status (as before: 5xx)
+            self.target_5xx += 1
         times = self.times
         if len(times) < WINDOW:
             times.append(seconds)
@@ -49,10 +59,10 @@ class Metrics:
         ordered = sorted(self.times)
         return {
             "RequestCount": self.requests,
-            "HTTPCode_Target_2XX_Count": self.target[2],
-            "HTTPCode_Target_3XX_Count": self.target[3],
-            "HTTPCode_Target_4XX_Count": self.target[4],
-            "HTTPCode_Target_5XX_Count": self.target[5],
+            "HTTPCode_Target_2XX_Count": self.target_2xx,
+            "HTTPCode_Target_3XX_Count": self.target_3xx,
+            "HTTPCode_Target_4XX_Count": self.target_4xx,
+            "HTTPCode_Target_5XX_Count": self.target_5xx,
             "HTTPCode_ELB_4XX_Count": self.elb_4xx,
             "HTTPCode_ELB_5XX_Count": self.elb_5xx,
             "TargetResponseTime_p50": percentile(ordered, 50),
