@@ -16,6 +16,7 @@ Pure functions from parsed header pairs (raw bytes, as the parser gave them) to 
 
 from __future__ import annotations
 
+import binascii
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -86,7 +87,7 @@ class TraceIds:
     def _random_part(self) -> bytes:
         at = self._at
         if at >= len(self._pool):
-            self._pool = self._random(12 * self.BATCH).hex().encode()
+            self._pool = binascii.hexlify(self._random(12 * self.BATCH))
             at = 0
         self._at = at + 24
         return self._pool[at : at + 24]

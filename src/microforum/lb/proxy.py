@@ -101,9 +101,10 @@ class ClientConnection(asyncio.Protocol):
 
     __slots__ = (
         "batching", "begin_chunk", "chunk", "closing", "conn_id", "conn_trace", "ctx",
-        "current", "feed", "forwarded", "fresh", "head_bytes", "headers", "in_head",
-        "last_tick", "log_host", "log_lines", "log_origin", "parser", "pauses", "peer",
-        "peer_ip", "peer_port", "queue", "send", "transport", "url", "wbuf", "wfirst",
+        "current", "feed", "forwarded", "fresh", "head_bytes", "headers", "host_sent",
+        "host_text", "in_head", "last_tick", "log_host", "log_lines", "log_origin", "parser",
+        "pauses", "peer", "peer_ip", "peer_port", "queue", "send", "transport", "url", "wbuf",
+        "wfirst",
     )  # fmt: skip
 
     def __init__(self, ctx: ProxyContext) -> None:
@@ -128,6 +129,7 @@ class ClientConnection(asyncio.Protocol):
         self.last_tick = ctx.tick
         self.conn_trace = f"TID_{os.urandom(16).hex()}"
         self.log_host, self.log_origin = "", b"http://-:0"  # the last Host logged, as logged
+        self.host_sent, self.host_text = b"", ""  # the last Host received, and as text
         self.log_lines = LineCache()
         self.conn_id = next(_conn_ids)
         self.batching = False
@@ -226,7 +228,8 @@ class ClientConnection(asyncio.Protocol):
         self.begin_chunk = self.chunk if self.fresh else None
 
     def on_url(self, url: bytes) -> None:
-        self.url += url
+        # (compiled, `+=` copies even onto b"": the URL usually comes in one piece)
+        self.url = self.url + url if self.url else url
         if len(self.url) > MAX_REQUEST_LINE:
             raise _Oversized("RequestLineTooLarge")
 

@@ -121,7 +121,13 @@ def route(ex: Exchange) -> None:
         ex.error_reason = "RequestHeaderTooLarge"
         ex._error(400)
         return
-    ex.host = host.decode("latin-1") if host is not None else ""
+    if host is None:
+        ex.host = ""
+    elif host == client.host_sent:  # as a rule, one Host per connection: decoded once
+        ex.host = client.host_text
+    else:
+        client.host_sent, client.host_text = host, host.decode("latin-1")
+        ex.host = client.host_text
     if check_all or (each_ascii and not url.isascii()) or ex.version not in ("1.1", "1.0"):
         ex.classification, ex.class_reason = desync.classify(
             ex.method, url, ex.version, ex.headers
