@@ -253,7 +253,7 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {
+static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT, "microforum.lb._speedups",
     "Per-request helpers of the load balancer, in C (see _speedups.c).", -1, methods,
 };
@@ -261,5 +261,5 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    return PyModule_Create(&module);
+    return PyModule_Create(&speedups_module);
 }
