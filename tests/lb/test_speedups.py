@@ -155,5 +155,9 @@ def test_head_of_and_forward_raw_agree_on_random_bytes(c: ModuleType) -> None:
 def test_forward_raw_refuses_wrong_arguments(c: ModuleType, args: tuple[object, ...]) -> None:
     with pytest.raises(TypeError):
         c.forward_raw(*args)
+
+
+@pytest.mark.parametrize("data", ["text", None, bytearray(b"a\r\n\r\n")])
+def test_head_of_refuses_anything_but_bytes(c: ModuleType, data: object) -> None:
     with pytest.raises(TypeError):
-        c.head_of(args[-1] if not isinstance(args[-1], bytes) else "text")
+        c.head_of(data)

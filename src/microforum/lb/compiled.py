@@ -6,7 +6,7 @@ balancer's hot modules into the build cache, `<cache>/<key>/`, where `cache` is
 source file (`.py`, `.c`) of the `microforum` package, the Python build and mypy's version. A
 build directory holds only extension modules: the group's shared library
 (`<group>__mypyc.*.so`, imported by name from each module), `microforum/lb/<module>.*.so`
-(mypyc's, and `_speedups`, two helpers written in C), plus `build.json` (what it was made
+(mypyc's, and `_speedups`: helpers written in C), plus `build.json` (what it was made
 from). It appears by one rename, so a half-written build is never seen.
 
 `microforum up` calls `use_compiled_build()` before any `microforum.lb` module is imported. It

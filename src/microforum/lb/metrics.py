@@ -36,7 +36,7 @@ class Metrics:
             self.target_3xx += 1
         elif 400 <= status < 500:
             self.target_4xx += 1
-        elif not 100 <= status < 200:  # 5xx, and what is no HTTP status (as before: 5xx)
+        elif not 100 <= status < 200:  # 5xx, and anything outside 100-599 (1xx: not counted)
             self.target_5xx += 1
         times = self.times
         if len(times) < WINDOW:
