@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import IO, Final
+from typing import Final
 
 from microforum.lb import speedups
+from microforum.logwriter import LogWriter
 
 # Lines are bytes from end to end: the request, user agent and trace id are the client's bytes,
 # unchanged (never decoded), and the file is written as it is built. Text the load balancer
@@ -250,17 +251,18 @@ def escaped_py(text: bytes) -> bytes:
 _escaped: Final[Callable[[bytes], bytes]] = speedups.helper("escaped") or escaped_py
 
 
-# Lines written per batch at most: a second's worth under load (megabytes) written at once would
-# stall the event loop for milliseconds, and show in the tail latency.
+# Lines handed to the writer per batch at most: fewer, larger hand-overs cost less, and a quiet
+# load balancer's lines still go out each second (`flush`).
 BATCH_LINES: Final = 256
 
 
 class AccessLog:
-    """Lines appended to a file; written in batches of `BATCH_LINES`, and by `flush` (the shell
-    calls it each second, so a quiet load balancer's lines are out within a second)."""
+    """Lines for the access-log file, handed in batches of `BATCH_LINES` (and by `flush`, which
+    the shell calls each second) to a `LogWriter`: the event loop never waits for the disk, and
+    a batch the disk cannot take in time is dropped and counted (`counts`)."""
 
-    def __init__(self, stream: IO[bytes] | None) -> None:
-        self.stream = stream
+    def __init__(self, stream: LogWriter | None) -> None:
+        self.stream = stream  # where lines go; None: not logging
         self.pending: list[bytes] = []
         self.clock = Clock()
 
@@ -273,9 +275,14 @@ class AccessLog:
 
     def flush(self) -> None:
         if self.stream is not None and self.pending:
-            self.stream.write(b"".join(self.pending))
-            self.stream.flush()
+            self.stream.write(b"".join(self.pending), len(self.pending))
             self.pending.clear()
+
+    def counts(self) -> dict[str, int]:
+        """Lines written to the file and lines dropped (for `microforum status`)."""
+        if self.stream is None:
+            return {"written": 0, "dropped": 0}
+        return self.stream.counts()
 
     def close(self) -> None:
         self.flush()
