@@ -55,7 +55,11 @@ def test_existing_files_and_directories_are_narrowed_to_their_owner(tmp_path: Pa
     path = directory / "access.log"
     path.write_bytes(b"old\n")
     path.chmod(0o644)
+    database = directory / "users.db"
+    database.write_bytes(b"")
+    database.chmod(0o664)
     private_dir(directory)
+    assert _mode(database) == 0o600
     log = RotatingFile(path, max_bytes=1000, files=2)
     log.write(b"new\n")
     log.close()

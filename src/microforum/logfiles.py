@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from pathlib import Path
 
 DIR_MODE = 0o700
@@ -21,11 +22,23 @@ FILE_MODE = 0o600
 
 
 def private_dir(path: Path) -> Path:
-    """Make `path` (and missing parents) a directory only its owner can enter; `path`."""
+    """Make `path` (and missing parents) a directory only its owner can enter, and the files
+    directly in it (made by an older version) readable by their owner only; `path`."""
     path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     if path.stat().st_mode & 0o777 != DIR_MODE:
         path.chmod(DIR_MODE)
+    for entry in path.iterdir():
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours: leave it
+            mode = entry.lstat().st_mode
+            if stat.S_ISREG(mode) and mode & 0o777 != FILE_MODE:
+                entry.chmod(FILE_MODE)
     return path
+
+
+def create_private(path: Path) -> None:
+    """Create `path` empty, readable by its owner only, unless it exists (left as it is)."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE))
 
 
 def open_private(path: Path, flags: int = os.O_WRONLY | os.O_CREAT | os.O_APPEND) -> int:

@@ -6,7 +6,9 @@
 
    - relayable(head, names): headers.relayable_py, whether a response head may be relayed as
      received (no hop-by-hop header among `names`, except `Connection: keep-alive`);
-   - escaped(text): accesslog.escaped_py, a client-supplied access-log field for inside quotes;
+   - escaped(text): accesslog.escaped_py, a client-supplied access-log field for inside quotes
+     (printable ASCII and well-formed UTF-8 kept, quote and backslash backslashed, any other
+     byte as a hex escape);
    - head_of(data) and forward_raw(chunk, forwarded, trace): headers.head_of_py and
      headers.forward_raw_py, a head cut at its blank line (and our lines appended) without the
      tuple and the copies `partition` makes.
@@ -140,6 +142,46 @@ relayable(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_TRUE;
 }
 
+/* --- escaped: accesslog.escaped_py ----------------------------------------------------- */
+
+/* Whether a byte is written as it is: printable ASCII but the quote and the backslash. */
+static int
+plain(unsigned char c)
+{
+    return c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
+}
+
+/* The length of the printable non-ASCII UTF-8 character at `s` (`left` bytes there), or 0:
+   a C1 control (U+0080-U+009F), a cut-short sequence, an overlong form, a surrogate, or past
+   U+10FFFF (RFC 3629's table of well-formed sequences). */
+static Py_ssize_t
+utf8_char(const unsigned char *s, Py_ssize_t left)
+{
+    unsigned char c = s[0], low = 0x80, high = 0xBF;
+    Py_ssize_t size = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (size == 0 || left < size) {
+        return 0;
+    }
+    if (c == 0xC2 || c == 0xE0) {
+        low = 0xA0; /* C2 80-9F: the C1 controls; E0 80-9F: overlong */
+    } else if (c == 0xED) {
+        high = 0x9F; /* ED A0-BF: surrogates */
+    } else if (c == 0xF0) {
+        low = 0x90; /* overlong */
+    } else if (c == 0xF4) {
+        high = 0x8F; /* past U+10FFFF */
+    }
+    if (s[1] < low || s[1] > high) {
+        return 0;
+    }
+    for (Py_ssize_t i = 2; i < size; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            return 0;
+        }
+    }
+    return size;
+}
+
 static PyObject *
 escaped(PyObject *module, PyObject *text)
 {
@@ -147,29 +189,48 @@ escaped(PyObject *module, PyObject *text)
         PyErr_SetString(PyExc_TypeError, "escaped(text: bytes)");
         return NULL;
     }
-    const char *in = PyBytes_AS_STRING(text);
-    Py_ssize_t size = PyBytes_GET_SIZE(text), specials = 0;
+    const unsigned char *in = (const unsigned char *)PyBytes_AS_STRING(text);
+    Py_ssize_t size = PyBytes_GET_SIZE(text), at = 0;
     if (size == 0) {
         return PyBytes_FromStringAndSize("-", 1);
     }
-    /* Nearly always neither is there: two memchr (vectorised) say so fastest. */
-    if (memchr(in, '"', (size_t)size) == NULL && memchr(in, '\\', (size_t)size) == NULL) {
+    while (at < size && plain(in[at])) {
+        at++;
+    }
+    if (at == size) { /* nearly always: nothing to escape */
         return Py_NewRef(text);
     }
-    for (Py_ssize_t i = 0; i < size; i++) {
-        specials += in[i] == '"' || in[i] == '\\';
+    char *buffer = PyMem_Malloc((size_t)size * 4); /* at most four bytes out per byte in */
+    if (buffer == NULL) {
+        return PyErr_NoMemory();
     }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, size + specials);
-    if (out == NULL) {
-        return NULL;
-    }
-    char *to = PyBytes_AS_STRING(out);
-    for (Py_ssize_t i = 0; i < size; i++) {
-        if (in[i] == '"' || in[i] == '\\') {
+    static const char hex[] = "0123456789ABCDEF";
+    memcpy(buffer, in, (size_t)at);
+    char *to = buffer + at;
+    while (at < size) {
+        unsigned char c = in[at];
+        Py_ssize_t length;
+        if (plain(c)) {
+            *to++ = (char)c;
+            at++;
+        } else if (c == '"' || c == '\\') {
             *to++ = '\\';
+            *to++ = (char)c;
+            at++;
+        } else if ((length = utf8_char(in + at, size - at)) > 0) {
+            memcpy(to, in + at, (size_t)length);
+            to += length;
+            at += length;
+        } else {
+            *to++ = '\\';
+            *to++ = 'x';
+            *to++ = hex[c >> 4];
+            *to++ = hex[c & 0xF];
+            at++;
         }
-        *to++ = in[i];
     }
+    PyObject *out = PyBytes_FromStringAndSize(buffer, to - buffer);
+    PyMem_Free(buffer);
     return out;
 }
 
