@@ -127,7 +127,7 @@ async def _up(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         await _cleanup(supervisor, control, close_lb, runner, data_dir)
-        logging.getLogger(LB_LOGGER).removeHandler(lb_messages)
+        _unroute_messages(lb_messages)
     log.line(SUPERVISOR, "stopped")
     log.close()
     return 0
@@ -151,6 +151,12 @@ def _route_messages(log: LogStream) -> logging.Handler:
     logger.addHandler(handler)
     logger.propagate = False  # not also to stderr, which may block as stdout does
     return handler
+
+
+def _unroute_messages(handler: logging.Handler) -> None:
+    logger = logging.getLogger(LB_LOGGER)
+    logger.removeHandler(handler)
+    logger.propagate = True
 
 
 def _new_balancer(stack: Stack, data_dir: Path) -> Any:
