@@ -32,6 +32,7 @@ class Backlog:
         self.limit = limit
         self.blocks: list[bytes] = []
         self.size = 0
+        self.lines = 0  # lines in `blocks`
         self.written = 0  # lines written
         self.dropped = 0  # lines dropped: no room, or the output failed
         self.noticed = 0  # dropped lines already reported by a notice
@@ -47,14 +48,15 @@ class Backlog:
             return False
         self.blocks.append(block)
         self.size += len(block)
+        self.lines += lines
         return True
 
-    def take(self) -> bytes:
-        """Everything waiting, as one block (b"" when nothing is)."""
-        data = b"".join(self.blocks)
+    def take(self) -> tuple[bytes, int]:
+        """Everything waiting, as one block (b"" when nothing is), and its number of lines."""
+        data, lines = b"".join(self.blocks), self.lines
         self.blocks.clear()
-        self.size = 0
-        return data
+        self.size = self.lines = 0
+        return data, lines
 
     def unreported(self) -> int:
         """Dropped lines no notice has reported yet; marks them reported."""
@@ -125,13 +127,9 @@ class LogWriter:
                 self._wake.wait_for(lambda: self._backlog.blocks or self._closing)
                 if not self._backlog.blocks:
                     return
-                lines, data = self._taken()
+                self._busy = True
+                data, lines = self._backlog.take()
             self._deliver(data, lines)
-
-    def _taken(self) -> tuple[int, bytes]:
-        self._busy = True
-        data = self._backlog.take()
-        return data.count(b"\n"), data
 
     def _deliver(self, data: bytes, lines: int) -> None:
         ok = self._emit(data)
