@@ -97,7 +97,7 @@ class LogWriter:
             if self._closing:
                 self._backlog.dropped += lines
             elif self._backlog.offer(block, lines) and not self._busy:
-                self._wake.notify()
+                self._wake.notify_all()  # all: a `flush` may be waiting on the same condition
 
     def counts(self) -> dict[str, int]:
         """Lines written and dropped so far."""
