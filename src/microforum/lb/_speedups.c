@@ -20,6 +20,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 /* The next CRLF at or after `at`, or NULL. */
@@ -182,6 +183,32 @@ utf8_char(const unsigned char *s, Py_ssize_t left)
     return size;
 }
 
+/* Where the first byte that is not `plain` may be: the start of the first 8-byte word holding
+   one (or the last whole word's end, for the rest to be checked byte by byte). Each word is
+   tested at once (the usual word-at-a-time tests for a byte below or above a bound and for a
+   zero byte) for a byte below 0x20, above 0x7E, or equal to '"' or '\\'. A word can be flagged
+   for nothing (a borrow or a carry between bytes): the byte loop after it decides. */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+static Py_ssize_t
+plain_words(const unsigned char *in, Py_ssize_t size)
+{
+    Py_ssize_t at = 0;
+    for (; at + 8 <= size; at += 8) {
+        uint64_t w, quote, backslash;
+        memcpy(&w, in + at, 8);
+        quote = w ^ (ONES * '"');
+        backslash = w ^ (ONES * '\\');
+        uint64_t below = (w - ONES * 0x20) & ~w;
+        uint64_t above = (w + ONES * (127 - 0x7E)) | w;
+        uint64_t equal = ((quote - ONES) & ~quote) | ((backslash - ONES) & ~backslash);
+        if ((below | above | equal) & HIGHS) {
+            break;
+        }
+    }
+    return at;
+}
+
 static PyObject *
 escaped(PyObject *module, PyObject *text)
 {
@@ -194,6 +221,7 @@ escaped(PyObject *module, PyObject *text)
     if (size == 0) {
         return PyBytes_FromStringAndSize("-", 1);
     }
+    at = plain_words(in, size);
     while (at < size && plain(in[at])) {
         at++;
     }

@@ -35,6 +35,9 @@ from microforum.spec.model import HealthCheck, Stack
 TICK = 0.25  # seconds between sweeps (idle timeouts are enforced to this precision)
 CHECK_SLICE = 0.5  # seconds; longest uninterrupted sleep of a health-check loop
 HEALTH_USER_AGENT = "ELB-HealthChecker/2.0"  # ALB_SPEC B.1
+# Access-log bytes waiting for the disk at most (about 14,000 lines): a disk that stalls for a
+# moment loses nothing, one that stops loses lines, never requests (docs/operations.md).
+ACCESS_LOG_BACKLOG = 4 << 20
 T = TypeVar("T")
 
 HealthCallback = Callable[[str, Target, str, str], None]
@@ -102,7 +105,9 @@ class LoadBalancer:
             Path(access_log), stack.local.access_log.max_size_mib << 20,
             stack.local.access_log.max_files,
         )  # fmt: skip
-        stream = None if self._file is None else LogWriter(self._file.write, name="access log")
+        stream = None if self._file is None else LogWriter(
+            self._file.write, name="access log", limit=ACCESS_LOG_BACKLOG
+        )
         self.ctx = ProxyContext(
             Router(stack.listener), self.groups, mode=stack.load_balancer.desync_mitigation_mode,
             drop_invalid=stack.load_balancer.drop_invalid_header_fields,
