@@ -7,8 +7,7 @@
    - relayable(head, names): headers.relayable_py, whether a response head may be relayed as
      received (no hop-by-hop header among `names`, except `Connection: keep-alive`);
    - escaped(text): accesslog.escaped_py, a client-supplied access-log field for inside quotes
-     (printable ASCII and well-formed UTF-8 kept, quote and backslash backslashed, any other
-     byte as a hex escape);
+     (printable ASCII kept; any other byte, the quote and the backslash as a hex escape);
    - head_of(data) and forward_raw(chunk, forwarded, trace): headers.head_of_py and
      headers.forward_raw_py, a head cut at its blank line (and our lines appended) without the
      tuple and the copies `partition` makes.
@@ -152,37 +151,6 @@ plain(unsigned char c)
     return c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
 }
 
-/* The length of the printable non-ASCII UTF-8 character at `s` (`left` bytes there), or 0:
-   a C1 control (U+0080-U+009F), a cut-short sequence, an overlong form, a surrogate, or past
-   U+10FFFF (RFC 3629's table of well-formed sequences). */
-static Py_ssize_t
-utf8_char(const unsigned char *s, Py_ssize_t left)
-{
-    unsigned char c = s[0], low = 0x80, high = 0xBF;
-    Py_ssize_t size = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-    if (size == 0 || left < size) {
-        return 0;
-    }
-    if (c == 0xC2 || c == 0xE0) {
-        low = 0xA0; /* C2 80-9F: the C1 controls; E0 80-9F: overlong */
-    } else if (c == 0xED) {
-        high = 0x9F; /* ED A0-BF: surrogates */
-    } else if (c == 0xF0) {
-        low = 0x90; /* overlong */
-    } else if (c == 0xF4) {
-        high = 0x8F; /* past U+10FFFF */
-    }
-    if (s[1] < low || s[1] > high) {
-        return 0;
-    }
-    for (Py_ssize_t i = 2; i < size; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            return 0;
-        }
-    }
-    return size;
-}
-
 /* Where the first byte that is not `plain` may be: the start of the first 8-byte word holding
    one (or the last whole word's end, for the rest to be checked byte by byte). Each word is
    tested at once (the usual word-at-a-time tests for a byte below or above a bound and for a
@@ -217,7 +185,7 @@ escaped(PyObject *module, PyObject *text)
         return NULL;
     }
     const unsigned char *in = (const unsigned char *)PyBytes_AS_STRING(text);
-    Py_ssize_t size = PyBytes_GET_SIZE(text), at = 0;
+    Py_ssize_t size = PyBytes_GET_SIZE(text), at, escapes = 0;
     if (size == 0) {
         return PyBytes_FromStringAndSize("-", 1);
     }
@@ -228,37 +196,28 @@ escaped(PyObject *module, PyObject *text)
     if (at == size) { /* nearly always: nothing to escape */
         return Py_NewRef(text);
     }
-    char *buffer = PyMem_Malloc((size_t)size * 4); /* at most four bytes out per byte in */
-    if (buffer == NULL) {
-        return PyErr_NoMemory();
+    for (Py_ssize_t i = at; i < size; i++) {
+        escapes += !plain(in[i]);
     }
-    static const char hex[] = "0123456789ABCDEF";
-    memcpy(buffer, in, (size_t)at);
-    char *to = buffer + at;
-    while (at < size) {
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size + 3 * escapes);
+    if (out == NULL) {
+        return NULL;
+    }
+    static const char hex[] = "0123456789abcdef";
+    char *to = PyBytes_AS_STRING(out);
+    memcpy(to, in, (size_t)at);
+    to += at;
+    for (; at < size; at++) {
         unsigned char c = in[at];
-        Py_ssize_t length;
         if (plain(c)) {
             *to++ = (char)c;
-            at++;
-        } else if (c == '"' || c == '\\') {
-            *to++ = '\\';
-            *to++ = (char)c;
-            at++;
-        } else if ((length = utf8_char(in + at, size - at)) > 0) {
-            memcpy(to, in + at, (size_t)length);
-            to += length;
-            at += length;
         } else {
             *to++ = '\\';
             *to++ = 'x';
             *to++ = hex[c >> 4];
             *to++ = hex[c & 0xF];
-            at++;
         }
     }
-    PyObject *out = PyBytes_FromStringAndSize(buffer, to - buffer);
-    PyMem_Free(buffer);
     return out;
 }
 
