@@ -106,9 +106,7 @@ def _closed_by_server(sockets: list[socket.socket], at_least: int, timeout: floa
     return len(closed)
 
 
-def test_idle_connections_are_capped_and_status_still_answers(
-    server: ControlServer, tmp_path: Path
-) -> None:
+def test_idle_connections_are_capped_and_status_still_answers(server: ControlServer, tmp_path: Path) -> None:
     info = read_control(tmp_path)
     address = ("127.0.0.1", int(info.url.rsplit(":", 1)[1]))
     idle = [socket.create_connection(address) for _ in range(300)]  # connect, never send

@@ -105,8 +105,10 @@ class LoadBalancer:
             Path(access_log), stack.local.access_log.max_size_mib << 20,
             stack.local.access_log.max_files,
         )  # fmt: skip
-        stream = None if self._file is None else LogWriter(
-            self._file.write, name="access log", limit=ACCESS_LOG_BACKLOG
+        stream = (
+            None
+            if self._file is None
+            else LogWriter(self._file.write, name="access log", limit=ACCESS_LOG_BACKLOG)
         )
         self.ctx = ProxyContext(
             Router(stack.listener), self.groups, mode=stack.load_balancer.desync_mitigation_mode,
