@@ -145,7 +145,7 @@ def test_a_second_up_on_the_same_stack_is_refused(stack: UpProcess, stack_file: 
     )
 
 
-def test_300_idle_control_connections_use_few_descriptors_and_status_answers(
+def test_300_idle_control_connections_use_few_descriptors_and_status_and_restart_answer(
     stack: UpProcess, stack_file: Path
 ) -> None:
     control = json.loads((stack_file.parent / ".microforum" / "control.json").read_text())
@@ -156,6 +156,11 @@ def test_300_idle_control_connections_use_few_descriptors_and_status_answers(
         assert status(stack_file)["stack"] == "standin"
         during = len(os.listdir(f"/proc/{stack.proc.pid}/fd"))
         assert during - before <= MAX_PENDING_CONNECTIONS + 8, (before, during)
+        more = [socket.create_connection(("127.0.0.1", port)) for _ in range(100)]  # still coming
+        idle += more
+        result = microforum("restart", "web", "--stack", str(stack_file))
+        assert result.returncode == 0, result.stderr
+        assert "web: replaced; now" in result.stdout
     finally:
         for sock in idle:
             sock.close()
