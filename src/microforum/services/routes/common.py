@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from microforum.services.http import JSON_TYPE, HttpError, Problem, Response
+from microforum.services.http import JSON_TYPE, HttpError, Problem, Request, Response
 from microforum.services.model import MAX_ID
 from microforum.services.params import MAX_LIMIT, loose_id
 from microforum.services.refs import References
@@ -32,6 +32,12 @@ def path_id(params: dict[str, str], name: str, what: str) -> int:
     if value is None:
         raise HttpError(404, f"no {what} with id {raw!r}")
     return value
+
+
+def referable_asked(request: Request) -> bool:
+    """True when the request asks whether a new record may refer to this one
+    (`?referable=true`: 404 also while a delete of it is in progress)."""
+    return bool(request.query_string) and request.query.get("referable") == "true"
 
 
 def json_body(body: bytes | None) -> Response:

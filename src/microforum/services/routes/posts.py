@@ -7,10 +7,12 @@ naming the field when missing, 503 naming the service when it cannot answer). `i
 
 from __future__ import annotations
 
+import time
 from collections.abc import Hashable
 
-from microforum.services import store
-from microforum.services.http import HttpError, Request, Response, json_response
+from microforum.services import lifecycle, store
+from microforum.services.conditional import if_match
+from microforum.services.http import Request, Response, json_response
 from microforum.services.model import NewPost, Post, PostChanges
 from microforum.services.params import ALL, fetch_limit, loose_id, page_of, paginate
 from microforum.services.routes.common import (
@@ -27,6 +29,10 @@ from microforum.services.routes.common import (
 from microforum.services.routing import Operation, Route
 
 TAG = "posts"
+
+
+def _location(post: Post) -> str:
+    return f"/api/posts/{post.id}"
 
 
 def routes(ctx: Context) -> list[Route]:
@@ -61,24 +67,38 @@ def routes(ctx: Context) -> list[Route]:
 
     async def create_post(request: Request) -> Response:
         new = await request.json(NewPost)
-        if not await ctx.refs.thread_exists(new.thread):
-            raise HttpError(422, f"thread: no thread with id {new.thread}", field="thread")
-        if not await ctx.refs.user_exists(new.user):
-            raise HttpError(422, f"user: no user with id {new.user}", field="user")
-        post = await db.write(store.create_post, new=new)
-        return json_response(post, 201, [("location", f"/api/posts/{post.id}")])
+        trace = request.trace
+        requirements = [
+            lifecycle.Requirement(
+                "thread",
+                f"thread: no thread with id {new.thread}",
+                lambda: ctx.refs.thread_referable(new.thread, trace),
+            ),
+            lifecycle.Requirement(
+                "user", f"user: no user with id {new.user}", lambda: ctx.refs.user_referable(new.user, trace)
+            ),
+        ]
+        spec = lifecycle.Create("posts", store.create_post, {"new": new}, new, _location, requirements)
+        return await lifecycle.create(db, request, spec)
 
     async def update_post(request: Request) -> Response:
         post_id = path_id(request.params, "postId", "post")
         changes = await request.json(PostChanges)
-        post = await db.write(store.update_post, post_id=post_id, text=changes.text)
+        post = await db.write(
+            store.update_post,
+            post_id=post_id,
+            text=changes.text,
+            now=time.time(),
+            expect=if_match(request.header("if-match")),
+        )
         if post is None:
             raise not_found("post", post_id)
         return json_response(post)
 
     async def delete_post(request: Request) -> Response:
         post_id = path_id(request.params, "postId", "post")
-        if not await db.write(store.delete_post, post_id=post_id):
+        expect = if_match(request.header("if-match"))
+        if not await db.write(store.delete_post, post_id=post_id, expect=expect):
             raise not_found("post", post_id)
         return Response(204, b"", None)
 

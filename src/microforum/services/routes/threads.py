@@ -6,8 +6,11 @@ there is none, 503 when it cannot answer). Deleting a thread that has posts answ
 
 from __future__ import annotations
 
-from microforum.services import store
-from microforum.services.http import HttpError, Problem, Request, Response, json_response
+import time
+
+from microforum.services import lifecycle, store
+from microforum.services.conditional import if_match
+from microforum.services.http import Problem, Request, Response, json_response
 from microforum.services.model import MAX_ID, NewThread, Thread, ThreadChanges
 from microforum.services.params import ALL, fetch_limit, int_query, page_of, paginate
 from microforum.services.routes.common import (
@@ -20,10 +23,17 @@ from microforum.services.routes.common import (
     json_body,
     not_found,
     path_id,
+    referable_asked,
 )
 from microforum.services.routing import Operation, Route
 
 TAG = "threads"
+
+
+def _location(thread: Thread) -> str:
+    return f"/api/threads/{thread.id}"
+
+
 BY_AUTHOR = ("createdBy", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "Only threads by this user")
 
 
@@ -44,6 +54,8 @@ def routes(ctx: Context) -> list[Route]:
 
     async def get_thread(request: Request) -> Response:
         thread_id = path_id(request.params, "threadId", "thread")
+        if referable_asked(request) and not await db.read(store.referable_thread, thread_id=thread_id):
+            raise not_found("thread", thread_id)
         body = await db.read_json(("thread", thread_id), store.get_thread, thread_id=thread_id)
         if body is None:
             raise not_found("thread", thread_id)
@@ -51,28 +63,34 @@ def routes(ctx: Context) -> list[Route]:
 
     async def create_thread(request: Request) -> Response:
         new = await request.json(NewThread)
-        if not await ctx.refs.user_exists(new.created_by):
-            raise HttpError(422, f"createdBy: no user with id {new.created_by}", field="createdBy")
-        thread = await db.write(store.create_thread, new=new)
-        return json_response(thread, 201, [("location", f"/api/threads/{thread.id}")])
+        author = lifecycle.Requirement(
+            "createdBy", f"createdBy: no user with id {new.created_by}",
+            lambda: ctx.refs.user_referable(new.created_by, request.trace),
+        )  # fmt: skip
+        spec = lifecycle.Create("threads", store.create_thread, {"new": new}, new, _location, [author])
+        return await lifecycle.create(db, request, spec)
 
     async def update_thread(request: Request) -> Response:
         thread_id = path_id(request.params, "threadId", "thread")
         changes = await request.json(ThreadChanges)
-        thread = await db.write(store.update_thread, thread_id=thread_id, title=changes.title)
+        thread = await db.write(
+            store.update_thread,
+            thread_id=thread_id,
+            title=changes.title,
+            now=time.time(),
+            expect=if_match(request.header("if-match")),
+        )
         if thread is None:
             raise not_found("thread", thread_id)
         return json_response(thread)
 
     async def delete_thread(request: Request) -> Response:
         thread_id = path_id(request.params, "threadId", "thread")
-        if await db.read(store.get_thread, thread_id=thread_id) is None:
-            raise not_found("thread", thread_id)
-        if await ctx.refs.thread_referenced(thread_id):
-            raise HttpError(409, f"thread {thread_id} still has posts; delete those first")
-        if not await db.write(store.delete_thread, thread_id=thread_id):
-            raise not_found("thread", thread_id)
-        return Response(204, b"", None)
+        return await lifecycle.delete(
+            db, table="threads", record_id=thread_id, what="thread",
+            referenced=lambda: ctx.refs.thread_referenced(thread_id, request.trace),
+            expect=if_match(request.header("if-match")),
+        )  # fmt: skip
 
     return [
         Route(
