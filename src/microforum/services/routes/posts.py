@@ -17,10 +17,15 @@ from microforum.services.model import NewPost, Post, PostChanges
 from microforum.services.params import ALL, fetch_limit, loose_id, page_of, paginate
 from microforum.services.routes.common import (
     BAD_BODY,
+    BAD_IF_MATCH,
     BAD_QUERY,
+    IN_FLIGHT,
     NOT_FOUND,
     PAGE_QUERY,
+    PRECONDITION,
+    READ,
     UNAVAILABLE,
+    WRITE_UNAVAILABLE,
     Context,
     json_body,
     not_found,
@@ -102,7 +107,7 @@ def routes(ctx: Context) -> list[Route]:
             raise not_found("post", post_id)
         return Response(204, b"", None)
 
-    listed = {200: ("Posts by id", list[Post]), **BAD_QUERY}
+    listed = {200: ("Posts by id", list[Post]), **BAD_QUERY, **READ}
     return [
         Route(
             "/api/posts",
@@ -119,7 +124,7 @@ def routes(ctx: Context) -> list[Route]:
                     "Create a post",
                     body=NewPost,
                     tag=TAG,
-                    responses={201: ("Created", Post), **BAD_BODY, **UNAVAILABLE},
+                    responses={201: ("Created", Post), **BAD_BODY, **IN_FLIGHT, **UNAVAILABLE},
                 ),
             },
         ),
@@ -151,17 +156,23 @@ def routes(ctx: Context) -> list[Route]:
             "/api/posts/{postId}",
             {
                 "GET": Operation(
-                    get_post, "One post", tag=TAG, responses={200: ("The post", Post), **NOT_FOUND}
+                    get_post, "One post", tag=TAG,
+                    responses={200: ("The post", Post), **NOT_FOUND, **READ},
                 ),
                 "PATCH": Operation(
                     update_post,
                     "Edit a post's text",
                     body=PostChanges,
                     tag=TAG,
-                    responses={200: ("Changed", Post), **NOT_FOUND, **BAD_BODY},
+                    responses={200: ("Changed", Post), **NOT_FOUND, **BAD_BODY, **PRECONDITION,
+                               **WRITE_UNAVAILABLE},
                 ),
                 "DELETE": Operation(
-                    delete_post, "Delete a post", tag=TAG, responses={204: ("Deleted", None), **NOT_FOUND}
+                    delete_post,
+                    "Delete a post",
+                    tag=TAG,
+                    responses={204: ("Deleted", None), **NOT_FOUND, **BAD_IF_MATCH, **PRECONDITION,
+                               **WRITE_UNAVAILABLE},
                 ),
             },
         ),

@@ -16,10 +16,15 @@ from microforum.services.model import NewUser, User, UserChanges, changes_of
 from microforum.services.params import ALL, fetch_limit, page_of, paginate
 from microforum.services.routes.common import (
     BAD_BODY,
+    BAD_IF_MATCH,
     BAD_QUERY,
     NOT_FOUND,
     PAGE_QUERY,
+    PRECONDITION,
+    READ,
+    REFERABLE,
     UNAVAILABLE,
+    WRITE_UNAVAILABLE,
     Context,
     json_body,
     not_found,
@@ -36,6 +41,8 @@ def _location(user: User) -> str:
 
 
 CONFLICT = {409: ("The username is taken", Problem)}
+CREATE_CONFLICT = {409: ("The username is taken, or a request with this Idempotency-Key is still"
+                         " being answered", Problem)}
 
 
 def routes(ctx: Context) -> list[Route]:
@@ -94,7 +101,7 @@ def routes(ctx: Context) -> list[Route]:
                     list_users,
                     "List users (the original answer)",
                     tag=TAG,
-                    responses={200: ("Users by id", list[User]), **BAD_QUERY},
+                    responses={200: ("Users by id", list[User]), **BAD_QUERY, **READ},
                     query=PAGE_QUERY,
                 ),
                 "POST": Operation(
@@ -102,7 +109,8 @@ def routes(ctx: Context) -> list[Route]:
                     "Create a user",
                     body=NewUser,
                     tag=TAG,
-                    responses={201: ("Created", User), **BAD_BODY, **CONFLICT},
+                    responses={201: ("Created", User), **BAD_BODY, **CREATE_CONFLICT,
+                               **WRITE_UNAVAILABLE},
                 ),
             },
         ),
@@ -113,14 +121,16 @@ def routes(ctx: Context) -> list[Route]:
                     get_user,
                     "One user (the original answer)",
                     tag=TAG,
-                    responses={200: ("The user", User), **NOT_FOUND},
+                    responses={200: ("The user", User), **NOT_FOUND, **READ},
+                    query=[REFERABLE],
                 ),
                 "PATCH": Operation(
                     update_user,
                     "Change a user",
                     body=UserChanges,
                     tag=TAG,
-                    responses={200: ("Changed", User), **NOT_FOUND, **BAD_BODY, **CONFLICT},
+                    responses={200: ("Changed", User), **NOT_FOUND, **BAD_BODY, **CONFLICT,
+                               **PRECONDITION, **WRITE_UNAVAILABLE},
                 ),
                 "DELETE": Operation(
                     delete_user,
@@ -129,7 +139,10 @@ def routes(ctx: Context) -> list[Route]:
                     responses={
                         204: ("Deleted", None),
                         **NOT_FOUND,
-                        409: ("Threads or posts refer to the user", Problem),
+                        409: ("Threads or posts refer to the user, or another delete of it is"
+                              " under way", Problem),
+                        **BAD_IF_MATCH,
+                        **PRECONDITION,
                         **UNAVAILABLE,
                     },
                 ),
