@@ -21,8 +21,9 @@ def _new_user(monolith: Service, name: str | None = None) -> dict[str, Any]:
     return answer.json  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("path", ["/api/users/1", "/api/users", "/api/threads/2",
-                                  "/api/posts/in-thread/2", "/api/posts?limit=2"])
+@pytest.mark.parametrize(
+    "path", ["/api/users/1", "/api/users", "/api/threads/2", "/api/posts/in-thread/2", "/api/posts?limit=2"]
+)
 def test_reads_carry_an_etag_and_answer_304_when_unchanged(monolith: Service, path: str) -> None:
     first = monolith.get(path)
     etag = first.headers["etag"]
@@ -56,8 +57,10 @@ def test_if_match_guards_changes(monolith: Service) -> None:
 def test_if_match_on_posts_and_threads(monolith: Service) -> None:
     thread = monolith.call("POST", "/api/threads", {"title": "etags", "createdBy": 1})
     post = monolith.call("POST", "/api/posts", {"thread": thread.json["id"], "text": "a", "user": 1})
-    for created, path, change in [(post, f"/api/posts/{post.json['id']}", {"text": "b"}),
-                                  (thread, f"/api/threads/{thread.json['id']}", {"title": "b"})]:
+    for created, path, change in [
+        (post, f"/api/posts/{post.json['id']}", {"text": "b"}),
+        (thread, f"/api/threads/{thread.json['id']}", {"title": "b"}),
+    ]:
         assert created.headers["etag"] == monolith.get(path).headers["etag"]
         assert monolith.call("PATCH", path, change, headers={"If-Match": '"x"'}).status == 412
         assert monolith.call("DELETE", path, headers={"If-Match": '"x"'}).status == 412
@@ -80,8 +83,12 @@ def test_a_retried_post_answers_the_first_answer(monolith: Service) -> None:
     first = monolith.call("POST", "/api/posts", body, headers=key)
     assert first.status == 201
     # The same payload, spelt differently, is the same request.
-    again = monolith.call("POST", "/api/posts", raw=b'{"user":2, "text":"only once","thread":1}',
-                          headers={**key, "Content-Type": "application/json"})
+    again = monolith.call(
+        "POST",
+        "/api/posts",
+        raw=b'{"user":2, "text":"only once","thread":1}',
+        headers={**key, "Content-Type": "application/json"},
+    )
     assert (again.status, again.body) == (201, first.body)
     assert again.headers["location"] == first.headers["location"]
     assert again.headers["idempotent-replayed"] == "true"
@@ -91,8 +98,7 @@ def test_a_retried_post_answers_the_first_answer(monolith: Service) -> None:
     assert (other.status, other.json["field"]) == (422, "Idempotency-Key")
     # A key is per resource: the same key on users is a new request.
     name = f"k{uuid.uuid4().hex[:8]}"
-    assert monolith.call("POST", "/api/users", {"username": name, "name": "K"},
-                         headers=key).status == 201
+    assert monolith.call("POST", "/api/users", {"username": name, "name": "K"}, headers=key).status == 201
 
 
 def test_a_refused_post_is_not_kept(monolith: Service) -> None:
@@ -108,8 +114,9 @@ def test_a_refused_post_is_not_kept(monolith: Service) -> None:
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9"])
 def test_a_malformed_idempotency_key_is_400(monolith: Service, key: str) -> None:
-    answer = monolith.call("POST", "/api/users", {"username": "nobody", "name": "N"},
-                           headers={"Idempotency-Key": key})
+    answer = monolith.call(
+        "POST", "/api/users", {"username": "nobody", "name": "N"}, headers={"Idempotency-Key": key}
+    )
     assert (answer.status, answer.json["field"]) == (400, "Idempotency-Key")
 
 
@@ -125,8 +132,10 @@ def test_ids_are_read_one_way_everywhere(monolith: Service) -> None:
     by_one = monolith.get("/api/threads?createdBy=1").json
     assert by_one and monolith.get("/api/threads?createdBy=01").json == by_one
     assert monolith.get("/api/threads?createdBy=1.0").json == by_one
-    assert monolith.get("/api/threads?cursor=0x1&limit=1").json == \
-           monolith.get("/api/threads?cursor=1&limit=1").json
+    assert (
+        monolith.get("/api/threads?cursor=0x1&limit=1").json
+        == monolith.get("/api/threads?cursor=1&limit=1").json
+    )
     assert monolith.get("/api/threads?createdBy=abc").status == 400
 
 

@@ -18,11 +18,12 @@ from microforum.services.client import Origin
 from microforum.services.refs import outgoing_trace
 
 Answer = Callable[[int], bytes]  # the n-th request on a connection -> the bytes to send
-JSON_OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 8\r\n\r\n{\"id\":1}"
+JSON_OK = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 8\r\n\r\n{"id":1}'
 
 
-async def _with_server(answer: Answer, test: Callable[[Origin, list[int]], Awaitable[None]],
-                       close_after: int = 0) -> None:
+async def _with_server(
+    answer: Answer, test: Callable[[Origin, list[int]], Awaitable[None]], close_after: int = 0
+) -> None:
     """Run `test` against a server answering each request with `answer(n)`; the list it gets
     counts the requests seen on each connection accepted."""
     connections: list[int] = []
@@ -68,8 +69,10 @@ def test_a_connection_the_peer_closed_while_idle_is_replaced() -> None:
 
 
 def test_chunked_answers_and_closing_answers() -> None:
-    chunked = (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
-               b"4\r\n[1,2\r\n2;ext=1\r\n,3\r\n1\r\n]\r\n0\r\n\r\n")
+    chunked = (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"4\r\n[1,2\r\n2;ext=1\r\n,3\r\n1\r\n]\r\n0\r\n\r\n"
+    )
     closing = b"HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
 
     async def test(origin: Origin, connections: list[int]) -> None:
@@ -90,11 +93,16 @@ def test_a_silent_peer_times_out_and_its_connection_is_not_reused() -> None:
     asyncio.run(_with_server(lambda n: b"", test))
 
 
-@pytest.mark.parametrize(("incoming", "kept"), [
-    ("Root=1-5759e988-bd862e3fe1be46a994272793", "Root=1-5759e988-bd862e3fe1be46a994272793"),
-    ("Self=1-67891234-12456789abcdef012345678;Root=1-5759e988-bd862e3fe1be46a994272793;"
-     "CalledFrom=app", "Root=1-5759e988-bd862e3fe1be46a994272793;CalledFrom=app"),
-])
+@pytest.mark.parametrize(
+    ("incoming", "kept"),
+    [
+        ("Root=1-5759e988-bd862e3fe1be46a994272793", "Root=1-5759e988-bd862e3fe1be46a994272793"),
+        (
+            "Self=1-67891234-12456789abcdef012345678;Root=1-5759e988-bd862e3fe1be46a994272793;CalledFrom=app",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;CalledFrom=app",
+        ),
+    ],
+)
 def test_outgoing_trace_keeps_root_and_adds_self(incoming: str, kept: str) -> None:
     out = outgoing_trace(incoming)
     match = re.fullmatch(r"Self=(1-[0-9a-f]{8}-[0-9a-f]{24});(.*)", out)
@@ -135,8 +143,12 @@ def test_a_posts_calls_share_its_trace_and_connections(tmp_path: Path, recorder:
     root = "Root=1-5759e988-bd862e3fe1be46a994272793"
     with serving("posts", tmp_path, {"API_URL": recorder}) as posts:
         for _ in range(3):
-            made = posts.call("POST", "/api/posts", {"thread": 1, "text": "hi", "user": 1},
-                              headers={"X-Amzn-Trace-Id": root})
+            made = posts.call(
+                "POST",
+                "/api/posts",
+                {"thread": 1, "text": "hi", "user": 1},
+                headers={"X-Amzn-Trace-Id": root},
+            )
             assert made.status == 201 and made.headers["x-amzn-trace-id"] == root
     # Each POST asks about its thread and user before and after writing.
     assert len(_Recorder.traces) == 12

@@ -48,9 +48,7 @@ def _as_version_1(conn: Conn, *, resource: str) -> None:
 
 
 @pytest.mark.parametrize("resource", ["users", "threads", "posts"])
-def test_a_version_1_database_is_migrated_and_keeps_its_rows(
-    database: Database, resource: str
-) -> None:
+def test_a_version_1_database_is_migrated_and_keeps_its_rows(database: Database, resource: str) -> None:
     database.write_now(_as_version_1, resource=resource)
     assert migrate(database, resource) == 1
     assert migrate(database, resource) == 0  # once only
@@ -72,8 +70,7 @@ def test_kept_answers_last_the_ttl_then_go(database: Database) -> None:
         )  # fmt: skip
 
     database.write_now(create, name="first", at=now)
-    kept = database.write_now(lambda c: recall(c, table="users", key="first",
-                                               now=now + IDEMPOTENCY_TTL - 1))
+    kept = database.write_now(lambda c: recall(c, table="users", key="first", now=now + IDEMPOTENCY_TTL - 1))
     assert kept is not None and kept.status == 201 and '"username":"first"' in kept.body
     assert IDEMPOTENCY_TTL >= 24 * 3600
     later = now + IDEMPOTENCY_TTL + 1
