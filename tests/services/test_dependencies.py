@@ -132,3 +132,18 @@ def test_dependency_answering_5xx_is_retried_then_503(tmp_path: Path) -> None:
             assert len(threads.get("/api/threads").json) == 3
     finally:
         server.shutdown()
+
+
+def test_a_hint_never_lets_a_deleted_reference_through(stack: dict[str, Service]) -> None:
+    """A create's first check may be answered from a recent "referable" answer: a user deleted
+    since is still refused (the second check asks the owner), and nothing stays written."""
+    users, posts = stack["users"], stack["posts"]
+    uid = users.call("POST", "/api/users", {"username": "hint", "name": "H"}).json["id"]
+    made = posts.call("POST", "/api/posts", {"thread": 1, "text": "first", "user": uid})
+    assert made.status == 201  # posts now holds a hint that user `uid` is referable
+    assert posts.call("DELETE", f"/api/posts/{made.json['id']}").status == 204
+    assert users.call("DELETE", f"/api/users/{uid}").status == 204
+    before = posts.get("/api/posts").json
+    again = posts.call("POST", "/api/posts", {"thread": 1, "text": "second", "user": uid})
+    assert (again.status, again.json["field"]) == (422, "user")
+    assert posts.get("/api/posts").json == before

@@ -40,11 +40,11 @@ class Requirement:
 
     field: str
     detail: str  # the 422's detail when it is missing
-    referable: Callable[[], Awaitable[bool]]
+    referable: Callable[[bool], Awaitable[bool]]  # fresh: decide (False: a recent hint will do)
 
 
-async def _require(requirements: list[Requirement]) -> None:
-    found = await asyncio.gather(*(r.referable() for r in requirements))
+async def _require(requirements: list[Requirement], *, fresh: bool) -> None:
+    found = await asyncio.gather(*(r.referable(fresh) for r in requirements))
     for requirement, ok in zip(requirements, found, strict=True):
         if not ok:
             raise HttpError(422, requirement.detail, field=requirement.field)
@@ -71,7 +71,7 @@ async def create(db: Database, request: Request, spec: Create) -> Response:
         kept = await db.read(recall, table=spec.table, key=key, now=now)
         if kept is not None:
             return kept.replay(print_)
-    await _require(spec.requirements)
+    await _require(spec.requirements, fresh=False)
     try:
         record = await db.write(
             create_keeping, create=spec.create, fields={**spec.fields, "now": now},
@@ -81,7 +81,7 @@ async def create(db: Database, request: Request, spec: Create) -> Response:
         return await _kept_answer(db, spec.table, key, print_)
     if spec.requirements:
         try:
-            await _require(spec.requirements)
+            await _require(spec.requirements, fresh=True)
         except BaseException:
             await _undo(db, spec.table, record.id, key)
             raise

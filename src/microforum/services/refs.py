@@ -12,7 +12,10 @@ calls share one trace.
 "May a new record refer to user 4?" (`user_referable`) is stricter than "does user 4 exist?":
 a user whose delete is in progress may not be referred to. With the order in which creates
 and deletes check each other, this keeps any record from outliving what it refers to
-(docs/consistency.md). These checks read the database itself, never a cache.
+(docs/consistency.md). The check that decides (`fresh=True`) asks the owner, which reads its
+database. A create's first check is only a courtesy (a quick 422 before writing), so it may
+be answered from the remote answers "referable" seen in the last `HINT_TTL` seconds: a wrong
+hint costs a write and its undo, never an orphan.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from microforum.services.storage import Database
 # Asked of the owner when a record is about to be referred to: 404 while its delete is in
 # progress too, and answered from the database, not a cache.
 REFERABLE_QUERY = "?referable=true"
+HINT_TTL = 5.0  # seconds a remote "referable" answer may serve as a create's first check
+MAX_HINTS = 4096  # hints kept; forgotten all at once past this
 
 
 class DependencyUnavailable(Exception):
@@ -123,22 +128,38 @@ class References:
     ) -> None:
         self.local = dict(local)
         self.remote = {name: Remote(name, url, timeout) for name, url in remote.items()}
+        self._hints: dict[str, float] = {}  # path -> when it last answered "referable"
 
     def __repr__(self) -> str:
         return f"References(local={sorted(self.local)}, remote={list(self.remote.values())})"
 
-    async def user_referable(self, user_id: int, trace: str | None = None) -> bool:
+    async def user_referable(self, user_id: int, trace: str | None = None, *, fresh: bool = True) -> bool:
         """May a new record refer to user `user_id` (it exists, no delete in progress)?"""
         if "users" in self.local:
             return await self.local["users"].read(store.referable_user, user_id=user_id)
-        return await self.remote["users"].exists(f"/api/users/{user_id}{REFERABLE_QUERY}", trace)
+        return await self._referable("users", f"/api/users/{user_id}{REFERABLE_QUERY}", trace, fresh)
 
-    async def thread_referable(self, thread_id: int, trace: str | None = None) -> bool:
+    async def thread_referable(
+        self, thread_id: int, trace: str | None = None, *, fresh: bool = True
+    ) -> bool:
         """May a new post be in thread `thread_id` (it exists, no delete in progress)?"""
         if "threads" in self.local:
             return await self.local["threads"].read(store.referable_thread, thread_id=thread_id)
         path = f"/api/threads/{thread_id}{REFERABLE_QUERY}"
-        return await self.remote["threads"].exists(path, trace)
+        return await self._referable("threads", path, trace, fresh)
+
+    async def _referable(self, service: str, path: str, trace: str | None, fresh: bool) -> bool:
+        now = time.monotonic()
+        if not fresh and self._hints.get(path, 0.0) > now - HINT_TTL:
+            return True
+        found = await self.remote[service].exists(path, trace)
+        if found:
+            if len(self._hints) >= MAX_HINTS:
+                self._hints.clear()
+            self._hints[path] = now
+        else:
+            self._hints.pop(path, None)
+        return found
 
     async def user_referenced(self, user_id: int, trace: str | None = None) -> str | None:
         """What still refers to user `user_id` ("threads", "posts"), or None."""

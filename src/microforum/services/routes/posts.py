@@ -77,10 +77,12 @@ def routes(ctx: Context) -> list[Route]:
             lifecycle.Requirement(
                 "thread",
                 f"thread: no thread with id {new.thread}",
-                lambda: ctx.refs.thread_referable(new.thread, trace),
+                lambda fresh: ctx.refs.thread_referable(new.thread, trace, fresh=fresh),
             ),
             lifecycle.Requirement(
-                "user", f"user: no user with id {new.user}", lambda: ctx.refs.user_referable(new.user, trace)
+                "user",
+                f"user: no user with id {new.user}",
+                lambda fresh: ctx.refs.user_referable(new.user, trace, fresh=fresh),
             ),
         ]
         spec = lifecycle.Create("posts", store.create_post, {"new": new}, new, _location, requirements)

@@ -71,7 +71,7 @@ def routes(ctx: Context) -> list[Route]:
         new = await request.json(NewThread)
         author = lifecycle.Requirement(
             "createdBy", f"createdBy: no user with id {new.created_by}",
-            lambda: ctx.refs.user_referable(new.created_by, request.trace),
+            lambda fresh: ctx.refs.user_referable(new.created_by, request.trace, fresh=fresh),
         )  # fmt: skip
         spec = lifecycle.Create("threads", store.create_thread, {"new": new}, new, _location, [author])
         return await lifecycle.create(db, request, spec)
