@@ -6,7 +6,8 @@ interpreted in both, so the difference is the services'), sends `--posts` POST /
 over a few keep-alive connections, and prints the CPU time of the stack's processes (the
 supervisor, the load balancer, every replica; the PostgreSQL server's are not counted) per
 POST, the median of `--rounds` interleaved rounds. CPU time, not wall time: what a busy
-machine disturbs least. wrk is not needed.
+machine disturbs least (POSTs per second are printed too, for what they are worth on a
+shared machine). wrk is not needed.
 
     .venv/bin/python bench/write_cost.py OLD_TREE NEW_TREE [--posts 2000] [--rounds 3]
 """
@@ -33,7 +34,7 @@ from mfbench.procfs import HZ, read_pid_stat  # noqa: E402
 
 STACK = Path(__file__).resolve().parent.parent / "stack.yaml"
 BODY = json.dumps({"thread": 1, "user": 2, "text": "A benchmark post"})
-CLIENTS = 4
+CLIENTS = 16  # as bench/run.py's scenario (d): 16 connections
 
 
 def _free_port() -> int:
@@ -116,6 +117,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="postgresql://… (one database for the stack)")
     args = parser.parse_args()
     cost: dict[str, list[float]] = {tree: [] for tree in args.trees}
+    rate: dict[str, list[float]] = {tree: [] for tree in args.trees}
     for _ in range(args.rounds):
         for tree in args.trees:
             with tempfile.TemporaryDirectory() as work:
@@ -123,9 +125,10 @@ def main() -> None:
                 try:
                     _load(port, 200)  # warm: connections open, caches filled
                     pids = _tree(proc.pid)
-                    before = _ticks(pids)
+                    before, started = _ticks(pids), time.perf_counter()
                     failures = _load(port, args.posts)
                     used = (_ticks(pids) - before) / HZ
+                    rate[tree].append(args.posts / (time.perf_counter() - started))
                 finally:
                     proc.send_signal(signal.SIGINT)
                     proc.wait(30)
@@ -133,10 +136,14 @@ def main() -> None:
                 raise RuntimeError(f"{tree}: {len(failures)} POSTs failed: {failures[:5]}")
             cost[tree].append(used / args.posts * 1e6)
     base = statistics.median(cost[args.trees[0]])
-    print(f"stack CPU per POST /api/posts, median of {args.rounds} rounds of {args.posts}")
+    base_rate = statistics.median(rate[args.trees[0]])
+    print(f"stack CPU per POST /api/posts, and POSTs per second ({CLIENTS} connections; wall")
+    print(f"time, so noisy), median of {args.rounds} rounds of {args.posts}")
     for tree, values in cost.items():
-        median = statistics.median(values)
-        print(f"  {tree:40} {median:8.1f} µs  {median / base:5.2f}x  {[round(v) for v in values]}")
+        median, per_s = statistics.median(values), statistics.median(rate[tree])
+        print(
+            f"  {tree:40} {median:8.1f} µs  {median / base:5.2f}x   {per_s:7.0f}/s  {per_s / base_rate:5.2f}x"
+        )
 
 
 if __name__ == "__main__":
