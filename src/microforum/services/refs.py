@@ -136,7 +136,7 @@ class References:
     async def user_referable(self, user_id: int, trace: str | None = None, *, fresh: bool = True) -> bool:
         """May a new record refer to user `user_id` (it exists, no delete in progress)?"""
         if "users" in self.local:
-            return await self.local["users"].read(store.referable_user, user_id=user_id)
+            return await self.local["users"].read(store.referable_user, user_id=user_id) is not None
         return await self._referable("users", f"/api/users/{user_id}{REFERABLE_QUERY}", trace, fresh)
 
     async def thread_referable(
@@ -144,7 +144,8 @@ class References:
     ) -> bool:
         """May a new post be in thread `thread_id` (it exists, no delete in progress)?"""
         if "threads" in self.local:
-            return await self.local["threads"].read(store.referable_thread, thread_id=thread_id)
+            found = await self.local["threads"].read(store.referable_thread, thread_id=thread_id)
+            return found is not None
         path = f"/api/threads/{thread_id}{REFERABLE_QUERY}"
         return await self._referable("threads", path, trace, fresh)
 

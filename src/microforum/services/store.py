@@ -106,10 +106,11 @@ def update_user(
     return User(*row) if row else None
 
 
-def referable_user(conn: Conn, *, user_id: int, now: float | None = None) -> bool:
-    """True when the user exists and no delete of it is in progress."""
-    sql = f"SELECT 1 FROM users WHERE id = ? AND {REFERABLE}"
-    return conn.one(sql, (user_id, time.time() if now is None else now)) is not None
+def referable_user(conn: Conn, *, user_id: int, now: float | None = None) -> User | None:
+    """The user, if it exists and no delete of it is in progress; else None."""
+    sql = f"SELECT {USER_COLUMNS} FROM users WHERE id = ? AND {REFERABLE}"
+    row = conn.one(sql, (user_id, time.time() if now is None else now))
+    return User(*row) if row else None
 
 
 # --- threads --------------------------------------------------------------------------------
@@ -162,10 +163,11 @@ def update_thread(
     return Thread(*row) if row else None
 
 
-def referable_thread(conn: Conn, *, thread_id: int, now: float | None = None) -> bool:
-    """True when the thread exists and no delete of it is in progress."""
-    sql = f"SELECT 1 FROM threads WHERE id = ? AND {REFERABLE}"
-    return conn.one(sql, (thread_id, time.time() if now is None else now)) is not None
+def referable_thread(conn: Conn, *, thread_id: int, now: float | None = None) -> Thread | None:
+    """The thread, if it exists and no delete of it is in progress; else None."""
+    sql = f"SELECT {THREAD_COLUMNS} FROM threads WHERE id = ? AND {REFERABLE}"
+    row = conn.one(sql, (thread_id, time.time() if now is None else now))
+    return Thread(*row) if row else None
 
 
 def thread_by_user_exists(conn: Conn, *, user_id: int) -> bool:

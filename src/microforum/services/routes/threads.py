@@ -60,8 +60,11 @@ def routes(ctx: Context) -> list[Route]:
 
     async def get_thread(request: Request) -> Response:
         thread_id = path_id(request.params, "threadId", "thread")
-        if referable_asked(request) and not await db.read(store.referable_thread, thread_id=thread_id):
-            raise not_found("thread", thread_id)
+        if referable_asked(request):  # from the database, never a cache (docs/consistency.md)
+            referable = await db.read(store.referable_thread, thread_id=thread_id)
+            if referable is None:
+                raise not_found("thread", thread_id)
+            return json_response(referable)
         body = await db.read_json(("thread", thread_id), store.get_thread, thread_id=thread_id)
         if body is None:
             raise not_found("thread", thread_id)

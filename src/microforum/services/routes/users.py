@@ -59,8 +59,11 @@ def routes(ctx: Context) -> list[Route]:
 
     async def get_user(request: Request) -> Response:
         user_id = path_id(request.params, "userId", "user")
-        if referable_asked(request) and not await db.read(store.referable_user, user_id=user_id):
-            raise not_found("user", user_id)
+        if referable_asked(request):  # from the database, never a cache (docs/consistency.md)
+            referable = await db.read(store.referable_user, user_id=user_id)
+            if referable is None:
+                raise not_found("user", user_id)
+            return json_response(referable)
         body = await db.read_json(("user", user_id), store.get_user, user_id=user_id)
         if body is None:
             raise not_found("user", user_id)
