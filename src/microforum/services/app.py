@@ -99,8 +99,12 @@ def _translate(exc: Exception) -> Response:
         return exc.response()
     if isinstance(exc, DependencyUnavailable):  # the reason names hosts: the log only
         print(f"{exc}: {exc.reason}", file=sys.stderr, flush=True)
-        return problem(503, f"{exc}; nothing was written", field=exc.service,
-                       headers=[("retry-after", str(DEPENDENCY_RETRY_AFTER))])
+        return problem(
+            503,
+            f"{exc}; nothing was written",
+            field=exc.service,
+            headers=[("retry-after", str(DEPENDENCY_RETRY_AFTER))],
+        )
     if isinstance(exc, Conflict):
         return problem(409, str(exc))
     if isinstance(exc, StorageUnavailable):
@@ -121,8 +125,13 @@ class App:
         return f"App({self.service!r}, routes={len(self.router.routes)})"
 
     async def _respond(
-        self, method: str, path: str, query: str, headers: HeaderSource,
-        chunks: Callable[[], AsyncIterator[bytes]], trace: str,
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: HeaderSource,
+        chunks: Callable[[], AsyncIterator[bytes]],
+        trace: str,
     ) -> Response:
         try:
             operation, params = self.router.resolve(method, path)
@@ -133,7 +142,11 @@ class App:
         return with_etag(method, headers.get(IF_NONE_MATCH), response)
 
     async def answer(
-        self, method: str, path: str, query: str, headers: HeaderSource,
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: HeaderSource,
         chunks: Callable[[], AsyncIterator[bytes]],
     ) -> tuple[Response, str]:
         """The response to one request and its trace id (to answer in `x-amzn-trace-id`); logged.
@@ -166,8 +179,7 @@ class App:
         trace = _trace_id(headers.get(TRACE_HEADER))
         method, path = scope["method"], scope["path"]
         query = scope.get("query_string", b"").decode("latin-1")
-        response = await self._respond(method, path, query, headers,
-                                       lambda: _asgi_chunks(receive), trace)
+        response = await self._respond(method, path, query, headers, lambda: _asgi_chunks(receive), trace)
         body = response.body
         out = [(TRACE_HEADER.encode(), trace.encode())]
         if response.status != 204:  # RFC 9110 8.6: no Content-Length on a 204

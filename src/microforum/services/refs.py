@@ -139,9 +139,7 @@ class References:
             return await self.local["users"].read(store.referable_user, user_id=user_id) is not None
         return await self._referable("users", f"/api/users/{user_id}{REFERABLE_QUERY}", trace, fresh)
 
-    async def thread_referable(
-        self, thread_id: int, trace: str | None = None, *, fresh: bool = True
-    ) -> bool:
+    async def thread_referable(self, thread_id: int, trace: str | None = None, *, fresh: bool = True) -> bool:
         """May a new post be in thread `thread_id` (it exists, no delete in progress)?"""
         if "threads" in self.local:
             found = await self.local["threads"].read(store.referable_thread, thread_id=thread_id)

@@ -46,8 +46,7 @@ _DELETING = "ALTER TABLE {table} ADD COLUMN deleting_until {{real}}"
 MIGRATIONS: dict[str, list[list[str]]] = {
     "users": [
         [
-            "CREATE TABLE users (id {serial}, username TEXT NOT NULL, name TEXT NOT NULL,"
-            " bio TEXT NOT NULL)",
+            "CREATE TABLE users (id {serial}, username TEXT NOT NULL, name TEXT NOT NULL, bio TEXT NOT NULL)",
             "CREATE UNIQUE INDEX users_username ON users (lower(username))",
         ],
         [*_stamped("users"), _DELETING.format(table="users")],
@@ -71,12 +70,18 @@ MIGRATIONS: dict[str, list[list[str]]] = {
 }
 
 _SEED_INSERT = {
-    "users": ("INSERT INTO users (id, username, name, bio, created_at, updated_at)"
-              " VALUES (?, ?, ?, ?, ?, ?)", ("id", "username", "name", "bio")),
-    "threads": ("INSERT INTO threads (id, title, created_by, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?)", ("id", "title", "createdBy")),
-    "posts": ("INSERT INTO posts (id, thread, text, user_id, created_at, updated_at)"
-              " VALUES (?, ?, ?, ?, ?, ?)", ("id", "thread", "text", "user")),
+    "users": (
+        "INSERT INTO users (id, username, name, bio, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        ("id", "username", "name", "bio"),
+    ),
+    "threads": (
+        "INSERT INTO threads (id, title, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+        ("id", "title", "createdBy"),
+    ),
+    "posts": (
+        "INSERT INTO posts (id, thread, text, user_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        ("id", "thread", "text", "user"),
+    ),
 }
 _ADVISORY_LOCK = 0x6D666F72  # "mfor": serialises migrations of replicas sharing a database
 
@@ -92,8 +97,7 @@ def seed_records(resource: str) -> list[dict[str, Any]]:
 
 def _version(conn: Conn, resource: str) -> int:
     conn.run(
-        "CREATE TABLE IF NOT EXISTS microforum_schema"
-        " (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        "CREATE TABLE IF NOT EXISTS microforum_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
     )
     row = conn.one("SELECT version FROM microforum_schema WHERE component = ?", (resource,))
     return int(row[0]) if row else 0
@@ -105,8 +109,7 @@ def _seed(conn: Conn, resource: str, now: str) -> None:
         conn.run(sql, (*(record[k] for k in keys), now, now))
     if conn.dialect == "postgresql":  # explicit ids do not advance an identity's sequence
         conn.one(
-            f"SELECT setval(pg_get_serial_sequence('{resource}', 'id'),"
-            f" (SELECT max(id) FROM {resource}))"
+            f"SELECT setval(pg_get_serial_sequence('{resource}', 'id'), (SELECT max(id) FROM {resource}))"
         )
 
 
@@ -116,8 +119,12 @@ def _migrate(conn: Conn, *, resource: str) -> int:
     current = _version(conn, resource)
     steps = MIGRATIONS[resource]
     now = stamp()
-    names = {"serial": _SERIAL[conn.dialect], "int": _INT[conn.dialect],
-             "real": _REAL[conn.dialect], "now": f"'{now}'"}
+    names = {
+        "serial": _SERIAL[conn.dialect],
+        "int": _INT[conn.dialect],
+        "real": _REAL[conn.dialect],
+        "now": f"'{now}'",
+    }
     for statements in steps[current:]:
         for statement in statements:
             conn.run(statement.format(**names))

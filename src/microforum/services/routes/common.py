@@ -74,15 +74,18 @@ BAD_BODY = {
     400: ("Malformed JSON, or a malformed If-Match or Idempotency-Key", Problem),
     413: ("Body larger than 1 MiB", Problem),
     415: ("Content-Type is not application/json", Problem),
-    422: ("A field breaks its rules (`field` names it), or the Idempotency-Key was used with"
-          " another body", Problem),
+    422: (
+        "A field breaks its rules (`field` names it), or the Idempotency-Key was used with another body",
+        Problem,
+    ),
 }
 NOT_FOUND = {404: ("No record with this id", Problem)}
 # Every operation that reads or writes the database may answer 503 (Retry-After: when to retry).
 READ_UNAVAILABLE = {503: ("The database did not answer", Problem)}
 WRITE_UNAVAILABLE = {503: ("The database did not answer; nothing was written", Problem)}
-UNAVAILABLE = {503: ("The database or a service this one depends on did not answer; nothing"
-                     " was written", Problem)}
+UNAVAILABLE = {
+    503: ("The database or a service this one depends on did not answer; nothing was written", Problem)
+}
 NOT_MODIFIED = {304: ("Not modified: If-None-Match names the current ETag", None)}
 READ = {**NOT_MODIFIED, **READ_UNAVAILABLE}
 PRECONDITION = {412: ("If-Match does not name the current ETag; nothing was changed", Problem)}

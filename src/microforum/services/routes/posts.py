@@ -158,7 +158,9 @@ def routes(ctx: Context) -> list[Route]:
             "/api/posts/{postId}",
             {
                 "GET": Operation(
-                    get_post, "One post", tag=TAG,
+                    get_post,
+                    "One post",
+                    tag=TAG,
                     responses={200: ("The post", Post), **NOT_FOUND, **READ},
                 ),
                 "PATCH": Operation(
@@ -166,15 +168,25 @@ def routes(ctx: Context) -> list[Route]:
                     "Edit a post's text",
                     body=PostChanges,
                     tag=TAG,
-                    responses={200: ("Changed", Post), **NOT_FOUND, **BAD_BODY, **PRECONDITION,
-                               **WRITE_UNAVAILABLE},
+                    responses={
+                        200: ("Changed", Post),
+                        **NOT_FOUND,
+                        **BAD_BODY,
+                        **PRECONDITION,
+                        **WRITE_UNAVAILABLE,
+                    },
                 ),
                 "DELETE": Operation(
                     delete_post,
                     "Delete a post",
                     tag=TAG,
-                    responses={204: ("Deleted", None), **NOT_FOUND, **BAD_IF_MATCH, **PRECONDITION,
-                               **WRITE_UNAVAILABLE},
+                    responses={
+                        204: ("Deleted", None),
+                        **NOT_FOUND,
+                        **BAD_IF_MATCH,
+                        **PRECONDITION,
+                        **WRITE_UNAVAILABLE,
+                    },
                 ),
             },
         ),

@@ -136,8 +136,13 @@ def routes(ctx: Context) -> list[Route]:
                     "Retitle a thread",
                     body=ThreadChanges,
                     tag=TAG,
-                    responses={200: ("Changed", Thread), **NOT_FOUND, **BAD_BODY, **PRECONDITION,
-                               **WRITE_UNAVAILABLE},
+                    responses={
+                        200: ("Changed", Thread),
+                        **NOT_FOUND,
+                        **BAD_BODY,
+                        **PRECONDITION,
+                        **WRITE_UNAVAILABLE,
+                    },
                 ),
                 "DELETE": Operation(
                     delete_thread,
@@ -146,8 +151,7 @@ def routes(ctx: Context) -> list[Route]:
                     responses={
                         204: ("Deleted", None),
                         **NOT_FOUND,
-                        409: ("Posts are in the thread, or another delete of it is under way",
-                              Problem),
+                        409: ("Posts are in the thread, or another delete of it is under way", Problem),
                         **BAD_IF_MATCH,
                         **PRECONDITION,
                         **UNAVAILABLE,

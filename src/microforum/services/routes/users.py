@@ -41,8 +41,9 @@ def _location(user: User) -> str:
 
 
 CONFLICT = {409: ("The username is taken", Problem)}
-CREATE_CONFLICT = {409: ("The username is taken, or a request with this Idempotency-Key is still"
-                         " being answered", Problem)}
+CREATE_CONFLICT = {
+    409: ("The username is taken, or a request with this Idempotency-Key is still being answered", Problem)
+}
 
 
 def routes(ctx: Context) -> list[Route]:
@@ -112,8 +113,7 @@ def routes(ctx: Context) -> list[Route]:
                     "Create a user",
                     body=NewUser,
                     tag=TAG,
-                    responses={201: ("Created", User), **BAD_BODY, **CREATE_CONFLICT,
-                               **WRITE_UNAVAILABLE},
+                    responses={201: ("Created", User), **BAD_BODY, **CREATE_CONFLICT, **WRITE_UNAVAILABLE},
                 ),
             },
         ),
@@ -132,8 +132,14 @@ def routes(ctx: Context) -> list[Route]:
                     "Change a user",
                     body=UserChanges,
                     tag=TAG,
-                    responses={200: ("Changed", User), **NOT_FOUND, **BAD_BODY, **CONFLICT,
-                               **PRECONDITION, **WRITE_UNAVAILABLE},
+                    responses={
+                        200: ("Changed", User),
+                        **NOT_FOUND,
+                        **BAD_BODY,
+                        **CONFLICT,
+                        **PRECONDITION,
+                        **WRITE_UNAVAILABLE,
+                    },
                 ),
                 "DELETE": Operation(
                     delete_user,
@@ -142,8 +148,10 @@ def routes(ctx: Context) -> list[Route]:
                     responses={
                         204: ("Deleted", None),
                         **NOT_FOUND,
-                        409: ("Threads or posts refer to the user, or another delete of it is"
-                              " under way", Problem),
+                        409: (
+                            "Threads or posts refer to the user, or another delete of it is under way",
+                            Problem,
+                        ),
                         **BAD_IF_MATCH,
                         **PRECONDITION,
                         **UNAVAILABLE,
