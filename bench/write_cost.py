@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mfbench.procfs import HZ, read_pid_stat  # noqa: E402
+from mfbench.procfs import HZ, read_pid_stat
 
 STACK = Path(__file__).resolve().parent.parent / "stack.yaml"
 BODY = json.dumps({"thread": 1, "user": 2, "text": "A benchmark post"})
