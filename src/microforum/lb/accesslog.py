@@ -231,12 +231,16 @@ ERROR_REASONS: Final = frozenset((
 ))  # fmt: skip
 
 
+def logged_error_reason(reason: str) -> str:
+    """The `error_reason` field for `reason`: itself if ALB documents it, else "-"."""
+    return reason if reason in ERROR_REASONS else "-"
+
+
 def _tail(action: str, redirect_url: str, error_reason: str, target: str, target_status: bytes,
           classification: str, classification_reason: str, conn_trace: str) -> bytes:  # fmt: skip
     if classification == "Compliant":
         classification = classification_reason = "-"
-    if error_reason not in ERROR_REASONS:
-        error_reason = "-"
+    error_reason = logged_error_reason(error_reason)
     redirect = _escaped(redirect_url.encode()) if redirect_url != "-" else b"-"
     return b'Z "%s" "%s" "%s" "%s" "%s" "%s" "%s" %s\n' % (
         action.encode(),
