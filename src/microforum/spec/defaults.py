@@ -63,6 +63,12 @@ LOCAL_MAX_DEREGISTRATION_DELAY = 2.0
 # While a target is still `initial`, the local stack checks it this often instead of every
 # `interval` seconds, so `up` is ready in about a second; thresholds and states are ALB's.
 LOCAL_INITIAL_HEALTH_CHECK_INTERVAL = 0.2
+# The local access log is rotated by size, keeping at most 10 MiB x 5 files (50 MiB) on disk,
+# as docker's json-file driver does with max-size/max-file (docs/operations.md).
+LOCAL_ACCESS_LOG_MAX_SIZE_MIB = 10
+LOCAL_ACCESS_LOG_MAX_FILES = 5
+LOCAL_ACCESS_LOG_MAX_SIZE_MIB_RANGE = (1, 1024)
+LOCAL_ACCESS_LOG_MAX_FILES_RANGE = (1, 100)
 
 # AWS limits the loader enforces (ALB_SPEC A.2, BOTO-ELBV2 / BOTO-ECS), as inclusive ranges.
 HEALTH_CHECK_INTERVAL_RANGE = (5, 300)
