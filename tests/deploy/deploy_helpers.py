@@ -42,11 +42,15 @@ def write_stack(path: Path, edit: Any = None) -> Path:
     return path
 
 
-def put_images(tag: str = TAG, services: tuple[str, ...] = SERVICES) -> None:
-    """Repositories as a user might have made them by hand, each holding an image `tag`."""
+def put_images(
+    tag: str = TAG, services: tuple[str, ...] = SERVICES, prefix: str = STACK_NAME, *, tagged: bool = False
+) -> None:
+    """Repositories as a user might have made them by hand (or, `tagged`, as an earlier deploy
+    made them), each holding an image `tag`."""
     ecr = client("ecr")
     for service in services:
-        ecr.create_repository(repositoryName=service)
+        owner = [{"Key": "microforum:stack", "Value": STACK_NAME}] if tagged else []
+        ecr.create_repository(repositoryName=f"{prefix}/{service}", tags=owner)
         manifest = {
             "schemaVersion": 2,
             "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
@@ -57,7 +61,7 @@ def put_images(tag: str = TAG, services: tuple[str, ...] = SERVICES) -> None:
             },
             "layers": [],
         }
-        ecr.put_image(repositoryName=service, imageTag=tag, imageManifest=json.dumps(manifest))
+        ecr.put_image(repositoryName=f"{prefix}/{service}", imageTag=tag, imageManifest=json.dumps(manifest))
 
 
 def cli(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -259,17 +259,18 @@ def test_a_change_to_stack_yaml_plans_exactly_its_steps(edit: Any, expected: lis
 
 def test_repositories_created_by_hand_are_corrected() -> None:
     aws = InMemoryAws()
-    aws.repositories["users"] = {
-        "repositoryName": "users",
+    aws.repositories["mf/users"] = {
+        "repositoryName": "mf/users",
         "imageTagMutability": "MUTABLE",
         "imageScanningConfiguration": {"scanOnPush": False},
     }
     steps = plan_repositories(desired_for(), aws.state())
-    assert [s.message for s in steps if s.name == "users"] == [
-        "change repository users: immutable tags",
-        "change repository users: scan on push",
-        "change repository users: lifecycle policy",
+    assert [s.message for s in steps if s.name == "mf/users"] == [
+        "change repository mf/users: immutable tags",
+        "change repository mf/users: scan on push",
+        "change repository mf/users: lifecycle policy",
     ]
+    assert steps[0].changes == ("imageTagMutability MUTABLE → IMMUTABLE",)
 
 
 @pytest.mark.parametrize(

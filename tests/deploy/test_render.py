@@ -98,14 +98,14 @@ def test_render_takes_every_number_from_the_model() -> None:
     env = {e["name"]: e["value"] for e in container["environment"]}
     assert env == {
         "API_URL": "http://mf-123.eu-west-1.elb.amazonaws.com",
-        "PGDATABASE": "users",
+        "IDLE_TIMEOUT": str(d.IDLE_TIMEOUT + d.TARGET_KEEP_ALIVE_MARGIN),
         "PORT": "3000",
     }
     assert task["taskRoleArn"] == OUTPUTS["TaskRoleUsersArn"]
     service = desired.services["users"]
     assert service["desiredCount"] == stack.service("users").desired_count
     assert service["deploymentConfiguration"]["minimumHealthyPercent"] == d.MINIMUM_HEALTHY_PERCENT
-    assert service["healthCheckGracePeriodSeconds"] == d.HEALTH_CHECK_GRACE_PERIOD
+    assert service["healthCheckGracePeriodSeconds"] == d.ECS_HEALTH_CHECK_GRACE_PERIOD
     params = template_parameters(stack, database=True)
     assert params["IdleTimeout"] == str(d.IDLE_TIMEOUT)
     assert params["DesyncMitigationMode"] == d.DESYNC_MITIGATION_MODE

@@ -35,7 +35,14 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     deploy.add_argument(
         "--image-tag", metavar="T", help="deploy images already in ECR under tag T instead of building"
     )
-    deploy.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    deploy.add_argument(
+        "--dry-run", action="store_true", help="print the plan (the one deploy would run) and change nothing"
+    )
+    deploy.add_argument(
+        "--delete-database",
+        action="store_true",
+        help="allow a change that deletes or replaces the database or its secrets (refused otherwise)",
+    )
     deploy.add_argument(
         "--engine", choices=("docker", "podman"), help="container engine for building (default: detect)"
     )
@@ -83,9 +90,10 @@ def _common(p: argparse.ArgumentParser, *, region_required: bool = True) -> None
     )
     p.add_argument(
         "--repository-prefix",
-        default="",
+        default=None,
         metavar="P",
-        help="ECR repositories P/users, ... (to share an account)",
+        help="ECR repositories P/users, ... shared on purpose with other stacks "
+        "(default: the stack's own, STACK-NAME/users, ...)",
     )
 
 
@@ -165,6 +173,7 @@ def _deploy(args: argparse.Namespace) -> int:
         image_tag=args.image_tag,
         dry_run=args.dry_run,
         database=args.database,
+        delete_database=args.delete_database,
         repository_prefix=args.repository_prefix,
         engine=args.engine,
         timeout=args.timeout,
