@@ -59,7 +59,8 @@ def destroy(
         say(f"  kept the shared repositories {shared} (--repository-prefix: other stacks may use them)")
     if state is not None:
         _stack(aws, name, say, sleep, options)
-        _remains(name, state.parameters.get("DatabaseEnabled") == "true", outputs, say)
+        for line in what_remains(state.parameters.get("DatabaseEnabled") == "true", outputs):
+            say(f"  kept: {line}")
     say(f"destroyed {name}")
 
 
@@ -202,16 +203,19 @@ def _stack(aws: Aws, name: str, say: Say, sleep: Callable[[float], None], option
         waited += options.poll
 
 
-def _remains(name: str, database: bool, outputs: dict[str, str], say: Say) -> None:
-    """What deleting the stack leaves behind, on purpose or because AWS made it outside it."""
+def what_remains(database: bool, outputs: dict[str, str]) -> list[str]:
+    """What deleting the stack leaves behind, on purpose (the data) or because AWS made it
+    outside the stack (log groups), with how long it is kept (docs/deploying.md#destroy)."""
+    kept = []
     if database:
-        say(
-            "  kept: the database's final snapshot (RDS > Snapshots, named after the stack's "
-            "Database resource); delete it when you no longer need the data"
-        )
-        say("  kept: the database's exported logs, /aws/rds/instance/<id>/postgresql (never expire)")
+        kept += [
+            "the database's final snapshot (RDS > Snapshots, named after the stack's Database "
+            "resource); delete it when you no longer need the data",
+            "the database's exported logs, /aws/rds/instance/<id>/postgresql (never expire)",
+        ]
     if "ClusterName" in outputs:
-        say(
-            f"  kept: Container Insights' log group /aws/ecs/containerinsights/{outputs['ClusterName']}"
+        kept.append(
+            f"Container Insights' log group /aws/ecs/containerinsights/{outputs['ClusterName']}"
             "/performance (1-day retention)"
         )
+    return kept

@@ -98,6 +98,7 @@ class Plan:
     outputs: Mapping[str, str]  # the cluster stack's outputs when planned ({} before it exists)
     services: tuple[str, ...]
     url: str
+    snapshot: tuple[JSON, ...] = ()  # the services as read while planning
 
     def show(self, say: Say) -> None:
         """Print the plan: one line per step, then its fields before → after."""
@@ -124,12 +125,15 @@ def make_plan(stack: Stack, options: DeployOptions, aws: Aws, clock: Clock) -> P
         )
     outputs = dict(state.outputs) if state else {}
     target = Target(name, aws.region, outputs, {}, options.database, options.repository_prefix)
-    wanted = {s: r["repositoryName"] for s, r in render(stack, target).repositories.items()}
+    unimaged = render(stack, target)
+    wanted = {s: r["repositoryName"] for s, r in unimaged.repositories.items()}
     repositories = read_repositories(aws, list(wanted.values()))
+    remote = read_remote(aws, unimaged, outputs, repositories)
     tag = options.image_tag or content_tag()
-    images, build = plan_images(aws, repositories, wanted, tag, given=options.image_tag is not None)
+    images, build = plan_images(
+        aws, repositories, wanted, tag, given=options.image_tag is not None, running=_running_images(remote)
+    )
     desired = render(stack, replace(target, images=images))
-    remote = read_remote(aws, desired, outputs, repositories)
     template = render_template(stack, load_template(options.template))
     first = stack_step(name, state, template, template_parameters(stack, database=options.database))
     if first is not None and first.verb == "change":
@@ -143,7 +147,13 @@ def make_plan(stack: Stack, options: DeployOptions, aws: Aws, clock: Clock) -> P
     steps = [*role, *([first] if first else []), *plan_repositories(desired, remote), *build]
     steps += plan(desired, remote)
     refs = {**known_refs(desired, remote), **{output_ref(k): v for k, v in outputs.items()}}
-    return Plan(name, tuple(steps), refs, outputs, tuple(desired.services), api_url(stack, target))
+    services = tuple(remote.services[s] for s in desired.services if s in remote.services)
+    return Plan(name, tuple(steps), refs, outputs, tuple(desired.services), api_url(stack, target), services)
+
+
+def _running_images(remote: RemoteState) -> set[str]:
+    """The images the current task definitions run: they are in ECR (tags are immutable)."""
+    return {c["image"] for t in remote.task_definitions.values() for c in t.get("containerDefinitions", [])}
 
 
 def deploy(
@@ -162,6 +172,8 @@ def deploy(
         k.removeprefix("<output:").removesuffix(">"): v for k, v in refs.items() if k.startswith("<output:")
     }
     groups = {s: refs[tg_ref(s)] for s in the_plan.services if tg_ref(s) in refs}
+    # With nothing changed, the services read while planning are the first look (one call less).
+    seen = list(the_plan.snapshot) if not the_plan.steps else None
     already = wait_stable(
         aws,
         outputs["ClusterName"],
@@ -171,6 +183,7 @@ def deploy(
         options.timeout,
         options.poll,
         groups,
+        seen,
     )
     if not the_plan.steps and already:
         say("no changes")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from pathlib import Path
 
 from microforum import images
@@ -38,12 +38,26 @@ def content_tag(root: Path | None = None) -> str:
 
 
 def plan_images(
-    aws: Aws, repositories: Mapping[str, JSON], wanted: Mapping[str, str], tag: str, *, given: bool
+    aws: Aws,
+    repositories: Mapping[str, JSON],
+    wanted: Mapping[str, str],
+    tag: str,
+    *,
+    given: bool,
+    running: Set[str] = frozenset(),
 ) -> tuple[dict[str, str], list[Step]]:
     """(service -> image URI, the build step if any image is missing) for repositories
-    `wanted` (service -> repository name). A missing image with `given` (--image-tag) is
-    refused now, before anything changes."""
-    missing = [s for s, repo in wanted.items() if not _has_image(aws, repositories.get(repo), tag)]
+    `wanted` (service -> repository name). An image a current task definition runs
+    (`running`) is known to exist. A missing image with `given` (--image-tag) is refused now,
+    before anything changes."""
+
+    def present(repo: str) -> bool:
+        found = repositories.get(repo)
+        if found is not None and f"{found['repositoryUri']}:{tag}" in running:
+            return True
+        return _has_image(aws, found, tag)
+
+    missing = [s for s, repo in wanted.items() if not present(repo)]
     if missing and given:
         service = missing[0]
         raise UsageError(

@@ -137,7 +137,7 @@ def make_change_set(aws: Aws, step: Step, sleep: Callable[[float], None]) -> tup
         raise MicroforumError(f"plan stack {step.name}: change set failed: {found.get('StatusReason')}")
     resources = [c["ResourceChange"] for c in found.get("Changes", []) if "ResourceChange" in c]
     params = {"StackName": step.name, "ChangeSetName": change_set}
-    lines = tuple(_resource_change(c) for c in resources)
+    lines = tuple(resource_change(c) for c in resources)
     executed = Step(
         "change", "stack", step.name, "cloudformation.execute_change_set", params,
         detail=step.detail, changes=lines,
@@ -145,7 +145,7 @@ def make_change_set(aws: Aws, step: Step, sleep: Callable[[float], None]) -> tup
     return executed, resources
 
 
-def _resource_change(change: JSON) -> str:
+def resource_change(change: JSON) -> str:
     replaced = {"True": ", replaced", "Conditional": ", may be replaced"}.get(
         change.get("Replacement", ""), ""
     )

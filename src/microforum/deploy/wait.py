@@ -57,14 +57,19 @@ def wait_stable(
     timeout: float,
     poll: float,
     groups: Mapping[str, str] | None = None,
+    seen: list[JSON] | None = None,
 ) -> bool:
-    """Poll until every service is stable; True when they already were at the first look.
-    Raises MicroforumError on a failed rollout or when `timeout` seconds pass first."""
+    """Poll until every service is stable; True when they already were at the first look
+    (`seen`: the services as just read, used as that first look when given). Raises
+    MicroforumError on a failed rollout or when `timeout` seconds pass first."""
     start = clock.monotonic()
     progress = Progress()
     first = True
     while True:
-        found = describe(aws, cluster, services)
+        if first and seen is not None and len(seen) == len(services):
+            found = seen
+        else:
+            found = describe(aws, cluster, services)
         for service in found:
             failed = failed_rollout(service)
             if failed:
