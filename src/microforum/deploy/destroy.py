@@ -44,7 +44,7 @@ def destroy(
     state = read_stack(aws, name)
     outputs = state.outputs if state else {}
     if "ClusterName" in outputs:
-        _services(aws, outputs["ClusterName"], say, sleep, options)
+        stop_services(aws, outputs["ClusterName"], say, sleep, options)
     if "LoadBalancerArn" in outputs:
         _listeners(aws, outputs["LoadBalancerArn"], say)
     tagged = _tagged(aws, name)
@@ -85,7 +85,7 @@ def _tagged(aws: Aws, name: str) -> list[str]:
     return [r["ResourceARN"] for r in found]
 
 
-def _services(
+def stop_services(
     aws: Aws, cluster: str, say: Say, sleep: Callable[[float], None], options: DestroyOptions
 ) -> None:
     services = read_services(aws, cluster)

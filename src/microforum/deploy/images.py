@@ -31,9 +31,11 @@ def content_tag(root: Path | None = None) -> str:
     paths = [root / name for name in CONTEXT_FILES if (root / name).is_file()]
     for directory in CONTEXT_DIRS:
         paths += sorted(p for p in (root / directory).rglob("*") if p.is_file())
-    for path in sorted(p for p in paths if not any(s in str(p) for s in _SKIPPED)):
-        digest.update(str(path.relative_to(root)).encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
+    for name in sorted(str(p.relative_to(root)) for p in paths):
+        if any(s in name for s in _SKIPPED):
+            continue
+        digest.update(name.encode() + b"\0")
+        digest.update((root / name).read_bytes() + b"\0")
     return f"c-{digest.hexdigest()[:16]}"
 
 
