@@ -20,7 +20,7 @@ from microforum.deploy import preflight
 from microforum.deploy.aws import Aws
 from microforum.deploy.images import BUILD_OPERATION, build_and_push, content_tag, plan_images
 from microforum.deploy.plan import RemoteState, Step, known_refs, plan, plan_repositories, resolve
-from microforum.deploy.remote import ecs_role_exists, read_remote, read_repositories, read_stack
+from microforum.deploy.remote import StackState, ecs_role_exists, read_remote, read_repositories, read_stack
 from microforum.deploy.render import (
     DATABASE_OUTPUT,
     REQUIRED_OUTPUTS,
@@ -115,14 +115,7 @@ def make_plan(stack: Stack, options: DeployOptions, aws: Aws, clock: Clock) -> P
     """Read, check, decide: the plan a run executes and a dry run prints. Changes nothing
     (an update of the cluster stack is made a change set, executed only by `execute`)."""
     name = options.stack_name
-    preflight.check_stack_name(name)
-    preflight.check_services(stack, database=options.database)
-    state = read_stack(aws, name)
-    check_usable(name, state)
-    if state is not None:
-        preflight.check_database_kept(
-            name, state.parameters, database=options.database, delete_database=options.delete_database
-        )
+    state = _checked_stack(stack, options, aws)
     outputs = dict(state.outputs) if state else {}
     target = Target(name, aws.region, outputs, {}, options.database, options.repository_prefix)
     unimaged = render(stack, target)
@@ -134,21 +127,45 @@ def make_plan(stack: Stack, options: DeployOptions, aws: Aws, clock: Clock) -> P
         aws, repositories, wanted, tag, given=options.image_tag is not None, running=_running_images(remote)
     )
     desired = render(stack, replace(target, images=images))
-    template = render_template(stack, load_template(options.template))
-    first = stack_step(name, state, template, template_parameters(stack, database=options.database))
-    if first is not None and first.verb == "change":
-        first, resources = make_change_set(aws, first, clock.sleep)
-        try:
-            preflight.check_stateful_changes(name, resources, delete_database=options.delete_database)
-        except MicroforumError:
-            discard(aws, first)
-            raise
+    first = _cluster_step(stack, options, aws, state, clock)
     role = [] if ecs_role_exists(aws) else [ECS_ROLE_STEP]
     steps = [*role, *([first] if first else []), *plan_repositories(desired, remote), *build]
     steps += plan(desired, remote)
     refs = {**known_refs(desired, remote), **{output_ref(k): v for k, v in outputs.items()}}
     services = tuple(remote.services[s] for s in desired.services if s in remote.services)
     return Plan(name, tuple(steps), refs, outputs, tuple(desired.services), api_url(stack, target), services)
+
+
+def _checked_stack(stack: Stack, options: DeployOptions, aws: Aws) -> StackState | None:
+    """The cluster stack as it is, after every check that needs no more than that."""
+    name = options.stack_name
+    preflight.check_stack_name(name)
+    preflight.check_services(stack, database=options.database)
+    state = read_stack(aws, name)
+    check_usable(name, state)
+    if state is not None:
+        preflight.check_database_kept(
+            name, state.parameters, database=options.database, delete_database=options.delete_database
+        )
+    return state
+
+
+def _cluster_step(
+    stack: Stack, options: DeployOptions, aws: Aws, state: StackState | None, clock: Clock
+) -> Step | None:
+    """Create the stack, or execute a change set that loses no data unless allowed."""
+    name = options.stack_name
+    template = render_template(stack, load_template(options.template))
+    first = stack_step(name, state, template, template_parameters(stack, database=options.database))
+    if first is None or first.verb == "create":
+        return first
+    executed, resources = make_change_set(aws, first, clock.sleep)
+    try:
+        preflight.check_stateful_changes(name, resources, delete_database=options.delete_database)
+    except MicroforumError:
+        discard(aws, executed)
+        raise
+    return executed
 
 
 def _running_images(remote: RemoteState) -> set[str]:
@@ -168,9 +185,7 @@ def deploy(
         say("dry run: nothing changed" if the_plan.steps else "no changes to make (dry run)")
         return None
     refs = execute(aws, the_plan, stack, options, say, clock)
-    outputs = {
-        k.removeprefix("<output:").removesuffix(">"): v for k, v in refs.items() if k.startswith("<output:")
-    }
+    outputs = {key: refs[output_ref(key)] for key in ("ClusterName", "LoadBalancerDnsName")}
     groups = {s: refs[tg_ref(s)] for s in the_plan.services if tg_ref(s) in refs}
     # With nothing changed, the services read while planning are the first look (one call less).
     seen = list(the_plan.snapshot) if not the_plan.steps else None
@@ -194,20 +209,41 @@ def execute(
     aws: Aws, the_plan: Plan, stack: Stack, options: DeployOptions, say: Say, clock: Clock
 ) -> dict[str, str]:
     """Run the plan's steps in order; return every placeholder's value (ARNs, outputs)."""
-    refs = dict(the_plan.refs)
+    run = _Executor(aws, the_plan, stack, options, say, clock, dict(the_plan.refs))
     total = len(the_plan.steps)
     for index, step in enumerate(the_plan.steps, 1):
         say(f"[{index}/{total}] {step.message}")
+        try:
+            run.step(step)
+        except BaseException:
+            # A change set the run never reached is deleted rather than left behind.
+            discard(aws, next((s for s in the_plan.steps[index:] if s.resource == "stack"), None))
+            raise
+    return run.refs
+
+
+@dataclass
+class _Executor:
+    aws: Aws
+    plan: Plan
+    stack: Stack
+    options: DeployOptions
+    say: Say
+    clock: Clock
+    refs: dict[str, str]  # placeholder -> value, growing as steps produce ARNs and outputs
+
+    def step(self, step: Step) -> None:
+        """One step: the cluster stack, the images, or one API call."""
         if step.resource == "stack":
-            outputs = dict(apply_stack(aws, step, say, clock.sleep, options.poll).outputs)
-            _check_outputs(the_plan.stack_name, stack, outputs, options.database)
-            _check_unchanged(the_plan, outputs)
-            refs.update({output_ref(k): v for k, v in outputs.items()})
+            result = apply_stack(self.aws, step, self.say, self.clock.sleep, self.options.poll)
+            outputs = dict(result.outputs)
+            _check_outputs(self.plan.stack_name, self.stack, outputs, self.options.database)
+            _check_unchanged(self.plan, outputs)
+            self.refs.update({output_ref(k): v for k, v in outputs.items()})
         elif step.operation == BUILD_OPERATION:
-            build_and_push(aws, step, options.engine, say)
+            build_and_push(self.aws, step, self.options.engine, self.say)
         else:
-            _call(aws, step, refs)
-    return refs
+            _call(self.aws, step, self.refs)
 
 
 def _call(aws: Aws, step: Step, refs: dict[str, str]) -> None:
