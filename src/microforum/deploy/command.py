@@ -208,8 +208,8 @@ def _confirm(name: str, delete_images: bool) -> None:
         )
     images = " and the images" if delete_images else ""
     answer = input(
-        f"Destroy stack {name}, its services, load balancer, database{images}? "
-        "Type the stack name to confirm: "
+        f"Destroy stack {name}, its services, load balancer, database (a final snapshot is kept)"
+        f"{images}? Type the stack name to confirm: "
     )
     if answer.strip() != name:
         raise UsageError(f"destroy {name}: not confirmed, nothing was deleted")

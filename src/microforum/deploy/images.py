@@ -114,13 +114,14 @@ def build_and_push(aws: Aws, step: Step, engine: str | None, say: Callable[[str]
     # The container instances are x86 (t3): build for linux/amd64 whatever this machine is.
     built = images.build(services, tag=tag, engine=engine, on_progress=say, platform="linux/amd64")
     _, username, password = registry_login(aws)
+    # Every URI is REGISTRY/SERVICE:TAG with one REGISTRY (the ECR host and the prefix).
+    registry = next(iter(uris.values())).rsplit(":", 1)[0].rsplit("/", 1)[0]
+    pushed = images.push(
+        built, registry=registry, tag=tag, username=username, password=password,
+        on_progress=say, engine=engine,
+    )  # fmt: skip
     for service, uri in uris.items():
-        registry = uri.rsplit(":", 1)[0].removesuffix(f"/{service}")
-        pushed = images.push(
-            {service: built[service]}, registry=registry, tag=tag, username=username,
-            password=password, on_progress=say, engine=engine,
-        )  # fmt: skip
-        if pushed[service] != uri:
+        if pushed.get(service) != uri:
             raise MicroforumError(
-                f"push image for service {service}: pushed {pushed[service]}, expected {uri}"
+                f"push image for service {service}: pushed {pushed.get(service)}, expected {uri}"
             )
