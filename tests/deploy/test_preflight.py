@@ -52,6 +52,10 @@ def _unreachable(data: dict[str, Any]) -> None:
     del data["listener"]["rules"][2]  # nothing forwards to posts any more
 
 
+def _idle_timeout_at_the_maximum(data: dict[str, Any]) -> None:
+    data["load_balancer"]["idle_timeout"] = 4000
+
+
 def _two_tasks(data: dict[str, Any]) -> None:
     data["services"]["users"]["desired_count"] = 2  # as stack.yaml says for three services
 
@@ -82,8 +86,14 @@ def _one_task_each(data: dict[str, Any]) -> None:
             "deploy --no-database: more than one task for users (2), threads (2), posts (2): "
             "without a database each task keeps its own SQLite file, so replicas would disagree",
         ),
+        (
+            _idle_timeout_at_the_maximum,
+            True,
+            "deploy: load_balancer.idle_timeout 4000 leaves the services no longer keep-alive "
+            "(they must outlast the ALB by 15s, up to 4000s)",
+        ),
     ],
-    ids=["command-service", "unreachable-service", "replicas-without-database"],
+    ids=["command-service", "unreachable-service", "replicas-without-database", "idle-timeout-too-long"],
 )
 def test_services_ecs_cannot_run_as_asked_are_refused(edit: Any, database: bool, message: str) -> None:
     with pytest.raises(UsageError) as info:

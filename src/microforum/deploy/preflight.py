@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from microforum.errors import UsageError
+from microforum.spec import defaults as d
 from microforum.spec.model import Action, Forward, Stack
 
 # AWS refuses capacity provider names starting with these (CreateCapacityProvider, `name`), and
@@ -38,6 +39,16 @@ def check_services(stack: Stack, *, database: bool) -> None:
                 "(deploy builds images of the built-in services only)",
                 hint=f"remove {service.name} from {stack.source} for deploy, or run it locally with 'up'",
             )
+    idle = stack.load_balancer.idle_timeout
+    if idle + d.TARGET_KEEP_ALIVE_MARGIN > d.IDLE_TIMEOUT_RANGE[1]:
+        # The services must keep connections open longer than the ALB; they accept at most
+        # the ALB's own maximum (IDLE_TIMEOUT, services/settings.py).
+        most = d.IDLE_TIMEOUT_RANGE[1] - d.TARGET_KEEP_ALIVE_MARGIN
+        raise UsageError(
+            f"deploy: load_balancer.idle_timeout {idle} leaves the services no longer keep-alive "
+            f"(they must outlast the ALB by {d.TARGET_KEEP_ALIVE_MARGIN}s, up to {d.IDLE_TIMEOUT_RANGE[1]}s)",
+            hint=f"set load_balancer.idle_timeout to at most {most} in {stack.source}",
+        )
     reached = _forwarded(stack)
     for service in stack.services:
         if service.name not in reached:
