@@ -293,3 +293,28 @@ def test_steps_are_frozen_and_say_what_they_do(tmp_path: Path) -> None:
     assert step.message == "create target group mf-users: x"
     with pytest.raises(AttributeError):
         step.verb = "delete"  # type: ignore[misc]
+
+
+def test_each_changed_field_is_shown_before_and_after() -> None:
+    aws = InMemoryAws()
+    converge(aws, desired_for())
+
+    def edit(data: dict[str, Any]) -> None:
+        data["services"]["users"]["desired_count"] = 3
+        data["services"]["users"]["health_check"]["interval"] = 10
+        data["services"]["users"]["health_check"]["success_codes"] = "200-299"
+        data["services"]["users"]["cpu"] = 512
+        data["listener"]["default_action"] = {"forward": "users"}
+
+    steps = converge(aws, desired_for(edit))
+    shown = {s.message.partition(": ")[0]: s.changes for s in steps}
+    assert shown["change target group mf-users"] == (
+        "health_check.interval 6 → 10",
+        "health_check.success_codes 200 → 200-299",
+    )
+    assert shown["change task definition mf-users"] == ("cpu 256 → 512",)
+    assert shown["change listener HTTP:80"] == ("default action forward to monolith → forward to users",)
+    assert shown["change service users"] == (
+        "taskDefinition mf-users:1 → a new revision",
+        "desired_count 2 → 3",
+    )

@@ -275,12 +275,21 @@ def _listener(desired: Desired, remote: RemoteState, refs: Mapping[str, str]) ->
             "ListenerArn": have["ListenerArn"],
             **{k: v for k, v in want.items() if k not in ("LoadBalancerArn", "Tags")},
         }
-        before = actions_detail([normalize_action(a) for a in have["DefaultActions"]])
+        before = actions_detail(_by_service([normalize_action(a) for a in have["DefaultActions"]], refs))
         after = actions_detail(want["DefaultActions"])
         yield Step(
             "change", "listener", name, "elbv2.modify_listener", args,
             detail=after, changes=(f"default action {before} → {after}",),
         )  # fmt: skip
+
+
+def _by_service(actions: list[JSON], refs: Mapping[str, str]) -> list[JSON]:
+    """Remote actions with known target group ARNs back as `<tg:service>`, to name them alike."""
+    placeholder = {arn: ref for ref, arn in refs.items()}
+    for action in actions:
+        for group in action.get("ForwardConfig", {}).get("TargetGroups", []):
+            group["TargetGroupArn"] = placeholder.get(group["TargetGroupArn"], group["TargetGroupArn"])
+    return actions
 
 
 # ------------------------------------------------------------------------- services
@@ -310,18 +319,22 @@ def _services(desired: Desired, remote: RemoteState, refs: Mapping[str, str]) ->
             args = {"cluster": want["cluster"], "service": name, **{k: want[k] for k in changed}}
             if "capacityProviderStrategy" in changed:
                 args["forceNewDeployment"] = True  # required by UpdateService for a strategy change
-            lines = [
-                f"taskDefinition {_revision(have.get('taskDefinition'))} → "
-                + ("a new revision" if resolved[k].startswith("<") else _revision(resolved[k]))
-                if k == "taskDefinition"
-                else line
-                for k in changed
-                for line in (changes(resolved[k], have.get(k), k) or [k])
-            ]
             yield Step(
                 "change", "service", name, "ecs.update_service", args,
-                detail=", ".join(changed), changes=tuple(dict.fromkeys(lines)),
+                detail=", ".join(changed), changes=_service_changes(changed, resolved, have),
             )  # fmt: skip
+
+
+def _service_changes(changed: list[str], want: JSON, have: JSON) -> tuple[str, ...]:
+    """Before → after per changed field; a task definition by its revision (`users:3`)."""
+    lines: list[str] = []
+    for key in changed:
+        if key == "taskDefinition":
+            after = "a new revision" if want[key].startswith("<") else _revision(want[key])
+            lines.append(f"taskDefinition {_revision(have.get(key))} → {after}")
+        else:
+            lines += changes(want[key], have.get(key), key) or [key]
+    return tuple(lines)
 
 
 def _revision(arn: str | None) -> str:
