@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_helpers import REGION, STACK_NAME, cli, client, deploy_args, put_images, write_stack
+from deploy_helpers import REGION, STACK_NAME, TAG, cli, client, deploy_args, put_images, write_stack
 
 from microforum.spec import defaults as d
 
@@ -306,3 +306,22 @@ def test_destroy_says_what_remains() -> None:
         kept[2] == "Container Insights' log group /aws/ecs/containerinsights/c/performance (1-day retention)"
     )
     assert what_remains(False, {}) == []
+
+
+def test_without_image_tag_unchanged_code_means_no_new_revision(
+    aws: str, stack_file: Path, moto_template: Path, capsys: pytest.CaptureFixture[str], calls: Any
+) -> None:
+    from microforum.deploy.images import content_tag
+
+    tag = content_tag()  # as an earlier deploy of this very code pushed them
+    put_images(tag=tag)
+    argv = [a for a in deploy_args(stack_file, moto_template) if a not in ("--image-tag", TAG)]
+    code, out, err = cli(*argv, capsys=capsys)
+    assert code == 0, err
+    assert "build and push" not in out  # the images of this code are in ECR already
+    task = client("ecs").describe_task_definition(taskDefinition=f"{STACK_NAME}-users")["taskDefinition"]
+    assert task["containerDefinitions"][0]["image"].endswith(f"/{STACK_NAME}/users:{tag}")
+    calls.made.clear()
+    code, out, _ = cli(*argv, capsys=capsys)
+    assert (code, calls.mutating) == (0, [])
+    assert "no changes" in out.splitlines()
