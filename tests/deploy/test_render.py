@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from deploy_helpers import ROOT, cli
 
+from microforum.deploy.names import target_group_name
 from microforum.deploy.render import (
     Target,
     convert_action,
@@ -21,7 +22,6 @@ from microforum.deploy.render import (
     convert_target_group,
     render,
     render_template,
-    target_group_name,
     template_parameters,
 )
 from microforum.deploy.stack import default_template_path, load_template

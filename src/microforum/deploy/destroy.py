@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from microforum.deploy.aws import Aws, error_code
+from microforum.deploy.names import STACK_TAG, repository_name, target_group_name, task_family
 from microforum.deploy.remote import read_services, read_stack
-from microforum.deploy.render import STACK_TAG, repository_name, target_group_name, task_family
 from microforum.errors import MicroforumError
 from microforum.spec.model import Stack
 

@@ -19,6 +19,7 @@ from typing import Any
 from microforum.deploy import preflight
 from microforum.deploy.aws import Aws
 from microforum.deploy.images import BUILD_OPERATION, build_and_push, content_tag, plan_images
+from microforum.deploy.names import output_ref, task_role_output, tg_ref
 from microforum.deploy.plan import RemoteState, Step, known_refs, plan, plan_repositories, resolve
 from microforum.deploy.remote import StackState, ecs_role_exists, read_remote, read_repositories, read_stack
 from microforum.deploy.render import (
@@ -26,12 +27,9 @@ from microforum.deploy.render import (
     REQUIRED_OUTPUTS,
     Target,
     api_url,
-    output_ref,
     render,
     render_template,
-    task_role_output,
     template_parameters,
-    tg_ref,
 )
 from microforum.deploy.stack import (
     apply_stack,

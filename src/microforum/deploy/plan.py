@@ -19,7 +19,8 @@ from functools import partial
 from typing import Any
 
 from microforum.deploy.changes import changes, named
-from microforum.deploy.render import LISTENER_REF, Desired, td_ref, tg_ref
+from microforum.deploy.names import LISTENER_REF, td_ref, tg_ref
+from microforum.deploy.render import Desired
 from microforum.deploy.rules import plan_rules
 from microforum.deploy.steps import (
     JSON,

@@ -32,6 +32,14 @@ def check_stack_name(name: str) -> None:
 
 def check_services(stack: Stack, *, database: bool) -> None:
     """Every service can run on ECS: an image to run, a load balancer, data that agrees."""
+    _check_images(stack)
+    _check_keep_alive(stack)
+    _check_reachable(stack)
+    if not database:
+        _check_single_tasks(stack)
+
+
+def _check_images(stack: Stack) -> None:
     for service in stack.services:
         if not service.builtin:
             raise UsageError(
@@ -39,16 +47,21 @@ def check_services(stack: Stack, *, database: bool) -> None:
                 "(deploy builds images of the built-in services only)",
                 hint=f"remove {service.name} from {stack.source} for deploy, or run it locally with 'up'",
             )
-    idle = stack.load_balancer.idle_timeout
-    if idle + d.TARGET_KEEP_ALIVE_MARGIN > d.IDLE_TIMEOUT_RANGE[1]:
-        # The services must keep connections open longer than the ALB; they accept at most
-        # the ALB's own maximum (IDLE_TIMEOUT, services/settings.py).
-        most = d.IDLE_TIMEOUT_RANGE[1] - d.TARGET_KEEP_ALIVE_MARGIN
+
+
+def _check_keep_alive(stack: Stack) -> None:
+    """The services must keep connections open longer than the ALB; they accept at most the
+    ALB's own maximum (IDLE_TIMEOUT in services/settings.py)."""
+    idle, margin, top = stack.load_balancer.idle_timeout, d.TARGET_KEEP_ALIVE_MARGIN, d.IDLE_TIMEOUT_RANGE[1]
+    if idle + margin > top:
         raise UsageError(
             f"deploy: load_balancer.idle_timeout {idle} leaves the services no longer keep-alive "
-            f"(they must outlast the ALB by {d.TARGET_KEEP_ALIVE_MARGIN}s, up to {d.IDLE_TIMEOUT_RANGE[1]}s)",
-            hint=f"set load_balancer.idle_timeout to at most {most} in {stack.source}",
+            f"(they must outlast the ALB by {margin}s, up to {top}s)",
+            hint=f"set load_balancer.idle_timeout to at most {top - margin} in {stack.source}",
         )
+
+
+def _check_reachable(stack: Stack) -> None:
     reached = _forwarded(stack)
     for service in stack.services:
         if service.name not in reached:
@@ -57,14 +70,16 @@ def check_services(stack: Stack, *, database: bool) -> None:
                 "(ECS refuses a service whose target group has no load balancer)",
                 hint=f"add a rule forwarding to {service.name} in {stack.source}, or remove the service",
             )
-    if not database:
-        many = [f"{s.name} ({s.desired_count})" for s in stack.services if s.desired_count > 1]
-        if many:
-            raise UsageError(
-                f"deploy --no-database: more than one task for {', '.join(many)}: without a database "
-                "each task keeps its own SQLite file, so replicas would disagree",
-                hint="deploy with the database (leave out --no-database) or set desired_count: 1",
-            )
+
+
+def _check_single_tasks(stack: Stack) -> None:
+    many = [f"{s.name} ({s.desired_count})" for s in stack.services if s.desired_count > 1]
+    if many:
+        raise UsageError(
+            f"deploy --no-database: more than one task for {', '.join(many)}: without a database "
+            "each task keeps its own SQLite file, so replicas would disagree",
+            hint="deploy with the database (leave out --no-database) or set desired_count: 1",
+        )
 
 
 def _forwarded(stack: Stack) -> set[str]:

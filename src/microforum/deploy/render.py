@@ -12,13 +12,25 @@ knows their ARNs: `<tg:NAME>` (a target group), `<td:NAME>` (a task definition r
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from microforum.deploy.names import (
+    SERVICE_TAG,
+    ecs_tags,
+    logical_id,
+    output_ref,
+    repository_name,
+    repository_prefix,
+    tags,
+    target_group_name,
+    task_family,
+    task_role_output,
+    td_ref,
+    tg_ref,
+)
 from microforum.spec import defaults as d
 from microforum.spec.model import (
     Action,
@@ -44,37 +56,6 @@ REQUIRED_OUTPUTS = (
     "LogGroupName",
 )
 DATABASE_OUTPUT = "DatabaseUrlSecretArn"
-LISTENER_REF = "<listener>"
-# Tags on everything deploy creates (docs/deploying.md#tags); destroy finds resources by them.
-STACK_TAG = "microforum:stack"
-SERVICE_TAG = "microforum:service"
-_NAME_LIMIT = 32  # target group names: at most 32 alphanumerics and hyphens (BOTO-ELBV2)
-
-
-def output_ref(key: str) -> str:
-    """Placeholder for a cluster stack output not known yet (the stack is still to be made)."""
-    return f"<output:{key}>"
-
-
-def tags(stack_name: str, service: str | None = None) -> list[JSON]:
-    """The tags of one resource in the `Key`/`Value` shape (ELBv2, ECR, CloudFormation)."""
-    found = [{"Key": STACK_TAG, "Value": stack_name}]
-    return found + ([{"Key": SERVICE_TAG, "Value": service}] if service else [])
-
-
-def ecs_tags(stack_name: str, service: str | None = None) -> list[JSON]:
-    """The same tags in ECS's lower-case `key`/`value` shape."""
-    return [{"key": t["Key"], "value": t["Value"]} for t in tags(stack_name, service)]
-
-
-def tg_ref(service: str) -> str:
-    """Placeholder for the ARN of `service`'s target group."""
-    return f"<tg:{service}>"
-
-
-def td_ref(service: str) -> str:
-    """Placeholder for the ARN of `service`'s task definition revision to run."""
-    return f"<td:{service}>"
 
 
 @dataclass(frozen=True)
@@ -130,43 +111,6 @@ class Desired:
         }
 
 
-# ------------------------------------------------------------------------- names
-
-
-def target_group_name(stack_name: str, service: str) -> str:
-    """`<stack>-<service>`, shortened with a stable hash when over ALB's 32 characters."""
-    name = f"{stack_name}-{service}"
-    if len(name) <= _NAME_LIMIT:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
-    return f"{name[: _NAME_LIMIT - 7].rstrip('-')}-{digest}"
-
-
-def task_family(stack_name: str, service: str) -> str:
-    return f"{stack_name}-{service}"
-
-
-def repository_prefix(stack_name: str, given: str | None) -> str:
-    """The repositories' namespace: the stack's own name unless `--repository-prefix` shares
-    one on purpose (an empty prefix means the bare service names)."""
-    return stack_name if given is None else given
-
-
-def repository_name(prefix: str, service: str) -> str:
-    """`prefix/service` (a registry namespace, as `microforum.images.push` uses it), or
-    `service` for an empty prefix."""
-    return f"{prefix}/{service}" if prefix else service
-
-
-def task_role_output(service: str) -> str:
-    """The stack output holding `service`'s task role ARN (added by `render_template`)."""
-    return f"TaskRole{_logical(service)}Arn"
-
-
-def _logical(service: str) -> str:
-    return "".join(part.capitalize() for part in re.split(r"[^a-zA-Z0-9]", service) if part)
-
-
 # ------------------------------------------------------------------------- the cluster template
 
 
@@ -194,7 +138,7 @@ def render_template(stack: Stack, base: JSON) -> JSON:
     """The cluster template plus one task role (no permissions) and its output per service."""
     template = json.loads(json.dumps(base))  # a deep copy that stays plain JSON
     for service in stack.services:
-        logical = f"TaskRole{_logical(service.name)}"
+        logical = f"TaskRole{logical_id(service.name)}"
         template["Resources"][logical] = convert_task_role(service)
         template["Outputs"][task_role_output(service.name)] = {
             "Description": f"The task role of service {service.name}.",

@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 
 from microforum.deploy.aws import Aws, error_code
+from microforum.deploy.names import tags
 from microforum.deploy.plan import Step
 from microforum.deploy.remote import StackState, read_stack
-from microforum.deploy.render import tags
 from microforum.errors import MicroforumError
 
 JSON = dict[str, Any]
