@@ -69,6 +69,28 @@ def test_no_database_on_a_stack_with_a_database_is_refused_before_any_change(
     assert stack_parameters() == {"DatabaseEnabled": "true"}
 
 
+def test_a_template_change_that_removes_a_secret_is_refused_and_its_change_set_deleted(
+    aws: str, stack_file: Path, moto_template: Path, capsys: pytest.CaptureFixture[str], calls: Any
+) -> None:
+    # A stack holding a secret that the template deploy sends does not have: the update's
+    # change set removes it. (A stand-in: moto's CloudFormation skips Secrets Manager resources
+    # but its change sets still list their removal, which is what the refusal reads.)
+    template = {"Resources": {"KeptSecret": {"Type": "AWS::SecretsManager::Secret"}}}
+    cloudformation = client("cloudformation")
+    cloudformation.create_stack(StackName=STACK_NAME, TemplateBody=json.dumps(template))
+    put_images()
+    calls.made.clear()
+    code, out, err = cli(*deploy_args(stack_file, moto_template), capsys=capsys)
+    assert code == 2, out
+    assert err.splitlines() == [
+        f"microforum: deploy stack {STACK_NAME}: the update would delete or replace KeptSecret "
+        "(removed), losing data",
+        "hint: pass --delete-database if that is what you want",
+    ]
+    assert {op for _, op in calls.mutating} == {"CreateChangeSet", "DeleteChangeSet"}
+    assert cloudformation.list_change_sets(StackName=STACK_NAME)["Summaries"] == []
+
+
 def test_replicas_without_a_database_are_refused(
     aws: str, tmp_path: Path, moto_template: Path, capsys: pytest.CaptureFixture[str], calls: Any
 ) -> None:
