@@ -33,7 +33,10 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     deploy = subparsers.add_parser("deploy", help="plan and apply the stack on AWS; prints the URL")
     _common(deploy)
     deploy.add_argument(
-        "--image-tag", metavar="T", help="deploy images already in ECR under tag T instead of building"
+        "--image-tag",
+        metavar="T",
+        help="deploy images already in ECR under tag T (default: tag by the code's content; "
+        "build and push what is missing)",
     )
     deploy.add_argument(
         "--dry-run", action="store_true", help="print the plan (the one deploy would run) and change nothing"
@@ -86,7 +89,7 @@ def _common(p: argparse.ArgumentParser, *, region_required: bool = True) -> None
         "--no-database",
         dest="database",
         action="store_false",
-        help="no RDS PostgreSQL: the services keep SQLite",
+        help="no RDS PostgreSQL: each task keeps its own SQLite (one task per service)",
     )
     p.add_argument(
         "--repository-prefix",
