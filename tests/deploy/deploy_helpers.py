@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,19 @@ def run_cli_subprocess(*argv: str, env: dict[str, str]) -> subprocess.CompletedP
         timeout=60,
         cwd=ROOT,
     )
+
+
+class Recorded:
+    """An `Aws` stand-in answering each operation from a queue of recorded responses."""
+
+    def __init__(self, **answers: list[dict[str, Any]]) -> None:
+        self.answers = answers
+        self.calls: list[str] = []
+
+    def call(self, service: str, operation: str, /, **params: Any) -> dict[str, Any]:
+        self.calls.append(operation)
+        queue = self.answers[operation]
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    def paginate(self, service: str, operation: str, key: str, /, **params: Any) -> Iterator[Any]:
+        yield from self.call(service, operation, **params)[key]

@@ -7,32 +7,16 @@ recorded stand-ins, one per poll, and a fake clock: what cannot run here, faked 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from deploy_helpers import Recorded
 
 from microforum.deploy.destroy import DestroyOptions, stop_services
 from microforum.deploy.images import content_tag
 from microforum.deploy.wait import wait_stable
 from microforum.errors import MicroforumError
-
-
-class Recorded:
-    """An `Aws` stand-in answering each operation from a queue of recorded responses."""
-
-    def __init__(self, **answers: list[dict[str, Any]]) -> None:
-        self.answers = answers
-        self.calls: list[str] = []
-
-    def call(self, service: str, operation: str, /, **params: Any) -> dict[str, Any]:
-        self.calls.append(operation)
-        queue = self.answers[operation]
-        return queue.pop(0) if len(queue) > 1 else queue[0]
-
-    def paginate(self, service: str, operation: str, key: str, /, **params: Any) -> Iterator[Any]:
-        yield from self.call(service, operation, **params)[key]
 
 
 class Clock:
