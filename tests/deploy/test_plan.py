@@ -318,3 +318,13 @@ def test_each_changed_field_is_shown_before_and_after() -> None:
         "taskDefinition mf-users:1 → a new revision",
         "desired_count 2 → 3",
     )
+
+
+def test_a_variable_the_new_revision_drops_is_shown() -> None:
+    aws = InMemoryAws()
+    converge(aws, desired_for())
+    old = aws.task_definitions["mf-users"]["containerDefinitions"][0]
+    old["environment"] = [*old["environment"], {"name": "PGDATABASE", "value": "users"}]
+    steps = plan(desired_for(), aws.state())
+    (step,) = [s for s in steps if s.name == "mf-users"]
+    assert step.changes == ("environment.PGDATABASE users → (none)",)

@@ -13,6 +13,7 @@ from deploy_helpers import ROOT
 
 from microforum.deploy.preflight import (
     check_database_kept,
+    check_one_database,
     check_services,
     check_stack_name,
     check_stateful_changes,
@@ -162,3 +163,20 @@ def test_change_sets_that_lose_data_are_refused(changes: list[dict[str, str]], r
         check_stateful_changes("mf", changes, delete_database=False)
     assert info.value.message == f"deploy stack mf: the update would delete or replace {refused}, losing data"
     check_stateful_changes("mf", changes, delete_database=True)  # the flag allows it
+
+
+def task_with(env: dict[str, str]) -> dict[str, Any]:
+    container = {"name": "users", "environment": [{"name": k, "value": v} for k, v in env.items()]}
+    return {"containerDefinitions": [container]}
+
+
+def test_services_of_an_earlier_deploy_are_not_moved_to_an_empty_database() -> None:
+    earlier = {"mf-users": task_with({"PORT": "3000", "PGDATABASE": "users"})}
+    with pytest.raises(UsageError) as info:
+        check_one_database(earlier, database=True, delete_database=False)
+    assert info.value.message == (
+        "deploy service users: its data is in the database users (an earlier deploy); every service "
+        "now keeps its data in the one database microforum"
+    )
+    check_one_database(earlier, database=True, delete_database=True)  # copied over, confirmed
+    check_one_database({"mf-users": task_with({"PORT": "3000"})}, database=True, delete_database=False)

@@ -120,6 +120,9 @@ def make_plan(stack: Stack, options: DeployOptions, aws: Aws, clock: Clock) -> P
     wanted = {s: r["repositoryName"] for s, r in unimaged.repositories.items()}
     repositories = read_repositories(aws, list(wanted.values()))
     remote = read_remote(aws, unimaged, outputs, repositories)
+    preflight.check_one_database(
+        remote.task_definitions, database=options.database, delete_database=options.delete_database
+    )
     tag = options.image_tag or content_tag()
     images, build = plan_images(
         aws, repositories, wanted, tag, given=options.image_tag is not None, running=_running_images(remote)

@@ -165,10 +165,9 @@ def _task_changes(want: JSON, have: JSON) -> tuple[str, ...]:
     old = (have.get("containerDefinitions") or [{}])[0]
     for key in ("environment", "secrets"):
         value = "value" if key == "environment" else "valueFrom"
-        lines += [
-            f"{key}.{line}"
-            for line in changes(named(container.get(key), value=value), named(old.get(key), value=value))
-        ]
+        want, have = named(container.get(key), value=value), named(old.get(key), value=value)
+        # Every name on either side: a variable the new revision drops is a change too.
+        lines += [f"{key}.{line}" for line in changes({**dict.fromkeys(have), **want}, have)]
     plain = {k: v for k, v in container.items() if k not in ("environment", "secrets")}
     lines += changes(plain, old)
     return tuple(lines)

@@ -7,6 +7,7 @@ AWS. docs/deploying.md lists every refusal and why it exists.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from microforum.errors import UsageError
 from microforum.spec import defaults as d
@@ -97,6 +98,25 @@ def check_database_kept(
             "is kept) and the database secrets",
             hint="pass --delete-database as well if that is what you want",
         )
+
+
+def check_one_database(
+    task_definitions: Mapping[str, Mapping[str, Any]], *, database: bool, delete_database: bool
+) -> None:
+    """Refuse to move services off the per-service databases of an earlier deployment (their
+    task definitions set PGDATABASE) onto the one shared database: it would start empty."""
+    if not database or delete_database:
+        return
+    for task in task_definitions.values():
+        for container in task.get("containerDefinitions", []):
+            old = {e["name"]: e["value"] for e in container.get("environment", [])}.get("PGDATABASE")
+            if old:
+                raise UsageError(
+                    f"deploy service {container['name']}: its data is in the database {old} (an earlier "
+                    "deploy); every service now keeps its data in the one database microforum",
+                    hint="copy each service's tables into microforum first (pg_dump, psql), then pass "
+                    "--delete-database to confirm the old databases are no longer used",
+                )
 
 
 def check_stateful_changes(name: str, changes: Iterable[Mapping[str, str]], *, delete_database: bool) -> None:
