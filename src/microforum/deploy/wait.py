@@ -11,13 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from microforum.deploy.aws import Aws
 from microforum.errors import MicroforumError
 
 JSON = dict[str, Any]
 Say = Callable[[str], None]
+
+
+class Clock(Protocol):
+    """Time, injected (tests never wait)."""
+
+    def sleep(self, seconds: float, /) -> None: ...
+    def monotonic(self) -> float: ...
 
 
 @dataclass
@@ -53,7 +60,7 @@ def wait_stable(
     cluster: str,
     services: list[str],
     say: Say,
-    clock: Any,
+    clock: Clock,
     timeout: float,
     poll: float,
     groups: Mapping[str, str] | None = None,
