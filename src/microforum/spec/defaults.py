@@ -100,3 +100,11 @@ ECR_KEEP_IMAGES = 10  # lifecycle policy: the last N images of each repository
 # uses min(deregistration delay, this) so in-flight requests finish while the target drains.
 ECS_MAX_STOP_TIMEOUT = 120
 DEPLOY_STABLE_TIMEOUT = 900  # seconds `deploy` waits for the services to become stable
+# On ECS a new task's failed health checks are ignored this long, so a slow start is not a
+# failed deployment; a health_check_grace_period of 0 (the default) takes this value on ECS
+# (locally replicas start in a second and need none). Seconds.
+ECS_HEALTH_CHECK_GRACE_PERIOD = 30
+# The services' keep-alive (idle) timeout on ECS is the ALB's idle timeout plus this margin:
+# targets must keep idle connections open longer than the load balancer, or 502s follow
+# (ALB "Connection idle timeout" documentation). Seconds.
+TARGET_KEEP_ALIVE_MARGIN = 15
