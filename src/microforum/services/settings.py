@@ -51,6 +51,11 @@ DEPENDENCY_BACKOFF = 0.1
 # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout
 IDLE_TIMEOUT = 75.0
 
+# Seconds a client is asked to wait (`Retry-After`) before retrying a 503 because the database
+# did not answer: about one health-check interval; a restarted RDS instance takes longer, a
+# replaced stale connection much less (docs/store.md).
+STORAGE_RETRY_AFTER = 5
+
 MAX_BODY_BYTES = 1024 * 1024  # larger request bodies get 413
 MAX_WORKERS = 64
 
