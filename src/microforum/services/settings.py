@@ -7,7 +7,7 @@ refused with one line naming the variable and the fix (`UsageError`, exit code 2
 | variable | meaning | default |
 |---|---|---|
 | `PORT` | listening port | 3000 (the container port) |
-| `HOST` | listening address | 0.0.0.0 |
+| `HOST` | listening address | 127.0.0.1 (the images set 0.0.0.0) |
 | `DATABASE_URL` | `sqlite:///path.db` or `postgresql://...` | one SQLite file per service |
 | `DATA_DIR` | where the default SQLite files live | `./data` |
 | `API_URL` | base URL through which other services are reached | the local load balancer |
@@ -35,7 +35,10 @@ OWNED = {
     "posts": ("posts",),
     "monolith": ("users", "threads", "posts"),
 }
-DEFAULT_HOST = "0.0.0.0"
+# Loopback unless told otherwise: a service started by hand is not reachable from the network.
+# The images set HOST=0.0.0.0 (a container's port is published from its own interface), and
+# the local supervisor passes 127.0.0.1 to the replicas it starts.
+DEFAULT_HOST = "127.0.0.1"
 DEFAULT_DATA_DIR = "data"
 DEFAULT_API_URL = f"http://127.0.0.1:{LOCAL_PORT}"
 
