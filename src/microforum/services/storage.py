@@ -12,7 +12,7 @@ placeholders; a `Database` runs them:
 - `await db.read_json(key, fn, **kw)` answers `fn` encoded as JSON. SQLite keeps the answers
   it gave while the database's wal-index header (`WalIndex`, a memory read) stays the same: any
   commit by any connection of any process changes it, so a cached answer is never stale.
-  PostgreSQL reads every time.
+  PostgreSQL keeps them until a change is notified (LISTEN/NOTIFY, `pgcache.py`).
 - `await db.write(fn, **kw)` runs `fn` in one transaction on a writer thread (SQLite:
   `BEGIN IMMEDIATE`, so replicas on one file queue on the busy timeout instead of failing;
   synchronous=FULL, so an acknowledged write is on disk before the response is sent).
@@ -37,6 +37,7 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from microforum.services.pgcache import MISSING, ChangeListener, ReadCache
 from microforum.services.pgconn import (
     RECONNECT_PAUSE,
     Breaker,
@@ -315,6 +316,8 @@ class PostgresDatabase:
         self._lock = threading.Lock()
         self._breaker = Breaker()
         self._options = connect_options(conninfo_to_dict(url))
+        self._cache = ReadCache(MAX_CACHED)  # pgcache.py: kept fresh by LISTEN/NOTIFY
+        self._listener: ChangeListener | None = None
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({_redact(self.url)!r})"
@@ -411,16 +414,38 @@ class PostgresDatabase:
 
     async def write(self, fn: Callable[..., T], /, **kw: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._call, fn, kw, True)
+        try:
+            return await loop.run_in_executor(self._pool, self._call, fn, kw, True)
+        finally:  # before the write is acknowledged: this process reads it at once
+            self._cache.changed()
 
     async def read_json(self, key: Hashable, fn: Callable[..., Any], /, **kw: Any) -> bytes | None:
+        cache = self._cache
+        body = cache.get(key)
+        if body is not MISSING:
+            return body  # type: ignore[no-any-return]
+        if self._listener is None:
+            self._listen(asyncio.get_running_loop())
+        version = cache.version
         value = await self.read(fn, **kw)
-        return None if value is None else _encode(value)
+        body = None if value is None else _encode(value)
+        cache.put(key, body, version)
+        return body  # type: ignore[no-any-return]
+
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        def report(trusted: bool | None) -> None:  # on the listener's thread
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to tell
+                loop.call_soon_threadsafe(self._cache.changed, trusted)
+
+        self._listener = ChangeListener(self._open, report)
+        self._listener.start()
 
     def write_now(self, fn: Callable[..., T], /, **kw: Any) -> T:
         return self._call(fn, kw, True)
 
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
         self._pool.shutdown(wait=True)
         with self._lock:
             for conn in self._all:
