@@ -47,6 +47,7 @@ DEFAULT_API_URL = f"http://127.0.0.1:{LOCAL_PORT}"
 DEPENDENCY_TIMEOUT = 2.0
 DEPENDENCY_ATTEMPTS = 3
 DEPENDENCY_BACKOFF = 0.1
+DEPENDENCY_RETRY_AFTER = 1  # seconds, in the Retry-After of the 503 when one did not answer
 
 # Longer than the load balancer's idle timeout (60 s, spec.defaults.IDLE_TIMEOUT), as AWS asks
 # of targets, so that the balancer, not the target, closes an idle pooled connection (no
@@ -58,6 +59,13 @@ IDLE_TIMEOUT = 75.0
 # did not answer: about one health-check interval; a restarted RDS instance takes longer, a
 # replaced stale connection much less (docs/store.md).
 STORAGE_RETRY_AFTER = 5
+# A delete of a referenced record (user, thread) marks it for at most this long while it asks
+# whether anything refers to it (docs/consistency.md): longer than the slowest answer those
+# questions can get (two calls of DEPENDENCY_ATTEMPTS attempts), short enough that the mark of
+# a replica killed mid-delete soon stops refusing new references.
+PENDING_DELETE_TTL = 60.0
+# A POST's answer is kept this long for a retry with the same Idempotency-Key (docs/api.md).
+IDEMPOTENCY_TTL = 24 * 3600.0
 
 MAX_BODY_BYTES = 1024 * 1024  # larger request bodies get 413
 MAX_WORKERS = 64
@@ -187,7 +195,5 @@ def load_settings(
         dependency_timeout=_seconds(
             "DEPENDENCY_TIMEOUT", env.get("DEPENDENCY_TIMEOUT") or str(DEPENDENCY_TIMEOUT), 0.05, 60
         ),
-        idle_timeout=_seconds(
-            "IDLE_TIMEOUT", env.get("IDLE_TIMEOUT") or str(IDLE_TIMEOUT), 0.1, 4000
-        ),
+        idle_timeout=_seconds("IDLE_TIMEOUT", env.get("IDLE_TIMEOUT") or str(IDLE_TIMEOUT), 0.1, 4000),
     )
