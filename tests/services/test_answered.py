@@ -82,9 +82,19 @@ def _request(method: str, path: str) -> bytes:
     return f"{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n".encode()
 
 
-async def _run(requests: list[bytes]) -> tuple[list[tuple[int, dict[str, str], bytes]], Server]:
+class _BrokenApp(App):
+    """An app whose own machinery fails (not a handler): the server's last resort answers."""
+
+    async def answer(self, *args: object, **kwargs: object) -> tuple[Response, str]:
+        await asyncio.sleep(0)
+        raise RuntimeError("a bug outside any handler")
+
+
+async def _run(
+    requests: list[bytes], app: App | None = None
+) -> tuple[list[tuple[int, dict[str, str], bytes]], Server]:
     loop = asyncio.get_running_loop()
-    server = Server(_app(), now=loop.time())
+    server = Server(app or _app(), now=loop.time())
     listener = await loop.create_server(lambda: Connection(server), "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
     try:
@@ -117,4 +127,11 @@ def test_a_database_down_is_a_503_with_retry_after_and_no_address() -> None:
 def test_a_failure_after_the_first_wait_is_answered_too() -> None:
     answers, server = asyncio.run(_run([_request("GET", "/later"), _request("GET", "/fine")]))
     assert [status for status, _, _ in answers] == [500, 200]
+    assert server.busy == 0
+
+
+def test_a_bug_outside_the_handlers_is_a_500_and_closes() -> None:
+    answers, server = asyncio.run(_run([_request("GET", "/fine")], _BrokenApp("users", Router([]), {})))
+    [(status, headers, _)] = answers
+    assert (status, headers["connection"]) == (500, "close")
     assert server.busy == 0

@@ -359,9 +359,12 @@ class Connection(asyncio.Protocol):
     def _answer_bug(self, exchange: Exchange) -> None:
         """After a bug answering `exchange`: a 500 and close, or only close if it was answered."""
         self.closing = True
-        if self.queue and self.queue[0] is exchange:
-            exchange.keep_alive = False
-            self._send(exchange, problem(500, "internal error; see the service's log"), "")
+        try:
+            if self.queue and self.queue[0] is exchange:
+                exchange.keep_alive = False
+                self._send(exchange, problem(500, "internal error; see the service's log"), "")
+        except Exception:  # the bug is in sending itself: closing is all that is left
+            traceback.print_exc()
         self.close()
 
     def _refuse(self, status: int, detail: str) -> None:
