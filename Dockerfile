@@ -35,9 +35,14 @@ COPY --from=build /opt/microforum /opt/microforum
 ENV PATH=/opt/microforum/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PORT=3000 \
+    HOST=0.0.0.0 \
     DATA_DIR=/data
 WORKDIR /data
 USER microforum:microforum
+# HOST: `microforum serve` listens on 127.0.0.1 unless told otherwise; in a container it must
+# listen on every interface for the published (bridge) port to reach it. An environment
+# variable rather than a --host flag in CMD: `up --containers` runs the images on the host's
+# network and passes HOST=127.0.0.1, which a flag would override.
 # The container port of every task definition (spec/defaults.py CONTAINER_PORT).
 EXPOSE 3000
 # Mirrors the target group health check (spec/defaults.py: path /, interval 6 s, timeout 5 s,

@@ -12,6 +12,7 @@ import shutil
 import signal
 import stat
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,6 +110,26 @@ def test_rolling_restart_under_load_fails_no_request(stack: UpProcess, stack_fil
     assert load.failures() == []
     new = {r["id"] for r in status(stack_file)["replicas"] if r["service"] == "users"}
     assert len(new) == 2 and not new & old
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/users", b'{"username": "\xff", "name": "x"}'),
+        ("PATCH", "/api/users/1", b'{"name": "\xff"}'),
+        ("POST", "/api/threads", b'{"title": "\xff", "createdBy": 1}'),
+        ("POST", "/api/posts", b'{"thread": 1, "user": 1, "text": "\xff"}'),
+    ],
+)
+def test_invalid_utf8_through_the_load_balancer_is_a_400(
+    stack: UpProcess, method: str, path: str, body: bytes
+) -> None:
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(f"{stack.url}{path}", data=body, method=method, headers=headers)
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+    assert caught.value.code == 400
+    assert "not valid UTF-8" in json.loads(caught.value.read())["detail"]
 
 
 def test_ctrl_c_stops_everything_and_exits_0(stack: UpProcess) -> None:
