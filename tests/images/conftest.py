@@ -3,7 +3,7 @@ the four service images, and a local registry that asks for a password as ECR do
 
 Facts from ../shared/CONTAINERS.md: podman here needs runc and explicit ulimits with
 soft == hard (given through our own CONTAINERS_CONF); Docker Hub is unreachable, so the
-Dockerfile builds FROM a Debian base made with mmdebstrap (make_base_image.sh, cached as a
+Dockerfile builds FROM a Debian base made with mmdebstrap (scripts/make_base_image.sh, cached as a
 tarball between runs); `docker-registry` with htpasswd auth stands in for ECR.
 Everything is session-scoped and built lazily: only the `containers` tests pay for it.
 """
@@ -23,8 +23,6 @@ from pathlib import Path
 import pytest
 
 from helpers import free_port, stop, wait_http
-from microforum.images.build import RUNTIME_STAGE
-from microforum.images.refs import local_ref
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -66,7 +64,7 @@ def podman_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def base_image(podman_env: None) -> str:
     """The local Python base image (made once, then loaded from the cache tarball)."""
-    subprocess.run([str(HERE / "make_base_image.sh"), BASE_IMAGE], check=True, timeout=600)
+    subprocess.run([str(ROOT / "scripts" / "make_base_image.sh"), BASE_IMAGE], check=True, timeout=600)
     return BASE_IMAGE
 
 
@@ -100,8 +98,7 @@ def built(base_image: str) -> Iterator[Built]:
     for ref in images.values():
         _SIZES[ref] = int(podman("image", "inspect", "--format", "{{.Size}}", ref).stdout)
     yield Built(tag=tag, images=images, cli_output=proc.stdout)
-    runtime = local_ref("podman", RUNTIME_STAGE, tag)
-    for ref in [*images.values(), runtime]:  # leave only the cached layers behind
+    for ref in images.values():  # leave only the cached layers behind
         podman("rmi", "--force", ref, check=False)
 
 
