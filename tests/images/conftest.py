@@ -36,6 +36,7 @@ runtime = "runc"
 image_default_format = "docker"
 """
 _SIZES: dict[str, int] = {}
+LAYER_SIZES: dict[str, list[int]] = {}  # image -> its non-empty layers' sizes, last layer first
 
 
 def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -178,8 +179,11 @@ def read_only_registry(podman_env: None, tmp_path: Path) -> Iterator[Registry]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Report the size of each image built (issue 5 asks for it)."""
+    """Report the size of each image built and its layers after an edit (issues 5 and 18)."""
     if _SIZES:
         terminalreporter.section("microforum image sizes")
         for ref, size in _SIZES.items():
             terminalreporter.write_line(f"{ref}: {size / 1e6:.0f} MB")
+    for ref, sizes in LAYER_SIZES.items():
+        shown = ", ".join(f"{size / 1e6:.2f} MB" for size in sizes)
+        terminalreporter.write_line(f"{ref} after a one-line edit, layers from the last: {shown}")
