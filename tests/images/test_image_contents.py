@@ -93,8 +93,8 @@ def test_an_edit_to_a_source_file_changes_only_the_last_layer(
     try:
         old, new = layers(before), layers(after)
         assert len(old) == len(new) and old[:-1] == new[:-1] and old[-1] != new[-1]
-        history = podman("history", "--human=false", "--format", "{{.Size}}", after).stdout.split()
-        LAYER_SIZES[after] = [int(size) for size in history if int(size) > 0]
+        history = json.loads(podman("history", "--format", "json", after).stdout)
+        LAYER_SIZES[after] = [int(step["size"]) for step in history if step["size"] > 0]
         assert LAYER_SIZES[after][0] < 5_000_000  # the last layer: the project's code alone
     finally:
         podman("rmi", "--force", before, after, check=False)
@@ -125,3 +125,29 @@ def test_a_base_image_that_cannot_be_pulled_says_how_to_make_one(podman_env: Non
     assert errors[1].startswith(
         "hint: without Docker Hub, make a base image from Debian packages: scripts/make_base_image.sh"
     )
+
+
+def test_the_stack_images_are_rebuilt_when_the_source_changed(base_image: str, tmp_path: Path) -> None:
+    """What `restart` in container mode relies on: a replica started after an edit runs it."""
+    import asyncio
+
+    from microforum.images.engine import Engine
+    from microforum.images.runner import StackImages
+
+    context = tmp_path / "context"
+    for name, path in context_files(ROOT).items():
+        (context / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, context / name)
+    said: list[str] = []
+    stack_images = StackImages(Engine("podman", "podman"), ["users"], base_image, said.append, context)
+    first = stack_images.ensure()["users"]
+    try:
+        assert asyncio.run(stack_images.current("users")) == first  # unchanged: not rebuilt
+        assert asyncio.run(stack_images.current("monolith")) is None  # not one of its images
+        source = context / "src" / "microforum" / "services" / "app.py"
+        source.write_text(source.read_text() + "# an edit\n")
+        second = asyncio.run(stack_images.current("users"))
+        assert second != first and second.startswith("localhost/microforum/users:src-")
+        assert any(line.startswith("the source changed since src-") for line in said)
+    finally:
+        podman("rmi", "--force", first, *([second] if "second" in locals() else []), check=False)

@@ -257,9 +257,15 @@ class StackImages:
     """
 
     def __init__(
-        self, engine: Engine, services: list[str], base_image: str | None, say: Callable[[str], None]
+        self,
+        engine: Engine,
+        services: list[str],
+        base_image: str | None,
+        say: Callable[[str], None],
+        context: Path | None = None,
     ) -> None:
         self._engine, self._services, self._base, self._say = engine, services, base_image, say
+        self._context = context or project_root()
         self._tag: str | None = None
         self._refs: dict[str, str] = {}
         self._lock = asyncio.Lock()
@@ -269,7 +275,7 @@ class StackImages:
 
     def ensure(self) -> dict[str, str]:
         """Build the images unless they were built from the source as it is now; service -> ref."""
-        tag = content_tag(project_root(), base_image=self._base)
+        tag = content_tag(self._context, base_image=self._base)
         if tag != self._tag:
             if self._tag is not None:
                 self._say(f"the source changed since {self._tag}: building {tag}")
@@ -279,6 +285,7 @@ class StackImages:
                 engine=self._engine.name,
                 base_image=self._base,
                 on_progress=self._say,
+                context=self._context,
             )
             self._tag = tag
         return self._refs
