@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from microforum.errors import MicroforumError, UsageError
-from microforum.images.build import BASE_IMAGE_ENV, build
+from microforum.images.build import BASE_IMAGE_ENV, build, image_exists
 from microforum.images.content import content_tag, project_root
 from microforum.images.engine import Engine, detect_engine
 from microforum.images.leftovers import (
@@ -49,6 +49,7 @@ from microforum.images.leftovers import (
     remove_leftovers,
     stack_id,
 )
+from microforum.images.refs import local_ref
 from microforum.local.ports import group_owns_port
 from microforum.local.processes import READ_LIMIT, RECENT_LINES, LogStream, ProcessRunner, pump_lines
 from microforum.local.runner import ReplicaHandle
@@ -274,12 +275,21 @@ class StackImages:
         return f"<StackImages {self._engine.name} tag={self._tag} {sorted(self._refs)}>"
 
     def ensure(self) -> dict[str, str]:
-        """Build the images unless they were built from the source as it is now; service -> ref."""
+        """Build the images unless they were built from the source as it is now; service -> ref.
+
+        Images already tagged with the source's content tag are used as they are: the tag is a
+        hash of everything the build reads, so building again would give the same layers.
+        """
         tag = content_tag(self._context, base_image=self._base)
-        if tag != self._tag:
-            if self._tag is not None:
-                self._say(f"the source changed since {self._tag}: building {tag}")
-            self._refs = build(
+        if tag == self._tag:
+            return self._refs
+        if self._tag is not None:
+            self._say(f"the source changed since {self._tag}: building {tag}")
+        refs = {name: local_ref(self._engine.name, name, tag) for name in self._services}
+        if all(image_exists(self._engine, ref) for ref in refs.values()):
+            self._say(f"images of this source already built: {', '.join(refs.values())}")
+        else:
+            refs = build(
                 self._services,
                 tag=tag,
                 engine=self._engine.name,
@@ -287,8 +297,8 @@ class StackImages:
                 on_progress=self._say,
                 context=self._context,
             )
-            self._tag = tag
-        return self._refs
+        self._refs, self._tag = refs, tag
+        return refs
 
     async def current(self, service: str) -> str | None:
         """The image to run for `service` now (None: it has none and runs as a process)."""
