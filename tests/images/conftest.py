@@ -2,7 +2,7 @@
 the four service images, and a local registry that asks for a password as ECR does.
 
 Facts from ../shared/CONTAINERS.md: podman here needs runc and explicit ulimits with
-soft == hard (given through our own CONTAINERS_CONF); Docker Hub is unreachable, so the
+soft == hard (scripts/containers.conf, given through CONTAINERS_CONF); Docker Hub is unreachable, so the
 Dockerfile builds FROM a Debian base made with mmdebstrap (scripts/make_base_image.sh, cached as a
 tarball between runs); `docker-registry` with htpasswd auth stands in for ECR.
 Everything is session-scoped and built lazily: only the `containers` tests pay for it.
@@ -28,13 +28,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 BASE_IMAGE = "localhost/python-base:bookworm"
 REGISTRY_USER = "AWS"  # ECR's login user name
-CONTAINERS_CONF = """\
-[containers]
-default_ulimits = ["nofile=8192:8192", "nproc=8192:8192"]
-[engine]
-runtime = "runc"
-image_default_format = "docker"
-"""
+CONTAINERS_CONF = (ROOT / "scripts" / "containers.conf").read_text()  # what docs/containers.md tells users
 _SIZES: dict[str, int] = {}
 LAYER_SIZES: dict[str, list[int]] = {}  # image -> its non-empty layers' sizes, last layer first
 
