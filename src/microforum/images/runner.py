@@ -274,27 +274,29 @@ class StackImages:
     def __repr__(self) -> str:
         return f"<StackImages {self._engine.name} tag={self._tag} {sorted(self._refs)}>"
 
-    def ensure(self) -> dict[str, str]:
+    def ensure(self, say: Callable[[str], None] | None = None) -> dict[str, str]:
         """Build the images unless they were built from the source as it is now; service -> ref.
 
         Images already tagged with the source's content tag are used as they are: the tag is a
         hash of everything the build reads, so building again would give the same layers.
+        `say` replaces the progress callback (from another thread: one that is safe there).
         """
+        say = say or self._say
         tag = content_tag(self._context, base_image=self._base)
         if tag == self._tag:
             return self._refs
         if self._tag is not None:
-            self._say(f"the source changed since {self._tag}: building {tag}")
+            say(f"the source changed since {self._tag}: building {tag}")
         refs = {name: local_ref(self._engine.name, name, tag) for name in self._services}
         if all(image_exists(self._engine, ref) for ref in refs.values()):
-            self._say(f"images of this source already built: {', '.join(refs.values())}")
+            say(f"images of this source already built: {', '.join(refs.values())}")
         else:
             refs = build(
                 self._services,
                 tag=tag,
                 engine=self._engine.name,
                 base_image=self._base,
-                on_progress=self._say,
+                on_progress=say,
                 context=self._context,
             )
         self._refs, self._tag = refs, tag
@@ -304,8 +306,13 @@ class StackImages:
         """The image to run for `service` now (None: it has none and runs as a process)."""
         if service not in self._services:
             return None
+        loop = asyncio.get_running_loop()
+
+        def say(line: str) -> None:  # from the build's thread: the log belongs to the loop
+            loop.call_soon_threadsafe(self._say, line)
+
         async with self._lock:
-            refs = await asyncio.to_thread(self.ensure)
+            refs = await asyncio.to_thread(self.ensure, say)
         return refs[service]
 
 
