@@ -121,7 +121,7 @@ def test_a_base_image_that_cannot_be_pulled_says_how_to_make_one(podman_env: Non
     proc = cli("images", "build", "users", "--engine", "podman", "--base-image", "localhost:1/no-such-base:0")
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith(("microforum:", "hint:"))]
-    assert errors[0].startswith("microforum: build image for service 'users': ")
+    assert errors[0].startswith("microforum: pull the base image localhost:1/no-such-base:0: ")
     assert errors[1].startswith(
         "hint: without Docker Hub, make a base image from Debian packages: scripts/make_base_image.sh"
     )

@@ -61,7 +61,7 @@ def build(
             files = {name: path.read_bytes() for name, path in context_files(root).items()}
             tag = content_digest(files, base, platform)
         tag = check_tag(tag)
-        pinned = base_digest(chosen, base or DEFAULT_BASE_IMAGE)
+        pinned = pin_base(chosen, base or DEFAULT_BASE_IMAGE, platform, on_progress)
         labels = gather_labels(context or project_root(), base or DEFAULT_BASE_IMAGE, pinned)
         built = {}
         for name in names:
@@ -83,6 +83,20 @@ def _run_build(argv: list[str], service: str, base: str | None, on_progress: Pro
         if _base_unavailable(exc.message, base):
             raise MicroforumError(exc.message, hint=BASE_IMAGE_HINT) from exc
         raise
+
+
+def pin_base(engine: Engine, base_image: str, platform: str | None, on_progress: Progress) -> str | None:
+    """`base_image` by digest (`name@sha256:...`): pulled first when the engine lacks it, so the
+    build starts from exactly the image its labels record. A failed pull says what to do."""
+    pinned = base_digest(engine, base_image)
+    if pinned is None and "@" not in base_image:
+        argv = [engine.binary, "pull", *(["--platform", platform] if platform else []), base_image]
+        try:
+            run(argv, doing=f"pull the base image {base_image}", on_progress=on_progress, prefix="base: ")
+        except MicroforumError as exc:
+            raise MicroforumError(exc.message, hint=BASE_IMAGE_HINT) from exc
+        pinned = base_digest(engine, base_image)
+    return pinned
 
 
 def _base_unavailable(message: str, base: str | None) -> bool:
