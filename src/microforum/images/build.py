@@ -67,22 +67,12 @@ def build(
         for name in names:
             ref = local_ref(chosen.name, name, tag)
             on_progress(f"build {name}: {ref} with {chosen.name}")
-            argv = build_argv(chosen, ref, root, target=name, base_image=pinned or base, platform=platform,
-                              labels=labels)  # fmt: skip
-            _run_build(argv, name, base, on_progress)
+            argv = build_argv(
+                chosen, ref, root, target=name, base_image=pinned or base, platform=platform, labels=labels
+            )
+            run(argv, doing=f"build image for service {name!r}", on_progress=on_progress, prefix=f"{name}: ")
             built[name] = ref
         return built
-
-
-def _run_build(argv: list[str], service: str, base: str | None, on_progress: Progress) -> None:
-    try:
-        run(
-            argv, doing=f"build image for service {service!r}", on_progress=on_progress, prefix=f"{service}: "
-        )
-    except MicroforumError as exc:
-        if _base_unavailable(exc.message, base):
-            raise MicroforumError(exc.message, hint=BASE_IMAGE_HINT) from exc
-        raise
 
 
 def pin_base(engine: Engine, base_image: str, platform: str | None, on_progress: Progress) -> str | None:
@@ -97,12 +87,6 @@ def pin_base(engine: Engine, base_image: str, platform: str | None, on_progress:
             raise MicroforumError(exc.message, hint=BASE_IMAGE_HINT) from exc
         pinned = base_digest(engine, base_image)
     return pinned
-
-
-def _base_unavailable(message: str, base: str | None) -> bool:
-    """Whether a failed build failed for want of its base image (pull or name resolution)."""
-    words = ("pull", "resolve", "registry", "no such host", "name unknown", "manifest unknown")
-    return any(word in message.lower() for word in words) or (base is None and "docker.io" in message)
 
 
 def base_digest(engine: Engine, base_image: str) -> str | None:
