@@ -68,12 +68,14 @@ class Built:
     tag: str
     images: dict[str, str]  # service -> local ref
     cli_output: str
+    commit: str | None  # the checkout's HEAD when they were built (None outside git)
 
 
 @pytest.fixture(scope="session")
 def built(base_image: str) -> Iterator[Built]:
     """Every service image, built through the CLI as a user would."""
     tag = f"test-{uuid.uuid4().hex[:8]}"
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
     argv = [
         sys.executable,
         "-m",
@@ -92,7 +94,7 @@ def built(base_image: str) -> Iterator[Built]:
     images = dict(line.split("\t") for line in proc.stdout.splitlines())
     for ref in images.values():
         _SIZES[ref] = int(podman("image", "inspect", "--format", "{{.Size}}", ref).stdout)
-    yield Built(tag=tag, images=images, cli_output=proc.stdout)
+    yield Built(tag=tag, images=images, cli_output=proc.stdout, commit=head.stdout.strip() or None)
     for ref in images.values():  # leave only the cached layers behind
         podman("rmi", "--force", ref, check=False)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from microforum.errors import MicroforumError
 from microforum.images.content import content_digest, context_files, project_root, snapshot
 from microforum.images.engine import Engine, detect_engine
-from microforum.images.labels import gather_labels
+from microforum.images.labels import build_args, gather_labels
 from microforum.images.refs import check_services, check_tag, local_ref
 from microforum.images.stream import run
 
@@ -126,8 +126,8 @@ def build_argv(
         argv += ["--build-arg", f"BASE_IMAGE={base_image}"]
     if platform:
         argv += ["--platform", platform]
-    for key, value in sorted((labels or {}).items()):
-        argv += ["--label", f"{key}={value}"]
+    for key, value in sorted(build_args(labels or {}).items()):
+        argv += ["--build-arg", f"{key}={value}"]
     return [*argv, str(root)]
 
 

@@ -6,7 +6,8 @@ Keys from the OCI image spec's annotations
 `revision` (the commit; `-dirty` appended when the build context differs from it), `created`
 (RFC 3339; `SOURCE_DATE_EPOCH` is honoured for reproducible builds), `version` (the package's)
 and `base.name` / `base.digest` (the image the build started FROM). `oci_labels` decides from
-facts; `gather_labels` collects them (git, the clock).
+facts; `gather_labels` collects them (git, the clock); the build passes them as the
+Dockerfile's `OCI_*` build args (`build_args`), which its LABEL instruction uses.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from microforum import __version__
@@ -42,6 +44,13 @@ def oci_labels(
         "base.digest": base_digest.split("@", 1)[1] if base_digest and "@" in base_digest else None,
     }
     return {PREFIX + key: value for key, value in labels.items() if value}
+
+
+def build_args(labels: Mapping[str, str]) -> dict[str, str]:
+    """The Dockerfile's build args that set `labels` (`...image.base.digest` -> OCI_BASE_DIGEST)."""
+    return {
+        "OCI_" + key.removeprefix(PREFIX).replace(".", "_").upper(): value for key, value in labels.items()
+    }
 
 
 def gather_labels(root: Path, base_image: str, pinned_base: str | None) -> dict[str, str]:
