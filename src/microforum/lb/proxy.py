@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     Decision = tuple[str, Action, GroupState | None]
 
 MAX_PENDING_BODY: Final = 1024 * 1024  # buffered while the target connection opens; then we pause
+_CR: Final = 13
+_LF: Final = 10
 URL_CACHE_SIZE: Final = 4096  # decisions remembered per request target on a path-only listener
 
 _conn_ids = itertools.count(1)
@@ -225,7 +227,11 @@ class ClientConnection(asyncio.Protocol):
         self.url = b""
         self.headers = []
         self.in_head = True
-        self.begin_chunk = self.chunk if self.fresh else None
+        # The read starts with this request's line: its head may be forwarded as received.
+        # Not when empty lines come first (RFC 9112 §2.2: the parser skips them; they must
+        # never reach a target, where they would shift what it takes for the next request).
+        chunk = self.chunk
+        self.begin_chunk = chunk if self.fresh and chunk[0] != _CR and chunk[0] != _LF else None
 
     def on_url(self, url: bytes) -> None:
         # (compiled, `+=` copies even onto b"": the URL usually comes in one piece)
