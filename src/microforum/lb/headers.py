@@ -128,6 +128,35 @@ def forwarded_for(incoming: Sequence[bytes], client_ip: str) -> tuple[str, int]:
     return ", ".join(parts), len(parts)
 
 
+_ABSOLUTE_FORM: Final = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)(.*)", re.DOTALL).fullmatch
+
+
+def origin_form(target: bytes) -> tuple[bytes, bytes] | None:
+    """(origin-form target, authority) of an absolute-form request target
+    (`http://host:81/a?q` -> (`/a?q`, `host:81`), any scheme, in any case); None for any other
+    form. The path is what rules match and the target receives (docs/alb.md, "Request target")."""
+    found = _ABSOLUTE_FORM(target)
+    if found is None:
+        return None
+    authority = found.group(1).rpartition(b"@")[2]  # userinfo is never forwarded
+    rest = found.group(2)
+    return (rest if rest[:1] == b"/" else b"/" + rest), authority
+
+
+def with_host(headers: list[tuple[bytes, bytes]], host: bytes) -> list[tuple[bytes, bytes]]:
+    """`headers` with one Host, `host`, where the first was (or first when there was none)."""
+    out: list[tuple[bytes, bytes]] = []
+    placed = False
+    for name, value in headers:
+        if name.lower() == b"host":
+            if not placed:
+                out.append((name, host))
+                placed = True
+        else:
+            out.append((name, value))
+    return out if placed else [(b"Host", host), *out]
+
+
 def connection_tokens(values: Sequence[bytes]) -> frozenset[bytes]:
     """Lower-cased header names listed in Connection headers (hop-by-hop by declaration)."""
     return frozenset(t.strip().lower() for v in values for t in v.split(b",") if t.strip())
@@ -206,16 +235,16 @@ def relayable_py(head: bytes) -> bool:
             continue
         name, colon, value = line.partition(b":")
         name = name.rstrip(b" \t").lower()
-        if colon and name in HOP_BY_HOP and (
-            name != b"connection" or value.strip(b" \t").lower() != b"keep-alive"
+        if (
+            colon
+            and name in HOP_BY_HOP
+            and (name != b"connection" or value.strip(b" \t").lower() != b"keep-alive")
         ):
             return False
     return True
 
 
-def response_head(
-    status_line: bytes, headers: Sequence[tuple[bytes, bytes]], extra: bytes
-) -> bytes:
+def response_head(status_line: bytes, headers: Sequence[tuple[bytes, bytes]], extra: bytes) -> bytes:
     """The head sent to the client: the target's headers minus hop-by-hop ones, then `extra`
     (framing, Connection, cookies) and the blank line."""
     out = [status_line]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 import httptools
 
 from microforum.lb import desync, responses
+from microforum.lb import headers as hdr
 from microforum.lb.accesslog import LineCache
 from microforum.lb.exchange import Exchange
 from microforum.lb.headers import MAX_HEAD, MAX_HEADER, MAX_REQUEST_LINE, TraceIds
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 MAX_PENDING_BODY: Final = 1024 * 1024  # buffered while the target connection opens; then we pause
 _CR: Final = 13
 _LF: Final = 10
+_SLASH: Final = 47
 URL_CACHE_SIZE: Final = 4096  # decisions remembered per request target on a path-only listener
 
 _conn_ids = itertools.count(1)
@@ -251,6 +253,8 @@ class ClientConnection(asyncio.Protocol):
         self.head_bytes = 0
         parser = self.parser
         method, url, chunk = parser.get_method(), self.url, self.chunk
+        if url[0] != _SLASH:
+            url = self._origin_form(url)
         # The version from the request line when it starts this read, as it nearly always does
         # (the parser's getter formats a new string each time).
         at = len(method) + 1 + len(url)  # (a slice compared: `startswith` at an offset costs more)
@@ -266,6 +270,19 @@ class ClientConnection(asyncio.Protocol):
             exchange.start()
         else:  # pipelined behind a request still in flight: stop reading until it is done
             self.pause_reading("pipeline")
+
+    def _origin_form(self, url: bytes) -> bytes:
+        """An absolute-form target (`GET http://host/path`) as the path that rules match and
+        the target receives, with the Host header taken from it (docs/alb.md, "Request
+        target"); any other target as it is."""
+        split = hdr.origin_form(url)
+        if split is None:
+            return url
+        path, authority = split
+        if authority:
+            self.headers = hdr.with_host(self.headers, authority)
+        self.begin_chunk = None  # the head is rebuilt, never forwarded as received
+        return path
 
     def on_body(self, body: bytes) -> None:
         if self.current is not None:
