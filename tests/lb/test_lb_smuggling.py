@@ -5,6 +5,8 @@ Every attempt carries a second, smuggled request (`/smuggled`); no backend may e
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from lb_harness import Harness
 from lb_helpers import stack
@@ -55,8 +57,18 @@ def status_of(answer: bytes) -> int:
         # not HTTP at all
         b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + SMUGGLED,
     ],
-    ids=["two-cl", "chunk-zz", "chunk-neg", "te-twice", "cl-1x", "nul", "bare-cr", "obs-fold",
-         "te-space", "tls"],
+    ids=[
+        "two-cl",
+        "chunk-zz",
+        "chunk-neg",
+        "te-twice",
+        "cl-1x",
+        "nul",
+        "bare-cr",
+        "obs-fold",
+        "te-space",
+        "tls",
+    ],
 )
 def test_severe_or_malformed_gets_400_closes_and_reaches_no_target(defensive, attack):
     answer, closed = raw(defensive.port, attack)
@@ -90,6 +102,37 @@ def test_oversized_request_line_and_header_get_400(defensive):
     many = b"".join(b"X-%d: %s\r\n" % (i, b"c" * 1000) for i in range(70))
     answer, closed = raw(defensive.port, b"GET / HTTP/1.1\r\nHost: a\r\n" + many + b"\r\n")
     assert status_of(answer) == 400 and closed
+
+
+def trailers(size: int) -> bytes:
+    return b"".join(b"X-T%05d: %s\r\n" % (i, b"t" * 90) for i in range(size // 100))
+
+
+def test_trailers_count_toward_the_64_kb_of_headers(defensive):
+    head = b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+    answer, _ = raw(defensive.port, head + trailers(60_000) + b"\r\n", timeout=1)
+    assert status_of(answer) == 200 and b'"body": "abc"' in answer  # under the limit: fine
+    # Over 64 KB in all (the head's and the trailers' fields): 400, closed, whatever was sent.
+    answer, closed = raw(defensive.port, head + trailers(70_000) + b"\r\n")
+    assert status_of(answer) == 400 and closed
+    big_head = head.replace(b"Host: a\r\n", b"Host: a\r\n" + trailers(40_000))
+    answer, closed = raw(defensive.port, big_head + trailers(30_000) + b"\r\n")
+    assert status_of(answer) == 400 and closed
+
+
+def test_an_endless_trailer_section_is_cut_at_the_limit(defensive):
+    answer, cut = b"", False
+    with socket.create_connection(("127.0.0.1", defensive.port), timeout=5) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n")
+        try:
+            for _ in range(3000):  # 30 MB unless refused
+                sock.sendall(trailers(10_000))
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except (BrokenPipeError, ConnectionResetError):
+            cut = True  # the LB closed while we still sent (its 400 may be lost to the reset)
+    assert cut or status_of(answer) == 400
+    assert not answer or status_of(answer) == 400
 
 
 def test_trace_is_405_and_too_many_forwarded_for_is_463(defensive):
@@ -138,5 +181,5 @@ def test_access_log_records_the_classification(tmp_path):
     finally:
         lb.close()
     lines = (tmp_path / "a.log").read_text().splitlines()
-    assert any('400 - ' in line and '"Severe" "MultipleContentLength"' in line for line in lines)
+    assert any("400 - " in line and '"Severe" "MultipleContentLength"' in line for line in lines)
     assert any('"Ambiguous" "UndefinedContentLengthSemantics"' in line for line in lines)

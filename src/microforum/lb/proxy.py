@@ -228,6 +228,7 @@ class ClientConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = []
+        self.head_bytes = 0
         self.in_head = True
         # The read starts with this request's line: its head may be forwarded as received.
         # Not when empty lines come first (RFC 9112 §2.2: the parser skips them; they must
@@ -244,13 +245,19 @@ class ClientConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(name) + len(value) > MAX_HEADER:
             raise _Oversized("RequestHeaderTooLarge")
-        self.headers.append((name, value))
+        if self.in_head:
+            self.headers.append((name, value))
+            return
+        # A trailer field (after a chunked body): never forwarded nor kept, but counted with
+        # the head's fields toward ALB's 64 KB (docs/alb.md, "Limits").
+        self.head_bytes += len(name) + len(value) + 4
+        if self.head_bytes > MAX_HEAD:
+            raise _Oversized("RequestHeaderTooLarge")
 
     def on_headers_complete(self) -> None:
         if self.closing:
             return
         self.in_head = False
-        self.head_bytes = 0
         parser = self.parser
         method, url, chunk = parser.get_method(), self.url, self.chunk
         if url[0] != _SLASH:
@@ -266,6 +273,7 @@ class ClientConnection(asyncio.Protocol):
         self.current = exchange
         self.queue.append(exchange)
         exchange.route()
+        self.head_bytes = exchange.received  # trailers, if any, count on from the head's size
         if len(self.queue) == 1:
             exchange.start()
         else:  # pipelined behind a request still in flight: stop reading until it is done
