@@ -11,6 +11,7 @@ import json
 import shutil
 import signal
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +65,17 @@ def test_every_original_route_answers_through_the_load_balancer(
     assert counts["monolith"] == 2
     assert counts["users"] >= 2 and counts["threads"] >= 2 and counts["posts"] >= 3
     assert (stack_file.parent / ".microforum" / "data").is_dir()
+
+
+def test_a_path_rule_cannot_be_bypassed_by_case_or_percent_encoding(stack: UpProcess) -> None:
+    # `/api/users*` is the users rule's; these paths do not match it (ALB's path-pattern is
+    # case-sensitive and matches the path as sent), so they go to the monolith: it must not
+    # serve them as /api/users/1 (it did, having decoded and lower-cased the path).
+    assert json.loads(get(f"{stack.url}/api/users/1")[2])["id"] == 1
+    for path in ("/API/users/1", "/Api/Users/1", "/%61pi/users/1", "/api/%75sers/1", "/api%2Fusers/1"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            get(f"{stack.url}{path}")
+        assert refused.value.code == 404, path
 
 
 def test_status_text_lists_every_target_healthy(stack: UpProcess, stack_file: Path) -> None:
