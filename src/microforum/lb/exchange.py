@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from microforum.lb.groups import GroupState
     from microforum.lb.pool import BackendConnection, TargetPool
     from microforum.lb.proxy import ClientConnection
+    from microforum.lb.reader import RequestHead
     from microforum.lb.targets import Slot
 
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -133,9 +134,9 @@ class Exchange:
 
     # Deciding
 
-    def route(self) -> None:
+    def route(self, head: RequestHead) -> None:
         """Classify, check limits, match a rule and prepare the response or the forward."""
-        routing.route(self)
+        routing.route(self, head)
 
     def _local(self, data: bytes, status: int) -> None:
         self.local, self.status = data, status

@@ -158,8 +158,35 @@ def with_host(headers: list[tuple[bytes, bytes]], host: bytes) -> list[tuple[byt
 
 
 def connection_tokens(values: Sequence[bytes]) -> frozenset[bytes]:
-    """Lower-cased header names listed in Connection headers (hop-by-hop by declaration)."""
-    return frozenset(t.strip().lower() for v in values for t in v.split(b",") if t.strip())
+    """Lower-cased header names listed in Connection headers (hop-by-hop by declaration);
+    never Host, which every request needs (`Connection: Host` must not strip it)."""
+    return frozenset(t.strip().lower() for v in values for t in v.split(b",") if t.strip()) - {b"host"}
+
+
+_UNSAFE_IN_TARGET: Final = re.compile(rb"[\x00-\x20\x7f]")
+_LINE_BREAKS: Final = b"\r\n\x00"
+
+
+def request_line(method: bytes, target: bytes) -> bytes:
+    """The request line sent to a target: always HTTP/1.1; control bytes and spaces in the
+    target percent-encoded and CR, LF, NUL left out of the method, so that a request that was
+    let through (monitor mode) still reaches the target as one line."""
+    if _UNSAFE_IN_TARGET.search(target) is not None:
+        target = _UNSAFE_IN_TARGET.sub(lambda m: b"%%%02X" % m.group()[0], target)
+    if not method.isalpha():
+        method = method.translate(None, _LINE_BREAKS)
+    return b"%s %s HTTP/1.1\r\n" % (method, target)
+
+
+def forwardable(name: bytes, value: bytes) -> bool:
+    """Whether a field of a non-compliant request may be relayed: not empty, no CR, LF or NUL,
+    not a look-alike of the framing fields (the target might frame by it: docs/alb.md)."""
+    if not name.strip(b" \t") or name.translate(None, _LINE_BREAKS) != name:
+        return False
+    if value.translate(None, _LINE_BREAKS) != value:
+        return False
+    squeezed = bytes(b | 0x20 for b in name if 0x41 <= (b & 0xDF) <= 0x5A)
+    return squeezed not in (b"contentlength", b"transferencoding") or name.lower() in _DROP_ALWAYS
 
 
 def request_head(
@@ -169,15 +196,19 @@ def request_head(
     *,
     drop_invalid: bool,
     also_drop: frozenset[bytes] = frozenset(),
+    sanitize: bool = False,
 ) -> bytes:
     """The head sent to the target: kept headers, then `extra` (our X-Forwarded-*, trace id,
-    framing lines, each ending CRLF), then the blank line."""
+    framing lines, each ending CRLF), then the blank line. With `sanitize` (a request that is
+    not Compliant), only `forwardable` fields are kept."""
     out = [request_line]
     for name, value in headers:
         lower = name.lower()
         if lower in _DROP_ALWAYS or lower in also_drop:
             continue
         if drop_invalid and _INVALID_NAME(name) is not None:
+            continue
+        if sanitize and not forwardable(name, value):
             continue
         out.append(b"%s: %s\r\n" % (name, value))
     out.append(extra)

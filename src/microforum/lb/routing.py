@@ -25,6 +25,7 @@ from microforum.spec.model import FixedResponse, Forward, Redirect
 if TYPE_CHECKING:
     from microforum.lb.exchange import Exchange
     from microforum.lb.groups import GroupState
+    from microforum.lb.reader import RequestHead
 
 # What `route` does with a request header, by lower-case name; absent: passed on untouched.
 # (Final ints: compiled, each comparison is a C constant, not a module lookup.)
@@ -59,32 +60,38 @@ _KIND_AS_SENT: Final = {
     b"DNT": _PLAIN, b"TE": _REWRITE,
 }  # fmt: skip
 _INVALID_NAME: Final = re.compile(rb"[^-A-Za-z0-9]").search
+_METHODS: Final = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH"})
+_SPACE: Final = 32
 
-def route(ex: Exchange) -> None:
+
+def route(ex: Exchange, head: RequestHead) -> None:
     """Classify, check limits, match a rule and prepare the response or the forward."""
-    ctx = ex.client.ctx
+    client = ex.client
+    ctx = client.ctx
     url = ex.url
     host = xff_in = trace_in = cookie = length = None
     connection: list[bytes] | None = None
-    expect = chunked = check_all = False
-    # The client's head can be forwarded as received (plus our headers) when nothing in it
-    # must be removed or rewritten; `raw` tracks that while we look at each header once.
-    client = ex.client
-    raw = ex.version == "1.1" and client.begin_chunk is client.chunk  # the head starts the read
-    # Non-ASCII bytes anywhere in the read (rare) make the URL and every value checked one by one.
-    each_ascii = not raw or not client.chunk.isascii()
+    expect = False
+    # The client's head can be forwarded as read (plus our headers) when nothing in it must be
+    # removed or rewritten; `raw` tracks that while we look at each header once. Anything but
+    # a plain head (visible ASCII, CRLFs, HTTP/1.x, a known method, no space in the target)
+    # gets the full desync classification.
+    raw = head.plain and ex.version == "1.1"
+    check_all = (not head.plain or (head.version != b"HTTP/1.1" and head.version != b"HTTP/1.0")
+                 or ex.method not in _METHODS or _SPACE in head.target)  # fmt: skip
     size = len(url) + len(ex.method) + 13
     for name, value in ex.headers:
         size += len(name) + len(value) + 4
-        if each_ascii and not value.isascii():
-            check_all = True
         kind = _KIND_AS_SENT.get(name)
         if kind is None:
-            kind = _KIND.get(name.lower())
+            lower = name.lower()
+            kind = _KIND.get(lower)
             if kind is None:
                 if _INVALID_NAME(name) is not None:
                     check_all = True  # for the classifier (e.g. Content_Length) and dropping
                     raw = False
+                elif len(name) >= 14 and (b"ength" in lower or b"ncod" in lower):
+                    check_all = True  # maybe a look-alike (Transfer---Encoding: SuspiciousHeader)
                 continue
         if kind == _PLAIN:
             continue
@@ -97,7 +104,7 @@ def route(ex: Exchange) -> None:
             length = value if length is None else length
             check_all = True
         elif kind == _TE:
-            chunked = check_all = True
+            check_all = True
             raw = False
         elif kind == _XFF:
             xff_in = value if xff_in is None else xff_in + b", " + value
@@ -121,6 +128,10 @@ def route(ex: Exchange) -> None:
         ex.error_reason = "RequestHeaderTooLarge"
         ex._error(400)
         return
+    if host is None and ex.version != "1.1":  # ALB names itself in a Host it adds (HTTP/1.0)
+        host = b"localhost:%d" % ctx.port
+        ex.headers = [*ex.headers, (b"Host", host)]
+        raw = False
     if host is None:
         ex.host = ""
     elif host == client.host_sent:  # as a rule, one Host per connection: decoded once
@@ -128,11 +139,10 @@ def route(ex: Exchange) -> None:
     else:
         client.host_sent, client.host_text = host, host.decode("latin-1")
         ex.host = client.host_text
-    if check_all or (each_ascii and not url.isascii()) or ex.version not in ("1.1", "1.0"):
-        ex.classification, ex.class_reason = desync.classify(
-            ex.method, url, ex.version, ex.headers
-        )
-    # else: llhttp (strict) already refused CTLs, bad versions and bad names: Compliant.
+    if check_all:
+        ex.classification, ex.class_reason = desync.classify(head)
+        raw = raw and ex.classification == desync.COMPLIANT
+    # else: a plain head with usual names and no framing field: Compliant.
     # Compliant requests are allowed in every mode: only the others need the mode's table.
     decision = desync.ALLOW
     if ex.classification != desync.COMPLIANT:
@@ -144,8 +154,12 @@ def route(ex: Exchange) -> None:
     if decision == desync.ALLOW_THEN_CLOSE:  # defensive Ambiguous: forward, close both after
         ex.close_client = ex.close_backend = True
         raw = False
-    if ex.method == b"TRACE":
+    if ex.method == b"TRACE" or ex.method == b"CONNECT":  # docs/alb.md, "Methods"
         ex._error(405)
+        return
+    if head.version >= b"HTTP/2":  # "an HTTP/2 request on an HTTP/1 connection"
+        ex.close_client = True
+        ex._error(505)
         return
     if host is None and ex.version == "1.1":  # RFC 9112 §3.2: Host is required
         ex._error(400)
@@ -167,12 +181,14 @@ def route(ex: Exchange) -> None:
         priority, action = router.match(view)
         ex.priority = str(priority)
     if isinstance(action, Forward):
-        framing = (b"Transfer-Encoding: chunked\r\n" if chunked
-                   else b"Content-Length: %s\r\n" % length.strip() if length is not None
+        # The framing the reader read the body by (reader.frame), never the client's fields.
+        framing = (b"Transfer-Encoding: chunked\r\n" if head.chunked
+                   else b"Content-Length: %d\r\n" % head.length if length is not None and head.framed
                    else b"")  # fmt: skip
-        ex.req_chunked = chunked
+        ex.req_chunked = head.chunked
         ex.expect_continue = expect and ex.version == "1.1"
-        _prepare_forward(ex, action, group, xff, trace_in, cookie, connection, framing, raw, size)
+        _prepare_forward(ex, action, group, xff, trace_in, cookie, connection, framing,
+                         head.raw if raw else None, size)  # fmt: skip
     elif isinstance(action, FixedResponse):
         ex.action_name = "fixed-response"
         data = responses.fixed(action, ctx.date(), close=ex.close_client, head_only=ex.is_head)
@@ -185,12 +201,14 @@ def route(ex: Exchange) -> None:
                                   head_only=ex.is_head)  # fmt: skip
         ex._local(data, status)
 
+
 def _view(ex: Exchange) -> RequestView:
     path, _, query = ex.url.partition(b"?")
     return RequestView(
         ex.method.decode("latin-1"), path.decode("latin-1"), query.decode("latin-1"),
         ex.host or None, ex.headers, ex.client.peer_ip, "http", ex.client.ctx.port,
     )  # fmt: skip
+
 
 def _forward_group(ex: Exchange, action: Forward, cookie: bytes | None) -> GroupState:
     """The target group a forward sends this request to (weighted, sticky)."""
@@ -212,7 +230,7 @@ def _forward_group(ex: Exchange, action: Forward, cookie: bytes | None) -> Group
 
 def _prepare_forward(ex: Exchange, action: Forward, group: GroupState | None, xff: str,
                      trace_in: bytes | None, cookie: bytes | None,
-                     connection: list[bytes] | None, framing: bytes, raw: bool,
+                     connection: list[bytes] | None, framing: bytes, raw: bytes | None,
                      size: int) -> None:  # fmt: skip
     """Pick the target and prepare the head for it; `group` is the target group when the
     decision already knows it (a forward to one group, on a path-only listener)."""
@@ -236,13 +254,14 @@ def _prepare_forward(ex: Exchange, action: Forward, group: GroupState | None, xf
     else:
         new_id = ctx.trace_ids.new(int(ex.created)).decode()
         ex.trace = trace = hdr.trace_id(trace_in.decode("latin-1"), new_id, size).encode("latin-1")
-    if raw:  # forward the client's head bytes as they came (no X-Forwarded-For), ours appended
-        ex.out.append(hdr.forward_raw(ex.client.chunk, ex.client.forwarded, trace))
+    if raw is not None:  # the client's head as read (no X-Forwarded-For), ours appended
+        ex.out.append(b"%s\r\n%sX-Amzn-Trace-Id: %s\r\n\r\n" % (raw, ex.client.forwarded, trace))
         return
     extra = b"X-Forwarded-For: %s\r\n%sX-Amzn-Trace-Id: %s\r\n%s\r\n" % (
         xff.encode("latin-1"), ctx.forwarded_static, trace, framing,
     )  # fmt: skip
     drop = hdr.connection_tokens(connection) if connection else frozenset()
-    line = b"%s %s HTTP/1.1\r\n" % (ex.method, ex.url)
+    line = hdr.request_line(ex.method, ex.url)
+    sanitize = ex.classification != desync.COMPLIANT
     ex.out.append(hdr.request_head(line, ex.headers, extra, drop_invalid=ctx.drop_invalid,
-                                     also_drop=drop))  # fmt: skip
+                                   also_drop=drop, sanitize=sanitize))  # fmt: skip
