@@ -223,7 +223,8 @@ def head_of_py(data: bytes) -> bytes | None:
 
 def forward_raw_py(chunk: bytes, forwarded: bytes, trace: bytes) -> bytes:
     """The head for the target when the client's can go as received: the head at the start of
-    `chunk`, then `forwarded` (X-Forwarded-* lines) and the trace id, and the blank line."""
+    `chunk` (all of it when it has no blank line), then `forwarded` (X-Forwarded-* lines) and
+    the trace id, and the blank line."""
     return b"%s\r\n%sX-Amzn-Trace-Id: %s\r\n\r\n" % (chunk.partition(b"\r\n\r\n")[0], forwarded, trace)
 
 

@@ -19,8 +19,10 @@ head and trailer fields together 64 KB.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final, Protocol
 
+from microforum.lb import speedups
 from microforum.lb.headers import MAX_HEAD, MAX_HEADER, MAX_REQUEST_LINE
 
 # Reader states (Final ints: compiled, C constants).
@@ -84,6 +86,8 @@ class RequestHead:
 
 
 class Sink(Protocol):
+    """What the reader calls (proxy.ClientConnection)."""
+
     def on_head(self, head: RequestHead) -> int: ...
     def on_body(self, body: bytes) -> None: ...
     def on_complete(self) -> None: ...
@@ -128,6 +132,38 @@ def version_text(version: bytes) -> str:
     if len(version) == 8 and version.startswith(b"HTTP/1.") and version[7:].isdigit():
         return "1.1"
     return "1.0"
+
+
+# (head, method, target, version, fields, end of the blank line)
+Plain = tuple[bytes, bytes, bytes, bytes, list[tuple[bytes, bytes]], int]
+
+
+def split_plain_py(data: bytes) -> Plain | None:
+    """The head at the start of `data` split, when it is plain: CRLF line ends, a request line
+    of visible ASCII with exactly two spaces, field lines of visible ASCII and tabs, each with
+    a colon and not folded. None for anything else (`split_head` reads those)."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    raw = data[:end]
+    lines = raw.split(b"\r\n")
+    line = lines[0]
+    if line.count(b" ") != 2 or _HT in line or raw.translate(None, _VISIBLE) != _CRLFS[len(lines) - 1]:
+        return None
+    method, target, version = line.split(b" ")
+    if not method or not target or not version:
+        return None
+    fields: list[tuple[bytes, bytes]] = []
+    for i in range(1, len(lines)):
+        name, colon, value = lines[i].partition(b":")
+        if not colon or lines[i][0] == _SP or lines[i][0] == _HT:
+            return None
+        fields.append((name, value.strip(b" \t")))
+    return raw, method, target, version, fields, end + 4
+
+
+# `split_plain_py`, in C when built (lb/_speedups.c: one pass, no copy per line).
+_SPLIT_PLAIN: Final[Callable[[bytes], Plain | None] | None] = speedups.helper("split_plain")
 
 
 def split_request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
@@ -197,10 +233,14 @@ def _keep_alive(tokens: bytes, version: str) -> bool:
 class RequestReader:
     """Requests from one client connection, one after another (pipelining in order)."""
 
-    __slots__ = ("buffer", "last", "remaining", "sink", "state", "trailer_bytes")
+    __slots__ = ("buffer", "last", "on_body", "on_complete", "on_head", "remaining", "state",
+                 "trailer_bytes")  # fmt: skip
 
     def __init__(self, sink: Sink) -> None:
-        self.sink = sink
+        # The sink's methods, bound once: compiled, a call is then a plain vectorcall.
+        self.on_head: Callable[[RequestHead], int] = sink.on_head
+        self.on_body: Callable[[bytes], None] = sink.on_body
+        self.on_complete: Callable[[], None] = sink.on_complete
         self.state = HEAD
         self.buffer = b""  # bytes of an incomplete head or chunk line
         self.remaining = 0
@@ -233,6 +273,14 @@ class RequestReader:
             data = data.lstrip(b"\r\n")  # RFC 9112 §2.2: empty lines before a request line
             if not data:
                 return data
+        if _SPLIT_PLAIN is not None:
+            found = _SPLIT_PLAIN(data)
+            if found is not None:  # the usual head, split in C
+                raw, method, target, version, fields, after = found
+                head = RequestHead(raw, method, target, version, fields)
+                head.plain = True
+                head.version_text = version_text(version)
+                return self._read(head, data[after:])
         # The head ends at its first empty line: CRLF CRLF, or with bare LFs.
         end = data.find(b"\n\r\n")
         skip = 3
@@ -244,12 +292,14 @@ class RequestReader:
             self.buffer = data
             return b""
         raw = data[: end - 1] if data[end - 1] == _CR else data[:end]
-        head = split_head(raw)
+        return self._read(split_head(raw), data[end + skip :])
+
+    def _read(self, head: RequestHead, rest: bytes) -> bytes:
+        """Judge, frame and hand on a head; then read its body from `rest`."""
         _check_limits(head)
         frame(head)
-        self.trailer_bytes = len(raw)
-        rest = data[end + skip :]
-        then = self.sink.on_head(head)
+        self.trailer_bytes = len(head.raw)
+        then = self.on_head(head)
         if then == STOP:
             self.stop()
             return b""
@@ -264,7 +314,7 @@ class RequestReader:
 
     def _complete(self) -> None:
         self.state = HEAD
-        self.sink.on_complete()
+        self.on_complete()
         if self.last:
             self.stop()
 
@@ -280,9 +330,9 @@ class RequestReader:
         remaining = self.remaining
         if len(data) < remaining:
             self.remaining = remaining - len(data)
-            self.sink.on_body(data)
+            self.on_body(data)
             return b""
-        self.sink.on_body(data if len(data) == remaining else data[:remaining])
+        self.on_body(data if len(data) == remaining else data[:remaining])
         self._complete()
         return data[remaining:]
 
@@ -293,7 +343,7 @@ class RequestReader:
             if remaining:
                 piece = data[:remaining]
                 self.remaining = remaining - len(piece)
-                self.sink.on_body(piece)
+                self.on_body(piece)
                 data = data[len(piece) :]
                 if self.remaining:
                     return b""

@@ -255,7 +255,7 @@ def _prepare_forward(ex: Exchange, action: Forward, group: GroupState | None, xf
         new_id = ctx.trace_ids.new(int(ex.created)).decode()
         ex.trace = trace = hdr.trace_id(trace_in.decode("latin-1"), new_id, size).encode("latin-1")
     if raw is not None:  # the client's head as read (no X-Forwarded-For), ours appended
-        ex.out.append(b"%s\r\n%sX-Amzn-Trace-Id: %s\r\n\r\n" % (raw, ex.client.forwarded, trace))
+        ex.out.append(hdr.forward_raw(raw, ex.client.forwarded, trace))
         return
     extra = b"X-Forwarded-For: %s\r\n%sX-Amzn-Trace-Id: %s\r\n%s\r\n" % (
         xff.encode("latin-1"), ctx.forwarded_static, trace, framing,
