@@ -436,6 +436,21 @@ class Exchange:
             self.resp_done = True
             self._release_slot()
 
+    def client_closed_midway(self) -> None:
+        """The client closed before sending the whole body: ALB's 400, logged; the target
+        connection (if the request reached one) is cut, never reused; nothing is counted
+        against the target group."""
+        self.req_done = True
+        self.close_client = True
+        if self.conn is not None:
+            self.conn.exchange = None
+            self.conn.abort()
+            self.conn = None
+        if not self.resp_done:
+            self.target_status = b"-"
+            self.status = 400
+            self._finish(notify=False)
+
     def abort_midway(self, status: int, classification: tuple[str, str]) -> None:
         """The parser refused the request after part of it went to the target."""
         if classification[0] != "-":

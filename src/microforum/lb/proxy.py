@@ -175,11 +175,15 @@ class ClientConnection(asyncio.Protocol):
             self.queue[0].flush()
 
     def eof_received(self) -> bool | None:
-        # A half-close: finish the answers in flight, then close (HTTP/1.1 has no half-close use).
-        if not self.queue:
-            return None
-        self.closing_after_current()
-        return True
+        # The client closed its side (ALB treats it as gone, docs/alb.md "Clients that close"):
+        # a request whose body stops short is a 400, and the answers still awaited end as
+        # 460 when asyncio closes the transport (connection_lost).
+        current = self.current
+        if current is not None and not current.req_done:
+            self.current = None
+            self.reader.stop()
+            current.client_closed_midway()
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
