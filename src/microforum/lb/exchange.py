@@ -5,7 +5,7 @@ prepares the bytes for the target; `start` acts once the exchange is first in it
 target connection's parser events (`response_head`, `response_body`, `response_done`, and the
 failures) relay the answer to the client; `_finish` counts and logs it.
 
-Errors follow ALB (ALB_SPEC A.4, C): no registered target 503; refused, reset, closed early or
+Errors follow ALB (docs/alb.md §A, C): no registered target 503; refused, reset, closed early or
 malformed answer 502; no answer within the idle timeout (or no connection within 10 s) 504;
 TRACE 405; more than 30 X-Forwarded-For addresses 463; desync Severe 400 (then close).
 """
@@ -160,7 +160,7 @@ class Exchange:
         if self.pool is None:
             return
         if self.expect_continue and not self.req_done:
-            self.client.write(CONTINUE)  # ALB answers 100 Continue itself (ALB_SPEC D.4)
+            self.client.write(CONTINUE)  # ALB answers 100 Continue itself (docs/alb.md §D)
         conn = self.pool.take()
         if conn is not None:
             self._attach(conn)
@@ -357,7 +357,7 @@ class Exchange:
                 self._abort_client("TargetResponseTruncated")
             return
         if conn.reused and self.replay is not None and not self.retried:
-            # The target closed an idle keep-alive connection as we reused it (ALB_SPEC D.6's
+            # The target closed an idle keep-alive connection as we reused it (docs/alb.md §D.6's
             # race); the request was sent whole and nothing came back: try once more.
             self.retried, self.dispatched = True, False
             self.out = [self.replay]

@@ -3,9 +3,9 @@
 Pure functions from parsed header pairs (raw bytes, as the parser gave them) to the bytes sent on.
 
 - X-Forwarded-For: the client's address is appended to what the client sent (`append` mode,
-  the default; ", " separator); more than 30 addresses is refused with 463 (ALB_SPEC D.1, C).
-- X-Forwarded-Proto and X-Forwarded-Port: overwritten with the listener's (ALB_SPEC D.2).
-- X-Amzn-Trace-Id: created, or `Self` inserted/updated, as in `trace_id` below (ALB_SPEC D.3).
+  the default; ", " separator); more than 30 addresses is refused with 463 (docs/alb.md §D, C).
+- X-Forwarded-Proto and X-Forwarded-Port: overwritten with the listener's (docs/alb.md §D).
+- X-Amzn-Trace-Id: created, or `Self` inserted/updated, as in `trace_id` below (docs/alb.md §D).
 - Host is passed through unchanged (ALB's `preserve_host_header`; the brief asks Host to be
   preserved so services see what the client sent).
 - Hop-by-hop headers (RFC 9110 §7.6.1: Connection and the headers it names, Keep-Alive,
@@ -24,7 +24,7 @@ from typing import Final
 
 from microforum.lb import speedups
 
-# ALB's hard limits (ALB_SPEC D.5): request line 16 K, one header 16 K, whole head 64 K -> 400.
+# ALB's hard limits (docs/alb.md §D.5): request line 16 K, one header 16 K, whole head 64 K -> 400.
 MAX_REQUEST_LINE: Final = 16 * 1024
 MAX_HEADER: Final = 16 * 1024
 MAX_HEAD: Final = 64 * 1024
@@ -99,7 +99,7 @@ def is_trace_id(value: str) -> bool:
 
 
 def trace_id(incoming: str | None, new_id: str, headers_size: int = 0) -> str:
-    """The X-Amzn-Trace-Id value to forward (ALB_SPEC D.3).
+    """The X-Amzn-Trace-Id value to forward (docs/alb.md §D).
 
     Absent: `Root=<new>`. With `Self`: its value is replaced. With `Root` but no `Self`:
     `Self=<new>` is put in front. Unknown fields are kept. Headers over 7 KB: only a `Root`.
