@@ -527,10 +527,30 @@ class Exchange:
                 client.log_origin = origin.encode("latin-1")  # the client's bytes, as sent
             protocol = b"HTTP/1.1" if self.version == "1.1" else f"HTTP/{self.version}".encode()
             request = b"%s %s%s %s" % (self.method, client.log_origin, self.url, protocol)
-        ctx.log.add(client.log_lines.line(
-            ctx.log.clock, ctx.elb, client.peer, target, request_time, target_time,
-            response_time, self.status, self.target_status, self.received, self.sent, request,
-            self.user_agent, self.group.arn if self.group else "-", self.trace, self.priority,
-            self.created, now, self.action_name, self.redirect_url, self.error_reason,
-            self.classification, self.class_reason, client.conn_trace,
-        ))  # fmt: skip
+        # The connection's record, filled anew (allocated once: a new one per line costs more
+        # than the line).
+        r = client.log_record
+        r.elb = ctx.elb
+        r.client = client.peer
+        r.target = target
+        r.request_time = request_time
+        r.target_time = target_time
+        r.response_time = response_time
+        r.elb_status = self.status
+        r.target_status = self.target_status
+        r.received = self.received
+        r.sent = self.sent
+        r.request = request
+        r.user_agent = self.user_agent
+        r.target_group = self.group.arn if self.group else "-"
+        r.trace = self.trace
+        r.priority = self.priority
+        r.created = self.created
+        r.sent_at = now
+        r.action = self.action_name
+        r.redirect_url = self.redirect_url
+        r.error_reason = self.error_reason
+        r.classification = self.classification
+        r.classification_reason = self.class_reason
+        r.conn_trace = client.conn_trace
+        ctx.log.add(client.log_lines.line(ctx.log.clock, r))

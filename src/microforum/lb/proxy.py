@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from microforum.lb import headers as hdr
 from microforum.lb import responses
-from microforum.lb.accesslog import LineCache
+from microforum.lb.accesslog import LineCache, LogRecord
 from microforum.lb.exchange import Exchange
 from microforum.lb.headers import TraceIds
 from microforum.lb.pool import no_delay, unconnected
@@ -103,8 +103,9 @@ class ClientConnection(asyncio.Protocol):
 
     __slots__ = (
         "batching", "closing", "conn_id", "conn_trace", "ctx", "current", "feed", "forwarded",
-        "host_sent", "host_text", "last_tick", "log_host", "log_lines", "log_origin", "pauses",
-        "peer", "peer_ip", "peer_port", "queue", "reader", "send", "transport", "wbuf", "wfirst",
+        "host_sent", "host_text", "last_tick", "log_host", "log_lines", "log_origin", "log_record",
+        "pauses", "peer", "peer_ip", "peer_port", "queue", "reader", "send", "transport", "wbuf",
+        "wfirst",
     )  # fmt: skip
 
     def __init__(self, ctx: ProxyContext) -> None:
@@ -128,6 +129,7 @@ class ClientConnection(asyncio.Protocol):
         self.log_host, self.log_origin = "", b"http://-:0"  # the last Host logged, as logged
         self.host_sent, self.host_text = b"", ""  # the last Host received, and as text
         self.log_lines = LineCache()
+        self.log_record = LogRecord()  # each request's fields, for log_lines
         self.conn_id = next(_conn_ids)
         self.batching = False
         self.wfirst = b""  # the first piece of a batch (see `write`), then the others
