@@ -233,7 +233,13 @@ head_of: Final[Callable[[bytes], bytes | None]] = speedups.helper("head_of") or 
 forward_raw: Final[Callable[[bytes, bytes, bytes], bytes]] = speedups.helper("forward_raw") or forward_raw_py
 
 
-# `relayable` looks at a line's first letter (as a byte, lower-cased) before comparing names.
+# `relayable` (here and in lb/_speedups.c) looks at a line's first letter (as a byte,
+# lower-cased) before comparing names: only lines starting like a HOP_BY_HOP name can be one
+# (c with n fourth, k, p, t, u). Checked against HOP_BY_HOP here, so that the set stays the
+# one source: a name it gains that the filter would miss stops the import.
+_FILTER: Final = (frozenset(b"ckptu"), ord("n"))
+if any(n[0] not in _FILTER[0] or (n[0] == ord("c") and n[3] != _FILTER[1]) for n in HOP_BY_HOP):
+    raise RuntimeError("headers.HOP_BY_HOP has a name relayable's first-letter filter misses")
 _LOWER: Final = 0x20  # OR-ed into an ASCII letter: its lower case
 _C: Final = ord("c")
 _K: Final = ord("k")

@@ -43,11 +43,10 @@ _TE: Final = 8
 _REWRITE: Final = 9
 _PLAIN: Final = 10  # passed on untouched, and made of [-A-Za-z0-9] only
 _KIND: Final = {
+    **dict.fromkeys(hdr.HOP_BY_HOP, _REWRITE),  # (the hop-by-hop names: headers.HOP_BY_HOP)
     b"host": _HOST, b"x-forwarded-for": _XFF, b"x-amzn-trace-id": _TRACE, b"user-agent": _UA,
     b"connection": _CONN, b"expect": _EXPECT, b"cookie": _COOKIE, b"content-length": _CL,
-    b"transfer-encoding": _TE, b"keep-alive": _REWRITE, b"proxy-connection": _REWRITE,
-    b"te": _REWRITE, b"trailer": _REWRITE, b"upgrade": _REWRITE, b"x-forwarded-proto": _REWRITE,
-    b"x-forwarded-port": _REWRITE,
+    b"transfer-encoding": _TE, b"x-forwarded-proto": _REWRITE, b"x-forwarded-port": _REWRITE,
     # Names known to be made of [-A-Za-z0-9] only (spares the check for the usual headers).
     b"accept": _PLAIN, b"accept-encoding": _PLAIN, b"accept-language": _PLAIN,
     b"authorization": _PLAIN, b"cache-control": _PLAIN, b"content-type": _PLAIN,
