@@ -38,9 +38,9 @@ _CHUNKED: Final = 2
 _now: Final = time.time
 # On a lower-cased response head: its Content-Length, and any header we must not relay as is.
 _RESP_LENGTH: Final = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]+)").search
+_HOP_NAMES: Final = b"|".join(sorted(n for n in hdr.HOP_BY_HOP if n != b"connection"))
 _RESP_HOP: Final = re.compile(
-    rb"\r\n(?:" + b"|".join(sorted(n for n in hdr.HOP_BY_HOP if n != b"connection"))
-    + rb"|connection(?![ \t]*:[ \t]*keep-alive[ \t]*(?:\r|$)))[ \t]*:"
+    rb"\r\n(?:%s|connection(?![ \t]*:[ \t]*keep-alive[ \t]*(?:\r|$)))[ \t]*:" % _HOP_NAMES
 ).search  # (headers.HOP_BY_HOP; `Connection: keep-alive` alone may pass: the client stays too)
 _RESP_CHUNKED: Final = re.compile(rb"\r\ntransfer-encoding:[^\r]*chunked").search
 
