@@ -74,6 +74,17 @@ def test_the_stacks_files_are_readable_by_their_owner_only(stack: UpProcess, sta
     assert stat.S_IMODE(home.stat().st_mode) == stat.S_IMODE((home / "data").stat().st_mode) == 0o700
 
 
+def test_a_path_rule_cannot_be_bypassed_by_case_or_percent_encoding(stack: UpProcess) -> None:
+    # `/api/users*` is the users rule's; these paths do not match it (ALB's path-pattern is
+    # case-sensitive and matches the path as sent), so they go to the monolith: it must not
+    # serve them as /api/users/1 (it did, having decoded and lower-cased the path).
+    assert json.loads(get(f"{stack.url}/api/users/1")[2])["id"] == 1
+    for path in ("/API/users/1", "/Api/Users/1", "/%61pi/users/1", "/api/%75sers/1", "/api%2Fusers/1"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            get(f"{stack.url}{path}")
+        assert refused.value.code == 404, path
+
+
 def test_status_text_lists_every_target_healthy(stack: UpProcess, stack_file: Path) -> None:
     result = microforum("status", "--stack", str(stack_file))
     assert result.returncode == 0, result.stderr
