@@ -283,7 +283,7 @@ def convert_task_definition(stack: Stack, service: Service, target: Target) -> J
 
 def convert_target_group(service: Service, target: Target) -> JSON:
     """create_target_group arguments. No HealthCheckPort: `traffic-port` is required with
-    dynamic host ports (ALB_SPEC F; ECS rejects an explicit port)."""
+    dynamic host ports (docs/ecs.md §F.3; ECS rejects an explicit port)."""
     hc = service.target_group.health_check
     return {
         "Name": target_group_name(target.stack_name, service.name),

@@ -7,7 +7,7 @@ printed once every target group has its desired healthy targets, with the time i
 
 Order of shutdown (Ctrl-C, SIGTERM, or SIGHUP: a closed terminal): the load balancer stops
 accepting and lets in-flight requests finish, the supervisor drains every registered replica
-(deregistration waits for in-flight requests, ALB_SPEC B.3) and stops them, and control.json is
+(deregistration waits for in-flight requests, docs/alb.md §B) and stops them, and control.json is
 removed. Whatever happens, every replica still alive at the end is killed with its process
 group: `up` leaves no process behind.
 """

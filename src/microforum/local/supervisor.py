@@ -45,7 +45,7 @@ STOP_TIMEOUT = 10.0  # SIGTERM, then SIGKILL after this many seconds (ECS stopTi
 PROBE_INTERVAL = 0.02  # how often a starting replica's port is tried
 TICK = 1.0  # the loop wakes at least this often
 # A rolling replacement is reported failed after this many failed new replicas in a row: the
-# lower bound of ECS's deployment circuit breaker threshold (ALB_SPEC F). The old replicas keep
+# lower bound of ECS's deployment circuit breaker threshold (docs/ecs.md §F.6). The old replicas keep
 # serving (they drain only once new ones are healthy) and new ones keep being tried, backing off.
 RESTART_FAILURES = 3
 

@@ -38,11 +38,11 @@ DEREGISTRATION_DELAY = 30
 LOAD_BALANCING_ALGORITHM = "round_robin"
 LOAD_BALANCING_ALGORITHMS = ("round_robin", "least_outstanding_requests")
 
-# Listener and load balancer attributes (ALB_SPEC A, D.6, E.1).
+# Listener and load balancer attributes (docs/alb.md §A, §D, §E).
 LISTENER_PORT = 80
 IDLE_TIMEOUT = 60
 DESYNC_MITIGATION_MODE = "defensive"
-DESYNC_MITIGATION_MODES = ("monitor", "defensive", "strictest")  # ALB_SPEC E.1
+DESYNC_MITIGATION_MODES = ("monitor", "defensive", "strictest")  # docs/alb.md §E
 DROP_INVALID_HEADER_FIELDS = True
 FIXED_RESPONSE_CONTENT_TYPE = "text/plain"
 REDIRECT_STATUS_CODE = "HTTP_301"
@@ -70,7 +70,7 @@ LOCAL_ACCESS_LOG_MAX_FILES = 5
 LOCAL_ACCESS_LOG_MAX_SIZE_MIB_RANGE = (1, 1024)
 LOCAL_ACCESS_LOG_MAX_FILES_RANGE = (1, 100)
 
-# AWS limits the loader enforces (ALB_SPEC A.2, BOTO-ELBV2 / BOTO-ECS), as inclusive ranges.
+# AWS limits the loader enforces (docs/alb.md §A; the ELBv2 and ECS API references), as inclusive ranges.
 HEALTH_CHECK_INTERVAL_RANGE = (5, 300)
 HEALTH_CHECK_TIMEOUT_RANGE = (2, 120)
 HEALTH_CHECK_THRESHOLD_RANGE = (2, 10)

@@ -1,6 +1,6 @@
 """The listener part of stack.yaml: rules, their conditions and actions, with ALB's limits.
 
-Allowed characters and limits follow the ELBv2 API model (ALB_SPEC A.2, A.3); every number
+Allowed characters and limits follow the ELBv2 API model (docs/alb.md §A); every number
 comes from `defaults`.
 """
 
@@ -25,7 +25,7 @@ from microforum.spec.model import (
 )
 from microforum.spec.reader import Node, optional
 
-# ALB's allowed characters (ALB_SPEC A.2, BOTO-ELBV2 *ConditionConfig).
+# ALB's allowed characters (docs/alb.md §A; ELBv2 API *ConditionConfig).
 _PATH_PATTERN = re.compile(r"^[A-Za-z0-9_\-.$/~\"'@:+&*?]+$")
 _HOST_PATTERN = re.compile(r"^[A-Za-z0-9\-.*?]+$")
 _METHOD = re.compile(r"^[A-Z_\-]{1,40}$")
