@@ -6,6 +6,7 @@ gaps; `load.py` calls them.
 from __future__ import annotations
 
 import re
+from typing import cast
 
 from microforum.spec import defaults as d
 from microforum.spec.model import Alarms, Autoscaling, Cluster, Strategy
@@ -42,11 +43,8 @@ def read_autoscaling(node: Node) -> Autoscaling | None:
 
 def read_strategy(f: dict[str, Node]) -> tuple[Strategy, float, float, int]:
     """strategy, canary_percent, step_percent, bake_minutes from a `deployment` mapping."""
-    strategy: Strategy = optional(
-        f,
-        "strategy",
-        lambda n: n.choice(d.DEPLOYMENT_STRATEGIES),  # type: ignore[arg-type,return-value]
-        d.DEPLOYMENT_STRATEGY,
+    strategy = cast(
+        Strategy, optional(f, "strategy", lambda n: n.choice(d.DEPLOYMENT_STRATEGIES), d.DEPLOYMENT_STRATEGY)
     )
     canary = optional(f, "canary_percent", lambda n: _tenths(n, d.CANARY_PERCENT_RANGE), d.CANARY_PERCENT)
     step = optional(f, "step_percent", lambda n: _tenths(n, d.STEP_PERCENT_RANGE), d.STEP_PERCENT)
