@@ -33,6 +33,7 @@ from microforum.local.control import (
 from microforum.local.processes import LogStream, ProcessRunner
 from microforum.local.runner import Runner
 from microforum.local.supervisor import HOST, SUPERVISOR, Supervisor
+from microforum.spec import defaults as d
 from microforum.spec.model import Stack
 
 RunnerFactory = Callable[[LogStream], Runner]
@@ -173,6 +174,16 @@ async def _cleanup(
     await runner.close()
 
 
+def _listener_note(stack: Stack) -> str:
+    """What the listener is here and what it will be on AWS."""
+    if stack.listener.certificate_arn is None:
+        return "HTTP here; on AWS: HTTP:80 (no listener.certificate_arn)"
+    return (
+        f"HTTP here; on AWS: HTTPS:{d.HTTPS_PORT} ({d.TLS_POLICY}, {stack.listener.certificate_arn}),"
+        " HTTP:80 answers 301 to HTTPS"
+    )
+
+
 def _handler(supervisor: Supervisor, lb: Any, url: str) -> Any:
     async def handle(method: str, path: str, query: dict[str, str]) -> tuple[int, Any]:
         if method == "GET" and path == "/status":
@@ -181,6 +192,8 @@ def _handler(supervisor: Supervisor, lb: Any, url: str) -> Any:
                 "url": url,
                 "target_groups": lb.describe(),
                 "replicas": supervisor.snapshot(),
+                "services": supervisor.policies.describe(),
+                "listener": _listener_note(supervisor.stack),
             }
         if method == "POST" and path == "/restart":
             service = query.get("service", "")
