@@ -33,6 +33,7 @@ class Datapoint:
     """One period's figures."""
 
     end: float  # AWS seconds
+    seconds: float  # the period's length, AWS seconds
     requests: int
     target_4xx: int
     target_5xx: int
@@ -50,8 +51,11 @@ class Datapoint:
 
     @property
     def requests_per_target(self) -> float | None:
-        """ALBRequestCountPerTarget: requests in the period per running target."""
-        return self.requests / self.running if self.running else None
+        """ALBRequestCountPerTarget: requests per running target per minute (the period's sum
+        scaled to 60 s: a late reading makes a longer period, not a busier one)."""
+        if not self.running or self.seconds <= 0:
+            return None
+        return round(self.requests * 60.0 / self.seconds / self.running, 3)
 
 
 class PeriodSampler:
@@ -68,6 +72,7 @@ class PeriodSampler:
         base = self._base
         point = Datapoint(
             end=now,
+            seconds=now - self._start,
             requests=max(reading.requests - base.requests, 0),
             target_4xx=max(reading.target_4xx - base.target_4xx, 0),
             target_5xx=max(reading.target_5xx - base.target_5xx, 0),

@@ -206,8 +206,19 @@ class Policies:
                 if rollout is None
                 else {"phase": rollout.phase, "new_percent": rollout.share},
                 "last_rollout": p.last_rollout,
+                "last_datapoint": None if not p.points else _show(p.points[-1]),
             }
         return out
+
+
+def _show(point: Datapoint) -> dict[str, Any]:
+    return {
+        "requests": point.requests,
+        "requests_per_target": point.requests_per_target,
+        "error_percent": point.error_percent,
+        "cpu_percent": point.cpu_percent,
+        "running": point.running,
+    }
 
 
 # A deployment whose new replicas fail this many times in a row is rolled back (ECS's deployment

@@ -217,9 +217,11 @@ class Supervisor:
     async def _next_event(self) -> Event:
         if not self._queue.empty():
             return self._queue.get_nowait()
-        wakes = [self.reconciler.next_wakeup(), self.policies.next_wakeup()]
-        wake = min(w for w in wakes if w is not None)
-        timeout = min(TICK, wake - self._clock())
+        wakes = [self.reconciler.next_wakeup()]
+        if not self.reconciler.shutting_down:  # (the policies stop with the stack)
+            wakes.append(self.policies.next_wakeup())
+        wake = min((w for w in wakes if w is not None), default=None)
+        timeout = TICK if wake is None else min(TICK, wake - self._clock())
         if timeout <= 0:
             return None
         try:
