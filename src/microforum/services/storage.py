@@ -33,10 +33,12 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from microforum.logfiles import create_private
 from microforum.services.groupcommit import GroupCommit
 from microforum.services.settings import sqlite_path
 from microforum.services.walindex import WalIndex
@@ -154,7 +156,11 @@ class SqliteDatabase:
         self.path = path
         directory = os.path.dirname(path)
         if directory:
-            os.makedirs(directory, exist_ok=True)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        if path != ":memory:" and not path.startswith("file:"):
+            # A new database is readable by its owner only (SQLite gives its -wal and -shm
+            # files the database's mode).
+            create_private(Path(path))
         self._writer = _sqlite_connect(path)
         self._reader = _SqliteConn(_sqlite_connect(path))
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
