@@ -49,6 +49,13 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     restart.add_argument("--stack", default=d.STACK_FILE, metavar="FILE", help=STACK_HELP)
     restart.set_defaults(func=_restart)
 
+    logs = subparsers.add_parser("logs", help="the local stack's logs, per replica, interleaved in time")
+    logs.add_argument("service", nargs="?", help="one service (e.g. users) or replica (users-2)")
+    logs.add_argument("--stack", default=d.STACK_FILE, metavar="FILE", help=STACK_HELP)
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines (Ctrl-C stops)")
+    logs.add_argument("--since", metavar="DURATION", help="only the last DURATION (e.g. 30s, 10m, 1h30m)")
+    logs.set_defaults(func=_logs)
+
 
 def _port(text: str) -> int:
     try:
@@ -102,6 +109,33 @@ def _status(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         sys.stdout.write(format_status(body))
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from microforum.errors import UsageError
+    from microforum.local.logs import parse_duration, print_logs
+    from microforum.local.replicalogs import LOG_DIR
+    from microforum.local.stack import data_dir_of
+
+    stack, path = _load(args.stack)
+    names = [s.name for s in stack.services]
+    if args.service and args.service.rsplit("-", 1)[0] not in names and args.service not in names:
+        raise UsageError(
+            f"logs {args.service}: no such service in {path}", hint=f"services: {', '.join(names)}"
+        )
+    since = parse_duration(args.since) if args.since is not None else None
+    directory = data_dir_of(stack, path) / LOG_DIR
+
+    def out(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        if args.follow:
+            sys.stdout.flush()
+
+    try:
+        print_logs(directory, args.service, since, args.follow, out)
+    except KeyboardInterrupt:
+        return 130
     return 0
 
 

@@ -32,6 +32,7 @@ from microforum.local.control import (
     read_control,
 )
 from microforum.local.processes import LogStream, ProcessRunner
+from microforum.local.replicalogs import LOG_DIR, ReplicaLogs
 from microforum.local.runner import Runner
 from microforum.local.supervisor import HOST, SUPERVISOR, Supervisor
 from microforum.logfiles import private_dir
@@ -103,7 +104,10 @@ async def _up(
         ) from exc
     lb = _new_balancer(stack, data_dir)
     url = f"http://{HOST}:{await _start_balancer(lb, port)}"
-    log = LogStream(out)
+    files = ReplicaLogs(
+        data_dir / LOG_DIR, d.LOCAL_REPLICA_LOG_MAX_SIZE_MIB << 20, d.LOCAL_REPLICA_LOG_MAX_FILES
+    )
+    log = LogStream(out, files=files)
     lb_messages = _route_messages(log)
     for line in notice.splitlines():
         log.line(SUPERVISOR, line.removeprefix("microforum: "))

@@ -167,3 +167,9 @@ ECS_HEALTH_CHECK_GRACE_PERIOD = 30
 # targets must keep idle connections open longer than the load balancer, or 502s follow
 # (ALB "Connection idle timeout" documentation). Seconds.
 TARGET_KEEP_ALIVE_MARGIN = 15
+
+# Per-replica log files under `up` (<data_dir>/logs/<replica>.log, read by `microforum logs`),
+# rotated by size as docker's json-file driver does (its max-size/max-file options): at most
+# this many MiB per file, this many files per replica (the current one and the rotated ones).
+LOCAL_REPLICA_LOG_MAX_SIZE_MIB = 10
+LOCAL_REPLICA_LOG_MAX_FILES = 3
