@@ -68,6 +68,14 @@ class Policies:
             )
             for s in stack.services
         }
+        for s in stack.services:  # like register_scalable_target: the count within min..max at once
+            if s.autoscaling and not s.autoscaling.min <= s.desired_count <= s.autoscaling.max:
+                bounded = min(max(s.desired_count, s.autoscaling.min), s.autoscaling.max)
+                reconciler.set_desired(s.name, bounded)
+                scaler = self._services[s.name].scaler
+                assert scaler is not None
+                scaler.desired = bounded
+                scaler.reason = f"desired_count {s.desired_count} outside min..max: {bounded}"
 
     def _aws(self, now: float) -> float:
         return now * self._scale

@@ -123,7 +123,7 @@ async def _up(
     control = ControlServer(_handler(supervisor, lb, url, log))
     await control.start()
     control.write_file(control_path(data_dir), url)
-    supervisor.on_ready(lambda: _announce(log, stack, url, started))
+    supervisor.on_ready(lambda: _announce(log, stack, url, started, supervisor))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, supervisor.request_shutdown, f"{signum.name} received")
@@ -189,8 +189,8 @@ async def _start_balancer(lb: Any, port: int) -> int:
         raise MicroforumError(f"start the load balancer on {HOST}:{port}: {exc}") from exc
 
 
-def _announce(log: LogStream, stack: Stack, url: str, started: float) -> None:
-    targets = sum(s.desired_count for s in stack.services)
+def _announce(log: LogStream, stack: Stack, url: str, started: float, supervisor: Supervisor) -> None:
+    targets = sum(supervisor.reconciler.desired(s.name) for s in stack.services)  # (autoscaling's min)
     elapsed = time.monotonic() - started
     log.line(SUPERVISOR, f"{targets} targets healthy in {elapsed:.2f} s")
     log.line(SUPERVISOR, f"stack '{stack.name}' ready at {url}  (Ctrl-C stops it)")
