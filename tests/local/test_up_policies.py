@@ -18,7 +18,7 @@ services:
   web:
     command: [{json.dumps(sys.executable)}, {json.dumps(str(STANDIN))}]
     desired_count: 1
-    autoscaling: {{min: 1, max: 3, requests_per_target: 2}}
+    autoscaling: {{min: 2, max: 3, requests_per_target: 2}}
     deregistration_delay: 0
 listener:
   default_action: {{forward: web}}
@@ -47,15 +47,19 @@ def test_load_scales_the_service_out_to_max_and_idleness_back_in_to_min(tmp_path
     stack_file.write_text(SCALING_STACK)
     with up(stack_file) as stack:
         url = stack.wait_ready()
+        stack.wait_for(r"2 targets healthy")  # desired_count 1 is below min: it starts at 2
+        assert (
+            "desired_count 1 outside min..max: 2" in status(stack_file)["services"]["web"]["desired_reason"]
+        )
         with Load(url, "/whoami", clients=2):
             body = _wait(stack_file, lambda b: b["services"]["web"]["desired"] == 3 and _healthy(b) == 3)
         web = body["services"]["web"]
         assert "ALBRequestCountPerTarget" in web["desired_reason"] and "> target 2" in web["desired_reason"]
         stack.wait_for(r"service 'web': autoscaling: desired 3 ")
-        body = _wait(stack_file, lambda b: b["services"]["web"]["desired"] == 1 and _healthy(b) == 1)
-        assert "< 1.8 (90 % of target) for 15 datapoints -> 1" in body["services"]["web"]["desired_reason"]
+        body = _wait(stack_file, lambda b: b["services"]["web"]["desired"] == 2 and _healthy(b) == 2)
+        assert "< 1.8 (90 % of target) for 15 datapoints -> 2" in body["services"]["web"]["desired_reason"]
         text = microforum("status", "--stack", str(stack_file))
-        assert "desired 1 (autoscaling 1..3): ALBRequestCountPerTarget 0 < 1.8" in text.stdout
+        assert "desired 2 (autoscaling 2..3): ALBRequestCountPerTarget 0 < 1.8" in text.stdout
         print("\n" + text.stdout)
         assert stack.stop() == 0
 
