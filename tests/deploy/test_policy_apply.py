@@ -1,0 +1,94 @@
+"""The policies AWS keeps by name, applied on moto's server: created, a second run plans
+nothing, a removed key removes what it made, and an empty desired state (destroy) leaves nothing.
+
+The ECS services the scalable targets belong to are created here directly (moto checks they
+exist); everything else goes through `plan_policies` and `apply`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from deploy_helpers import REGION, client
+
+from microforum.deploy.aws import Aws
+from microforum.deploy.policies import render_policies
+from microforum.deploy.policy_apply import PolicyState, apply, plan_policies, read_policies, resolve
+from microforum.deploy.render import Target
+from microforum.spec.load import parse_stack
+
+CLUSTER = "mf-cluster"
+TG_ARN_PREFIX = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup"
+LB_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/mf/50dc6c495c0c9188"
+DOC: dict[str, Any] = {
+    "name": "mf",
+    "services": {
+        "users": {"autoscaling": {"min": 1, "max": 4, "requests_per_target": 500, "cpu_percent": 60}},
+        "posts": {"autoscaling": {"min": 2, "max": 3, "cpu_percent": 70}},
+        "monolith": None,
+    },
+    "listener": {"rules": []},
+}
+
+
+def _ecs_services() -> None:
+    ecs = client("ecs")
+    ecs.create_cluster(clusterName=CLUSTER)
+    ecs.register_task_definition(
+        family="mf", containerDefinitions=[{"name": "c", "image": "x", "memory": 64}]
+    )
+    for name in DOC["services"]:
+        ecs.create_service(cluster=CLUSTER, serviceName=name, taskDefinition="mf", desiredCount=1)
+
+
+def _desired(doc: dict[str, Any]) -> PolicyState:
+    stack = parse_stack(copy.deepcopy(doc))
+    rendered = render_policies(stack, Target("mf", REGION, {"ClusterName": CLUSTER}))
+    arns = {s.name: f"{TG_ARN_PREFIX}/mf-{s.name}/0123456789abcdef" for s in stack.services}
+    return resolve(rendered, LB_ARN, arns)
+
+
+def _run(aws: Aws, want: PolicyState) -> list[str]:
+    steps = plan_policies(want, read_policies(aws, "mf", CLUSTER, list(DOC["services"])))
+    apply(aws, steps)
+    return [step.message for step in steps]
+
+
+def test_policies_are_created_then_unchanged_then_removed_with_their_key_then_destroyed(aws: str) -> None:
+    _ecs_services()
+    tool = Aws(REGION)
+    first = _run(tool, _desired(DOC))
+    assert "create scalable target service/mf-cluster/users: 1..4 tasks" in first
+    assert (
+        "create scaling policy mf-users-requests" in first and "create scaling policy mf-posts-cpu" in first
+    )
+    assert "create alarm mf-monolith-error-rate" in first and "create dashboard mf" in first
+    assert len(first) == 2 + 3 + 4 * 3 + 1
+    alarm = client("cloudwatch").describe_alarms(AlarmNames=["mf-users-target-5xx"])["MetricAlarms"][0]
+    dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    assert dimensions == {"LoadBalancer": "app/mf/50dc6c495c0c9188",
+                          "TargetGroup": "targetgroup/mf-users/0123456789abcdef"}  # fmt: skip
+    policy = client("application-autoscaling").describe_scaling_policies(
+        ServiceNamespace="ecs", PolicyNames=["mf-users-requests"])["ScalingPolicies"][0]  # fmt: skip
+    label = policy["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
+        "ResourceLabel"
+    ]
+    assert label == "app/mf/50dc6c495c0c9188/targetgroup/mf-users/0123456789abcdef"
+
+    assert _run(tool, _desired(DOC)) == []  # a second deploy changes nothing
+
+    smaller = copy.deepcopy(DOC)
+    del smaller["services"]["users"]["autoscaling"]
+    smaller["services"]["posts"]["alarms"] = {"error_percent": 5}
+    third = _run(tool, _desired(smaller))
+    assert sorted(third) == sorted([
+        "change alarm mf-posts-error-rate",
+        "delete scaling policy mf-users-requests", "delete scaling policy mf-users-cpu",
+        "delete scalable target service/mf-cluster/users",
+    ])  # fmt: skip
+    assert _run(tool, _desired(smaller)) == []
+
+    last = _run(tool, PolicyState())  # destroy
+    assert last and all(message.startswith("delete ") for message in last)
+    assert read_policies(tool, "mf", CLUSTER, list(DOC["services"])) == PolicyState()
