@@ -99,7 +99,7 @@ def test_https_listener_and_the_redirect() -> None:
 
 def test_strategies_and_alarm_names_in_the_deployment_configuration() -> None:
     stack = parse_stack(copy.deepcopy(DOC))
-    users = convert_deployment_configuration(stack, stack.service("users"))
+    users = convert_deployment_configuration("mf", stack.service("users"))
     assert (users["strategy"], users["canaryConfiguration"]) == (
         "CANARY",
         {"canaryPercent": d.CANARY_PERCENT, "canaryBakeTimeInMinutes": d.CANARY_BAKE_MINUTES},
@@ -114,9 +114,9 @@ def test_strategies_and_alarm_names_in_the_deployment_configuration() -> None:
         "enable": True,
         "rollback": True,
     }
-    threads = convert_deployment_configuration(stack, stack.service("threads"))
+    threads = convert_deployment_configuration("mf", stack.service("threads"))
     assert threads["linearConfiguration"] == {"stepPercent": 25.0, "stepBakeTimeInMinutes": 2}
-    monolith = convert_deployment_configuration(stack, stack.service("monolith"))
+    monolith = convert_deployment_configuration("mf", stack.service("monolith"))
     assert monolith["strategy"] == "ROLLING" and "canaryConfiguration" not in monolith
     services = _rendered()["services"]
     assert services["monolith"]["scalable_target"] is None and services["monolith"]["scaling_policies"] == []

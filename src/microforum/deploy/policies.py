@@ -108,7 +108,7 @@ def convert_scaling_policies(stack: Stack, service: Service, target: Target) -> 
         )
     return [
         {
-            "PolicyName": f"{stack.name}-{service.name}-{kind}",
+            "PolicyName": f"{target.stack_name}-{service.name}-{kind}",
             "ServiceNamespace": "ecs",
             "ResourceId": resource_id(service, target),
             "ScalableDimension": "ecs:service:DesiredCount",
@@ -128,8 +128,9 @@ def convert_scaling_policies(stack: Stack, service: Service, target: Target) -> 
 # ------------------------------------------------------------------------- alarms
 
 
-def alarm_name(stack: Stack, service: Service, kind: str) -> str:
-    return f"{stack.name}-{service.name}-{kind}"
+def alarm_name(name: str, service: Service, kind: str) -> str:
+    """`name` is the deployment's (deploy --stack-name), as every name below."""
+    return f"{name}-{service.name}-{kind}"
 
 
 def _dimensions(service: Service) -> list[JSON]:
@@ -139,11 +140,11 @@ def _dimensions(service: Service) -> list[JSON]:
     ]
 
 
-def _alarm(stack: Stack, service: Service, kind: str, what: str, threshold: float, comparison: str,
+def _alarm(name: str, service: Service, kind: str, what: str, threshold: float, comparison: str,
            **metric: Any) -> JSON:  # fmt: skip
     alarms = service.alarms
     return {
-        "AlarmName": alarm_name(stack, service, kind),
+        "AlarmName": alarm_name(name, service, kind),
         "AlarmDescription": f"{service.name}: {what}",
         "ActionsEnabled": False,  # read by ECS deployments (deploymentConfiguration.alarms)
         "EvaluationPeriods": alarms.evaluation_periods,
@@ -152,7 +153,7 @@ def _alarm(stack: Stack, service: Service, kind: str, what: str, threshold: floa
         "ComparisonOperator": comparison,
         "TreatMissingData": "missing",
         **metric,
-        "Tags": tags(stack.name, service.name),
+        "Tags": tags(name, service.name),
     }
 
 
@@ -178,17 +179,17 @@ def _error_rate_metrics(service: Service) -> list[JSON]:
     ]  # fmt: skip
 
 
-def convert_alarms(stack: Stack, service: Service) -> list[JSON]:
+def convert_alarms(name: str, service: Service) -> list[JSON]:
     """put_metric_alarm arguments for the service's four alarms."""
     a = service.alarms
     return [
-        _alarm(stack, service, "target-5xx", "target 5xx responses", a.target_5xx, "GreaterThanThreshold",
+        _alarm(name, service, "target-5xx", "target 5xx responses", a.target_5xx, "GreaterThanThreshold",
                **_metric("HTTPCode_Target_5XX_Count", service, "Sum")),
-        _alarm(stack, service, "unhealthy-hosts", "unhealthy targets", a.unhealthy_hosts,
+        _alarm(name, service, "unhealthy-hosts", "unhealthy targets", a.unhealthy_hosts,
                "GreaterThanOrEqualToThreshold", **_metric("UnHealthyHostCount", service, "Maximum")),
-        _alarm(stack, service, "p99-latency", "p99 target response time (s)", a.p99_seconds,
+        _alarm(name, service, "p99-latency", "p99 target response time (s)", a.p99_seconds,
                "GreaterThanThreshold", **_metric("TargetResponseTime", service, "p99")),
-        _alarm(stack, service, "error-rate", "4xx+5xx as a percent of requests", a.error_percent,
+        _alarm(name, service, "error-rate", "4xx+5xx as a percent of requests", a.error_percent,
                "GreaterThanThreshold", Metrics=_error_rate_metrics(service)),
     ]  # fmt: skip
 
@@ -196,7 +197,7 @@ def convert_alarms(stack: Stack, service: Service) -> list[JSON]:
 # ------------------------------------------------------------------------- deployments
 
 
-def convert_deployment_configuration(stack: Stack, service: Service) -> JSON:
+def convert_deployment_configuration(name: str, service: Service) -> JSON:
     """The service's `deploymentConfiguration` (create_service / update_service)."""
     dep = service.deployment
     out: JSON = {
@@ -205,7 +206,7 @@ def convert_deployment_configuration(stack: Stack, service: Service) -> JSON:
         "minimumHealthyPercent": dep.minimum_healthy_percent,
         "strategy": STRATEGIES[dep.strategy],
         "alarms": {
-            "alarmNames": [a["AlarmName"] for a in convert_alarms(stack, service)],
+            "alarmNames": [a["AlarmName"] for a in convert_alarms(name, service)],
             "enable": True,
             "rollback": True,
         },
@@ -236,7 +237,7 @@ def convert_load_balancers(service: Service, target: Target) -> list[JSON]:
 # ------------------------------------------------------------------------- the dashboard
 
 
-def convert_dashboard(stack: Stack) -> JSON:
+def convert_dashboard(stack: Stack, name: str) -> JSON:
     """put_dashboard arguments: per target group requests, 4xx/5xx, p50/p99, unhealthy hosts."""
     widgets = []
     for row, service in enumerate(stack.services):
@@ -257,7 +258,7 @@ def convert_dashboard(stack: Stack) -> JSON:
                 "properties": {"title": f"{service.name}: {title}", "metrics": metrics,
                                "period": d.ALARM_PERIOD, "region": "<region>", "view": "timeSeries"},
             })  # fmt: skip
-    return {"DashboardName": stack.name, "DashboardBody": json.dumps({"widgets": widgets}, sort_keys=True)}
+    return {"DashboardName": name, "DashboardBody": json.dumps({"widgets": widgets}, sort_keys=True)}
 
 
 # ------------------------------------------------------------------------- everything
@@ -265,7 +266,7 @@ def convert_dashboard(stack: Stack) -> JSON:
 
 def render_policies(stack: Stack, target: Target) -> JSON:
     """The policies' requests, per service, plus the listeners and the dashboard."""
-    dashboard = convert_dashboard(stack)
+    dashboard = convert_dashboard(stack, target.stack_name)
     dashboard["DashboardBody"] = dashboard["DashboardBody"].replace("<region>", target.region)
     return {
         "listeners": convert_listeners(stack, target),
@@ -273,8 +274,8 @@ def render_policies(stack: Stack, target: Target) -> JSON:
             s.name: {
                 "scalable_target": convert_scalable_target(s, target),
                 "scaling_policies": convert_scaling_policies(stack, s, target),
-                "alarms": convert_alarms(stack, s),
-                "deploymentConfiguration": convert_deployment_configuration(stack, s),
+                "alarms": convert_alarms(target.stack_name, s),
+                "deploymentConfiguration": convert_deployment_configuration(target.stack_name, s),
                 "loadBalancers": convert_load_balancers(s, target),
             }
             for s in stack.services

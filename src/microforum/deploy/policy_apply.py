@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from microforum.deploy.aws import Aws
+from microforum.deploy.names import output_ref, tg_ref
+from microforum.deploy.policies import render_policies
+from microforum.deploy.render import Target
 from microforum.deploy.steps import Step, Verb
+from microforum.spec.model import Stack
 
 JSON = dict[str, Any]
 AS = "application-autoscaling"
@@ -173,3 +177,29 @@ def apply(aws: Aws, steps: list[Step]) -> None:
     for step in steps:
         client, operation = step.operation.split(".", 1)
         aws.call(client, operation, **dict(step.params))
+
+
+def deploy_policies(
+    stack: Stack, name: str, aws: Aws, refs: Mapping[str, str], say: Callable[[str], None]
+) -> None:
+    """After deploy's own steps (the target groups and services exist): bring the policies AWS
+    keeps by name to what stack.yaml says, saying each change."""
+    cluster, lb = refs.get(output_ref("ClusterName")), refs.get(output_ref("LoadBalancerArn"))
+    groups = {s.name: refs.get(tg_ref(s.name), "") for s in stack.services}
+    if cluster is None or lb is None or not all(groups.values()):
+        return
+    target = Target(name, aws.region, {"ClusterName": cluster})
+    want = resolve(render_policies(stack, target), lb, groups)
+    steps = plan_policies(want, read_policies(aws, name, cluster, list(groups)))
+    for step in steps:
+        say(f"  {step.message}")
+    apply(aws, steps)
+
+
+def destroy_policies(stack: Stack, name: str, aws: Aws, cluster: str, say: Callable[[str], None]) -> None:
+    """Remove every policy of the deployment `name` (before its services go)."""
+    services = [s.name for s in stack.services]
+    steps = plan_policies(PolicyState(), read_policies(aws, name, cluster, services))
+    for step in steps:
+        say(f"  {step.message}")
+    apply(aws, steps)
