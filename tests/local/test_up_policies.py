@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from up_helpers import STANDIN, Load, microforum, status, up
 
 SCALING_STACK = f"""
@@ -113,4 +114,33 @@ def test_a_bad_revision_is_rolled_back_by_its_canary_with_about_the_canary_share
         text = microforum("status", "--stack", str(stack_file)).stdout
         print(text)
         assert "last deployment (canary): rolled back: the old replicas get all requests" in text
+        assert stack.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("strategy", "step"),
+    [("canary", "canary: new replicas get 20 %"), ("linear", "linear: new replicas get 50 %")],
+)
+def test_a_good_revision_goes_through_its_strategy_without_a_failed_request(
+    strategy: str, step: str, tmp_path: Path
+) -> None:
+    stack_file = tmp_path / "stack.yaml"
+    stack_file.write_text(
+        CANARY_STACK.replace("{marker}", str(tmp_path / "never"))
+        .replace("strategy: canary, canary_percent: 10, bake_minutes: 30",
+                 f"strategy: {strategy}, canary_percent: 20, step_percent: 50, bake_minutes: 1")
+        .replace("deregistration_delay: 0", "deregistration_delay: 1")
+    )  # fmt: skip
+    with up(stack_file) as stack:
+        url = stack.wait_ready()
+        before = {r["pid"] for r in status(stack_file)["replicas"]}
+        with Load(url, "/whoami", clients=2) as load:
+            result = microforum("restart", "web", "--stack", str(stack_file), timeout=120)
+            time.sleep(0.5)
+        assert result.returncode == 0, result.stderr
+        assert load.failures() == [] and load.count() > 0
+        stack.wait_for(rf"deployment: {step} of requests")
+        stack.wait_for(r"deployment: new replicas get all requests; the old ones drain")
+        after = {r["pid"] for r in status(stack_file)["replicas"]}
+        assert len(after) == 2 and not after & before
         assert stack.stop() == 0
