@@ -336,7 +336,7 @@ class Reconciler:
             if counts and healthy - 1 < floor:
                 break
             healthy -= counts
-            actions.append(self._leave(r, "replaced by a newer replica"))
+            actions.append(self._leave(r, _why_surplus(r.generation, state.generation, desired)))
         return actions
 
     def _start_missing(self, state: _ServiceState, now: float) -> list[Action]:
@@ -400,3 +400,11 @@ class Reconciler:
 
 
 _LEAVING = (Phase.DRAINING, Phase.STOPPING)
+
+
+def _why_surplus(generation: int, current: int, desired: int) -> str:
+    if generation < current:
+        return "replaced by a newer replica"
+    if generation > current:
+        return "its deployment was rolled back"
+    return f"more replicas than the desired count ({desired})"
