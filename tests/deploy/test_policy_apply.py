@@ -8,6 +8,8 @@ exist); everything else goes through `plan_policies` and `apply`.
 from __future__ import annotations
 
 import copy
+import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +121,41 @@ def test_deploy_and_destroy_make_and_remove_the_policies(
     assert client("cloudwatch").list_dashboards()["DashboardEntries"] == []
     scaling = client("application-autoscaling")
     assert scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"] == []
+
+
+def test_logs_of_a_deployed_stack_from_cloudwatch_logs(
+    aws: str, stack_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    template = {
+        "Resources": {
+            "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "mf-test-logs"}}
+        },
+        "Outputs": {"LogGroupName": {"Value": {"Ref": "Logs"}}},
+    }
+    client("cloudformation").create_stack(StackName=STACK_NAME, TemplateBody=json.dumps(template))
+    logs = client("logs")
+    now = int(time.time() * 1000)
+    streams = {
+        "users/users/0a1b2c3d4e5f60718293a4b5c6d7e8f9": [(now - 3000, "users up"), (now - 1000, "GET / 200")],
+        "posts/posts/ffeeddccbbaa99887766554433221100": [(now - 2000, "posts up")],
+        "users/users/11112222333344445555666677778888": [(now - 7_200_000, "an old line")],
+    }
+    for stream, events in streams.items():
+        logs.create_log_stream(logGroupName="mf-test-logs", logStreamName=stream)
+        logs.put_log_events(logGroupName="mf-test-logs", logStreamName=stream,
+                            logEvents=[{"timestamp": t, "message": m} for t, m in events])  # fmt: skip
+    base = ["logs", "--region", REGION, "--stack-name", STACK_NAME, "--stack", str(stack_file)]
+    code, out, err = cli(*base, "--since", "10m", capsys=capsys)
+    assert code == 0, err
+    assert out.splitlines() == [
+        "users-0a1b2c3d | users up", "posts-ffeeddcc | posts up", "users-0a1b2c3d | GET / 200"]  # fmt: skip
+    code, out, _ = cli(*base, "users", capsys=capsys)
+    assert out.splitlines() == [  # (the users service only)
+        "users-11112222 | an old line",
+        "users-0a1b2c3d | users up",
+        "users-0a1b2c3d | GET / 200",
+    ]
+    code, _, err = cli(
+        "logs", "--region", REGION, "--stack-name", "nope", "--stack", str(stack_file), capsys=capsys
+    )
+    assert code == 1 and "logs of stack nope: no such deployed stack in us-east-1" in err

@@ -54,6 +54,8 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     logs.add_argument("--stack", default=d.STACK_FILE, metavar="FILE", help=STACK_HELP)
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines (Ctrl-C stops)")
     logs.add_argument("--since", metavar="DURATION", help="only the last DURATION (e.g. 30s, 10m, 1h30m)")
+    logs.add_argument("--region", help="with --stack-name: the deployed stack's CloudWatch Logs")
+    logs.add_argument("--stack-name", metavar="S", help="the deployed stack (deploy --stack-name)")
     logs.set_defaults(func=_logs)
 
 
@@ -125,7 +127,6 @@ def _logs(args: argparse.Namespace) -> int:
             f"logs {args.service}: no such service in {path}", hint=f"services: {', '.join(names)}"
         )
     since = parse_duration(args.since) if args.since is not None else None
-    directory = data_dir_of(stack, path) / LOG_DIR
 
     def out(line: str) -> None:
         sys.stdout.write(line + "\n")
@@ -133,10 +134,20 @@ def _logs(args: argparse.Namespace) -> int:
             sys.stdout.flush()
 
     try:
-        print_logs(directory, args.service, since, args.follow, out)
+        if args.stack_name:
+            _aws_logs(args, since, out)
+        else:
+            print_logs(data_dir_of(stack, path) / LOG_DIR, args.service, since, args.follow, out)
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _aws_logs(args: argparse.Namespace, since: float | None, out: Any) -> None:
+    from microforum.deploy.aws import Aws
+    from microforum.deploy.logs import print_aws_logs
+
+    print_aws_logs(Aws(args.region), args.stack_name, args.service, since, args.follow, out)
 
 
 def _restart(args: argparse.Namespace) -> int:

@@ -52,7 +52,9 @@ def merge(streams: Iterable[Iterable[Line]], since: str = "") -> Iterator[Line]:
 
 
 def show(line: Line) -> str:
-    return f"{line[1]:<{PREFIX_WIDTH}}| {line[2]}"
+    """As `up` prints it: the source padded to 12 (and a space after a longer one), `| `, text."""
+    width = max(PREFIX_WIDTH, len(line[1]) + 1)
+    return f"{line[1]:<{width}}| {line[2]}"
 
 
 def source_of(path: Path) -> str:
