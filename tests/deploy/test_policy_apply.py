@@ -159,3 +159,29 @@ def test_logs_of_a_deployed_stack_from_cloudwatch_logs(
         "logs", "--region", REGION, "--stack-name", "nope", "--stack", str(stack_file), capsys=capsys
     )
     assert code == 1 and "logs of stack nope: no such deployed stack in us-east-1" in err
+
+
+def test_status_of_a_deployed_stack_reads_targets_tasks_alarms_and_figures_from_aws(
+    aws: str, stack_file: Path, moto_template: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put_images()
+    code, _, err = cli(*deploy_args(stack_file, moto_template), capsys=capsys)
+    assert code == 0, err
+    argv = ["status", "--region", REGION, "--stack-name", STACK_NAME, "--stack", str(stack_file)]
+    code, out, err = cli(*argv, capsys=capsys)
+    assert code == 0, err
+    with capsys.disabled():
+        print("\n" + out)
+    for service in SERVICES:
+        assert f"target group {service}" in out
+    assert "  desired 1: 1 running, 0 pending" in out
+    assert "  alarm error-rate: " in out and "requests 0  target 4xx 0" in out
+    code, out, _ = cli(*argv, "--json", capsys=capsys)
+    body = json.loads(out)
+    assert body["stack"] == STACK_NAME and set(body["services"]) == set(SERVICES)
+    assert {a["name"] for a in body["services"]["users"]["alarms"]} == {
+        "target-5xx", "unhealthy-hosts", "p99-latency", "error-rate"}  # fmt: skip
+    code, _, err = cli(
+        "status", "--region", REGION, "--stack-name", "nope", "--stack", str(stack_file), capsys=capsys
+    )
+    assert code == 1 and "status of stack nope: no such deployed stack" in err

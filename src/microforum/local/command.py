@@ -40,6 +40,8 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     status = subparsers.add_parser("status", help="target health per target group of the running stack")
     status.add_argument("--stack", default=d.STACK_FILE, metavar="FILE", help=STACK_HELP)
     status.add_argument("--json", action="store_true", help="print the raw JSON")
+    status.add_argument("--region", help="with --stack-name: the deployed stack, read from AWS")
+    status.add_argument("--stack-name", metavar="S", help="the deployed stack (deploy --stack-name)")
     status.set_defaults(func=_status)
 
     restart = subparsers.add_parser(
@@ -105,7 +107,13 @@ def _status(args: argparse.Namespace) -> int:
     from microforum.local.control import call
     from microforum.local.status import format_status
 
-    body = call(_control(args), "GET", "/status")
+    if getattr(args, "stack_name", None):
+        from microforum.deploy.aws import Aws
+        from microforum.deploy.status import aws_status
+
+        body = aws_status(_load(args.stack)[0], Aws(args.region), args.stack_name)
+    else:
+        body = call(_control(args), "GET", "/status")
     if args.json:
         json.dump(body, sys.stdout, indent=2)
         sys.stdout.write("\n")
