@@ -32,6 +32,7 @@ HERE = ROOT / "mutation"
 WORK = ROOT / ".mutmut"
 REPORT = ROOT / "docs" / "mutation-report.md"
 MUTMUT = Path(sys.executable).parent / "mutmut"
+ALSO_COPY = ("stack.yaml", "infrastructure")  # files the tests read beside src/ and tests/
 # mutmut's exit-code verdicts (mutmut/stats.py): these count as killed; 0, 5, 33 as survived.
 KILLED = {1, 3, 24, -24, 36, 152, 255, -11, -9, 37}
 NOT_RUN = {None, 2, 34}
@@ -96,13 +97,17 @@ def prepare(path: str, tests: list[str]) -> Path:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.so", "*.egg-info")
-    for tree in ("src", "tests"):
-        shutil.copytree(ROOT / tree, work / tree, ignore=ignore)
+    for tree in ("src", "tests", *ALSO_COPY):
+        if (ROOT / tree).is_dir():
+            shutil.copytree(ROOT / tree, work / tree, ignore=ignore)
+        else:
+            shutil.copy2(ROOT / tree, work / tree)
     settings = {
         "source_paths": ["src/microforum"],
         "only_mutate": [path],
         "pytest_add_cli_args_test_selection": tests,
         "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q", "-x"],
+        "also_copy": list(ALSO_COPY),
         "use_git_change_detection": False,
         "use_setproctitle": False,
     }
