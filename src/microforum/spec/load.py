@@ -34,6 +34,7 @@ from microforum.spec.reader import Node, SpecError, optional, show
 
 __all__ = ["SpecError", "load_stack", "parse_stack"]
 
+# Matched with fullmatch: `$` alone also matches before a final newline ("web\n").
 _SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 _SUCCESS_CODES = re.compile(r"^\d{3}(-\d{3})?(,\d{3}(-\d{3})?)*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -90,7 +91,7 @@ def parse_stack(data: Any, source: str = d.STACK_FILE) -> Stack:
 
 
 def _service(node: Node, name: str) -> Service:
-    if not _SERVICE_NAME.match(name):
+    if not _SERVICE_NAME.fullmatch(name):
         raise node.fail("service names must be 1-32 lowercase letters, digits and -, starting with a letter")
     f = node.mapping(
         (
@@ -170,7 +171,7 @@ def _environment(node: Node | None) -> tuple[tuple[str, str], ...]:
     env = []
     for key, value in node.value.items():
         child = node.child(str(key), value)
-        if not _ENV_NAME.match(str(key)):
+        if not _ENV_NAME.fullmatch(str(key)):
             raise child.fail("must be a valid environment variable name")
         if isinstance(value, Mapping | list) or value is None:
             raise child.fail(f"must be a string, number or boolean, got {show(value)}")
@@ -222,7 +223,7 @@ def _health_path(node: Node) -> str:
 
 def _success_codes(node: Node) -> str:
     codes = str(node.value) if isinstance(node.value, int) else node.string()
-    if not _SUCCESS_CODES.match(codes):
+    if not _SUCCESS_CODES.fullmatch(codes):
         raise node.fail(f"must look like 200, 200,202 or 200-299, got {codes!r}")
     for part in codes.split(","):
         low, _, high = part.partition("-")
