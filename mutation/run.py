@@ -132,11 +132,30 @@ def verdicts(work: Path, path: str) -> dict[str, int | None]:
     return json.loads(meta.read_text())["exit_code_by_key"]
 
 
-def changed_lines(work: Path, name: str) -> str:
-    """The mutant's diff reduced to its changed lines, stripped: stable when lines move."""
-    shown = mutmut(work, "show", name).splitlines()
-    body = [line for line in shown if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-    return "\n".join(f"{line[0]} {line[1:].strip()}" for line in body)
+# `mutmut show NAME` for many names in one process (mutmut's start-up is the cost of each call).
+_SHOW = """
+import sys
+from mutmut.__main__ import show
+for name in sys.argv[1:]:
+    print("\\0" + name, flush=True)
+    show.callback(name)
+"""
+
+
+def changed_lines(work: Path, names: list[str]) -> dict[str, str]:
+    """Each mutant's diff reduced to its changed lines, stripped: stable when lines move."""
+    if not names:
+        return {}
+    done = subprocess.run(
+        [sys.executable, "-c", _SHOW, *names], cwd=work, capture_output=True, text=True, check=True
+    )
+    diffs: dict[str, list[str]] = {}
+    for line in done.stdout.splitlines():
+        if line.startswith("\0"):
+            current = diffs.setdefault(line[1:], [])
+        elif line[:1] in "+-" and not line.startswith(("+++", "---")):
+            current.append(f"{line[0]} {line[1:].strip()}")
+    return {name: "\n".join(lines) for name, lines in diffs.items()}
 
 
 def run_module(module: dict[str, object], sample: int, seed: int, jobs: int) -> Result:
@@ -150,13 +169,12 @@ def run_module(module: dict[str, object], sample: int, seed: int, jobs: int) -> 
     mutmut(work, "run", "--max-children", str(jobs), *names)
     result = Result(path, tests)
     for name, code in sorted(verdicts(work, path).items(), key=lambda kv: natural(kv[0])):
-        if names and name not in names:
-            continue
-        verdict = "killed" if code in KILLED else "not run" if code in NOT_RUN else "survived"
-        mutant = Mutant(name, verdict)
-        if verdict == "survived":
-            mutant.diff = changed_lines(work, name)
-        result.mutants.append(mutant)
+        if not names or name in names:
+            verdict = "killed" if code in KILLED else "not run" if code in NOT_RUN else "survived"
+            result.mutants.append(Mutant(name, verdict))
+    diffs = changed_lines(work, [m.name for m in result.mutants if m.verdict == "survived"])
+    for mutant in result.mutants:
+        mutant.diff = diffs.get(mutant.name, "")
     return result
 
 
