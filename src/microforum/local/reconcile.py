@@ -118,7 +118,7 @@ def crash_message(replica_id: str, exit_code: int, failures: int, delay: float, 
 
 
 def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
 
 
@@ -226,7 +226,7 @@ class Reconciler:
         """
         state = self._index.pop(replica_id, None)
         if state:
-            state.replicas.pop(replica_id, None)
+            del state.replicas[replica_id]  # the index and the service hold the same ids
 
     def restart(self, service: str) -> int:
         """Begin a rolling replacement of every replica of `service`; the new generation."""
@@ -289,19 +289,17 @@ class Reconciler:
         return [self._drain(r, "its target is unhealthy", fault=True) for r in sick]
 
     def _drain_surplus(self, state: _ServiceState) -> list[Action]:
-        """Drain old-generation replicas and extras while enough healthy ones remain."""
+        """Drain old-generation replicas while enough healthy ones remain."""
         desired = state.policy.desired_count
         floor = math.ceil(desired * state.policy.minimum_healthy_percent / 100)
         active = [r for r in state.replicas.values() if r.phase not in _LEAVING]
         healthy = sum(1 for r in active if r.health == "healthy")
-        current = [r for r in active if r.generation == state.generation]
+        # Only older generations are ever surplus: `_start_missing` never lets the current one
+        # exceed desired_count. Unhealthy or not yet registered ones go first: they serve nothing.
         old = [r for r in active if r.generation != state.generation]
-        # Unhealthy or not yet registered old replicas go first: they serve nothing.
         old.sort(key=lambda r: (r.health == "healthy", r.started_at))
-        extra = sorted(current, key=lambda r: (r.health == "healthy", -r.started_at))
-        candidates = old + extra[: max(len(current) - desired, 0)]
         actions: list[Action] = []
-        for r in candidates:
+        for r in old:
             counts = r.health == "healthy"
             if counts and healthy - 1 < floor:
                 break
