@@ -181,3 +181,13 @@ def test_a_port_conflict_of_an_unknown_replica_is_ignored() -> None:
     rec.port_conflict(first)
     assert rec.replicas() == []
     assert started(rec.decide(1)) == ["users-2"]
+
+
+def test_a_stuck_replica_after_a_crash_is_the_second_failure() -> None:
+    rec = Reconciler([policy()])
+    (first,) = started(rec.decide(0))
+    rec.exited(first, 1, [], now=0)
+    (second,) = started(rec.decide(0))
+    actions = rec.decide(START_TIMEOUT)
+    assert actions == [Stop("users", second, f"not listening after {START_TIMEOUT:g} s", True)]
+    assert (rec.failures("users"), rec.next_wakeup()) == (2, START_TIMEOUT + 1)
