@@ -503,3 +503,33 @@ def test_a_trailing_newline_is_not_part_of_a_name(doc: Any, message: str) -> Non
     with pytest.raises(SpecError) as caught:
         parse_stack(doc, "stack.yaml")
     assert str(caught.value).startswith(f"stack.yaml: {message}")
+
+
+def test_load_stack_refusals_in_full(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(UsageError) as caught:
+        load_stack(missing)
+    assert str(caught.value) == f"read {missing}: no such file"
+    assert caught.value.hint == "run from the project's root or pass --stack FILE"
+    with pytest.raises(UsageError) as directory:
+        load_stack(tmp_path)
+    assert str(directory.value) == f"read {tmp_path}: Is a directory"
+    (tmp_path / "bell.yaml").write_text("services:\x07\n")  # refused by YAML's reader: no line
+    with pytest.raises(SpecError) as bell:
+        load_stack(tmp_path / "bell.yaml")
+    assert str(bell.value).startswith(
+        f"{tmp_path / 'bell.yaml'}: document: not valid YAML: unacceptable character"
+    )
+    (tmp_path / "tab.yaml").write_text("services:\n\tusers:\n")
+    with pytest.raises(SpecError) as tab:
+        load_stack(tmp_path / "tab.yaml")
+    assert str(tab.value) == (
+        f"{tmp_path / 'tab.yaml'}: line 2: not valid YAML: found character '\\t' that cannot start any token"
+    )
+
+
+def test_a_stack_file_is_read_as_utf_8(tmp_path: Path) -> None:
+    (tmp_path / "stack.yaml").write_bytes(
+        "services:\n  users: {environment: {GREETING: héllo}}\n  threads:\n  posts:\n  monolith:\n".encode()
+    )
+    assert users(load_stack(tmp_path / "stack.yaml")).environment == (("GREETING", "héllo"),)
