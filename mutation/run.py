@@ -33,6 +33,8 @@ WORK = ROOT / ".mutmut"
 REPORT = ROOT / "docs" / "mutation-report.md"
 MUTMUT = Path(sys.executable).parent / "mutmut"
 ALSO_COPY = ("stack.yaml", "infrastructure")  # files the tests read beside src/ and tests/
+# CHECKOV set: tests/deploy/conftest.py then starts no checkov install (no unit test uses it).
+ENV = os.environ | {"NO_COLOR": "1", "CHECKOV": os.environ.get("CHECKOV", "checkov")}
 # mutmut's exit-code verdicts (mutmut/stats.py): these count as killed; 0, 5, 33 as survived.
 KILLED = {1, 3, 24, -24, 36, 152, 255, -11, -9, 37}
 NOT_RUN = {None, 2, 34}
@@ -119,9 +121,7 @@ def prepare(path: str, tests: list[str]) -> Path:
 
 def mutmut(work: Path, *args: str) -> str:
     """Run mutmut in the scratch copy (its output only shown when it fails)."""
-    done = subprocess.run(
-        [str(MUTMUT), *args], cwd=work, capture_output=True, text=True, env=os.environ | {"NO_COLOR": "1"}
-    )
+    done = subprocess.run([str(MUTMUT), *args], cwd=work, capture_output=True, text=True, env=ENV)
     if done.returncode != 0:
         sys.exit(f"mutmut {' '.join(args[:2])} in {work} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     return done.stdout
