@@ -73,6 +73,7 @@ def test_a_sticky_cookie_names_its_group_whatever_the_name_length(name: str) -> 
         ("AWSALBTG=%%%; AWSALBTG=" + sticky_value("users"), None),  # the first one decides
         ("AWSALBTG=_w", None),  # decodes to b"\xff", not UTF-8
         ("  AWSALBTG=" + sticky_value("users") + "  ", "users"),
+        ("AWSALBTG=cG9zdHM=", "posts"),  # a padded value (base64 of "posts") is read too
     ],
 )
 def test_which_cookie_is_read(cookie: str, chosen: str | None) -> None:
