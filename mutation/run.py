@@ -16,6 +16,8 @@ equivalent.toml entry matches no mutant any more (the file must stay true). See 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.metadata
 import json
 import os
 import random
@@ -258,16 +260,48 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("MUTATE_JOBS", os.cpu_count() or 1)))
     parser.add_argument("--only", help="run only the modules whose path contains this")
     args = parser.parse_args()
-    modules = [m for m in load_modules() if not args.only or args.only in str(m["path"])]
-    results = []
-    for module in modules:
-        print(f"mutate: {module['path']}", flush=True)
-        results.append(run_module(module, args.sample, args.seed, args.jobs))
+    every = load_modules()
+    ran = {}
+    for module in every:
+        if not args.only or args.only in str(module["path"]):
+            print(f"mutate: {module['path']}", flush=True)
+            ran[str(module["path"])] = run_module(module, args.sample, args.seed, args.jobs)
+            if not args.sample:
+                save(module, ran[str(module["path"])])
+    results = list(ran.values())
+    missing: list[str] = []
+    if not args.sample:  # the report covers every module: the others from their current results
+        known = [ran.get(str(m["path"])) or cached(m) for m in every]
+        missing = [str(m["path"]) for m, r in zip(every, known, strict=True) if r is None]
+        results = [r for r in known if r is not None]
     stale = mark_equivalents(results, load_equivalents())
-    return verdict(results, stale, args)
+    return verdict(results, stale, args, missing)
 
 
-def verdict(results: list[Result], stale: list[str], args: argparse.Namespace) -> int:
+def fingerprint(module: dict[str, object]) -> str:
+    """What a module's result depends on: its source, its tests, the suite's conftest, mutmut."""
+    digest = hashlib.sha256(importlib.metadata.version("mutmut").encode())
+    for name in [module["path"], *module["tests"], "tests/conftest.py"]:  # type: ignore[misc]
+        digest.update(str(name).encode() + b"\0" + (ROOT / str(name)).read_bytes())
+    return digest.hexdigest()
+
+
+def save(module: dict[str, object], result: Result) -> None:
+    mutants = [[m.name, m.verdict, m.diff] for m in result.mutants]
+    data = {"fingerprint": fingerprint(module), "tests": result.tests, "mutants": mutants}
+    (WORK / f"{module_name(result.path)}.json").write_text(json.dumps(data))
+
+
+def cached(module: dict[str, object]) -> Result | None:
+    """The module's last full result, if its source and tests have not changed since."""
+    path = WORK / f"{module_name(str(module['path']))}.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    if data.get("fingerprint") != fingerprint(module):
+        return None
+    return Result(str(module["path"]), data["tests"], [Mutant(*m) for m in data["mutants"]])
+
+
+def verdict(results: list[Result], stale: list[str], args: argparse.Namespace, missing: list[str]) -> int:
     known = known_survivors()
     failed = False
     for r in results:
@@ -287,7 +321,9 @@ def verdict(results: list[Result], stale: list[str], args: argparse.Namespace) -
     for entry in stale:
         print(f"mutation/equivalent.toml: no such surviving mutant any more: {entry}")
     failed |= bool(stale) and not args.sample
-    if not args.sample and not args.only:
+    if missing:
+        print(f"{REPORT.relative_to(ROOT)} not written: no current result for {', '.join(missing)}")
+    elif not args.sample:
         write_report(results, args.min_score)
         print(f"wrote {REPORT.relative_to(ROOT)}")
     return 1 if failed else 0
