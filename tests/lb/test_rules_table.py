@@ -20,7 +20,11 @@ listener:
     - {priority: 7, conditions: [{path_pattern: ["/api/users*"]}], action: {forward: users}}
     - {priority: 9, conditions: [{path_pattern: ["/api/*"]}], action: {forward: threads}}
 """
-ROUTER = Router(stack(PATHS).listener)
+
+
+def router(rules: str = PATHS) -> Router:
+    # Built inside each test, not at import: mutmut switches a mutant on only while tests run.
+    return Router(stack(rules).listener)
 
 
 def routed(priority_and_action: tuple[int, Any]) -> tuple[int, str]:
@@ -46,9 +50,10 @@ def view(path: str = "/", query: str = "", host: str | None = "h.test", headers:
     ],
 )
 def test_the_path_only_fast_path_agrees_with_the_full_match(path: str, expected: tuple[int, str]) -> None:
-    assert ROUTER.path_only
-    assert routed(ROUTER.match_path(path)) == expected
-    assert routed(ROUTER.match(view(path))) == expected
+    paths = router()
+    assert paths.path_only
+    assert routed(paths.match_path(path)) == expected
+    assert routed(paths.match(view(path))) == expected
 
 
 @pytest.mark.parametrize(
@@ -61,7 +66,7 @@ def test_the_path_only_fast_path_agrees_with_the_full_match(path: str, expected:
     ],
 )
 def test_match_url_matches_the_path_of_a_request_target(url: bytes, expected: tuple[int, str]) -> None:
-    assert routed(ROUTER.match_url(url)) == expected
+    assert routed(router().match_url(url)) == expected
 
 
 @pytest.mark.parametrize(
@@ -205,3 +210,61 @@ def test_header_values_in_order_and_in_any_case() -> None:
     request = view(headers=[(b"X-A", b"1"), (b"x-b", b"2"), (b"x-a", b"\xe9")])
     assert request.header_values("x-A") == ["1", "\xe9"]
     assert request.header_values("X-C") == []
+
+
+EVERY_CONDITION = """
+listener:
+  default_action: {forward: monolith}
+  rules:
+    - priority: 1
+      conditions: [{host_header: ["*.Example.com", "h.test"]}, {http_request_method: [POST, PUT]}]
+      action: {forward: users}
+    - priority: 2
+      conditions: [{http_header: {name: X-Env, values: ["canary", "be?a"]}}]
+      action: {forward: threads}
+    - priority: 3
+      conditions: [{source_ip: ["10.0.0.0/8", "::1/128"]}]
+      action: {forward: posts}
+    - priority: 4
+      conditions: [{path_pattern: ["/a", "/B*"]}, {query_string: [{key: "k*", value: "v"}]}]
+      action: {forward: users}
+"""
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "host", "headers", "ip", "expected"),
+    [
+        ("POST", "/", "", "a.example.COM:8080", [], "127.0.0.1", (1, "users")),
+        ("PUT", "/", "", "H.TEST", [], "127.0.0.1", (1, "users")),
+        ("GET", "/", "", "h.test", [], "127.0.0.1", (0, "monolith")),  # both conditions must match
+        ("post", "/", "", "h.test", [], "127.0.0.1", (0, "monolith")),  # methods are exact
+        ("POST", "/", "", "example.com", [], "127.0.0.1", (0, "monolith")),
+        ("POST", "/", "", None, [], "127.0.0.1", (0, "monolith")),
+        ("GET", "/", "", "h.test", [(b"x-env", b"CANARY")], "127.0.0.1", (2, "threads")),
+        ("GET", "/", "", "h.test", [(b"X-Env", b"x"), (b"X-Env", b"bEta")], "127.0.0.1", (2, "threads")),
+        ("GET", "/", "", "h.test", [(b"X-Other", b"canary")], "127.0.0.1", (0, "monolith")),
+        ("GET", "/", "", "h.test", [], "10.9.8.7", (3, "posts")),
+        ("GET", "/", "", "h.test", [], "::1", (3, "posts")),
+        ("GET", "/", "", "h.test", [], "11.0.0.1", (0, "monolith")),
+        ("GET", "/", "", "h.test", [], "not-an-ip", (0, "monolith")),
+        ("GET", "/a", "K1=V", "h.test", [], "127.0.0.1", (4, "users")),
+        ("GET", "/Bz", "x=1&kk=v", "h.test", [], "127.0.0.1", (4, "users")),
+        ("GET", "/b", "k=v", "h.test", [], "127.0.0.1", (0, "monolith")),  # paths are case-sensitive
+        ("GET", "/a", "x=v", "h.test", [], "127.0.0.1", (0, "monolith")),  # the key must match
+        ("GET", "/a", "k=vv", "h.test", [], "127.0.0.1", (0, "monolith")),
+    ],
+)
+def test_every_condition_type_in_a_router_built_for_the_test(
+    method: str, path: str, query: str, host: str | None, headers: Any, ip: str, expected: tuple[int, str]
+) -> None:
+    rules = router(EVERY_CONDITION)
+    assert not rules.path_only
+    request = RequestView(method, path, query, host, headers, ip, "http", 80)
+    assert routed(rules.match(request)) == expected
+
+
+def test_the_router_shows_its_priorities_and_default() -> None:
+    assert repr(router()) == (
+        "<Router rules=[7, 9, 30] default=Forward(target_groups="
+        "(WeightedTargetGroup(name='monolith', weight=1),), stickiness_duration=None)>"
+    )
