@@ -132,6 +132,11 @@ def test_look_alike_names_that_are_not_suspicious(name: bytes) -> None:
         (b"POST", "1.1", [(CL, b"9" * 18)], ("Compliant", "-")),
         (b"POST", "1.1", [(CL, b"9" * 19)], ("Severe", "BadContentLength")),
         (b"POST", "1.1", [(CL, b"5, 5")], ("Severe", "BadContentLength")),
+        (b"POST", "1.1", [(CL, b"5\x0b")], ("Severe", "BadContentLength")),  # only SP and HTAB are OWS
+        (b"POST", "1.1", [(CL, b"5X")], ("Severe", "BadContentLength")),
+        (b"POST", "1.1", [(TE, b"chunked\x0b")], ("Severe", "BadTransferEncoding")),
+        (b"POST", "1.1", [(TE, b"chunkedX")], ("Severe", "BadTransferEncoding")),
+        (b"POST", "1.1", [(TE, b"\tchunked ")], ("Compliant", "-")),
         (b"HEAD", "1.1", [(CL, b"00")], ("Acceptable", "GetHeadZeroContentLength")),
         (b"HEAD", "1.1", [(CL, b"1")], ("Ambiguous", "UndefinedContentLengthSemantics")),
         (b"GET", "1.1", [(CL, b"1"), (CL, b"2")], ("Severe", "MultipleContentLength")),
