@@ -55,7 +55,7 @@ def test_weighted_choice_at_its_edges(
     assert choose_weighted(groups(*weights), point) == chosen
 
 
-@pytest.mark.parametrize("name", ["a", "ab", "abc", "abcd", "posts", "users-v2", "x" * 32])
+@pytest.mark.parametrize("name", ["a", "ab", "abc", "abcd", "posts", "threads", "users-v2", "x" * 32])
 def test_a_sticky_cookie_names_its_group_whatever_the_name_length(name: str) -> None:
     value = sticky_value(name)
     assert "=" not in value  # unpadded: a cookie value without '='

@@ -316,9 +316,9 @@ def test_a_bad_command_is_refused(command: Any, problem: str) -> None:
 
 
 def test_environment_keeps_order_and_writes_values_as_strings() -> None:
-    env = {"B_FIRST": "x", "a": 1, "_DEBUG": True, "OFF": False, "RATIO": 0.5, "EMPTY": ""}
+    env = {"B_FIRST": "Mixed Case", "a": 1, "_DEBUG": True, "OFF": False, "RATIO": 0.5, "EMPTY": ""}
     assert users(parsed("services.users.environment", env)).environment == (
-        ("B_FIRST", "x"),
+        ("B_FIRST", "Mixed Case"),
         ("a", "1"),
         ("_DEBUG", "true"),
         ("OFF", "false"),
@@ -369,6 +369,8 @@ def test_sections_left_out_take_the_defaults() -> None:
     assert (stack.name, stack.source) == ("microforum", "stack.yaml")
     assert users(stack).environment == ()
     assert users(stack).target_group.deregistration_delay == d.DEREGISTRATION_DELAY
+    assert (users(stack).target_group.name, users(stack).target_group.port) == ("users", d.CONTAINER_PORT)
+    assert users(stack).target_group.algorithm == d.LOAD_BALANCING_ALGORITHM
 
 
 def test_sections_given_are_carried_whole() -> None:
@@ -533,3 +535,32 @@ def test_a_stack_file_is_read_as_utf_8(tmp_path: Path) -> None:
         "services:\n  users: {environment: {GREETING: héllo}}\n  threads:\n  posts:\n  monolith:\n".encode()
     )
     assert users(load_stack(tmp_path / "stack.yaml")).environment == (("GREETING", "héllo"),)
+
+
+def test_a_left_out_listener_is_read_at_its_key_path() -> None:
+    # the default action forwards to the monolith: without it, the error names `listener`
+    with pytest.raises(SpecError) as caught:
+        parse_stack({"services": {"web": {"command": "x"}}}, "stack.yaml")
+    assert str(caught.value) == (
+        "stack.yaml: listener.default_action: required: the default forward goes to 'monolith', "
+        "which is not a service"
+    )
+
+
+def test_a_service_that_is_not_built_in_needs_a_command() -> None:
+    assert refusal("services.web", {"cpu": 256}) == (
+        "stack.yaml: services.web: needs a command: 'web' is not a built-in service "
+        "(users, threads, posts, monolith)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("codes", "problem"),
+    [
+        ([200], "must be a non-empty string, got [200]"),
+        ("", "must be a non-empty string, got ''"),
+    ],
+)
+def test_success_codes_are_a_string_or_a_number(codes: Any, problem: str) -> None:
+    path = "services.users.health_check.success_codes"
+    assert refusal(path, codes) == f"stack.yaml: {path}: {problem}"

@@ -63,7 +63,8 @@ def load_stack(path: str | Path = d.STACK_FILE) -> Stack:
 
 def parse_stack(data: Any, source: str = d.STACK_FILE) -> Stack:
     """Validate a parsed stack document and fill its gaps from `defaults`."""
-    root = Node(source, "", data).mapping(("name", "services", "listener", "load_balancer", "local"))
+    document = Node(source, "", data)
+    root = document.mapping(("name", "services", "listener", "load_balancer", "local"))
     if "services" not in root or not root["services"].value:
         raise SpecError(source, "services", "must name at least one service")
     services_node = root["services"]
@@ -74,7 +75,7 @@ def parse_stack(data: Any, source: str = d.STACK_FILE) -> Stack:
         for name, body in services_node.value.items()
     )
     names = {s.name for s in services}
-    listener = read_listener(root.get("listener") or Node(source, "listener", None), names)
+    listener = read_listener(_section(document, root, "listener"), names)
     return Stack(
         name=optional(
             root,
@@ -84,10 +85,15 @@ def parse_stack(data: Any, source: str = d.STACK_FILE) -> Stack:
         ),
         services=services,
         listener=listener,
-        load_balancer=_load_balancer(root.get("load_balancer") or Node(source, "load_balancer", None)),
-        local=_local(root.get("local") or Node(source, "local", None)),
+        load_balancer=_load_balancer(_section(document, root, "load_balancer")),
+        local=_local(_section(document, root, "local")),
         source=source,
     )
+
+
+def _section(node: Node, fields: Mapping[str, Node], key: str) -> Node:
+    """The sub-section `key` of a mapping's fields, or an empty one at its key path if left out."""
+    return fields.get(key) or node.child(key, None)
 
 
 def _service(node: Node, name: str) -> Service:
@@ -133,7 +139,7 @@ def _service(node: Node, name: str) -> Service:
         target_group=TargetGroup(
             name=name,
             port=container_port,
-            health_check=_health_check(f.get("health_check") or node.child("health_check", None)),
+            health_check=_health_check(_section(node, f, "health_check")),
             deregistration_delay=optional(
                 f,
                 "deregistration_delay",
@@ -147,7 +153,7 @@ def _service(node: Node, name: str) -> Service:
                 d.LOAD_BALANCING_ALGORITHM,
             ),
         ),
-        deployment=_deployment(f.get("deployment") or node.child("deployment", None)),
+        deployment=_deployment(_section(node, f, "deployment")),
     )
 
 
