@@ -197,3 +197,23 @@ def test_identical_wanted_rules_each_take_their_own_remote_rule() -> None:
     have = (remote("arn:r/1", 1, path("/a*")), remote("arn:r/2", 2, path("/a*")))
     want = (wanted(1, path("/a*")), wanted(2, path("/a*")))
     assert plan_rules(want, have, REFS) == []
+
+
+def test_parking_avoids_the_priorities_that_moving_rules_still_hold() -> None:
+    have = (
+        remote("arn:r/1", 1, path("/a*")),
+        remote("arn:r/2", 2, path("/b*")),
+        remote("arn:r/3", 50000, path("/c*")),  # moves to 3: holds 50000 until the last step
+    )
+    want = (wanted(1, path("/b*")), wanted(2, path("/a*")), wanted(3, path("/c*")))
+    parked, final = plan_rules(want, have, REFS)
+    assert parked.params["RulePriorities"] == [
+        {"RuleArn": "arn:r/1", "Priority": 49999},
+        {"RuleArn": "arn:r/2", "Priority": 49998},
+        {"RuleArn": "arn:r/3", "Priority": 49997},
+    ]
+    assert final.params["RulePriorities"] == [
+        {"RuleArn": "arn:r/1", "Priority": 2},
+        {"RuleArn": "arn:r/2", "Priority": 1},
+        {"RuleArn": "arn:r/3", "Priority": 3},
+    ]
