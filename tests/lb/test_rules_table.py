@@ -121,6 +121,8 @@ def test_the_default_stack_is_path_only() -> None:
         ("h.test:8080", "h.test"),
         ("h.test", "h.test"),
         ("h.test:", "h.test"),
+        ("a:b:80", "a:b"),  # only the last :port goes
+        ("[::1]]:80", "[::1]"),  # the first ] closes the literal
         ("", ""),
         (None, ""),
     ],
@@ -135,6 +137,9 @@ listener:
   rules:
     - {priority: 1, conditions: [{query_string: [{key: Version, value: "V2"}]}], action: {forward: users}}
     - {priority: 2, conditions: [{query_string: [{value: "end\\\\"}]}], action: {forward: posts}}
+    - priority: 3
+      conditions: [{query_string: [{key: "a\\\\*", value: "v\\\\?"}]}]
+      action: {forward: threads}
 """
 
 
@@ -146,6 +151,9 @@ listener:
         ("Version=v2x", (0, "monolith")),
         ("a=1&b=end%5C", (2, "posts")),  # a trailing backslash is a literal backslash
         ("b=end", (0, "monolith")),
+        ("a*=v?", (3, "threads")),  # an escaped * in a key and ? in a value are literal
+        ("ab=v?", (0, "monolith")),
+        ("a*=vx", (0, "monolith")),
     ],
 )
 def test_query_keys_in_any_case_and_a_trailing_backslash(query: str, expected: tuple[int, str]) -> None:
@@ -165,6 +173,10 @@ def test_query_keys_in_any_case_and_a_trailing_backslash(query: str, expected: t
         ("\\*", "x", False),
         ("\\?", "?", True),
         ("*", "line\nbreak", True),  # `*` crosses a newline
+        ("a\\X", "a\\x", True),  # only * and ? can be escaped
+        ("a\\X", "aX", False),
+        ("\\*b", "*b", True),  # what follows an escape is read on
+        ("\\*b", "*", False),
         ("A?c", "a\nc", True),
     ],
 )
@@ -223,7 +235,7 @@ listener:
       conditions: [{http_header: {name: X-Env, values: ["canary", "be?a"]}}]
       action: {forward: threads}
     - priority: 3
-      conditions: [{source_ip: ["10.0.0.0/8", "::1/128"]}]
+      conditions: [{source_ip: ["10.1.2.3/8", "::1/128"]}]  # host bits set: taken as 10.0.0.0/8
       action: {forward: posts}
     - priority: 4
       conditions: [{path_pattern: ["/a", "/B*"]}, {query_string: [{key: "k*", value: "v"}]}]
@@ -267,4 +279,14 @@ def test_the_router_shows_its_priorities_and_default() -> None:
     assert repr(router()) == (
         "<Router rules=[7, 9, 30] default=Forward(target_groups="
         "(WeightedTargetGroup(name='monolith', weight=1),), stickiness_duration=None)>"
+    )
+
+
+def test_a_request_view_defaults_to_a_local_http_request() -> None:
+    request = RequestView("GET", "/", "", None)
+    assert (request.source_ip, request.protocol, request.port, request.headers) == (
+        "127.0.0.1",
+        "http",
+        80,
+        (),
     )
