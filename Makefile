@@ -14,8 +14,11 @@ $(VENV)/.run: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+# The test environment from the lock file (every file checked against its hash; CI runs this),
+# then the project itself; requirements/update.sh regenerates the lock from pyproject.toml.
+$(VENV)/.test: pyproject.toml requirements/dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes --requirement requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@ $(VENV)/.run
 
 # The load balancer compiled with mypyc when a C compiler and Python headers are here (else one
@@ -24,8 +27,10 @@ $(VENV)/.native: pyproject.toml | $(VENV)/.run
 	$(BIN)/python -m pip install --quiet -e '.[native]'
 	touch $@
 
+# Serves at once: a missing compiled build is made in the background for the next start (`up`
+# says in one line whether it runs compiled or interpreted; docs/operations.md).
 run: $(VENV)/.native
-	$(BIN)/python -m microforum.lb.native --if-possible
+	$(BIN)/python -m microforum.lb.native --background
 	$(BIN)/microforum up
 
 test: $(VENV)/.test

@@ -45,3 +45,10 @@ def test_status_reads_like_describe_target_health_plus_the_figures() -> None:
         "  (no registered targets)",
         "  requests 0  target 4xx 0  target 5xx 0  elb 5xx 0  p50 -  p99 -",
     ]
+
+
+def test_status_ends_with_the_log_lines_dropped() -> None:
+    body = BODY | {"logs": {"output": {"written": 10, "dropped": 7},
+                            "access_log": {"written": 12, "dropped": 0}}}  # fmt: skip
+    assert format_status(body).splitlines()[-1] == "logs  output 7 lines dropped  access log 0 lines dropped"
+    assert "lines dropped" not in format_status(BODY)  # an older `up` did not say

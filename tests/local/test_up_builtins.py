@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import stat
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +65,15 @@ def test_every_original_route_answers_through_the_load_balancer(stack: UpProcess
     assert (stack_file.parent / ".microforum" / "data").is_dir()
 
 
+def test_the_stacks_files_are_readable_by_their_owner_only(stack: UpProcess, stack_file: Path) -> None:
+    home = stack_file.parent / ".microforum"
+    get(f"{stack.url}/api/users/1")  # the access log has a line
+    files = [home / "control.json", home / "access.log", *(home / "data").glob("*.db*")]
+    assert len(files) > 6, files  # four databases, with their -wal and -shm files
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o600 for p in files}
+    assert stat.S_IMODE(home.stat().st_mode) == stat.S_IMODE((home / "data").stat().st_mode) == 0o700
+
+
 def test_status_text_lists_every_target_healthy(stack: UpProcess, stack_file: Path) -> None:
     result = microforum("status", "--stack", str(stack_file))
     assert result.returncode == 0, result.stderr
@@ -99,6 +110,26 @@ def test_rolling_restart_under_load_fails_no_request(stack: UpProcess, stack_fil
     assert load.failures() == []
     new = {r["id"] for r in status(stack_file)["replicas"] if r["service"] == "users"}
     assert len(new) == 2 and not new & old
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/users", b'{"username": "\xff", "name": "x"}'),
+        ("PATCH", "/api/users/1", b'{"name": "\xff"}'),
+        ("POST", "/api/threads", b'{"title": "\xff", "createdBy": 1}'),
+        ("POST", "/api/posts", b'{"thread": 1, "user": 1, "text": "\xff"}'),
+    ],
+)
+def test_invalid_utf8_through_the_load_balancer_is_a_400(
+    stack: UpProcess, method: str, path: str, body: bytes
+) -> None:
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(f"{stack.url}{path}", data=body, method=method, headers=headers)
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+    assert caught.value.code == 400
+    assert "not valid UTF-8" in json.loads(caught.value.read())["detail"]
 
 
 def test_ctrl_c_stops_everything_and_exits_0(stack: UpProcess) -> None:

@@ -5,10 +5,11 @@ Order of start-up: the load balancer first (its port goes into every built-in re
 (`<data_dir>/control.json`), then the supervisor, which starts the replicas. The URL is
 printed once every target group has its desired healthy targets, with the time it took.
 
-Order of shutdown (Ctrl-C or SIGTERM): the load balancer stops accepting and lets in-flight
-requests finish, the supervisor drains every registered replica (deregistration waits for
-in-flight requests, ALB_SPEC B.3) and stops them, and control.json is removed. Whatever happens, every replica
-still alive at the end is killed with its process group: `up` leaves no process behind.
+Order of shutdown (Ctrl-C, SIGTERM, or SIGHUP: a closed terminal): the load balancer stops
+accepting and lets in-flight requests finish, the supervisor drains every registered replica
+(deregistration waits for in-flight requests, ALB_SPEC B.3) and stops them, and control.json is
+removed. Whatever happens, every replica still alive at the end is killed with its process
+group: `up` leaves no process behind.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -33,9 +35,13 @@ from microforum.local.control import (
 from microforum.local.processes import LogStream, ProcessRunner
 from microforum.local.runner import Runner
 from microforum.local.supervisor import HOST, SUPERVISOR, Supervisor
+from microforum.logfiles import private_dir
 from microforum.spec.model import Stack
 
 RunnerFactory = Callable[[LogStream], Runner]
+LB_LOGGER = "microforum"  # the load balancer logs to microforum.lb
+# Each drains and stops the stack; SIGHUP is what a closed terminal sends.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def data_dir_of(stack: Stack, stack_path: Path) -> Path:
@@ -90,7 +96,8 @@ async def _up(
 ) -> int:
     started = time.monotonic()
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
+        private_dir(data_dir / "data")
     except OSError as exc:
         raise MicroforumError(
             f"create the stack's data directory {data_dir}: {exc.strerror}",
@@ -99,9 +106,16 @@ async def _up(
     lb = _new_balancer(stack, data_dir)
     url = f"http://{HOST}:{await _start_balancer(lb, port)}"
     log = LogStream(out)
+    lb_messages = _route_messages(log)
     for line in notice.splitlines():
         log.line(SUPERVISOR, line.removeprefix("microforum: "))
-    runner = runner_factory(log)
+    try:  # a container runner builds its images here, once the port is ours
+        runner = runner_factory(log)
+    except BaseException:
+        await lb.close()
+        _unroute_messages(lb_messages)
+        log.close()
+        raise
     closed: list[bool] = []
 
     async def close_lb() -> None:  # once: at the start of a shutdown, or at the very end
@@ -110,21 +124,51 @@ async def _up(
             await lb.close()
 
     supervisor = Supervisor(stack, lb, runner, log, data_dir=data_dir, api_url=url, on_shutdown=close_lb)
-    control = ControlServer(_handler(supervisor, lb, url))
+    control = ControlServer(_handler(supervisor, lb, url, log))
     await control.start()
     control.write_file(control_path(data_dir), url)
     supervisor.on_ready(lambda: _announce(log, stack, url, started))
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, supervisor.request_shutdown, f"{signum.name} received")
     try:
         await supervisor.run()
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
         await _cleanup(supervisor, control, close_lb, runner, data_dir)
+        _unroute_messages(lb_messages)
     log.line(SUPERVISOR, "stopped")
+    log.close()
+    if supervisor.failure is not None:  # e.g. the container engine failed: one line, exit 1
+        raise supervisor.failure
     return 0
+
+
+class _LogStreamHandler(logging.Handler):
+    """The load balancer's own messages (a bug's traceback) into the stack's log stream."""
+
+    def __init__(self, log: LogStream) -> None:
+        super().__init__()
+        self._log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for line in self.format(record).splitlines():
+            self._log.line(SUPERVISOR, line)
+
+
+def _route_messages(log: LogStream) -> logging.Handler:
+    handler = _LogStreamHandler(log)
+    logger = logging.getLogger(LB_LOGGER)
+    logger.addHandler(handler)
+    logger.propagate = False  # not also to stderr, which may block as stdout does
+    return handler
+
+
+def _unroute_messages(handler: logging.Handler) -> None:
+    logger = logging.getLogger(LB_LOGGER)
+    logger.removeHandler(handler)
+    logger.propagate = True
 
 
 def _new_balancer(stack: Stack, data_dir: Path) -> Any:
@@ -173,7 +217,7 @@ async def _cleanup(
     await runner.close()
 
 
-def _handler(supervisor: Supervisor, lb: Any, url: str) -> Any:
+def _handler(supervisor: Supervisor, lb: Any, url: str, log: LogStream) -> Any:
     async def handle(method: str, path: str, query: dict[str, str]) -> tuple[int, Any]:
         if method == "GET" and path == "/status":
             return 200, {
@@ -181,6 +225,7 @@ def _handler(supervisor: Supervisor, lb: Any, url: str) -> Any:
                 "url": url,
                 "target_groups": lb.describe(),
                 "replicas": supervisor.snapshot(),
+                "logs": {"output": log.counts(), "access_log": lb.log_counts()},
             }
         if method == "POST" and path == "/restart":
             service = query.get("service", "")

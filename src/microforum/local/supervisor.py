@@ -35,6 +35,7 @@ from microforum.local.events import (
     ShutdownRequested,
 )
 from microforum.local.ports import PortAllocator, is_port_conflict
+from microforum.local.processes import SUPERVISOR as SUPERVISOR  # re-exported (stack.py)
 from microforum.local.processes import LogStream
 from microforum.local.runner import ReplicaHandle, Runner
 from microforum.spec.model import Service, Stack
@@ -43,7 +44,6 @@ HOST = "127.0.0.1"
 STOP_TIMEOUT = 10.0  # SIGTERM, then SIGKILL after this many seconds (ECS stopTimeout is 30)
 PROBE_INTERVAL = 0.02  # how often a starting replica's port is tried
 TICK = 1.0  # the loop wakes at least this often
-SUPERVISOR = "microforum"
 # A rolling replacement is reported failed after this many failed new replicas in a row: the
 # lower bound of ECS's deployment circuit breaker threshold (ALB_SPEC F). The old replicas keep
 # serving (they drain only once new ones are healthy) and new ones keep being tried, backing off.
@@ -127,6 +127,7 @@ class Supervisor:
         self._ready_callbacks: list[Callable[[], None]] = []
         self._ready = False
         self._on_shutdown = on_shutdown
+        self.failure: MicroforumError | None = None  # the runner's own failure that stopped the stack
         lb.on_health_change(self._on_health_change)
 
     def __repr__(self) -> str:
@@ -305,6 +306,10 @@ class Supervisor:
         elif listening is False:  # somebody else listens on our port: ours cannot bind
             handle.kill()
         code = await waiter
+        failure = handle.runner_failure() if listening is not True else None
+        if failure is not None and self.failure is None:  # retrying would fail the same way
+            self.failure = failure
+            self.request_shutdown(failure.message)
         lines = tuple(handle.recent_lines())
         conflict = listening is not True and (listening is False or is_port_conflict(lines))
         self._queue.put_nowait(Exited(rid, code, lines, conflict))

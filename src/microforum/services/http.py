@@ -117,7 +117,7 @@ class AsgiHeaders:
 class Request:
     """One HTTP request as a handler sees it: method, path parameters, query, body."""
 
-    __slots__ = ("_chunks", "_query", "headers", "method", "params", "path", "query_string")
+    __slots__ = ("_chunks", "_query", "headers", "method", "params", "path", "query_string", "trace")
 
     def __init__(
         self,
@@ -127,6 +127,7 @@ class Request:
         headers: HeaderSource,
         chunks: Callable[[], AsyncIterator[bytes]],
         params: dict[str, str],
+        trace: str = "",
     ) -> None:
         self.method = method
         self.path = path
@@ -135,6 +136,7 @@ class Request:
         self.params = params
         self._chunks = chunks  # the body, chunk by chunk, when asked for
         self._query: dict[str, str] | None = None
+        self.trace = trace  # its X-Amzn-Trace-Id, carried on to the calls made to answer it
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (lower case), or None."""
@@ -143,9 +145,12 @@ class Request:
 
     @property
     def query(self) -> dict[str, str]:
-        """Query parameters, first value of each (percent-decoded as UTF-8)."""
+        """Query parameters, first value of each (percent-decoded as UTF-8; `?limit=` is kept
+        as an empty value, to be refused, not ignored)."""
         if self._query is None:
-            pairs = urllib.parse.parse_qsl(self.query_string, encoding="utf-8", errors="replace")
+            pairs = urllib.parse.parse_qsl(
+                self.query_string, keep_blank_values=True, encoding="utf-8", errors="replace"
+            )
             self._query = {}
             for key, value in pairs:
                 self._query.setdefault(key, value)
@@ -185,7 +190,11 @@ def _too_large() -> HttpError:
 
 
 def decode_body(body: bytes, model: type[S]) -> S:
-    """Decode and validate `body`: malformed JSON → 400, a value against the rules → 422."""
+    """Decode and validate `body`: malformed JSON → 400, a value against the rules → 422.
+
+    Whatever the bytes, the answer is the decoded value or an HttpError 400/422 naming the
+    problem (a property-based test feeds it arbitrary bytes).
+    """
     try:
         return msgspec.json.decode(body, type=model)
     except msgspec.ValidationError as exc:
@@ -196,3 +205,15 @@ def decode_body(body: bytes, model: type[S]) -> S:
         raise HttpError(422, detail, field=name or None) from None
     except msgspec.DecodeError as exc:
         raise HttpError(400, f"request body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:  # msgspec checks UTF-8 only inside strings, and says it so
+        raise HttpError(400, f"request body is not valid UTF-8: {_first_bad_byte(body)}") from None
+    except RecursionError:
+        raise HttpError(400, "request body is not valid JSON: nested too deeply") from None
+
+
+def _first_bad_byte(body: bytes) -> str:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"byte 0x{body[exc.start]:02x} at offset {exc.start} ({exc.reason})"
+    return "an invalid sequence"
