@@ -12,7 +12,7 @@ import pytest
 from microforum.errors import UsageError
 from microforum.spec import SpecError, load_stack, parse_stack
 from microforum.spec import defaults as d
-from microforum.spec.model import Deployment, LoadBalancer, Local, Stack
+from microforum.spec.model import AccessLogRotation, Deployment, LoadBalancer, Local, Stack
 
 MINIMAL: dict[str, Any] = {"services": {name: None for name in d.BUILTIN_SERVICES}}
 
@@ -146,6 +146,10 @@ LIMITS = [
     ),
     ("load_balancer.idle_timeout", 4000, lambda s: s.load_balancer.idle_timeout, 4001, "1..4000"),
     ("load_balancer.idle_timeout", 1, lambda s: s.load_balancer.idle_timeout, 0, "1..4000"),
+    ("local.access_log.max_size_mib", 1024, lambda s: s.local.access_log.max_size_mib, 1025, "1..1024"),
+    ("local.access_log.max_size_mib", 1, lambda s: s.local.access_log.max_size_mib, 0, "1..1024"),
+    ("local.access_log.max_files", 100, lambda s: s.local.access_log.max_files, 101, "1..100"),
+    ("local.access_log.max_files", 1, lambda s: s.local.access_log.max_files, 0, "1..100"),
     ("local.port", 65535, lambda s: s.local.port, 65536, "1..65535"),
     ("local.port", 1, lambda s: s.local.port, 0, "1..65535"),
     (
@@ -365,6 +369,7 @@ def test_sections_left_out_take_the_defaults() -> None:
         d.LOCAL_DATA_DIR,
         d.LOCAL_MAX_DEREGISTRATION_DELAY,
         d.LOCAL_INITIAL_HEALTH_CHECK_INTERVAL,
+        AccessLogRotation(d.LOCAL_ACCESS_LOG_MAX_SIZE_MIB, d.LOCAL_ACCESS_LOG_MAX_FILES),
     )
     assert (stack.name, stack.source) == ("microforum", "stack.yaml")
     assert users(stack).environment == ()
@@ -394,7 +399,7 @@ def test_sections_given_are_carried_whole() -> None:
     assert users(stack).deployment == Deployment(50, 150, 60)
     assert stack.service("posts").deployment == Deployment(100, 200, 0)  # per service
     assert stack.load_balancer == LoadBalancer(120, "strictest", False)
-    assert stack.local == Local(9090, "state", 0.5, 1)
+    assert stack.local == Local(9090, "state", 0.5, 1, AccessLogRotation(10, 5))
     assert stack.name == "forum-2"
 
 
@@ -416,6 +421,7 @@ def test_deployment_may_keep_100_percent_with_room_above_it() -> None:
     [
         ("services.users.deployment.surge", 1, "unknown key, expected one of: minimum_healthy_percent,"),
         ("local.host", "0.0.0.0", "unknown key, expected one of: port, data_dir,"),
+        ("local.access_log", [1], "must be a mapping, got [1]"),
         ("local.data_dir", "", "must be a non-empty string, got ''"),
         ("local.port", "8080", "must be an integer, got '8080'"),
         ("load_balancer.drop_invalid_header_fields", "no", "must be true or false, got 'no'"),

@@ -294,7 +294,7 @@ def _local(node: Node) -> Local:
             lambda n: n.number(0.05, 300),
             d.LOCAL_INITIAL_HEALTH_CHECK_INTERVAL,
         ),
-        access_log=_access_log(f.get("access_log") or Node(node.source, "local.access_log", None)),
+        access_log=_access_log(_section(node, f, "access_log")),
     )
 
 
