@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from microforum.deploy.render import LISTENER_REF
+from microforum.deploy.names import LISTENER_REF
 from microforum.deploy.rules import normalize_rule, plan_rules
 
 USERS, POSTS = (
