@@ -121,7 +121,7 @@ def crash_message(replica_id: str, exit_code: int, failures: int, delay: float, 
 
 
 def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
 
 
@@ -233,7 +233,7 @@ class Reconciler:
         """
         state = self._index.pop(replica_id, None)
         if state:
-            state.replicas.pop(replica_id, None)
+            del state.replicas[replica_id]  # the index and the service hold the same ids
 
     def restart(self, service: str, *, hold: bool = False) -> int:
         """Begin replacing every replica of `service`; the new generation. With `hold`, the old

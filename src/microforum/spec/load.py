@@ -36,6 +36,7 @@ from microforum.spec.reader import Node, SpecError, optional, show
 
 __all__ = ["SpecError", "load_stack", "parse_stack"]
 
+# Matched with fullmatch: `$` alone also matches before a final newline ("web\n").
 _SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 _SUCCESS_CODES = re.compile(r"^\d{3}(-\d{3})?(,\d{3}(-\d{3})?)*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -64,9 +65,8 @@ def load_stack(path: str | Path = d.STACK_FILE) -> Stack:
 
 def parse_stack(data: Any, source: str = d.STACK_FILE) -> Stack:
     """Validate a parsed stack document and fill its gaps from `defaults`."""
-    root = Node(source, "", data).mapping(
-        ("name", "services", "listener", "load_balancer", "local", "cluster")
-    )
+    document = Node(source, "", data)
+    root = document.mapping(("name", "services", "listener", "load_balancer", "local", "cluster"))
     if "services" not in root or not root["services"].value:
         raise SpecError(source, "services", "must name at least one service")
     services_node = root["services"]
@@ -77,7 +77,7 @@ def parse_stack(data: Any, source: str = d.STACK_FILE) -> Stack:
         for name, body in services_node.value.items()
     )
     names = {s.name for s in services}
-    listener = read_listener(root.get("listener") or Node(source, "listener", None), names)
+    listener = read_listener(_section(document, root, "listener"), names)
     return Stack(
         name=optional(
             root,
@@ -87,15 +87,20 @@ def parse_stack(data: Any, source: str = d.STACK_FILE) -> Stack:
         ),
         services=services,
         listener=listener,
-        load_balancer=_load_balancer(root.get("load_balancer") or Node(source, "load_balancer", None)),
-        local=_local(root.get("local") or Node(source, "local", None)),
-        cluster=read_cluster(root.get("cluster") or Node(source, "cluster", None)),
+        load_balancer=_load_balancer(_section(document, root, "load_balancer")),
+        local=_local(_section(document, root, "local")),
+        cluster=read_cluster(_section(document, root, "cluster")),
         source=source,
     )
 
 
+def _section(node: Node, fields: Mapping[str, Node], key: str) -> Node:
+    """The sub-section `key` of a mapping's fields, or an empty one at its key path if left out."""
+    return fields.get(key) or node.child(key, None)
+
+
 def _service(node: Node, name: str) -> Service:
-    if not _SERVICE_NAME.match(name):
+    if not _SERVICE_NAME.fullmatch(name):
         raise node.fail("service names must be 1-32 lowercase letters, digits and -, starting with a letter")
     f = node.mapping(
         (
@@ -139,7 +144,7 @@ def _service(node: Node, name: str) -> Service:
         target_group=TargetGroup(
             name=name,
             port=container_port,
-            health_check=_health_check(f.get("health_check") or node.child("health_check", None)),
+            health_check=_health_check(_section(node, f, "health_check")),
             deregistration_delay=optional(
                 f,
                 "deregistration_delay",
@@ -153,9 +158,9 @@ def _service(node: Node, name: str) -> Service:
                 d.LOAD_BALANCING_ALGORITHM,
             ),
         ),
-        deployment=_deployment(f.get("deployment") or node.child("deployment", None)),
-        autoscaling=read_autoscaling(f.get("autoscaling") or node.child("autoscaling", None)),
-        alarms=read_alarms(f.get("alarms") or node.child("alarms", None)),
+        deployment=_deployment(_section(node, f, "deployment")),
+        autoscaling=read_autoscaling(_section(node, f, "autoscaling")),
+        alarms=read_alarms(_section(node, f, "alarms")),
     )
 
 
@@ -179,7 +184,7 @@ def _environment(node: Node | None) -> tuple[tuple[str, str], ...]:
     env = []
     for key, value in node.value.items():
         child = node.child(str(key), value)
-        if not _ENV_NAME.match(str(key)):
+        if not _ENV_NAME.fullmatch(str(key)):
             raise child.fail("must be a valid environment variable name")
         if isinstance(value, Mapping | list) or value is None:
             raise child.fail(f"must be a string, number or boolean, got {show(value)}")
@@ -231,7 +236,7 @@ def _health_path(node: Node) -> str:
 
 def _success_codes(node: Node) -> str:
     codes = str(node.value) if isinstance(node.value, int) else node.string()
-    if not _SUCCESS_CODES.match(codes):
+    if not _SUCCESS_CODES.fullmatch(codes):
         raise node.fail(f"must look like 200, 200,202 or 200-299, got {codes!r}")
     for part in codes.split(","):
         low, _, high = part.partition("-")
@@ -310,7 +315,7 @@ def _local(node: Node) -> Local:
             lambda n: n.number(0.05, 300),
             d.LOCAL_INITIAL_HEALTH_CHECK_INTERVAL,
         ),
-        access_log=_access_log(f.get("access_log") or Node(node.source, "local.access_log", None)),
+        access_log=_access_log(_section(node, f, "access_log")),
         time_scale=optional(
             f, "time_scale", lambda n: n.number(*d.LOCAL_TIME_SCALE_RANGE), d.LOCAL_TIME_SCALE
         ),

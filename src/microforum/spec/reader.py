@@ -74,7 +74,7 @@ class Node:
             raise self.fail(f"must be a non-empty string, got {show(self.value)}")
         if max_len and len(self.value) > max_len:
             raise self.fail(f"must be at most {max_len} characters, got {len(self.value)}")
-        if pattern is not None and not pattern.match(self.value):
+        if pattern is not None and not pattern.fullmatch(self.value):
             raise self.fail(f"must be {what}, got {show(self.value)}")
         return self.value
 
