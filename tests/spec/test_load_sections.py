@@ -403,10 +403,11 @@ def test_sections_given_are_carried_whole() -> None:
     }
     doc["name"] = "forum-2"
     stack = parse_stack(doc, "stack.yaml")
-    assert users(stack).deployment == Deployment(50, 150, 60)
-    assert stack.service("posts").deployment == Deployment(100, 200, 0)  # per service
+    rolling = ("rolling", d.CANARY_PERCENT, d.STEP_PERCENT, d.CANARY_BAKE_MINUTES)
+    assert users(stack).deployment == Deployment(50, 150, 60, *rolling)
+    assert stack.service("posts").deployment == Deployment(100, 200, 0, *rolling)  # per service
     assert stack.load_balancer == LoadBalancer(120, "strictest", False)
-    assert stack.local == Local(9090, "state", 0.5, 1, AccessLogRotation(10, 5))
+    assert stack.local == Local(9090, "state", 0.5, 1, AccessLogRotation(10, 5), d.LOCAL_TIME_SCALE)
     assert stack.name == "forum-2"
 
 
