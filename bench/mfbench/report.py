@@ -156,6 +156,7 @@ UP_GOAL = stats.Goal("at_most", 3.0, "≤ 3 s")
 UP_TEXT = UP_GOAL.text
 RSS_GOAL_MB = 60.0
 SERVICE_RSS_GOAL = stats.Goal("at_most", 45.0, "≤ 45 MB")
+ON_POSTGRESQL = {"p": "microforum", "w": "microforum (PostgreSQL)"}  # the systems service_rss_mb reads
 SERVE = re.compile(r"microforum serve (\w+)")
 
 
@@ -163,11 +164,7 @@ def service_rss_mb(ctx: Context, scenario: str) -> dict[str, stats.Summary]:
     """Peak RSS of each microforum service process on PostgreSQL in `scenario`, over its runs."""
     peaks: dict[str, list[float]] = {}
     for c in ctx.cases:
-        if (
-            c.scenario != scenario
-            or c.system != "microforum"
-            or (scenario == "w" and "PostgreSQL" not in c.subject)
-        ):
+        if c.scenario != scenario or c.system not in ON_POSTGRESQL[scenario]:
             continue
         for r in c.runs:
             for label, kb in r.rss_kb.items():

@@ -91,10 +91,26 @@ def test_service_memory_on_postgresql_has_a_goal_row(tmp_path: Path) -> None:
     ctx.cases += [
         Case("p", "users GET /api/users", "microforum", runs),
         Case("p", "users GET /api/users", "Koa", [_run(1, 1, {"server: node server.js users [9]": 90 * mb})]),
+        Case(
+            "w",
+            "POST",
+            "microforum (PostgreSQL)",
+            [_run(1, 1, {"stack: python -m microforum serve posts": mb})],
+        ),
+        Case(
+            "w", "POST", "microforum (SQLite)", [_run(1, 1, {"stack: python -m microforum serve users": mb})]
+        ),
+        Case(
+            "w",
+            "POST",
+            "pre-issue (PostgreSQL)",
+            [_run(1, 1, {"stack: python -m microforum serve users": mb})],
+        ),
     ]
     sizes = report.service_rss_mb(ctx, "p")
     assert list(sizes) == ["users"]  # neither Koa nor the database server
     assert (sizes["users"].median, sizes["users"].low, sizes["users"].high) == (46, 44, 47)
+    assert list(report.service_rss_mb(ctx, "w")) == ["posts"]  # this tree's, on PostgreSQL only
     goals = "\n".join(report.goal_table(ctx))
     assert (
         "| users RSS on PostgreSQL under load (peak per run) | 46.0 (44.0–47.0) MB | ≤ 45 MB | **MISSED** |"
