@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Run microforum's benchmarks against the original architecture and write bench/REPORT.md.
 
-    .venv/bin/python bench/run.py [--quick] [--only abcde]
+    .venv/bin/python bench/run.py [--quick] [--only abcde] [--old-tree DIR]
 
 (a) one service per core vs Koa, (b) LB vs nginx vs HAProxy, (c) whole stack vs nginx + Koa,
-(d) writes on SQLite and PostgreSQL, (e) `up` start-up time, (f) RSS (from every run).
+(d) writes on SQLite and PostgreSQL, (e) `up` start-up time, (f) RSS (from every run);
+not in the default set: (p) as (a) on PostgreSQL, (w) writes vs an older tree (--old-tree).
 A part of microforum that is not there yet is skipped with a line in the report.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mfbench import balancers, plots, report, services, stacks, startup
+from mfbench import balancers, plots, report, services, stacks, startup, upgrade
 from mfbench.core import BENCH, Context, Settings
 
 STEPS = {
@@ -31,6 +32,8 @@ STEPS = {
     "c": stacks.end_to_end,  # (c) and (d) on SQLite share one stack
     "d": stacks.writes_postgres,
     "e": startup.run,
+    "p": services.run_postgres,
+    "w": upgrade.run,
 }
 
 
@@ -38,9 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     """Run the selected scenarios, then write the report, plots and raw results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the short set (< 2 minutes)")
-    parser.add_argument("--only", default="abcde", help="scenarios to run, e.g. 'ab' (default: all)")
+    parser.add_argument(
+        "--only", default="abcde", help="scenarios to run, e.g. 'ab' or 'pw' (default: abcde)"
+    )
     parser.add_argument("--out", default=str(BENCH), help="where REPORT.md and the plots go")
+    parser.add_argument("--runs", type=int, default=0, help="measured runs per figure (default: 3)")
+    parser.add_argument("--old-tree", default="", help="(w): an older checkout with its own .venv")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.only) - set(STEPS))
+    if unknown:
+        parser.error(f"--only: no scenario {', '.join(unknown)} (choose from {''.join(STEPS)})")
     for tool in ("wrk", "nginx", "haproxy", "node", "taskset"):
         if not shutil.which(tool):
             print(
@@ -48,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
-    settings = Settings.quick() if args.quick else Settings()
+    settings = Settings.quick(args.old_tree) if args.quick else Settings(old_tree=args.old_tree)
+    if args.runs > 0:
+        settings = dataclasses.replace(settings, runs=args.runs)
     started, t0 = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), time.monotonic()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,7 @@ class Settings:
     write_connections: int = 16
     startup_runs: int = 3
     routes_per_service: int = 0  # scenario (a): 0 = every read route; the quick set takes 1
+    old_tree: str = ""  # scenario (w): an older checkout with its own .venv
 
     def routes(self, service: str) -> list[str]:
         """The read routes of `service` scenario (a) measures."""
@@ -45,8 +46,8 @@ class Settings:
         return routes[: self.routes_per_service] if self.routes_per_service else routes
 
     @classmethod
-    def quick(cls) -> Settings:
-        return cls(runs=3, seconds=1, warmup=1, startup_runs=1, routes_per_service=1)
+    def quick(cls, old_tree: str = "") -> Settings:
+        return cls(runs=3, seconds=1, warmup=1, startup_runs=1, routes_per_service=1, old_tree=old_tree)
 
 
 @dataclass

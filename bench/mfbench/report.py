@@ -19,8 +19,11 @@ TITLES = {
     "d": "(d) Writes: POST /api/posts with its cross-service checks",
     "e": "(e) `microforum up` start-up time",
     "f": "(f) Memory (RSS) under load",
+    "p": "(p) One service process on one core, on PostgreSQL: microforum vs Koa",
+    "w": "(w) Writes through the whole stack: this tree vs the pre-issue tree",
 }
-BASE_NAME = {"a": "Koa", "b": "HAProxy", "c": "nginx + Koa", "d": "(SQLite)"}
+BASE_NAME = {"a": "Koa", "b": "HAProxy", "c": "nginx + Koa", "d": "(SQLite)", "p": "Koa", "w": "pre-issue"}
+SECTIONS = "abcdpwef"
 
 
 def _version(argv: list[str]) -> str:
@@ -134,6 +137,12 @@ def goal_table(ctx: Context) -> list[str]:
             f"| b, f | LB RSS at 64 connections | {mb.show('{:.1f}')} MB | "
             f"≤ {RSS_GOAL_MB:.0f} MB | {verdict} |"
         )
+    for scenario in "pw":
+        for service, mb in service_rss_mb(ctx, scenario).items():
+            out.append(
+                f"| {scenario}, f | {service} RSS on PostgreSQL under load (peak per run) | "
+                f"{mb.show('{:.1f}')} MB | {SERVICE_RSS_GOAL.text} | {SERVICE_RSS_GOAL.verdict(mb.median)} |"
+            )
     if ctx.startup_s:
         s = stats.summarize(ctx.startup_s)
         out.append(
@@ -146,6 +155,23 @@ def goal_table(ctx: Context) -> list[str]:
 UP_GOAL = stats.Goal("at_most", 3.0, "≤ 3 s")
 UP_TEXT = UP_GOAL.text
 RSS_GOAL_MB = 60.0
+SERVICE_RSS_GOAL = stats.Goal("at_most", 45.0, "≤ 45 MB")
+ON_POSTGRESQL = {"p": "microforum", "w": "microforum (PostgreSQL)"}  # the systems service_rss_mb reads
+SERVE = re.compile(r"microforum serve (\w+)")
+
+
+def service_rss_mb(ctx: Context, scenario: str) -> dict[str, stats.Summary]:
+    """Peak RSS of each microforum service process on PostgreSQL in `scenario`, over its runs."""
+    peaks: dict[str, list[float]] = {}
+    for c in ctx.cases:
+        if c.scenario != scenario or c.system not in ON_POSTGRESQL[scenario]:
+            continue
+        for r in c.runs:
+            for label, kb in r.rss_kb.items():
+                found = SERVE.search(label)
+                if found and kb:
+                    peaks.setdefault(found.group(1), []).append(kb / 1024)
+    return {name: stats.summarize(mbs) for name, mbs in sorted(peaks.items())}
 
 
 def rss_table(ctx: Context) -> list[str]:
@@ -193,7 +219,13 @@ def write(ctx: Context, path: Path, plots: list[str], mode: str, elapsed: float,
         *goal_table(ctx),
         "",
     ]
-    for scenario in "abcdef":
+    for scenario in SECTIONS:
+        if (
+            scenario in "pw"
+            and not any(c.scenario == scenario for c in ctx.cases)
+            and scenario not in ctx.notes
+        ):
+            continue  # not in the default set: no empty section
         lines += [f"## {TITLES[scenario]}", ""]
         lines += [f"- {n}" for n in ctx.notes.get(scenario, [])]
         lines += [""] if ctx.notes.get(scenario) else []

@@ -109,7 +109,7 @@ def _measure_mix(
     return cases
 
 
-def _post_ok(port: int) -> tuple[int, str]:
+def post_ok(port: int) -> tuple[int, str]:
     import http.client
 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -133,7 +133,7 @@ def writes(
     cases: dict[str, Case] = {}
     conns = ctx.settings.write_connections
     for db, (proc, port) in stacks.items():
-        status, body = _post_ok(port)
+        status, body = post_ok(port)
         if status not in (200, 201):
             ctx.note("d", f"POST /api/posts on {db} answered {status} {body!r}: not measured")
             continue
