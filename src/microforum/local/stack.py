@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from microforum.console.server import ConsoleServer
 from microforum.errors import MicroforumError
 from microforum.local.control import (
     RESTART_TIMEOUT,
@@ -109,10 +110,12 @@ async def _up(
     supervisor = Supervisor(
         stack, lb, runner, log, data_dir=data_dir, api_url=url, on_shutdown=close_lb
     )
-    control = ControlServer(_handler(supervisor, lb, url))
+    console = ConsoleServer(stack, lb, supervisor, data_dir / "access.log", url)
+    console_url = await console.start()
+    control = ControlServer(_handler(supervisor, lb, url, console_url))
     await control.start()
-    control.write_file(control_path(data_dir), url)
-    supervisor.on_ready(lambda: _announce(log, stack, url, started))
+    control.write_file(control_path(data_dir), url, console_url=console_url)
+    supervisor.on_ready(lambda: _announce(log, stack, url, console_url, started))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, supervisor.request_shutdown, f"{signum.name} received")
@@ -121,6 +124,7 @@ async def _up(
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+        await console.close()
         await _cleanup(supervisor, control, close_lb, runner, data_dir)
     log.line(SUPERVISOR, "stopped")
     return 0
@@ -150,11 +154,12 @@ async def _start_balancer(lb: Any, port: int) -> int:
         raise MicroforumError(f"start the load balancer on {HOST}:{port}: {exc}") from exc
 
 
-def _announce(log: LogStream, stack: Stack, url: str, started: float) -> None:
+def _announce(log: LogStream, stack: Stack, url: str, console_url: str, started: float) -> None:
     targets = sum(s.desired_count for s in stack.services)
     elapsed = time.monotonic() - started
     log.line(SUPERVISOR, f"{targets} targets healthy in {elapsed:.2f} s")
     log.line(SUPERVISOR, f"stack '{stack.name}' ready at {url}  (Ctrl-C stops it)")
+    log.line(SUPERVISOR, f"console: {console_url}")
 
 
 async def _cleanup(
@@ -172,12 +177,13 @@ async def _cleanup(
     await runner.close()
 
 
-def _handler(supervisor: Supervisor, lb: Any, url: str) -> Any:
+def _handler(supervisor: Supervisor, lb: Any, url: str, console_url: str) -> Any:
     async def handle(method: str, path: str, query: dict[str, str]) -> tuple[int, Any]:
         if method == "GET" and path == "/status":
             return 200, {
                 "stack": supervisor.stack.name,
                 "url": url,
+                "console_url": console_url,
                 "target_groups": lb.describe(),
                 "replicas": supervisor.snapshot(),
             }

@@ -16,7 +16,10 @@ COLUMNS = ("TARGET", "PORT", "STATE", "REASON", "DESCRIPTION")
 
 def format_status(body: Mapping[str, Any]) -> str:
     """The whole status report."""
-    out = [f"stack {body.get('stack', '?')} at {body.get('url', '?')}", ""]
+    out = [f"stack {body.get('stack', '?')} at {body.get('url', '?')}"]
+    if body.get("console_url"):
+        out.append(f"console {body['console_url']}")
+    out.append("")
     groups = body.get("target_groups") or {}
     for name, group in groups.items():
         if isinstance(group, Mapping) and "targets" in group:

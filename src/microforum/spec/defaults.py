@@ -63,6 +63,14 @@ LOCAL_MAX_DEREGISTRATION_DELAY = 2.0
 # While a target is still `initial`, the local stack checks it this often instead of every
 # `interval` seconds, so `up` is ready in about a second; thresholds and states are ALB's.
 LOCAL_INITIAL_HEALTH_CHECK_INTERVAL = 0.2
+# The local console (`up` serves it, docs/console.md): ALB's figures sampled every
+# CONSOLE_SAMPLE_INTERVAL seconds and kept CONSOLE_HISTORY seconds (CloudWatch's ALB metrics have
+# one-minute periods; locally, finer ones show a killed target at once); the page polls every
+# CONSOLE_POLL_INTERVAL seconds and lists up to CONSOLE_LOG_LINES access-log lines.
+CONSOLE_SAMPLE_INTERVAL = 2.0
+CONSOLE_HISTORY = 300.0
+CONSOLE_POLL_INTERVAL = 1.0
+CONSOLE_LOG_LINES = 50
 
 # AWS limits the loader enforces (ALB_SPEC A.2, BOTO-ELBV2 / BOTO-ECS), as inclusive ranges.
 HEALTH_CHECK_INTERVAL_RANGE = (5, 300)
