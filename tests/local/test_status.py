@@ -45,3 +45,12 @@ def test_status_reads_like_describe_target_health_plus_the_figures() -> None:
         "  (no registered targets)",
         "  requests 0  target 4xx 0  target 5xx 0  elb 5xx 0  p50 -  p99 -",
     ]
+
+
+def test_status_names_the_console_when_up_serves_one() -> None:
+    lines = format_status(BODY | {"console_url": "http://127.0.0.1:4242/?token=abc"}).splitlines()
+    assert lines[:3] == [
+        "stack microforum at http://127.0.0.1:8080",
+        "console http://127.0.0.1:4242/?token=abc",
+        "",
+    ]

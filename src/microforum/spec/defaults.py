@@ -88,6 +88,19 @@ WILDCARDS_PER_RULE = 5
 TARGET_GROUPS_PER_ACTION = 5
 HTTP_HEADER_NAME_MAX_LENGTH = 40
 FIXED_RESPONSE_BODY_MAX_LENGTH = 1024
+FIXED_RESPONSE_STATUS_RANGE = (200, 599)  # and not 3XX (FixedResponseActionConfig.StatusCode)
+REDIRECT_PART_MAX_LENGTH = 128  # RedirectActionConfig Host, Port, Path, Query
+HEALTH_CHECK_PATH_MAX_LENGTH = 1024
+HOST_PORT_RANGE = (0, 65535)  # 0: a dynamic host port
+CPU_RANGE = (1, 10240)  # ECS task definition cpu units
+MEMORY_RANGE = (1, 122880)  # MiB
+DESIRED_COUNT_RANGE = (0, 100)
+MINIMUM_HEALTHY_PERCENT_RANGE = (0, 100)
+MAXIMUM_PERCENT_RANGE = (100, 200)
+HEALTH_CHECK_GRACE_PERIOD_RANGE = (0, 2_147_483_647)
+# Local-only limits (no AWS counterpart).
+LOCAL_MAX_DEREGISTRATION_DELAY_RANGE = (0, 3600)
+LOCAL_INITIAL_HEALTH_CHECK_INTERVAL_RANGE = (0.05, 300)
 
 # AWS deployment (`microforum deploy`): the cluster template's parameters and deploy's choices.
 ECS_INSTANCE_TYPE = "t3.small"

@@ -123,11 +123,13 @@ def _service(node: Node, name: str) -> Service:
         builtin=builtin,
         command=command,
         container_port=container_port,
-        host_port=optional(f, "host_port", lambda n: n.integer(0, 65535), d.HOST_PORT),
+        host_port=optional(f, "host_port", lambda n: n.integer(*d.HOST_PORT_RANGE), d.HOST_PORT),
         network_mode=optional(f, "network_mode", lambda n: n.choice(("bridge",)), d.NETWORK_MODE),
-        cpu=optional(f, "cpu", lambda n: n.integer(1, 10240), d.CPU),
-        memory=optional(f, "memory", lambda n: n.integer(1, 122880), d.MEMORY),
-        desired_count=optional(f, "desired_count", lambda n: n.integer(0, 100), d.DESIRED_COUNT),
+        cpu=optional(f, "cpu", lambda n: n.integer(*d.CPU_RANGE), d.CPU),
+        memory=optional(f, "memory", lambda n: n.integer(*d.MEMORY_RANGE), d.MEMORY),
+        desired_count=optional(
+            f, "desired_count", lambda n: n.integer(*d.DESIRED_COUNT_RANGE), d.DESIRED_COUNT
+        ),
         environment=_environment(f.get("environment")),
         target_group=TargetGroup(
             name=name,
@@ -214,7 +216,7 @@ def _health_check(node: Node) -> HealthCheck:
 
 
 def _health_path(node: Node) -> str:
-    path = node.string(max_len=1024)
+    path = node.string(max_len=d.HEALTH_CHECK_PATH_MAX_LENGTH)
     if not path.startswith("/"):
         raise node.fail(f"must start with /, got {path!r}")
     return path
@@ -233,8 +235,11 @@ def _success_codes(node: Node) -> str:
 
 def _deployment(node: Node) -> Deployment:
     f = node.mapping(("minimum_healthy_percent", "maximum_percent", "health_check_grace_period"))
-    minimum = optional(f, "minimum_healthy_percent", lambda n: n.integer(0, 100), d.MINIMUM_HEALTHY_PERCENT)
-    maximum = optional(f, "maximum_percent", lambda n: n.integer(100, 200), d.MAXIMUM_PERCENT)
+    minimum = optional(
+        f, "minimum_healthy_percent", lambda n: n.integer(*d.MINIMUM_HEALTHY_PERCENT_RANGE),
+        d.MINIMUM_HEALTHY_PERCENT,
+    )  # fmt: skip
+    maximum = optional(f, "maximum_percent", lambda n: n.integer(*d.MAXIMUM_PERCENT_RANGE), d.MAXIMUM_PERCENT)
     if minimum == 100 and maximum == 100:
         raise (f.get("maximum_percent") or node).fail(
             "maximum_percent must exceed 100 when minimum_healthy_percent is 100"
@@ -246,7 +251,7 @@ def _deployment(node: Node) -> Deployment:
         health_check_grace_period=optional(
             f,
             "health_check_grace_period",
-            lambda n: n.integer(0, 2_147_483_647),
+            lambda n: n.integer(*d.HEALTH_CHECK_GRACE_PERIOD_RANGE),
             d.HEALTH_CHECK_GRACE_PERIOD,
         ),
     )
