@@ -26,6 +26,7 @@ def test_a_line_parsed() -> None:
         "time": "2026-12-05T03:29:12.369631Z",
         "trace_id": "Root=1-6b138508-000000000000000000000001",
         "request": "GET http://127.0.0.1:8080/api/threads/9 HTTP/1.1",
+        "short": "GET /api/threads/9",
         "status": 404,
         "target_status": "404",
         "target": "127.0.0.1:4001",

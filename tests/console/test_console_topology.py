@@ -89,7 +89,7 @@ def test_the_picture_draws_every_rule_group_and_target_with_its_state() -> None:
     assert "api-2  :4002  unhealthy  Target.Timeout" in svg
     assert f'fill="{STATE_COLOURS["draining"]}"' in svg
     assert svg.count('<path class="wire"') == 2  # the weighted forward's two links
-    assert "w 3" in svg and "w 1" in svg
+    assert "weight 3" in svg and "weight 1" in svg
     assert '<g class="group some" data-group="api">' in svg  # 1 of 3 desired healthy
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,13 @@ def parse_line(line: bytes) -> dict[str, Any] | None:
     if not raw["elb_status_code"].isdigit():
         return None
     arn = raw["target_group_arn"]
+    method, _, rest = raw["request"].partition(" ")
+    url = urllib.parse.urlsplit(rest.rpartition(" ")[0] or rest)
     return {
         "time": raw["time"],
         "trace_id": raw["trace_id"],
         "request": raw["request"],
+        "short": f"{method} {url.path or '/'}" + (f"?{url.query}" if url.query else ""),
         "status": int(raw["elb_status_code"]),
         "target_status": raw["target_status_code"],
         "target": raw["target"],

@@ -130,7 +130,11 @@ def _link(rule: Mapping[str, Any], fwd: Mapping[str, Any], y: int, group_y: Mapp
     path = f'<path class="wire" d="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}" marker-end="url(#arrow)"/>'
     if len(rule["forward"]) < 2:
         return path
-    return path + f'<text class="small" x="{x2 - 34}" y="{y2 - 4}">w {int(fwd["weight"])}</text>'
+    label = f"weight {int(fwd['weight'])}"
+    return (
+        path
+        + f'<text class="small weight" x="{mid}" y="{(y1 + y2) / 2 + 4}" text-anchor="middle">{label}</text>'
+    )
 
 
 def _group(group: Mapping[str, Any], targets: Sequence[Mapping[str, Any]], y: int, h: int) -> str:

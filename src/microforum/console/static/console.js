@@ -156,9 +156,13 @@ function renderLogs(lines) {
     const status = el("td");
     status.append(el("span", line.status, "code c" + String(line.status)[0]));
     if (line.target_status === "-") status.append(el("span", " by the LB", "elb"));
-    row.append(el("td", line.time.replace("T", " ").replace("Z", "")), status,
+    const time = el("td", line.time.slice(11, 23));
+    time.title = line.time;
+    const request = el("td", line.short, "request");
+    request.title = line.request;
+    row.append(time, status,
                el("td", line.target === "-" ? "–" : line.target), el("td", line.group || "–"),
-               el("td", line.request, "request"),
+               request,
                el("td", line.target_time === "-1" ? "–" : line.target_time + " s"),
                el("td", line.trace_id));
     return row;
