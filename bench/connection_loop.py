@@ -29,8 +29,7 @@ from microforum.services.settings import load_settings
 ROUTES = ["/api/users", "/api/users/2", "/api/threads", "/api/threads/2", "/api/posts",
           "/api/posts/in-thread/2", "/api/posts/by-user/2"]  # fmt: skip
 REQUESTS = [
-    f"GET {route} HTTP/1.1\r\nHost: 127.0.0.1:3000\r\nUser-Agent: wrk\r\n\r\n".encode()
-    for route in ROUTES
+    f"GET {route} HTTP/1.1\r\nHost: 127.0.0.1:3000\r\nUser-Agent: wrk\r\n\r\n".encode() for route in ROUTES
 ]
 
 

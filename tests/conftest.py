@@ -75,14 +75,11 @@ def _start_server(root: str, initdb: str, pg_ctl: str) -> PostgresServer:
         entry = pwd.getpwnam(PG_USER)
         os.chown(root, entry.pw_uid, entry.pw_gid)
     run = {"check": True, "capture_output": True, "text": True}
-    subprocess.run(
-        _as_postgres([initdb, "-D", data_dir, "-A", "trust", "-U", PG_USER, "-E", "UTF8"]), **run
-    )
+    subprocess.run(_as_postgres([initdb, "-D", data_dir, "-A", "trust", "-U", PG_USER, "-E", "UTF8"]), **run)
     port = free_port()
     options = f"-k {root} -h 127.0.0.1 -p {port} -c fsync=off"
     log = os.path.join(root, "server.log")
-    subprocess.run(_as_postgres([pg_ctl, "-D", data_dir, "-o", options, "-l", log, "-w", "start"]),
-                   **run)
+    subprocess.run(_as_postgres([pg_ctl, "-D", data_dir, "-o", options, "-l", log, "-w", "start"]), **run)
     return PostgresServer(host="127.0.0.1", port=port, data_dir=data_dir)
 
 
@@ -106,7 +103,8 @@ def postgres() -> Iterator[PostgresServer]:
         try:
             yield server
         finally:
-            subprocess.run(_as_postgres([pg_ctl, "-D", server.data_dir, "-m", "fast", "stop"]),
-                           capture_output=True)
+            subprocess.run(
+                _as_postgres([pg_ctl, "-D", server.data_dir, "-m", "fast", "stop"]), capture_output=True
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)

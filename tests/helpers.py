@@ -39,9 +39,7 @@ def _answers(url: str) -> bool:
         return False
 
 
-def wait_http(
-    url: str, timeout: float = 10.0, *, process: subprocess.Popen[bytes] | None = None
-) -> None:
+def wait_http(url: str, timeout: float = 10.0, *, process: subprocess.Popen[bytes] | None = None) -> None:
     """Poll `url` until it gives any HTTP response; raise TimeoutError after `timeout` seconds.
 
     With `process`, fail at once (RuntimeError) if that process exits before answering.
@@ -95,9 +93,7 @@ def running(
     """
     full_env = {**os.environ, **(env or {})}
     with tempfile.NamedTemporaryFile(prefix="proc-", suffix=".log") as log:
-        proc = subprocess.Popen(
-            list(argv), env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=cwd
-        )
+        proc = subprocess.Popen(list(argv), env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
         proc.log_file = log  # type: ignore[attr-defined]
         try:
             if port is not None:

@@ -32,6 +32,7 @@ def test_trace_id_over_7kb_of_headers_keeps_only_root():
 
 def test_trace_ids_are_fresh_x_ray_ids_with_the_current_second():
     made = []
+
     def random_bytes(n: int) -> bytes:
         made.append(n)
         return bytes((i * 7 + len(made)) % 256 for i in range(n))

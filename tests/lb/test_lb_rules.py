@@ -94,13 +94,15 @@ def test_match_table(request_view, priority, outcome):
 
 
 def test_lowest_priority_wins_whatever_the_file_order():
-    router = Router(stack("""
+    router = Router(
+        stack("""
 listener:
   default_action: {forward: monolith}
   rules:
     - {priority: 9, conditions: [{path_pattern: ["/a*"]}], action: {forward: users}}
     - {priority: 4, conditions: [{path_pattern: ["/ab*"]}], action: {forward: posts}}
-""").listener)
+""").listener
+    )
     assert router.match(view("/abc"))[0] == 4
     assert router.match(view("/a"))[0] == 9
 
@@ -128,12 +130,21 @@ def test_parse_query():
 @pytest.mark.parametrize(
     ("redirect", "request_view", "location"),
     [
-        (Redirect("HTTP_301", protocol="HTTPS", port="443"), view("/a/b", "x=1", "h.test:8080"),
-         "https://h.test/a/b?x=1"),
-        (Redirect("HTTP_301", host="new.test"), view("/a", "", "h.test"),
-         "http://new.test:8080/a"),  # ⚠ empty query: no "?"
-        (Redirect("HTTP_302", port="80", path="/v2/#{path}", query="from=#{host}&#{query}"),
-         view("/a", "q=1", "h.test"), "http://h.test/v2/a?from=h.test&q=1"),
+        (
+            Redirect("HTTP_301", protocol="HTTPS", port="443"),
+            view("/a/b", "x=1", "h.test:8080"),
+            "https://h.test/a/b?x=1",
+        ),
+        (
+            Redirect("HTTP_301", host="new.test"),
+            view("/a", "", "h.test"),
+            "http://new.test:8080/a",
+        ),  # ⚠ empty query: no "?"
+        (
+            Redirect("HTTP_302", port="80", path="/v2/#{path}", query="from=#{host}&#{query}"),
+            view("/a", "q=1", "h.test"),
+            "http://h.test/v2/a?from=h.test&q=1",
+        ),
     ],
 )
 def test_redirect_location(redirect, request_view, location):

@@ -55,8 +55,18 @@ def status_of(answer: bytes) -> int:
         # not HTTP at all
         b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + SMUGGLED,
     ],
-    ids=["two-cl", "chunk-zz", "chunk-neg", "te-twice", "cl-1x", "nul", "bare-cr", "obs-fold",
-         "te-space", "tls"],
+    ids=[
+        "two-cl",
+        "chunk-zz",
+        "chunk-neg",
+        "te-twice",
+        "cl-1x",
+        "nul",
+        "bare-cr",
+        "obs-fold",
+        "te-space",
+        "tls",
+    ],
 )
 def test_severe_or_malformed_gets_400_closes_and_reaches_no_target(defensive, attack):
     answer, closed = raw(defensive.port, attack)
@@ -138,5 +148,5 @@ def test_access_log_records_the_classification(tmp_path):
     finally:
         lb.close()
     lines = (tmp_path / "a.log").read_text().splitlines()
-    assert any('400 - ' in line and '"Severe" "MultipleContentLength"' in line for line in lines)
+    assert any("400 - " in line and '"Severe" "MultipleContentLength"' in line for line in lines)
     assert any('"Ambiguous" "UndefinedContentLengthSemantics"' in line for line in lines)

@@ -126,8 +126,7 @@ def test_crash_message_names_the_replica_and_quotes_the_last_lines() -> None:
     lines = [f"line {i}" for i in range(30)]
     message = crash_message("users-4", 3, 3, 2.0, lines)
     assert message.splitlines()[0] == (
-        "replica users-4 exited with code 3 (3rd failure in a row); restarting in 2 s; "
-        "its last lines:"
+        "replica users-4 exited with code 3 (3rd failure in a row); restarting in 2 s; its last lines:"
     )
     assert message.splitlines()[1:] == [f"    line {i}" for i in range(20, 30)]
     assert crash_message("users-4", 1, 1, 0, []).endswith("; it printed nothing")

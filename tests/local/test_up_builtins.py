@@ -42,9 +42,7 @@ def get(url: str) -> tuple[int, str, str]:
         return response.status, response.headers["Content-Type"], response.read().decode()
 
 
-def test_every_original_route_answers_through_the_load_balancer(
-    stack: UpProcess, stack_file: Path
-) -> None:
+def test_every_original_route_answers_through_the_load_balancer(stack: UpProcess, stack_file: Path) -> None:
     assert get(f"{stack.url}/")[::2] == (200, "Ready to receive requests")
     assert get(f"{stack.url}/api/")[::2] == (200, "API ready to receive requests")
     users = json.loads(get(f"{stack.url}/api/users")[2])
@@ -58,8 +56,7 @@ def test_every_original_route_answers_through_the_load_balancer(
     assert in_thread and all(p["thread"] == 1 for p in in_thread)
     assert by_user and all(p["user"] == 1 for p in by_user)
     counts = {
-        name: group["metrics"]["RequestCount"]
-        for name, group in status(stack_file)["target_groups"].items()
+        name: group["metrics"]["RequestCount"] for name, group in status(stack_file)["target_groups"].items()
     }  # each rule's target group served its own paths (and maybe lookups); the monolith the rest
     assert counts["monolith"] == 2
     assert counts["users"] >= 2 and counts["threads"] >= 2 and counts["posts"] >= 3
@@ -81,8 +78,10 @@ def test_sigkill_of_a_replica_under_load(stack: UpProcess, stack_file: Path) -> 
     with Load(stack.url, "/api/users/1") as load:
         killed_at, settled_at, targets = kill_replica_under_load(stack, stack_file, victim, "users", 2)
     failures = load.failures(since=killed_at)
-    print(f"\nSIGKILL under load: {len(failures)} failed of {load.count(killed_at)} requests: "
-          f"{sorted({str(o) for _, o in failures})}")
+    print(
+        f"\nSIGKILL under load: {len(failures)} failed of {load.count(killed_at)} requests: "
+        f"{sorted({str(o) for _, o in failures})}"
+    )
     assert victim["id"] not in {t["id"] for t in targets}
     assert all(t - killed_at <= bound for t, _ in failures), failures
     assert load.failures(since=settled_at) == []

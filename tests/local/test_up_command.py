@@ -107,8 +107,10 @@ def test_sigkill_of_a_replica_under_load_is_replaced_and_no_longer_targeted(
     with Load(stack.url, "/whoami") as load:
         killed_at, settled_at, targets = kill_replica_under_load(stack, stack_file, victim, "web", 2)
     failures = load.failures(since=killed_at)
-    print(f"\nSIGKILL under load: {len(failures)} failed of {load.count(killed_at)} requests: "
-          f"{sorted({str(o) for _, o in failures})}")
+    print(
+        f"\nSIGKILL under load: {len(failures)} failed of {load.count(killed_at)} requests: "
+        f"{sorted({str(o) for _, o in failures})}"
+    )
     assert victim["id"] not in {t["id"] for t in targets}
     assert all(t - killed_at <= DETECTION_BOUND for t, _ in failures), failures
     assert victim["pid"] not in whoami(load.bodies(since=settled_at))

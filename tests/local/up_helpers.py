@@ -192,7 +192,11 @@ def status(stack_file: Path) -> dict:  # type: ignore[type-arg]
 
 
 def kill_replica_under_load(
-    stack: UpProcess, stack_file: Path, victim: dict, group: str, healthy: int  # type: ignore[type-arg]
+    stack: UpProcess,
+    stack_file: Path,
+    victim: dict,
+    group: str,
+    healthy: int,  # type: ignore[type-arg]
 ) -> tuple[float, float, list[dict]]:  # type: ignore[type-arg]
     """SIGKILL `victim` while a `Load` runs; wait until `group` has `healthy` healthy targets
     again. Returns when it was killed, when it settled, and the group's targets then."""

@@ -21,9 +21,7 @@ def _database_env(request: pytest.FixtureRequest, backend: str) -> dict[str, str
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def monolith(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Service]:
+def monolith(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """The monolith on fresh seed data, shared by a module's tests, once per backend."""
     env = _database_env(request, request.param)
     with serving("monolith", tmp_path_factory.mktemp("monolith"), env) as service:

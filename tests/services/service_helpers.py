@@ -92,14 +92,27 @@ def call(
 
 def serve_argv(name: str, port: int, *extra: str) -> list[str]:
     """The command line that serves `name` on `port`."""
-    return [sys.executable, "-m", "microforum", "serve", name, "--port", str(port),
-            "--host", "127.0.0.1", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "microforum",
+        "serve",
+        name,
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        *extra,
+    ]
 
 
 @contextlib.contextmanager
 def serving(
-    name: str, data_dir: str | os.PathLike[str], env: Mapping[str, str] | None = None,
-    *extra: str, port: int | None = None,
+    name: str,
+    data_dir: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    *extra: str,
+    port: int | None = None,
 ) -> Iterator[Service]:
     """Run `microforum serve name` with DATA_DIR=data_dir (plus `env`) until the block ends."""
     port = port or free_port()

@@ -52,8 +52,7 @@ def test_pipelined_write_between_reads_is_answered_in_order(wire: Wire) -> None:
     wire.send(get("/api/users/1") + post("/api/users", body) + get("/api/users/2"))
     answers = [wire.answer() for _ in range(3)]
     assert [a.status for a in answers] == [200, 201, 200]
-    assert [answers[0].json["id"], answers[1].json["username"], answers[2].json["id"]] == [
-        1, "pipelined", 2]
+    assert [answers[0].json["id"], answers[1].json["username"], answers[2].json["id"]] == [1, "pipelined", 2]
 
 
 def test_content_length_body(wire: Wire) -> None:
@@ -115,21 +114,29 @@ def test_head_over_64_kib_is_431_and_closes(wire: Wire) -> None:
     assert wire.closed()
 
 
-@pytest.mark.parametrize("request_bytes", [
-    pytest.param(b"GARBAGE\r\n\r\n", id="no-request-line"),
-    pytest.param(b"GET / HTTP/9.9\r\n\r\n", id="bad-version"),
-    pytest.param(b"GET /a b HTTP/1.1\r\n\r\n", id="space-in-target"),
-    pytest.param(b"GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n", id="raw-utf8-target"),
-    pytest.param(b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", id="space-in-name"),
-    pytest.param(b"GET / HTTP/1.1\r\nX: \x00\r\n\r\n", id="nul-in-value"),
-    pytest.param(b"POST /api/users HTTP/1.1\r\nContent-Length: abc\r\n\r\n", id="bad-length"),
-    pytest.param(b"POST /api/users HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-                 id="two-lengths"),
-    pytest.param(b"POST /api/users HTTP/1.1\r\nContent-Type: application/json\r\n"
-                 b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", id="bad-chunk-size"),
-    pytest.param(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + b"\x16\x03\x01\x00\xa5\x01",
-                 id="tls-after-a-request"),
-])
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        pytest.param(b"GARBAGE\r\n\r\n", id="no-request-line"),
+        pytest.param(b"GET / HTTP/9.9\r\n\r\n", id="bad-version"),
+        pytest.param(b"GET /a b HTTP/1.1\r\n\r\n", id="space-in-target"),
+        pytest.param(b"GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n", id="raw-utf8-target"),
+        pytest.param(b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", id="space-in-name"),
+        pytest.param(b"GET / HTTP/1.1\r\nX: \x00\r\n\r\n", id="nul-in-value"),
+        pytest.param(b"POST /api/users HTTP/1.1\r\nContent-Length: abc\r\n\r\n", id="bad-length"),
+        pytest.param(
+            b"POST /api/users HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", id="two-lengths"
+        ),
+        pytest.param(
+            b"POST /api/users HTTP/1.1\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+            id="bad-chunk-size",
+        ),
+        pytest.param(
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + b"\x16\x03\x01\x00\xa5\x01", id="tls-after-a-request"
+        ),
+    ],
+)
 def test_malformed_http_is_400_json_and_the_next_connection_works(
     service: Service, request_bytes: bytes
 ) -> None:
@@ -168,15 +175,18 @@ def test_idle_timeout_closes_an_idle_connection(tmp_path: Path) -> None:
         assert conn.sock.recv(1) == b""
 
 
-@pytest.mark.parametrize(("idle", "in_head", "draining", "closes"), [
-    (0.0, False, False, False),
-    (74.9, False, False, False),
-    (75.0, False, False, True),
-    (0.0, False, True, True),  # draining: an idle connection closes at once
-    (HEAD_TIMEOUT - 0.1, True, False, False),  # a head on its way gets HEAD_TIMEOUT
-    (HEAD_TIMEOUT - 0.1, True, True, False),  # even while draining
-    (HEAD_TIMEOUT, True, False, True),
-])
+@pytest.mark.parametrize(
+    ("idle", "in_head", "draining", "closes"),
+    [
+        (0.0, False, False, False),
+        (74.9, False, False, False),
+        (75.0, False, False, True),
+        (0.0, False, True, True),  # draining: an idle connection closes at once
+        (HEAD_TIMEOUT - 0.1, True, False, False),  # a head on its way gets HEAD_TIMEOUT
+        (HEAD_TIMEOUT - 0.1, True, True, False),  # even while draining
+        (HEAD_TIMEOUT, True, False, True),
+    ],
+)
 def test_should_close(idle: float, in_head: bool, draining: bool, closes: bool) -> None:
     assert should_close(idle, in_head=in_head, draining=draining, idle_timeout=75.0) is closes
 

@@ -72,11 +72,14 @@ def test_deleting_a_referenced_user_is_409(monolith: Service, user_id: int, hold
     assert monolith.get(f"/api/users/{user_id}").status == 200
 
 
-@pytest.mark.parametrize(("path", "body", "field"), [
-    ("/api/threads", {"title": "x", "createdBy": 999}, "createdBy"),
-    ("/api/posts", {"thread": 999, "text": "x", "user": 1}, "thread"),
-    ("/api/posts", {"thread": 1, "text": "x", "user": 999}, "user"),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/threads", {"title": "x", "createdBy": 999}, "createdBy"),
+        ("/api/posts", {"thread": 999, "text": "x", "user": 1}, "thread"),
+        ("/api/posts", {"thread": 1, "text": "x", "user": 999}, "user"),
+    ],
+)
 def test_references_must_exist(monolith: Service, path: str, body: dict, field: str) -> None:
     before = monolith.get(path).json
     answer = monolith.call("POST", path, body)
@@ -101,8 +104,9 @@ VALIDATION = [
 ]
 
 
-@pytest.mark.parametrize(("path", "body", "field"), VALIDATION,
-                         ids=[f"{p}-{f}-{i}" for i, (p, _, f) in enumerate(VALIDATION)])
+@pytest.mark.parametrize(
+    ("path", "body", "field"), VALIDATION, ids=[f"{p}-{f}-{i}" for i, (p, _, f) in enumerate(VALIDATION)]
+)
 def test_validation_names_the_field(monolith: Service, path: str, body: dict, field: str) -> None:
     answer = monolith.call("POST", path, body)
     assert (answer.status, answer.content_type) == (422, JSON)
@@ -117,14 +121,17 @@ def test_longest_allowed_values_are_accepted(monolith: Service) -> None:
     assert post.status == 201 and len(post.json["text"]) == 10_000
 
 
-@pytest.mark.parametrize(("raw", "headers", "status"), [
-    (b'{"username": "x", ', {"Content-Type": "application/json"}, 400),
-    (b"[1, 2]", {"Content-Type": "application/json"}, 422),
-    (b"username=x", {"Content-Type": "application/x-www-form-urlencoded"}, 415),
-    (b'{"username": "x", "name": "y"}', {}, 415),
-    (b"\xff\xfe", {"Content-Type": "application/json"}, 400),
-    (b'{"username": "\\ud800", "name": "y"}', {"Content-Type": "application/json"}, 400),
-])
+@pytest.mark.parametrize(
+    ("raw", "headers", "status"),
+    [
+        (b'{"username": "x", ', {"Content-Type": "application/json"}, 400),
+        (b"[1, 2]", {"Content-Type": "application/json"}, 422),
+        (b"username=x", {"Content-Type": "application/x-www-form-urlencoded"}, 415),
+        (b'{"username": "x", "name": "y"}', {}, 415),
+        (b"\xff\xfe", {"Content-Type": "application/json"}, 400),
+        (b'{"username": "\\ud800", "name": "y"}', {"Content-Type": "application/json"}, 400),
+    ],
+)
 def test_bad_bodies(monolith: Service, raw: bytes, headers: dict, status: int) -> None:
     answer = monolith.call("POST", "/api/users", raw=raw, headers=headers)
     assert (answer.status, answer.content_type) == (status, JSON)
@@ -135,8 +142,10 @@ def test_body_over_one_mib_is_413(monolith: Service) -> None:
     # Answered from the declared length, before the body is read; so the client sends only the
     # head and a little of the body, then reads the answer (it would otherwise race the close).
     with socket.create_connection(("127.0.0.1", monolith.port), timeout=30) as sock:
-        sock.sendall(b"POST /api/posts HTTP/1.1\r\nHost: t\r\nContent-Type: application/json"
-                     b"\r\nContent-Length: %d\r\n\r\n{\"text\": \"" % (MIB + 1))
+        sock.sendall(
+            b"POST /api/posts HTTP/1.1\r\nHost: t\r\nContent-Type: application/json"
+            b'\r\nContent-Length: %d\r\n\r\n{"text": "' % (MIB + 1)
+        )
         head = sock.recv(65536).split(b"\r\n\r\n")[0].lower()
     assert head.startswith(b"http/1.1 413")
     assert b"content-type: application/json; charset=utf-8" in head
@@ -151,7 +160,7 @@ def test_pagination_with_cursor(monolith: Service) -> None:
         pages.append(answer.json)
         link = answer.headers.get("link")
         assert (link is None) == (answer.headers.get("x-next-cursor") is None)
-        path = link[1:link.index(">")] if link else ""
+        path = link[1 : link.index(">")] if link else ""
     assert [len(p) for p in pages[:-1]] == [4] * (len(pages) - 1)
     assert [post for page in pages for post in page] == everything
 

@@ -23,9 +23,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Servic
     ports = {name: free_port() for name in ("users", "threads", "posts")}
     urls = {f"{n.upper()}_URL": f"http://127.0.0.1:{p}" for n, p in ports.items()}
     data = tmp_path_factory.mktemp("stack")
-    with serving("users", data, urls, port=ports["users"]) as users, \
-         serving("threads", data, urls, port=ports["threads"]) as threads, \
-         serving("posts", data, urls, port=ports["posts"]) as posts:
+    with (
+        serving("users", data, urls, port=ports["users"]) as users,
+        serving("threads", data, urls, port=ports["threads"]) as threads,
+        serving("posts", data, urls, port=ports["posts"]) as posts,
+    ):
         yield {"users": users, "threads": threads, "posts": posts}
 
 
@@ -44,8 +46,11 @@ def test_writes_checked_across_services(stack: dict[str, Service]) -> None:
     assert (missing.status, missing.json["field"]) == (422, "thread")
 
     # Deletes ask the services holding references.
-    assert users.call("DELETE", f"/api/users/{uid}").json["detail"].endswith(
-        "still has threads; delete those first")
+    assert (
+        users.call("DELETE", f"/api/users/{uid}")
+        .json["detail"]
+        .endswith("still has threads; delete those first")
+    )
     assert threads.call("DELETE", f"/api/threads/{tid}").status == 409
     assert posts.call("DELETE", f"/api/posts/{post.json['id']}").status == 204
     assert users.call("DELETE", f"/api/users/{uid}").status == 409  # still the thread
@@ -61,11 +66,14 @@ def test_monolith_reads_the_services_files(stack: dict[str, Service]) -> None:
         assert monolith.get("/api/posts").json == stack["posts"].get("/api/posts").json
 
 
-@pytest.mark.parametrize(("service", "path", "body", "dependency"), [
-    ("posts", "/api/posts", {"thread": 1, "text": "hello?", "user": 1}, "threads"),
-    ("threads", "/api/threads", {"title": "anyone?", "createdBy": 1}, "users"),
-    ("users", "/api/users/4", None, "threads"),
-])
+@pytest.mark.parametrize(
+    ("service", "path", "body", "dependency"),
+    [
+        ("posts", "/api/posts", {"thread": 1, "text": "hello?", "user": 1}, "threads"),
+        ("threads", "/api/threads", {"title": "anyone?", "createdBy": 1}, "users"),
+        ("users", "/api/users/4", None, "threads"),
+    ],
+)
 def test_dependency_down_is_503_and_nothing_written(
     tmp_path: Path, service: str, path: str, body: dict | None, dependency: str
 ) -> None:
@@ -86,8 +94,7 @@ def test_dependency_too_slow_is_503_after_bounded_attempts(tmp_path: Path) -> No
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
-        env = {"API_URL": f"http://127.0.0.1:{silent.getsockname()[1]}",
-               "DEPENDENCY_TIMEOUT": "0.2"}
+        env = {"API_URL": f"http://127.0.0.1:{silent.getsockname()[1]}", "DEPENDENCY_TIMEOUT": "0.2"}
         with serving("posts", tmp_path, env) as posts:
             answer = posts.call("POST", "/api/posts", {"thread": 1, "text": "hi", "user": 1})
             assert (answer.status, answer.json["field"]) == (503, "threads")

@@ -16,8 +16,9 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path, workers: str) -> No
     with serving("monolith", tmp_path, {}, "--workers", workers) as first:
         created = []
         for n in range(WRITES):
-            answer = first.call("POST", "/api/posts",
-                                {"thread": 1 + n % 3, "text": f"post {n}", "user": 1 + n % 4})
+            answer = first.call(
+                "POST", "/api/posts", {"thread": 1 + n % 3, "text": f"post {n}", "user": 1 + n % 4}
+            )
             assert answer.status == 201
             created.append(answer.json)
         edited = first.call("PATCH", "/api/users/2", {"bio": "edited just before the crash"})

@@ -55,10 +55,11 @@ def slow_users() -> Iterator[str]:
 
 
 def test_sigterm_finishes_in_flight_requests_and_exits_0(tmp_path: Path, slow_users: str) -> None:
-    with serving("threads", tmp_path, {"USERS_URL": slow_users}) as threads, \
-         concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(threads.call, "POST", "/api/threads",
-                              {"title": "in flight", "createdBy": 1})
+    with (
+        serving("threads", tmp_path, {"USERS_URL": slow_users}) as threads,
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+    ):
+        pending = pool.submit(threads.call, "POST", "/api/threads", {"title": "in flight", "createdBy": 1})
         assert _SlowUsers.arrived.wait(30), "the request never reached its dependency"
         threads.process.send_signal(signal.SIGTERM)
         _SlowUsers.release.set()
@@ -85,8 +86,13 @@ def test_access_log_and_trace_ids(monolith: Service) -> None:
     wanted = {given, made.headers["x-amzn-trace-id"], 'a"b\\c'}
     entries = {entry["trace_id"]: entry for entry in _wait_for_log(monolith, wanted)}
     assert entries[given] | {"time": 0, "duration_ms": 0} == {
-        "time": 0, "service": "monolith", "method": "GET", "path": "/api/users/2",
-        "status": 200, "duration_ms": 0, "trace_id": given,
+        "time": 0,
+        "service": "monolith",
+        "method": "GET",
+        "path": "/api/users/2",
+        "status": 200,
+        "duration_ms": 0,
+        "trace_id": given,
     }
     assert entries[made.headers["x-amzn-trace-id"]]["status"] == 404
     assert entries['a"b\\c']["path"] == '/api/users/"\\\u00e9'  # escaped, still one JSON line
@@ -107,20 +113,27 @@ def test_unprintable_trace_header_is_replaced(monolith: Service) -> None:
     assert TRACE.match(answer.headers["x-amzn-trace-id"])
 
 
-@pytest.mark.parametrize(("argv", "env", "message"), [
-    (["nope"], {}, "unknown service 'nope'"),
-    (["users"], {"PORT": "eighty"}, "PORT: must be a whole number"),
-    (["users", "--port", "70000"], {}, "--port: must be 0..65535"),
-    (["users"], {"DATABASE_URL": "mysql://db/x"}, "DATABASE_URL: must be sqlite:///"),
-    (["users", "--database", "sqlite:///"], {}, "--database: must be sqlite:///"),
-    (["posts"], {"API_URL": "ftp://lb"}, "API_URL: must be an http://host:port URL"),
-    (["posts"], {"USERS_URL": "http://:99"}, "USERS_URL: must be an http://host:port URL"),
-    (["users", "--workers", "0"], {}, "--workers: must be 1..64"),
-])
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["nope"], {}, "unknown service 'nope'"),
+        (["users"], {"PORT": "eighty"}, "PORT: must be a whole number"),
+        (["users", "--port", "70000"], {}, "--port: must be 0..65535"),
+        (["users"], {"DATABASE_URL": "mysql://db/x"}, "DATABASE_URL: must be sqlite:///"),
+        (["users", "--database", "sqlite:///"], {}, "--database: must be sqlite:///"),
+        (["posts"], {"API_URL": "ftp://lb"}, "API_URL: must be an http://host:port URL"),
+        (["posts"], {"USERS_URL": "http://:99"}, "USERS_URL: must be an http://host:port URL"),
+        (["users", "--workers", "0"], {}, "--workers: must be 1..64"),
+    ],
+)
 def test_bad_settings_are_one_line_and_exit_2(argv: list[str], env: dict, message: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "microforum", "serve", *argv],
-                            env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "microforum", "serve", *argv],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -128,8 +141,12 @@ def test_bad_settings_are_one_line_and_exit_2(argv: list[str], env: dict, messag
 
 def test_unreachable_postgres_is_one_line_exit_1(tmp_path: Path) -> None:
     url = "postgresql://postgres@127.0.0.1:9/none?connect_timeout=2"
-    result = subprocess.run([sys.executable, "-m", "microforum", "serve", "users", "--database",
-                             url], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "microforum", "serve", "users", "--database", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert result.stderr.startswith("microforum: open database postgresql://")
     assert "Traceback" not in result.stderr
@@ -146,8 +163,12 @@ def test_port_in_use_and_unwritable_database_are_one_line_exit_1(tmp_path: Path)
         ]
         (tmp_path / "file").write_text("a file where a directory should be")
         for extra, message in cases:
-            result = subprocess.run([sys.executable, "-m", "microforum", "serve", "users", *extra],
-                                    capture_output=True, text=True, timeout=60)
+            result = subprocess.run(
+                [sys.executable, "-m", "microforum", "serve", "users", *extra],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert result.returncode == 1
             assert result.stderr.startswith(f"microforum: {message}"), result.stderr
             assert "Traceback" not in result.stderr

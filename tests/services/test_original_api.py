@@ -17,14 +17,30 @@ from service_helpers import Service, serving
 JSON = "application/json; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
 
-MARCELINE = {"id": 1, "username": "marceline", "name": "Marceline Abadeer",
-             "bio": "1000 year old vampire queen, musician"}
-FINN = {"id": 2, "username": "finn", "name": "Finn 'the Human' Mertens",
-        "bio": "Adventurer and hero, last human, defender of good"}
-PB = {"id": 3, "username": "pb", "name": "Bonnibel Bubblegum",
-      "bio": "Scientist, bearer of candy power, ruler of the candy kingdom"}
-JAKE = {"id": 4, "username": "jake", "name": "Jake the Dog",
-        "bio": "Former criminal, now magical dog adventurer, and father"}
+MARCELINE = {
+    "id": 1,
+    "username": "marceline",
+    "name": "Marceline Abadeer",
+    "bio": "1000 year old vampire queen, musician",
+}
+FINN = {
+    "id": 2,
+    "username": "finn",
+    "name": "Finn 'the Human' Mertens",
+    "bio": "Adventurer and hero, last human, defender of good",
+}
+PB = {
+    "id": 3,
+    "username": "pb",
+    "name": "Bonnibel Bubblegum",
+    "bio": "Scientist, bearer of candy power, ruler of the candy kingdom",
+}
+JAKE = {
+    "id": 4,
+    "username": "jake",
+    "name": "Jake the Dog",
+    "bio": "Former criminal, now magical dog adventurer, and father",
+}
 LICH = {"id": 1, "title": "What's up with the Lich?", "createdBy": 4}
 PARTY = {"id": 2, "title": "Party at the candy kingdom tomorrow", "createdBy": 3}
 GUITAR = {"id": 3, "title": "In search of a new guitar", "createdBy": 1}
@@ -61,21 +77,30 @@ JSON_ROUTES: list[tuple[str, str, Any]] = [
     ("posts", "/api/posts/by-user/0x2", [P2, P4]),
     ("posts", "/api/posts/by-user/99", []),
 ]
-TEXT_ROUTES = [("/", "Ready to receive requests"), ("/api/", "API ready to receive requests"),
-               ("/api", "API ready to receive requests")]
+TEXT_ROUTES = [
+    ("/", "Ready to receive requests"),
+    ("/api/", "API ready to receive requests"),
+    ("/api", "API ready to receive requests"),
+]
 # The one intended change: the original answered an empty 204 for these.
-UNKNOWN_IDS = [("users", "/api/users/5"), ("users", "/api/users/abc"),
-               ("users", "/api/users/1.5"), ("threads", "/api/threads/4"),
-               ("threads", "/api/threads/0")]
+UNKNOWN_IDS = [
+    ("users", "/api/users/5"),
+    ("users", "/api/users/abc"),
+    ("users", "/api/users/1.5"),
+    ("threads", "/api/threads/4"),
+    ("threads", "/api/threads/0"),
+]
 
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Service]]:
     """users, threads, posts and the monolith, each on its own fresh seed data."""
-    with serving("users", tmp_path_factory.mktemp("u")) as users, \
-         serving("threads", tmp_path_factory.mktemp("t")) as threads, \
-         serving("posts", tmp_path_factory.mktemp("p")) as posts, \
-         serving("monolith", tmp_path_factory.mktemp("m")) as monolith:
+    with (
+        serving("users", tmp_path_factory.mktemp("u")) as users,
+        serving("threads", tmp_path_factory.mktemp("t")) as threads,
+        serving("posts", tmp_path_factory.mktemp("p")) as posts,
+        serving("monolith", tmp_path_factory.mktemp("m")) as monolith,
+    ):
         yield {"users": users, "threads": threads, "posts": posts, "monolith": monolith}
 
 
@@ -101,8 +126,12 @@ WHERE = ["owner", "monolith", pytest.param("monolith-postgres", marks=pytest.mar
 @pytest.mark.parametrize("where", WHERE)
 @pytest.mark.parametrize(("owner", "path", "expected"), JSON_ROUTES, ids=[r[1] for r in JSON_ROUTES])
 def test_json_routes_answer_as_the_original(
-    request: pytest.FixtureRequest, services: dict[str, Service], where: str, owner: str,
-    path: str, expected: Any,
+    request: pytest.FixtureRequest,
+    services: dict[str, Service],
+    where: str,
+    owner: str,
+    path: str,
+    expected: Any,
 ) -> None:
     answer = _service(request, services, owner if where == "owner" else where).get(path)
     assert (answer.status, answer.content_type) == (200, JSON)
@@ -123,27 +152,29 @@ def test_text_routes(services: dict[str, Service], name: str, path: str, text: s
 
 
 @pytest.mark.parametrize(("owner", "path"), UNKNOWN_IDS)
-def test_unknown_id_is_404_with_a_json_body(
-    services: dict[str, Service], owner: str, path: str
-) -> None:
+def test_unknown_id_is_404_with_a_json_body(services: dict[str, Service], owner: str, path: str) -> None:
     answer = services[owner].get(path)
     assert (answer.status, answer.content_type) == (404, JSON)
     assert answer.json["status"] == 404 and "no " in answer.json["detail"]
 
 
-@pytest.mark.parametrize(("name", "path"), [("users", "/api/threads"), ("posts", "/nope"),
-                                            ("monolith", "/api/posts/in-thread")])
+@pytest.mark.parametrize(
+    ("name", "path"), [("users", "/api/threads"), ("posts", "/nope"), ("monolith", "/api/posts/in-thread")]
+)
 def test_unknown_path_is_404_json(services: dict[str, Service], name: str, path: str) -> None:
     answer = services[name].get(path)
     assert (answer.status, answer.content_type) == (404, JSON)
 
 
-@pytest.mark.parametrize(("name", "method", "path", "allow"), [
-    ("users", "PUT", "/api/users", "GET, HEAD, POST"),
-    ("posts", "POST", "/api/posts/in-thread/1", "GET, HEAD"),
-    ("monolith", "DELETE", "/", "GET, HEAD"),
-    ("threads", "POST", "/api/threads/1", "DELETE, GET, HEAD, PATCH"),
-])
+@pytest.mark.parametrize(
+    ("name", "method", "path", "allow"),
+    [
+        ("users", "PUT", "/api/users", "GET, HEAD, POST"),
+        ("posts", "POST", "/api/posts/in-thread/1", "GET, HEAD"),
+        ("monolith", "DELETE", "/", "GET, HEAD"),
+        ("threads", "POST", "/api/threads/1", "DELETE, GET, HEAD, PATCH"),
+    ],
+)
 def test_wrong_method_is_405_with_allow(
     services: dict[str, Service], name: str, method: str, path: str, allow: str
 ) -> None:

@@ -15,41 +15,49 @@ async def _ok(request: Request) -> Response:
 
 GET = Operation(_ok, "get")
 POST = Operation(_ok, "post")
-ROUTER = Router([
-    Route("/", {"GET": GET}),
-    Route("/api/", {"GET": GET}),
-    Route("/api/users", {"GET": GET, "POST": POST}),
-    Route("/api/users/{userId}", {"GET": GET}),
-    Route("/api/posts/in-thread/{threadId}", {"GET": GET}),
-])
+ROUTER = Router(
+    [
+        Route("/", {"GET": GET}),
+        Route("/api/", {"GET": GET}),
+        Route("/api/users", {"GET": GET, "POST": POST}),
+        Route("/api/users/{userId}", {"GET": GET}),
+        Route("/api/posts/in-thread/{threadId}", {"GET": GET}),
+    ]
+)
 
 
-@pytest.mark.parametrize(("method", "path", "params"), [
-    ("GET", "/", {}),
-    ("GET", "/api", {}),
-    ("GET", "/api/", {}),
-    ("GET", "/API/USERS", {}),
-    ("POST", "/api/users/", {}),
-    ("HEAD", "/api/users", {}),
-    ("GET", "/api/users/7", {"userId": "7"}),
-    ("GET", "/Api/Users/MiXed/", {"userId": "MiXed"}),
-    ("GET", "/api/posts/in-thread/3", {"threadId": "3"}),
-    ("OPTIONS", "/api/users/1", {}),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "params"),
+    [
+        ("GET", "/", {}),
+        ("GET", "/api", {}),
+        ("GET", "/api/", {}),
+        ("GET", "/API/USERS", {}),
+        ("POST", "/api/users/", {}),
+        ("HEAD", "/api/users", {}),
+        ("GET", "/api/users/7", {"userId": "7"}),
+        ("GET", "/Api/Users/MiXed/", {"userId": "MiXed"}),
+        ("GET", "/api/posts/in-thread/3", {"threadId": "3"}),
+        ("OPTIONS", "/api/users/1", {}),
+    ],
+)
 def test_resolves(method: str, path: str, params: dict[str, str]) -> None:
     operation, found = ROUTER.resolve(method, path)
     assert found == params or method == "OPTIONS"
     assert operation.handler is not None
 
 
-@pytest.mark.parametrize(("method", "path", "status", "allow"), [
-    ("GET", "/api/users/1/2", 404, None),
-    ("GET", "/api//", 404, None),
-    ("GET", "/nope", 404, None),
-    ("DELETE", "/api/users", 405, "GET, HEAD, POST"),
-    ("POST", "/api/users/1", 405, "GET, HEAD"),
-    ("PUT", "/", 405, "GET, HEAD"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [
+        ("GET", "/api/users/1/2", 404, None),
+        ("GET", "/api//", 404, None),
+        ("GET", "/nope", 404, None),
+        ("DELETE", "/api/users", 405, "GET, HEAD, POST"),
+        ("POST", "/api/users/1", 405, "GET, HEAD"),
+        ("PUT", "/", 405, "GET, HEAD"),
+    ],
+)
 def test_refuses(method: str, path: str, status: int, allow: str | None) -> None:
     with pytest.raises(HttpError) as caught:
         ROUTER.resolve(method, path)

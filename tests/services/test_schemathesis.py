@@ -29,9 +29,11 @@ CHECKS = [
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Service]]:
     with serving("monolith", tmp_path_factory.mktemp("m")) as monolith:
         env = {"API_URL": monolith.url}
-        with serving("users", tmp_path_factory.mktemp("u"), env) as users, \
-             serving("threads", tmp_path_factory.mktemp("t"), env) as threads, \
-             serving("posts", tmp_path_factory.mktemp("p"), env) as posts:
+        with (
+            serving("users", tmp_path_factory.mktemp("u"), env) as users,
+            serving("threads", tmp_path_factory.mktemp("t"), env) as threads,
+            serving("posts", tmp_path_factory.mktemp("p"), env) as posts,
+        ):
             yield {"monolith": monolith, "users": users, "threads": threads, "posts": posts}
 
 
@@ -42,8 +44,9 @@ def _failures(service: Service) -> list[str]:
         operation = result.ok()
 
         @given(operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         def exercise(case: schemathesis.Case) -> None:
             case.call_and_validate(base_url=service.url, checks=CHECKS)
 
@@ -64,12 +67,25 @@ def test_document_lists_every_route(services: dict[str, Service]) -> None:
     document = services["monolith"].get("/api/monolith/openapi.json").json
     assert document["openapi"].startswith("3.")
     assert set(document["paths"]) == {
-        "/", "/api/", "/api/users", "/api/users/{userId}", "/api/threads",
-        "/api/threads/{threadId}", "/api/posts", "/api/posts/in-thread/{threadId}",
-        "/api/posts/by-user/{userId}", "/api/posts/{postId}", "/api/monolith/openapi.json",
+        "/",
+        "/api/",
+        "/api/users",
+        "/api/users/{userId}",
+        "/api/threads",
+        "/api/threads/{threadId}",
+        "/api/posts",
+        "/api/posts/in-thread/{threadId}",
+        "/api/posts/by-user/{userId}",
+        "/api/posts/{postId}",
+        "/api/monolith/openapi.json",
     }
     create = document["paths"]["/api/posts"]["post"]
     assert set(create["responses"]) >= {"201", "400", "413", "415", "422", "503"}
     users_doc = services["users"].get("/api/users/openapi.json").json
-    assert set(users_doc["paths"]) == {"/", "/api/", "/api/users", "/api/users/{userId}",
-                                       "/api/users/openapi.json"}
+    assert set(users_doc["paths"]) == {
+        "/",
+        "/api/",
+        "/api/users",
+        "/api/users/{userId}",
+        "/api/users/openapi.json",
+    }

@@ -29,14 +29,24 @@ def test_dechunk() -> None:
 
 def test_problem_body_names_the_field() -> None:
     answer = problem(422, "username: too long", field="username")
-    assert (answer.status, json.loads(answer.body)) == (422, {
-        "type": "about:blank", "title": "Unprocessable Content", "status": 422,
-        "detail": "username: too long", "field": "username"})
+    assert (answer.status, json.loads(answer.body)) == (
+        422,
+        {
+            "type": "about:blank",
+            "title": "Unprocessable Content",
+            "status": 422,
+            "detail": "username: too long",
+            "field": "username",
+        },
+    )
 
 
 def test_decode_body_errors() -> None:
-    cases = {b'{"name": "x"}': (422, "username"), b"{": (400, None),
-             b'{"username": "a b", "name": "x"}': (422, "username")}
+    cases = {
+        b'{"name": "x"}': (422, "username"),
+        b"{": (400, None),
+        b'{"username": "a b", "name": "x"}': (422, "username"),
+    }
     for body, (status, field) in cases.items():
         try:
             decode_body(body, NewUser)
@@ -49,7 +59,8 @@ def test_decode_body_errors() -> None:
 def test_document_of_the_root_routes() -> None:
     document = build_document("users", root.routes())
     assert document["paths"]["/"]["get"]["responses"]["200"]["content"] == {
-        "text/plain; charset=utf-8": {"schema": {"type": "string"}}}
+        "text/plain; charset=utf-8": {"schema": {"type": "string"}}
+    }
     assert "405" in document["paths"]["/api/"]["get"]["responses"]
 
 
@@ -76,8 +87,7 @@ def test_the_asgi_interface_answers_like_the_rsgi_one(tmp_path: Path) -> None:
 async def _asgi(app: App, method: str, path: str, body: bytes = b"") -> tuple[int, dict, bytes]:
     sent: list[dict] = []
     headers = [(b"content-type", b"application/json")] if body else []
-    scope = {"type": "http", "method": method, "path": path, "query_string": b"",
-             "headers": headers}
+    scope = {"type": "http", "method": method, "path": path, "query_string": b"", "headers": headers}
 
     async def receive() -> dict:
         return {"type": "http.request", "body": body, "more_body": False}

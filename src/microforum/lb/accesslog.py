@@ -211,8 +211,14 @@ def _tail(action: str, redirect_url: str, error_reason: str, target: str, target
         classification = classification_reason = "-"
     redirect = _escaped(redirect_url.encode()) if redirect_url != "-" else b"-"
     return b'Z "%s" "%s" "%s" "%s" "%s" "%s" "%s" %s\n' % (
-        action.encode(), redirect, error_reason.encode(), target.encode(), target_status,
-        classification.encode(), classification_reason.encode(), conn_trace.encode(),
+        action.encode(),
+        redirect,
+        error_reason.encode(),
+        target.encode(),
+        target_status,
+        classification.encode(),
+        classification_reason.encode(),
+        conn_trace.encode(),
     )
 
 
@@ -226,10 +232,23 @@ def _compose(clock: Clock, source: bytes, request_time: float, target_time: floa
     created_us = int((created - int(created)) * 1000000)
     # One bytes template of plain %s pieces: compiled (native.py), a single join.
     return b'%s%s%s%s%s%s%s%s%s%s "%s%s%s%s%s%s%s' % (
-        clock.head(second), _DIGITS3[at_us // 1000], _DIGITS3[at_us % 1000], source,
-        _seconds_space(request_time), _seconds_space(target_time), _seconds_space(response_time),
-        statuses, _decimal_space(received), decimal(sent), _escaped(request), agent,
-        _escaped(trace), rule, _DIGITS3[created_us // 1000], _DIGITS3[created_us % 1000], tail,
+        clock.head(second),
+        _DIGITS3[at_us // 1000],
+        _DIGITS3[at_us % 1000],
+        source,
+        _seconds_space(request_time),
+        _seconds_space(target_time),
+        _seconds_space(response_time),
+        statuses,
+        _decimal_space(received),
+        decimal(sent),
+        _escaped(request),
+        agent,
+        _escaped(trace),
+        rule,
+        _DIGITS3[created_us // 1000],
+        _DIGITS3[created_us % 1000],
+        tail,
     )
 
 

@@ -206,16 +206,16 @@ def relayable_py(head: bytes) -> bool:
             continue
         name, colon, value = line.partition(b":")
         name = name.rstrip(b" \t").lower()
-        if colon and name in HOP_BY_HOP and (
-            name != b"connection" or value.strip(b" \t").lower() != b"keep-alive"
+        if (
+            colon
+            and name in HOP_BY_HOP
+            and (name != b"connection" or value.strip(b" \t").lower() != b"keep-alive")
         ):
             return False
     return True
 
 
-def response_head(
-    status_line: bytes, headers: Sequence[tuple[bytes, bytes]], extra: bytes
-) -> bytes:
+def response_head(status_line: bytes, headers: Sequence[tuple[bytes, bytes]], extra: bytes) -> bytes:
     """The head sent to the client: the target's headers minus hop-by-hop ones, then `extra`
     (framing, Connection, cookies) and the blank line."""
     out = [status_line]

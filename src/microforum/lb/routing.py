@@ -60,6 +60,7 @@ _KIND_AS_SENT: Final = {
 }  # fmt: skip
 _INVALID_NAME: Final = re.compile(rb"[^-A-Za-z0-9]").search
 
+
 def route(ex: Exchange) -> None:
     """Classify, check limits, match a rule and prepare the response or the forward."""
     ctx = ex.client.ctx
@@ -129,9 +130,7 @@ def route(ex: Exchange) -> None:
         client.host_sent, client.host_text = host, host.decode("latin-1")
         ex.host = client.host_text
     if check_all or (each_ascii and not url.isascii()) or ex.version not in ("1.1", "1.0"):
-        ex.classification, ex.class_reason = desync.classify(
-            ex.method, url, ex.version, ex.headers
-        )
+        ex.classification, ex.class_reason = desync.classify(ex.method, url, ex.version, ex.headers)
     # else: llhttp (strict) already refused CTLs, bad versions and bad names: Compliant.
     # Compliant requests are allowed in every mode: only the others need the mode's table.
     decision = desync.ALLOW
@@ -185,12 +184,14 @@ def route(ex: Exchange) -> None:
                                   head_only=ex.is_head)  # fmt: skip
         ex._local(data, status)
 
+
 def _view(ex: Exchange) -> RequestView:
     path, _, query = ex.url.partition(b"?")
     return RequestView(
         ex.method.decode("latin-1"), path.decode("latin-1"), query.decode("latin-1"),
         ex.host or None, ex.headers, ex.client.peer_ip, "http", ex.client.ctx.port,
     )  # fmt: skip
+
 
 def _forward_group(ex: Exchange, action: Forward, cookie: bytes | None) -> GroupState:
     """The target group a forward sends this request to (weighted, sticky)."""

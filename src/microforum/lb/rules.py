@@ -131,9 +131,7 @@ def _query(cond: Condition) -> Matcher:
     def match(r: RequestView) -> bool:
         pairs = parse_query(r.query)
         return any(
-            (key is None or key.match(k)) and value.match(v)
-            for key, value in compiled
-            for k, v in pairs
+            (key is None or key.match(k)) and value.match(v) for key, value in compiled for k, v in pairs
         )
 
     return match
@@ -178,9 +176,7 @@ class Router:
         ]
 
         # The usual listener (path patterns only) is matched on the path string alone.
-        self.path_only = all(
-            c.field == "path-pattern" for rule in listener.rules for c in rule.conditions
-        )
+        self.path_only = all(c.field == "path-pattern" for rule in listener.rules for c in rule.conditions)
         self._paths = [
             (rule.priority, [wildcard(v, ignore_case=False).match for c in rule.conditions
                              for v in c.values], rule.action)

@@ -62,5 +62,3 @@ class Report:
 
 
 Action = Start | Register | Drain | Stop | Remove | Report
-
-

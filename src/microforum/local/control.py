@@ -145,9 +145,7 @@ def read_control(data_dir: Path) -> ControlInfo:
         raise MicroforumError(f"read {path}: {exc}", hint="is `microforum up` running?") from exc
 
 
-def call(
-    info: ControlInfo, method: str, path: str, *, timeout: float = CLIENT_TIMEOUT
-) -> dict[str, Any]:
+def call(info: ControlInfo, method: str, path: str, *, timeout: float = CLIENT_TIMEOUT) -> dict[str, Any]:
     """Call the control API; the JSON answer. A refused connection means no stack runs."""
     url = urllib.parse.urlsplit(info.url)
     conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=timeout)

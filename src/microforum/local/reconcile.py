@@ -106,9 +106,7 @@ def backoff_delay(failures: int) -> float:
     return min(BACKOFF_FIRST * 2.0 ** (failures - 2), BACKOFF_MAX)
 
 
-def crash_message(
-    replica_id: str, exit_code: int, failures: int, delay: float, lines: Sequence[str]
-) -> str:
+def crash_message(replica_id: str, exit_code: int, failures: int, delay: float, lines: Sequence[str]) -> str:
     """One message for a replica that failed: what, how often, when it is retried, its log."""
     how = f"was killed by signal {-exit_code}" if exit_code < 0 else f"exited with code {exit_code}"
     retry = "restarting now" if delay == 0 else f"restarting in {delay:g} s"
@@ -284,9 +282,7 @@ class Reconciler:
         sick = [
             r
             for r in state.replicas.values()
-            if r.phase is Phase.REGISTERED
-            and r.health == "unhealthy"
-            and now >= r.started_at + grace
+            if r.phase is Phase.REGISTERED and r.health == "unhealthy" and now >= r.started_at + grace
         ]
         for r in sick:
             self._count_failure(state, r, now)
@@ -320,9 +316,7 @@ class Reconciler:
         desired = state.policy.desired_count
         ceiling = max(desired, math.floor(desired * state.policy.maximum_percent / 100))
         current = sum(
-            1
-            for r in state.replicas.values()
-            if r.generation == state.generation and r.phase not in _LEAVING
+            1 for r in state.replicas.values() if r.generation == state.generation and r.phase not in _LEAVING
         )
         room = min(desired - current, ceiling - len(state.replicas))
         return [self._start(state, now) for _ in range(max(room, 0))]

@@ -76,14 +76,17 @@ def _refuse_second_stack(data_dir: Path) -> None:
     except MicroforumError:
         return  # none, or a stale control file that `up` will overwrite
     raise MicroforumError(
-        f"start the local stack: one is already running from {data_dir} (pid {info.pid}, "
-        f"{info.stack_url})",
+        f"start the local stack: one is already running from {data_dir} (pid {info.pid}, {info.stack_url})",
         hint="stop it with Ctrl-C in its terminal, or use `microforum status`",
     )
 
 
 async def _up(
-    stack: Stack, data_dir: Path, port: int, out: TextIO | None, runner_factory: RunnerFactory,
+    stack: Stack,
+    data_dir: Path,
+    port: int,
+    out: TextIO | None,
+    runner_factory: RunnerFactory,
     notice: str,
 ) -> int:
     started = time.monotonic()
@@ -107,9 +110,7 @@ async def _up(
             closed.append(True)
             await lb.close()
 
-    supervisor = Supervisor(
-        stack, lb, runner, log, data_dir=data_dir, api_url=url, on_shutdown=close_lb
-    )
+    supervisor = Supervisor(stack, lb, runner, log, data_dir=data_dir, api_url=url, on_shutdown=close_lb)
     console = ConsoleServer(stack, lb, supervisor, data_dir / "access.log", url)
     console_url = await console.start()
     control = ControlServer(_handler(supervisor, lb, url, console_url))
@@ -195,4 +196,3 @@ def _handler(supervisor: Supervisor, lb: Any, url: str, console_url: str) -> Any
         return 404, {"error": f"no such control endpoint: {method} {path}"}
 
     return handle
-

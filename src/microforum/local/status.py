@@ -40,9 +40,7 @@ def format_group(name: str, group: Mapping[str, Any]) -> list[str]:
         lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                   for row in rows]  # fmt: skip
         lines += [
-            f"  last failure of {t.get('id')}: {t['last_failure']}"
-            for t in targets
-            if t.get("last_failure")
+            f"  last failure of {t.get('id')}: {t['last_failure']}" for t in targets if t.get("last_failure")
         ]
     lines.append("  " + format_metrics(group.get("metrics") or {}))
     return lines

@@ -392,4 +392,3 @@ class Supervisor:
     def _say(self, message: str) -> None:
         for line in message.splitlines():
             self._log.line(SUPERVISOR, line)
-

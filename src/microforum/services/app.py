@@ -117,7 +117,11 @@ class App:
         return f"App({self.service!r}, routes={len(self.router.routes)})"
 
     async def _respond(
-        self, method: str, path: str, query: str, headers: HeaderSource,
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: HeaderSource,
         chunks: Callable[[], AsyncIterator[bytes]],
     ) -> Response:
         try:
@@ -127,7 +131,11 @@ class App:
             return _translate(exc)
 
     async def answer(
-        self, method: str, path: str, query: str, headers: HeaderSource,
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: HeaderSource,
         chunks: Callable[[], AsyncIterator[bytes]],
     ) -> tuple[Response, str]:
         """The response to one request and its trace id (to answer in `x-amzn-trace-id`); logged.
@@ -158,8 +166,7 @@ class App:
         trace = _trace_id(headers.get(TRACE_HEADER))
         method, path = scope["method"], scope["path"]
         query = scope.get("query_string", b"").decode("latin-1")
-        response = await self._respond(method, path, query, headers,
-                                       lambda: _asgi_chunks(receive))
+        response = await self._respond(method, path, query, headers, lambda: _asgi_chunks(receive))
         body = response.body
         out = [(TRACE_HEADER.encode(), trace.encode())]
         if response.status != 204:  # RFC 9110 8.6: no Content-Length on a 204

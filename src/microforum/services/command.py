@@ -22,9 +22,12 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("service", metavar="NAME", help=f"one of: {', '.join(SERVICES)}")
     p.add_argument("--host", help="listening address (env HOST; default 0.0.0.0)")
     p.add_argument("--port", type=int, help="listening port (env PORT; default 3000)")
-    p.add_argument("--database", metavar="URL",
-                   help="sqlite:///relative.db, sqlite:////absolute.db or postgresql://... "
-                   "(env DATABASE_URL; default $DATA_DIR/<resource>.db)")
+    p.add_argument(
+        "--database",
+        metavar="URL",
+        help="sqlite:///relative.db, sqlite:////absolute.db or postgresql://... "
+        "(env DATABASE_URL; default $DATA_DIR/<resource>.db)",
+    )
     p.add_argument("--workers", type=int, help="worker processes (env WORKERS; default 1)")
     p.set_defaults(func=run_serve)
 
@@ -34,7 +37,11 @@ def run_serve(args: argparse.Namespace) -> int:
     from microforum.services.server import serve
 
     settings = load_settings(
-        args.service, os.environ,
-        host=args.host, port=args.port, database=args.database, workers=args.workers,
+        args.service,
+        os.environ,
+        host=args.host,
+        port=args.port,
+        database=args.database,
+        workers=args.workers,
     )
     return serve(settings)

@@ -95,4 +95,9 @@ def encode_head_and_body(
     if status == 204 or status < 200 or status == 304:
         return b"%s%sdate: %s\r\n\r\n" % (start, lines.encode("latin-1"), date)
     return b"%s%scontent-length: %d\r\ndate: %s\r\n\r\n%s" % (
-        start, lines.encode("latin-1"), len(body), date, b"" if head else body)
+        start,
+        lines.encode("latin-1"),
+        len(body),
+        date,
+        b"" if head else body,
+    )

@@ -34,8 +34,13 @@ def _content(kind: Any, types: list[Any]) -> dict[str, Any] | None:
 
 def _operation(route: Route, method: str, op: Operation, types: list[Any]) -> dict[str, Any]:
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True,
-         "schema": {"type": "integer"}, "description": "A record id"}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer"},
+            "description": "A record id",
+        }
         for name in _param_names(route.template)
     ]
     params += [
@@ -51,8 +56,9 @@ def _operation(route: Route, method: str, op: Operation, types: list[Any]) -> di
         responses[str(status)] = entry
     doc: dict[str, Any] = {
         "summary": op.summary,
-        "operationId": f"{method.lower()}_{route.template.strip('/').replace('/', '_')}"
-                       .replace("{", "").replace("}", "").replace("-", "_"),
+        "operationId": f"{method.lower()}_{route.template.strip('/').replace('/', '_')}".replace("{", "")
+        .replace("}", "")
+        .replace("-", "_"),
         "tags": [op.tag] if op.tag else [],
         "parameters": params,
         "responses": responses,
@@ -69,8 +75,10 @@ def _operation(route: Route, method: str, op: Operation, types: list[Any]) -> di
 def _resolve(node: Any, refs: dict[Any, dict[str, Any]]) -> Any:
     """Replace the Python types left in `node` by their JSON schema."""
     if isinstance(node, dict):
-        return {k: (refs[v] if k == "schema" and not isinstance(v, dict) else _resolve(v, refs))
-                for k, v in node.items()}
+        return {
+            k: (refs[v] if k == "schema" and not isinstance(v, dict) else _resolve(v, refs))
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_resolve(v, refs) for v in node]
     return node
@@ -81,8 +89,11 @@ def build_document(service: str, routes: list[Route]) -> dict[str, Any]:
     types: list[Any] = []
     paths: dict[str, Any] = {}
     for route in routes:
-        ops = {m.lower(): _operation(route, m, op, types)
-               for m, op in sorted(route.operations.items()) if m != "HEAD"}
+        ops = {
+            m.lower(): _operation(route, m, op, types)
+            for m, op in sorted(route.operations.items())
+            if m != "HEAD"
+        }
         paths[route.template] = ops
     unique = list(dict.fromkeys(types))
     schemas, components = msgspec.json.schema_components(unique, ref_template=REF)
@@ -107,7 +118,13 @@ def openapi_routes(service: str, routes: list[Route]) -> list[Route]:
     async def serve(request: Request) -> Response:
         return Response(200, cache[0], JSON_TYPE)
 
-    route = Route(path, {"GET": Operation(serve, "This OpenAPI document", tag="meta",
-                                          responses={200: ("OpenAPI 3.1 document", dict)})})
+    route = Route(
+        path,
+        {
+            "GET": Operation(
+                serve, "This OpenAPI document", tag="meta", responses={200: ("OpenAPI 3.1 document", dict)}
+            )
+        },
+    )
     cache.append(msgspec.json.encode(build_document(service, [*routes, route])))
     return [route]

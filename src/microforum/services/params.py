@@ -99,5 +99,5 @@ def paginate(items: list[Any], page: Page, request: Request) -> tuple[list[Any],
     items = items[: page.limit]
     cursor = str(items[-1].id)
     query = {**request.query, "limit": str(page.limit), "cursor": cursor}
-    link = f"<{urllib.parse.quote(request.path)}?{urllib.parse.urlencode(query)}>; rel=\"next\""
+    link = f'<{urllib.parse.quote(request.path)}?{urllib.parse.urlencode(query)}>; rel="next"'
     return items, [("link", link), ("x-next-cursor", cursor)]

@@ -152,9 +152,7 @@ class References:
         if "threads" in self.local:
             used = await self.local["threads"].read(store.thread_by_user_exists, user_id=user_id)
         else:
-            used = await self.remote["threads"].non_empty(
-                f"/api/threads?createdBy={user_id}&limit=1"
-            )
+            used = await self.remote["threads"].non_empty(f"/api/threads?createdBy={user_id}&limit=1")
         if used:
             return "threads"
         if await self._posts_exist(f"by-user/{user_id}", user=user_id):
@@ -163,8 +161,7 @@ class References:
 
     async def thread_referenced(self, thread_id: int) -> str | None:
         """What still refers to thread `thread_id` ("posts"), or None."""
-        return "posts" if await self._posts_exist(f"in-thread/{thread_id}", thread=thread_id) \
-            else None
+        return "posts" if await self._posts_exist(f"in-thread/{thread_id}", thread=thread_id) else None
 
     async def _posts_exist(self, path: str, **where: int) -> bool:
         if "posts" in self.local:

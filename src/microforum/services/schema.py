@@ -26,8 +26,7 @@ _INT = {"sqlite": "INTEGER", "postgresql": "BIGINT"}
 MIGRATIONS: dict[str, list[list[str]]] = {
     "users": [
         [
-            "CREATE TABLE users (id {serial}, username TEXT NOT NULL, name TEXT NOT NULL,"
-            " bio TEXT NOT NULL)",
+            "CREATE TABLE users (id {serial}, username TEXT NOT NULL, name TEXT NOT NULL, bio TEXT NOT NULL)",
             "CREATE UNIQUE INDEX users_username ON users (lower(username))",
         ]
     ],
@@ -48,12 +47,15 @@ MIGRATIONS: dict[str, list[list[str]]] = {
 }
 
 _SEED_INSERT = {
-    "users": ("INSERT INTO users (id, username, name, bio) VALUES (?, ?, ?, ?)",
-              ("id", "username", "name", "bio")),
-    "threads": ("INSERT INTO threads (id, title, created_by) VALUES (?, ?, ?)",
-                ("id", "title", "createdBy")),
-    "posts": ("INSERT INTO posts (id, thread, text, user_id) VALUES (?, ?, ?, ?)",
-              ("id", "thread", "text", "user")),
+    "users": (
+        "INSERT INTO users (id, username, name, bio) VALUES (?, ?, ?, ?)",
+        ("id", "username", "name", "bio"),
+    ),
+    "threads": ("INSERT INTO threads (id, title, created_by) VALUES (?, ?, ?)", ("id", "title", "createdBy")),
+    "posts": (
+        "INSERT INTO posts (id, thread, text, user_id) VALUES (?, ?, ?, ?)",
+        ("id", "thread", "text", "user"),
+    ),
 }
 _ADVISORY_LOCK = 0x6D666F72  # "mfor": serialises migrations of replicas sharing a database
 
@@ -69,8 +71,7 @@ def seed_records(resource: str) -> list[dict[str, Any]]:
 
 def _version(conn: Conn, resource: str) -> int:
     conn.run(
-        "CREATE TABLE IF NOT EXISTS microforum_schema"
-        " (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        "CREATE TABLE IF NOT EXISTS microforum_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
     )
     row = conn.one("SELECT version FROM microforum_schema WHERE component = ?", (resource,))
     return int(row[0]) if row else 0
@@ -82,8 +83,7 @@ def _seed(conn: Conn, resource: str) -> None:
         conn.run(sql, tuple(record[k] for k in keys))
     if conn.dialect == "postgresql":  # explicit ids do not advance an identity's sequence
         conn.one(
-            f"SELECT setval(pg_get_serial_sequence('{resource}', 'id'),"
-            f" (SELECT max(id) FROM {resource}))"
+            f"SELECT setval(pg_get_serial_sequence('{resource}', 'id'), (SELECT max(id) FROM {resource}))"
         )
 
 

@@ -179,7 +179,5 @@ def load_settings(
         dependency_timeout=_seconds(
             "DEPENDENCY_TIMEOUT", env.get("DEPENDENCY_TIMEOUT") or str(DEPENDENCY_TIMEOUT), 0.05, 60
         ),
-        idle_timeout=_seconds(
-            "IDLE_TIMEOUT", env.get("IDLE_TIMEOUT") or str(IDLE_TIMEOUT), 0.1, 4000
-        ),
+        idle_timeout=_seconds("IDLE_TIMEOUT", env.get("IDLE_TIMEOUT") or str(IDLE_TIMEOUT), 0.1, 4000),
     )
