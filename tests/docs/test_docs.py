@@ -100,7 +100,9 @@ def test_every_command_in_the_docs_exists(block: Block) -> None:
         if words[0] in {"microforum", ".venv/bin/microforum"}:
             try:
                 build_parser().parse_args(words[1:])
-            except SystemExit as exc:
+            except SystemExit as exc:  # --help and --version exit 0
+                if exc.code in (0, None):
+                    continue
                 pytest.fail(f"{block}: `{shlex.join(words)}` does not parse (exit {exc.code})")
         elif words[0] == "make":
             assert set(words[1:]) <= targets, f"{block}: `{shlex.join(words)}`: no such make target"
