@@ -28,6 +28,11 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
         "Ctrl-C drains and stops everything.",
         ("microforum up", "microforum up --stack other.yaml --port 0", "microforum up --containers"),
     ),
+    "down": (  # `down` comes with the containers work; its row is here for when it lands
+        "Stop the stack of this stack file and remove what it left behind (its containers, its "
+        "control file), whatever happened to its `up`: stopped, killed or crashed.",
+        ("microforum down", "microforum down --stack other.yaml"),
+    ),
     "status": (
         "Target health of the running stack per target group, as `aws elbv2 describe-target-health` "
         "shows it (state, reason code, description), with the group's figures: requests, target "
