@@ -97,9 +97,22 @@ def page(console_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         # bypass_csp: the page forbids eval, which playwright's wait_for_function uses.
         page = browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+        base = console_url.split("/?token=")[0]
+        page.route("**/*", lambda route: _only_local(route, base))
         page.goto(console_url)
         yield page
         browser.close()
+
+
+OUTSIDE: list[str] = []  # every request the page made elsewhere than the console
+
+
+def _only_local(route: Any, base: str) -> None:
+    if route.request.url.startswith(base + "/"):
+        route.continue_()
+    else:
+        OUTSIDE.append(route.request.url)
+        route.abort()
 
 
 def get(url: str, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[int, bytes]:
@@ -179,3 +192,8 @@ def test_a_screenshot_is_kept(page: Any, stack: UpProcess, tmp_path_factory: pyt
     page.screenshot(path=str(path), full_page=True)
     print(f"console screenshot: {path}")
     assert path.stat().st_size > 10_000
+
+
+def test_the_page_asked_nothing_of_the_internet(page: Any) -> None:
+    """No CDN, no font service: the console works offline."""
+    assert OUTSIDE == []
