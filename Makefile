@@ -24,8 +24,10 @@ $(VENV)/.native: pyproject.toml | $(VENV)/.run
 	$(BIN)/python -m pip install --quiet -e '.[native]'
 	touch $@
 
+# Serves at once: a missing compiled build is made in the background for the next start (`up`
+# says in one line whether it runs compiled or interpreted; docs/operations.md).
 run: $(VENV)/.native
-	$(BIN)/python -m microforum.lb.native --if-possible
+	$(BIN)/python -m microforum.lb.native --background
 	$(BIN)/microforum up
 
 test: $(VENV)/.test

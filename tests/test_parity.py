@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from microforum.deploy.render import Target, render, tg_ref
+from microforum.deploy.names import tg_ref
+from microforum.deploy.render import Target, render
 from microforum.lb.balancer import LoadBalancer
 from microforum.lb.rules import RequestView, Router
 from microforum.spec import load_stack, parse_stack

@@ -9,7 +9,8 @@ moto's other gaps are worked around here, in the tests, never in the product:
   stack would have no `CapacityProviderName` output: the tests deploy a copy of
   infrastructure/ecs.yaml whose output is a fixed name (`moto_template`);
 - it runs nothing: `MOTO_ECS_SERVICE_RUNNING=1` makes every service report one running task,
-  so the tests' stack file asks for one task per service (`stack_file`);
+  so the tests' stack file asks for one task per service (`stack_file`); a second server with
+  `MOTO_ECS_SERVICE_RUNNING=0` (`idle_aws`) has services that never become stable;
 - it fails stack deletion (the VPC "has dependencies"): the destroy tests expect that one error.
 """
 
@@ -74,9 +75,28 @@ def moto_url() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
+@pytest.fixture(scope="session")
+def idle_moto_url() -> Iterator[str]:
+    """A second moto server whose services never run a task (they stay 0/N, never stable)."""
+    port = free_port()
+    argv = [sys.executable, str(Path(__file__).with_name("moto_server.py")), str(port)]
+    with running(argv, {"MOTO_ECS_SERVICE_RUNNING": "0"}, port, path="/moto-api/", timeout=30):
+        yield f"http://127.0.0.1:{port}"
+
+
 @pytest.fixture()
 def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh emulated account; the environment points boto3 (and the tool) at it."""
+    return point_at(moto_url, monkeypatch)
+
+
+@pytest.fixture()
+def idle_aws(idle_moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """As `aws`, on the server whose services never become stable."""
+    return point_at(idle_moto_url, monkeypatch)
+
+
+def point_at(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     request = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")
     urllib.request.urlopen(request, timeout=10).close()
     for key in list(os.environ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,15 @@ def write_stack(path: Path, edit: Any = None) -> Path:
     return path
 
 
-def put_images(tag: str = TAG, services: tuple[str, ...] = SERVICES) -> None:
-    """Repositories as a user might have made them by hand, each holding an image `tag`."""
+def put_images(
+    tag: str = TAG, services: tuple[str, ...] = SERVICES, prefix: str = STACK_NAME, *, tagged: bool = False
+) -> None:
+    """Repositories as a user might have made them by hand (or, `tagged`, as an earlier deploy
+    made them), each holding an image `tag`."""
     ecr = client("ecr")
     for service in services:
-        ecr.create_repository(repositoryName=service)
+        owner = [{"Key": "microforum:stack", "Value": STACK_NAME}] if tagged else []
+        ecr.create_repository(repositoryName=f"{prefix}/{service}", tags=owner)
         manifest = {
             "schemaVersion": 2,
             "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
@@ -57,7 +62,7 @@ def put_images(tag: str = TAG, services: tuple[str, ...] = SERVICES) -> None:
             },
             "layers": [],
         }
-        ecr.put_image(repositoryName=service, imageTag=tag, imageManifest=json.dumps(manifest))
+        ecr.put_image(repositoryName=f"{prefix}/{service}", imageTag=tag, imageManifest=json.dumps(manifest))
 
 
 def cli(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -85,3 +90,19 @@ def run_cli_subprocess(*argv: str, env: dict[str, str]) -> subprocess.CompletedP
         timeout=60,
         cwd=ROOT,
     )
+
+
+class Recorded:
+    """An `Aws` stand-in answering each operation from a queue of recorded responses."""
+
+    def __init__(self, **answers: list[dict[str, Any]]) -> None:
+        self.answers = answers
+        self.calls: list[str] = []
+
+    def call(self, service: str, operation: str, /, **params: Any) -> dict[str, Any]:
+        self.calls.append(operation)
+        queue = self.answers[operation]
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    def paginate(self, service: str, operation: str, key: str, /, **params: Any) -> Iterator[Any]:
+        yield from self.call(service, operation, **params)[key]

@@ -1,4 +1,7 @@
-"""moto's server mode for the deploy tests, with one gap of the emulator filled (tests only).
+"""moto's server mode for the deploy tests, with two gaps of the emulator filled (tests only).
+
+moto 5.2 names ECS's service-linked role `AWSServiceRoleForecs`; AWS names it
+`AWSServiceRoleForECS` (IAM's table of service-linked roles). Its name table gets the entry.
 
 moto 5.2's CreateService drops `deploymentConfiguration`, `healthCheckGracePeriodSeconds`,
 `placementStrategy` and `capacityProviderStrategy` (its UpdateService keeps them), so
@@ -13,7 +16,10 @@ import sys
 from typing import Any
 
 from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.iam import models as iam_models
 from moto.server import main
+
+iam_models.SERVICE_NAME_CONVERSION["ecs"] = "ECS"
 
 _KEPT = {
     "deploymentConfiguration": "deployment_configuration",

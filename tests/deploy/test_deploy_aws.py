@@ -44,8 +44,15 @@ def listener_rules(lb_arn: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return listener, sorted((r for r in rules if not r["IsDefault"]), key=lambda r: int(r["Priority"]))
 
 
-def deployed(aws: str, stack_file: Path, moto_template: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    put_images()
+def deployed(
+    aws: str,
+    stack_file: Path,
+    moto_template: Path,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    tagged: bool = False,
+) -> str:
+    put_images(tagged=tagged)
     code, out, err = cli(*deploy_args(stack_file, moto_template), capsys=capsys)
     assert code == 0, err
     return out
@@ -110,9 +117,9 @@ def test_deploy_creates_the_stack_and_everything_on_it(
 
     # Task definitions: bridge, dynamic host port, awslogs, role, API_URL through the ALB.
     ecs = client("ecs")
-    repo_uri = client("ecr").describe_repositories(repositoryNames=["users"])["repositories"][0][
-        "repositoryUri"
-    ]
+    repo_uri = client("ecr").describe_repositories(repositoryNames=[f"{STACK_NAME}/users"])["repositories"][
+        0
+    ]["repositoryUri"]
     task = ecs.describe_task_definition(taskDefinition=f"{STACK_NAME}-users")["taskDefinition"]
     assert task["networkMode"] == "bridge"
     assert task["taskRoleArn"] == out_["TaskRoleUsersArn"]
@@ -153,7 +160,8 @@ def test_deploy_creates_the_stack_and_everything_on_it(
 
     # Repositories: the ones put_images made by hand were corrected.
     ecr = client("ecr")
-    for repo in ecr.describe_repositories(repositoryNames=list(SERVICES))["repositories"]:
+    names = [f"{STACK_NAME}/{s}" for s in SERVICES]
+    for repo in ecr.describe_repositories(repositoryNames=names)["repositories"]:
         assert repo["imageTagMutability"] == "IMMUTABLE"
         assert repo["imageScanningConfiguration"]["scanOnPush"] is True
         policy = json.loads(
@@ -185,7 +193,7 @@ def test_dry_run_on_an_empty_account_prints_the_plan_and_mutates_nothing(
     assert f"+ create target group {STACK_NAME}-users" in out
     assert "+ create listener rule priority 3: path-pattern /api/posts* -> forward to posts" in out
     assert "+ create service monolith: 1 tasks" in out
-    assert "~ change repository users: immutable tags" in out
+    assert f"~ change repository {STACK_NAME}/users: immutable tags" in out
     assert client("cloudformation").list_stacks()["StackSummaries"] == []
 
 
@@ -202,7 +210,9 @@ def test_changes_to_stack_yaml_are_planned_then_applied(
     def edit(data: dict[str, Any]) -> None:
         rules = data["listener"]["rules"]
         rules[0]["priority"], rules[1]["priority"] = 2, 1  # swap users and threads
-        del rules[2]  # posts' rule leaves stack.yaml
+        del rules[2]  # posts' rule leaves stack.yaml; another reaches posts
+        rules.append({"priority": 4, "conditions": [{"path_pattern": ["/api/p*"]}],
+                      "action": {"forward": "posts"}})  # fmt: skip
         rules.append({"priority": 10, "conditions": [{"http_header": {"name": "X-Canary", "values": ["1"]}}],
                       "action": {"fixed_response": {"status_code": 418, "message_body": "canary"}}})  # fmt: skip  # noqa: E501
         data["services"]["users"]["health_check"]["interval"] = 10
@@ -222,10 +232,10 @@ def test_changes_to_stack_yaml_are_planned_then_applied(
     _, rules = listener_rules(outputs()["LoadBalancerArn"])
     groups = target_groups()
     summary = [(int(r["Priority"]), r["Conditions"][0]["Field"]) for r in rules]
-    assert summary == [(1, "path-pattern"), (2, "path-pattern"), (10, "http-header")]
+    assert summary == [(1, "path-pattern"), (2, "path-pattern"), (4, "path-pattern"), (10, "http-header")]
     assert groups[f"{STACK_NAME}-threads"]["TargetGroupArn"] in json.dumps(rules[0]["Actions"])
     assert groups[f"{STACK_NAME}-users"]["TargetGroupArn"] in json.dumps(rules[1]["Actions"])
-    assert rules[2]["Actions"][0]["FixedResponseConfig"]["StatusCode"] == "418"
+    assert rules[3]["Actions"][0]["FixedResponseConfig"]["StatusCode"] == "418"
     assert groups[f"{STACK_NAME}-users"]["HealthCheckIntervalSeconds"] == 10
 
     calls.made.clear()
@@ -238,17 +248,21 @@ def test_a_missing_image_is_one_clear_error(
     aws: str, stack_file: Path, moto_template: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     put_images(services=("users", "threads", "posts"))
-    client("ecr").create_repository(repositoryName="monolith")
+    client("ecr").create_repository(repositoryName=f"{STACK_NAME}/monolith")
     code, _, err = cli(*deploy_args(stack_file, moto_template), capsys=capsys)
-    assert code == 1
-    assert err.splitlines()[0] == f"microforum: deploy service monolith: image monolith:{TAG} is not in ECR"
+    assert code == 2
+    assert err.splitlines()[0] == (
+        f"microforum: deploy service monolith: image {STACK_NAME}/monolith:{TAG} is not in ECR"
+    )
     assert "Traceback" not in err
+    # Refused before anything changed: no stack was started (it takes 15-25 minutes with RDS).
+    assert client("cloudformation").list_stacks()["StackSummaries"] == []
 
 
 def test_destroy_removes_everything_and_is_idempotent(
     aws: str, stack_file: Path, moto_template: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    deployed(aws, stack_file, moto_template, capsys)
+    deployed(aws, stack_file, moto_template, capsys, tagged=True)
     out_ = outputs()
     cluster = out_["ClusterName"]
     argv = [
@@ -293,10 +307,10 @@ def test_destroy_removes_everything_and_is_idempotent(
 def test_destroy_without_images_flag_keeps_repositories_that_hold_images(
     aws: str, stack_file: Path, moto_template: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    deployed(aws, stack_file, moto_template, capsys)
+    deployed(aws, stack_file, moto_template, capsys, tagged=True)
     argv = ["destroy", "--region", REGION, "--stack-name", STACK_NAME, "--stack", str(stack_file), "--yes"]
     _, out, _ = cli(*argv, capsys=capsys)
-    assert "kept repository users: it holds images (--delete-images removes them)" in out
+    assert f"kept repository {STACK_NAME}/users: it holds images (--delete-images removes them)" in out
     assert len(client("ecr").describe_repositories()["repositories"]) == len(SERVICES)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from microforum.deploy.aws import translate
 from microforum.deploy.remote import StackState
-from microforum.deploy.stack import check_usable, stack_step
+from microforum.deploy.stack import check_usable, resource_change, stack_step
 from microforum.errors import MicroforumError
 
 
@@ -99,3 +99,52 @@ def test_the_stack_is_updated_only_when_template_or_parameters_change() -> None:
     assert changed is not None and changed.message == "change stack mf: A=2"
     created = stack_step("mf", None, {"Resources": {}}, {"A": "1"})
     assert created is not None and created.operation == "cloudformation.create_stack"
+
+
+@pytest.mark.parametrize(
+    ("change", "line"),
+    [
+        (
+            {
+                "Action": "Modify",
+                "LogicalResourceId": "LoadBalancer",
+                "ResourceType": "AWS::X",
+                "Replacement": "False",
+            },
+            "Modify LoadBalancer (AWS::X)",
+        ),
+        (
+            {
+                "Action": "Modify",
+                "LogicalResourceId": "Database",
+                "ResourceType": "AWS::Y",
+                "Replacement": "True",
+            },
+            "Modify Database (AWS::Y), replaced",
+        ),
+        (
+            {
+                "Action": "Modify",
+                "LogicalResourceId": "Db",
+                "ResourceType": "AWS::Y",
+                "Replacement": "Conditional",
+            },
+            "Modify Db (AWS::Y), may be replaced",
+        ),
+        (
+            {"Action": "Remove", "LogicalResourceId": "Secret", "ResourceType": "AWS::Z"},
+            "Remove Secret (AWS::Z)",
+        ),
+    ],
+    ids=["modify", "replace", "maybe-replace", "remove"],
+)
+def test_a_change_set_entry_is_one_line_saying_whether_it_replaces(change: dict[str, str], line: str) -> None:
+    assert resource_change(change) == line
+
+
+def test_update_rollback_failed_says_continue_the_rollback_never_destroy() -> None:
+    with pytest.raises(MicroforumError) as info:
+        check_usable("mf", state("UPDATE_ROLLBACK_FAILED"))
+    assert info.value.hint is not None
+    assert "aws cloudformation continue-update-rollback --stack-name mf" in info.value.hint
+    assert "microforum destroy" not in info.value.hint

@@ -259,17 +259,18 @@ def test_a_change_to_stack_yaml_plans_exactly_its_steps(edit: Any, expected: lis
 
 def test_repositories_created_by_hand_are_corrected() -> None:
     aws = InMemoryAws()
-    aws.repositories["users"] = {
-        "repositoryName": "users",
+    aws.repositories["mf/users"] = {
+        "repositoryName": "mf/users",
         "imageTagMutability": "MUTABLE",
         "imageScanningConfiguration": {"scanOnPush": False},
     }
     steps = plan_repositories(desired_for(), aws.state())
-    assert [s.message for s in steps if s.name == "users"] == [
-        "change repository users: immutable tags",
-        "change repository users: scan on push",
-        "change repository users: lifecycle policy",
+    assert [s.message for s in steps if s.name == "mf/users"] == [
+        "change repository mf/users: immutable tags",
+        "change repository mf/users: scan on push",
+        "change repository mf/users: lifecycle policy",
     ]
+    assert steps[0].changes == ("imageTagMutability MUTABLE → IMMUTABLE",)
 
 
 @pytest.mark.parametrize(
@@ -292,3 +293,38 @@ def test_steps_are_frozen_and_say_what_they_do(tmp_path: Path) -> None:
     assert step.message == "create target group mf-users: x"
     with pytest.raises(AttributeError):
         step.verb = "delete"  # type: ignore[misc]
+
+
+def test_each_changed_field_is_shown_before_and_after() -> None:
+    aws = InMemoryAws()
+    converge(aws, desired_for())
+
+    def edit(data: dict[str, Any]) -> None:
+        data["services"]["users"]["desired_count"] = 3
+        data["services"]["users"]["health_check"]["interval"] = 10
+        data["services"]["users"]["health_check"]["success_codes"] = "200-299"
+        data["services"]["users"]["cpu"] = 512
+        data["listener"]["default_action"] = {"forward": "users"}
+
+    steps = converge(aws, desired_for(edit))
+    shown = {s.message.partition(": ")[0]: s.changes for s in steps}
+    assert shown["change target group mf-users"] == (
+        "health_check.interval 6 → 10",
+        "health_check.success_codes 200 → 200-299",
+    )
+    assert shown["change task definition mf-users"] == ("cpu 256 → 512",)
+    assert shown["change listener HTTP:80"] == ("default action forward to monolith → forward to users",)
+    assert shown["change service users"] == (
+        "taskDefinition mf-users:1 → a new revision",
+        "desired_count 2 → 3",
+    )
+
+
+def test_a_variable_the_new_revision_drops_is_shown() -> None:
+    aws = InMemoryAws()
+    converge(aws, desired_for())
+    old = aws.task_definitions["mf-users"]["containerDefinitions"][0]
+    old["environment"] = [*old["environment"], {"name": "PGDATABASE", "value": "users"}]
+    steps = plan(desired_for(), aws.state())
+    (step,) = [s for s in steps if s.name == "mf-users"]
+    assert step.changes == ("environment.PGDATABASE users → (none)",)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from deploy_helpers import ROOT, cli
 
+from microforum.deploy.names import target_group_name
 from microforum.deploy.render import (
     Target,
     convert_action,
@@ -21,7 +22,6 @@ from microforum.deploy.render import (
     convert_target_group,
     render,
     render_template,
-    target_group_name,
     template_parameters,
 )
 from microforum.deploy.stack import default_template_path, load_template
@@ -98,14 +98,14 @@ def test_render_takes_every_number_from_the_model() -> None:
     env = {e["name"]: e["value"] for e in container["environment"]}
     assert env == {
         "API_URL": "http://mf-123.eu-west-1.elb.amazonaws.com",
-        "PGDATABASE": "users",
+        "IDLE_TIMEOUT": str(d.IDLE_TIMEOUT + d.TARGET_KEEP_ALIVE_MARGIN),
         "PORT": "3000",
     }
     assert task["taskRoleArn"] == OUTPUTS["TaskRoleUsersArn"]
     service = desired.services["users"]
     assert service["desiredCount"] == stack.service("users").desired_count
     assert service["deploymentConfiguration"]["minimumHealthyPercent"] == d.MINIMUM_HEALTHY_PERCENT
-    assert service["healthCheckGracePeriodSeconds"] == d.HEALTH_CHECK_GRACE_PERIOD
+    assert service["healthCheckGracePeriodSeconds"] == d.ECS_HEALTH_CHECK_GRACE_PERIOD
     params = template_parameters(stack, database=True)
     assert params["IdleTimeout"] == str(d.IDLE_TIMEOUT)
     assert params["DesyncMitigationMode"] == d.DESYNC_MITIGATION_MODE
@@ -249,3 +249,31 @@ def test_custom_command_services_get_their_command() -> None:
     assert desired.task_definitions["web"]["containerDefinitions"][0]["command"] == ["python", "-m", "web"]
     assert "command" not in desired.task_definitions["monolith"]["containerDefinitions"][0]
     assert "secrets" not in desired.task_definitions["web"]["containerDefinitions"][0]
+
+
+def test_the_template_creates_in_a_safe_order_and_encrypts_the_database_connection() -> None:
+    resources = load_template(default_template_path())["Resources"]
+    # The ALB and the instances need the internet gateway attached (and routed) first.
+    assert resources["LoadBalancer"]["DependsOn"] == "GatewayAttachment"
+    assert {"GatewayAttachment", "PublicDefaultRoute"} <= set(resources["AutoScalingGroup"]["DependsOn"])
+    # One database for every service and the monolith; TLS required on the connection.
+    assert resources["Database"]["Properties"]["DBName"] == "microforum"
+    url = resources["DatabaseUrlSecret"]["Properties"]["SecretString"]["Fn::Sub"]
+    assert url.startswith("postgresql://") and url.endswith("/microforum?sslmode=require")
+    # The data survives a deletion or a replacement of the instance.
+    assert (
+        resources["Database"]["DeletionPolicy"] == resources["Database"]["UpdateReplacePolicy"] == "Snapshot"
+    )
+
+
+def test_every_service_gets_the_same_database_and_keeps_connections_longer_than_the_alb() -> None:
+    stack = load_stack(ROOT / "stack.yaml")
+    desired = render(stack, Target("mf", "eu-west-1", OUTPUTS, database=True))
+    for task in desired.task_definitions.values():
+        (container,) = task["containerDefinitions"]
+        assert container["secrets"] == [
+            {"name": "DATABASE_URL", "valueFrom": OUTPUTS["DatabaseUrlSecretArn"]}
+        ]
+        env = {e["name"]: e["value"] for e in container["environment"]}
+        assert "PGDATABASE" not in env  # no per-service database: the monolith sees the services' data
+        assert float(env["IDLE_TIMEOUT"]) > stack.load_balancer.idle_timeout

@@ -100,7 +100,7 @@ def test_access_log_line_has_albs_fields_in_order():
     assert fields[:5] == ["http", "2023-11-14T22:13:20.500000Z", "app/s/local", "10.0.0.1:5000",
                           "127.0.0.1:4000"]  # fmt: skip
     assert fields[5:12] == ["0.000", "0.012", "0.000", "200", "200", "120", "340"]
-    assert fields[12:14] == ['"GET http://h:80/p?q HTTP/1.1"', '"curl/8 \\"x\\""']
+    assert fields[12:14] == ['"GET http://h:80/p?q HTTP/1.1"', '"curl/8 \\x22x\\x22"']
     assert fields[16:22] == ["arn:tg", f'"Root={NEW}"', '"-"', '"-"', "3", "2023-11-14T22:13:20.250000Z"]
     assert fields[22:] == ['"forward"', '"-"', '"-"', '"127.0.0.1:4000"', '"200"', '"Ambiguous"',
                            '"BothTeClPresent"', "TID_1"]  # fmt: skip

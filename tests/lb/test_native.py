@@ -309,7 +309,7 @@ def test_up_runs_the_compiled_load_balancer(build: Build, tmp_path: Path) -> Non
     ("edit", "env", "message"),
     [
         (True, {}, "does not match the source"),
-        (False, {"MICROFORUM_NATIVE": "0"}, None),
+        (False, {"MICROFORUM_NATIVE": "0"}, "load balancer interpreted (MICROFORUM_NATIVE=0)"),
     ],
     ids=["edited-source", "opted-out"],
 )
@@ -330,3 +330,38 @@ def test_up_runs_interpreted_when_the_build_does_not_apply(
                 assert any(message in line for line in stack.lines), stack.lines
     finally:
         exchange.write_bytes(original)
+
+
+# --- `make run`: the build in the background -----------------------------------------------
+
+
+def native(build: Build, cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**build.env(), "XDG_CACHE_HOME": str(cache)}
+    return subprocess.run([sys.executable, "-m", "microforum.lb.native", *args], env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+@needs_compiler
+def test_background_build_starts_once_detached_and_not_when_the_build_exists(
+    build: Build, tmp_path: Path
+) -> None:
+    done = native(build, build.cache, "--background")  # this source's build is there
+    assert done.returncode == 0 and done.stdout.startswith("compiled load balancer: up to date")
+
+    cache = tmp_path / "empty-cache"
+    done = native(build, cache, "--background")
+    assert done.returncode == 0, done.stderr
+    assert "building in the background for the next start" in done.stdout
+    assert "this start is interpreted" in done.stdout
+    (lock,) = (cache / "microforum" / "native").glob(".building-*")
+    pid = int(lock.read_text())
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert b"microforum.lb.native" in cmdline and b"--if-possible" in cmdline
+        assert os.getpgid(pid) == pid  # its own session: Ctrl-C on `make run` does not stop it
+        again = native(build, cache, "--background")  # a second start does not start a second build
+        assert f"being built in the background (pid {pid})" in again.stdout
+        assert len(list((cache / "microforum" / "native").glob(".building-*"))) == 1
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, 9)

@@ -103,15 +103,26 @@ def test_relayable_refuses_wrong_arguments(c: ModuleType, args: tuple[object, ..
 @pytest.mark.parametrize("text", [
     b"", b"-", b"GET http://h:80/ HTTP/1.1", b'"', b"\\", b'\\"', b'a"b\\c"', b'""""',
     b"Root=1-5759e988-bd862e3fe1be46a994272793", b"\xff\x00\"", b"x" * 5000 + b'"',
+    b"\t\r\n\x7f", b"caf\xc3\xa9", b"\xc2\x85\xc2\xa0", b"\xe0\x9f\x80\xe0\xa0\x80",
+    b"\xed\x9f\xbf\xed\xa0\x80", b"\xf0\x8f\xbf\xbf\xf0\x90\x80\x80", b"\xf4\x8f\xbf\xbf\xf4\x90\x80\x80",
+    b"\xf5\x80", b"\xc3", b"\xe2\x82", b"\x80", b"\xc1\xbf", b"x" * 5000 + b"\x00",
 ])  # fmt: skip
 def test_escaped_agrees(c: ModuleType, text: bytes) -> None:
     assert c.escaped(text) == accesslog.escaped_py(text)
 
 
+# Pieces of UTF-8 (whole and cut short), controls and specials, glued at random (long enough
+# for the eight-bytes-at-a-time scan to meet each of them anywhere in a word).
+PIECES = [b"a", b" ", b'"', b"\\", b"\x00", b"\x1f", b"\x7f", b"\xff", b"\x80", b"\xc2", b"\x85",
+          b"\xc3\xa9", b"\xe2\x82\xac", b"\xe2\x82", b"\xed\xa0", b"\xf0\x9f\x98\x80", b"\xf0\x9f",
+          b"\xf4\x90"]  # fmt: skip
+
+
 def test_escaped_agrees_on_random_text(c: ModuleType) -> None:
     rng = random.Random(2)
     for _ in range(20_000):
-        text = bytes(rng.choice(b'ab "\\\x00\xff') for _ in range(rng.randrange(20)))
+        text = b"".join(rng.choice(PIECES) for _ in range(rng.randrange(12)))
+        text = b"abcdefgh"[: rng.randrange(9)] + text if rng.random() < 0.5 else text
         assert c.escaped(text) == accesslog.escaped_py(text), text
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import select
+import socket
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +18,14 @@ from typing import Any
 import pytest
 
 from microforum.errors import MicroforumError
-from microforum.local.control import ControlInfo, ControlServer, call, control_path, read_control
+from microforum.local.control import (
+    MAX_PENDING_CONNECTIONS,
+    ControlInfo,
+    ControlServer,
+    call,
+    control_path,
+    read_control,
+)
 
 
 async def _handler(method: str, path: str, query: dict[str, str]) -> tuple[int, Any]:
@@ -80,3 +91,46 @@ def test_a_stale_control_file_says_nothing_answers(tmp_path: Path) -> None:
     )
     with pytest.raises(MicroforumError, match="nothing answers"):
         call(read_control(tmp_path), "GET", "/status")
+
+
+def _closed_by_server(sockets: list[socket.socket], at_least: int, timeout: float = 10.0) -> int:
+    """How many of `sockets` the server closed (EOF), waiting until `at_least` or `timeout`."""
+    closed: set[socket.socket] = set()
+    deadline = time.monotonic() + timeout
+    while len(closed) < at_least and time.monotonic() < deadline:
+        readable, _, _ = select.select([s for s in sockets if s not in closed], [], [], 0.1)
+        for sock in readable:
+            with contextlib.suppress(OSError):
+                sock.recv(65536)  # EOF, or the 408 answer first and EOF after it
+            closed.add(sock)
+    return len(closed)
+
+
+def test_idle_connections_are_capped_and_status_still_answers(server: ControlServer, tmp_path: Path) -> None:
+    info = read_control(tmp_path)
+    address = ("127.0.0.1", int(info.url.rsplit(":", 1)[1]))
+    idle = [socket.create_connection(address) for _ in range(300)]  # connect, never send
+    try:
+        assert call(info, "GET", "/status") == {"method": "GET", "query": {}}
+        # past the cap, the oldest connections still without a request are closed
+        assert _closed_by_server(idle, 300 - MAX_PENDING_CONNECTIONS) >= 300 - MAX_PENDING_CONNECTIONS
+        assert call(info, "GET", "/status") == {"method": "GET", "query": {}}
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_a_request_head_not_sent_in_time_gets_408_and_is_closed(tmp_path: Path) -> None:
+    async def scenario() -> bytes:
+        control = ControlServer(_handler, read_timeout=0.2)
+        await control.start()
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(control.url.rsplit(":", 1)[1]))
+        writer.write(b"GET /status HTTP/1.1\r\n")  # and never the rest
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        await control.close()
+        return answer
+
+    answer = asyncio.run(scenario())
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"request not received in time" in answer

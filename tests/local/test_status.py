@@ -54,3 +54,10 @@ def test_status_names_the_console_when_up_serves_one() -> None:
         "console http://127.0.0.1:4242/?token=abc",
         "",
     ]
+
+
+def test_status_ends_with_the_log_lines_dropped() -> None:
+    body = BODY | {"logs": {"output": {"written": 10, "dropped": 7},
+                            "access_log": {"written": 12, "dropped": 0}}}  # fmt: skip
+    assert format_status(body).splitlines()[-1] == "logs  output 7 lines dropped  access log 0 lines dropped"
+    assert "lines dropped" not in format_status(BODY)  # an older `up` did not say

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import stat
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -61,6 +62,15 @@ def test_every_original_route_answers_through_the_load_balancer(stack: UpProcess
     assert counts["monolith"] == 2
     assert counts["users"] >= 2 and counts["threads"] >= 2 and counts["posts"] >= 3
     assert (stack_file.parent / ".microforum" / "data").is_dir()
+
+
+def test_the_stacks_files_are_readable_by_their_owner_only(stack: UpProcess, stack_file: Path) -> None:
+    home = stack_file.parent / ".microforum"
+    get(f"{stack.url}/api/users/1")  # the access log has a line
+    files = [home / "control.json", home / "access.log", *(home / "data").glob("*.db*")]
+    assert len(files) > 6, files  # four databases, with their -wal and -shm files
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o600 for p in files}
+    assert stat.S_IMODE(home.stat().st_mode) == stat.S_IMODE((home / "data").stat().st_mode) == 0o700
 
 
 def test_status_text_lists_every_target_healthy(stack: UpProcess, stack_file: Path) -> None:

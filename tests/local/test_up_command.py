@@ -8,6 +8,7 @@ leaving no process behind. Separate short-lived stacks cover crash loops and use
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import sys
@@ -27,6 +28,8 @@ from up_helpers import (
     status,
     up,
 )
+
+from microforum.local.control import MAX_PENDING_CONNECTIONS
 
 INTERVAL, TIMEOUT, UNHEALTHY_THRESHOLD = 5, 2, 2
 # ALB takes at most interval x unhealthy_threshold (+ one timeout) to notice a dead target; the
@@ -140,6 +143,27 @@ def test_a_second_up_on_the_same_stack_is_refused(stack: UpProcess, stack_file: 
     assert result.stderr.startswith(
         f"microforum: start the local stack: one is already running from {stack_file.parent}"
     )
+
+
+def test_300_idle_control_connections_use_few_descriptors_and_status_and_restart_answer(
+    stack: UpProcess, stack_file: Path
+) -> None:
+    control = json.loads((stack_file.parent / ".microforum" / "control.json").read_text())
+    port = int(control["url"].rsplit(":", 1)[1])
+    before = len(os.listdir(f"/proc/{stack.proc.pid}/fd"))
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(300)]
+    try:
+        assert status(stack_file)["stack"] == "standin"
+        during = len(os.listdir(f"/proc/{stack.proc.pid}/fd"))
+        assert during - before <= MAX_PENDING_CONNECTIONS + 8, (before, during)
+        more = [socket.create_connection(("127.0.0.1", port)) for _ in range(100)]  # still coming
+        idle += more
+        result = microforum("restart", "web", "--stack", str(stack_file))
+        assert result.returncode == 0, result.stderr
+        assert "web: replaced; now" in result.stdout
+    finally:
+        for sock in idle:
+            sock.close()
 
 
 def test_sigint_drains_stops_everything_and_exits_0(stack: UpProcess, stack_file: Path) -> None:

@@ -11,7 +11,6 @@ from microforum.services.app import App, build_app, new_trace_id, open_databases
 from microforum.services.http import HttpError, decode_body, problem
 from microforum.services.model import NewUser
 from microforum.services.openapi import build_document
-from microforum.services.refs import _dechunk
 from microforum.services.routes import root
 from microforum.services.server import prepare
 from microforum.services.settings import load_settings
@@ -21,10 +20,6 @@ def test_trace_id_in_alb_format_from_the_clock() -> None:
     trace = new_trace_id(now=0x5759E988)
     assert re.fullmatch(r"Root=1-5759e988-[0-9a-f]{24}", trace)
     assert new_trace_id(now=0x5759E988) != trace
-
-
-def test_dechunk() -> None:
-    assert _dechunk(b"4\r\n[1,2\r\n2;ext=1\r\n,3\r\n1\r\n]\r\n0\r\n\r\n") == b"[1,2,3]"
 
 
 def test_problem_body_names_the_field() -> None:

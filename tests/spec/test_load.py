@@ -42,6 +42,13 @@ def test_minimal_stack_takes_the_seed_defaults() -> None:
     ]
     assert stack.listener.default_action == Forward((_tg("monolith"),))
     assert stack.load_balancer.desync_mitigation_mode == "defensive"
+    assert (stack.local.access_log.max_size_mib, stack.local.access_log.max_files) == (10, 5)
+
+
+def test_access_log_rotation_is_configurable_under_local() -> None:
+    doc = copy.deepcopy(MINIMAL) | {"local": {"access_log": {"max_size_mib": 1, "max_files": 2}}}
+    rotation = parse_stack(doc).local.access_log
+    assert (rotation.max_size_mib, rotation.max_files) == (1, 2)
 
 
 def _tg(name: str) -> Any:
@@ -213,6 +220,24 @@ REFUSALS = [
         "load_balancer.idle_timeout",
         0,
         "load_balancer.idle_timeout: must be 1..4000, got 0",
+    ),
+    (
+        "access-log-size",
+        "local.access_log",
+        {"max_size_mib": 0},
+        "local.access_log.max_size_mib: must be 1..1024, got 0",
+    ),
+    (
+        "access-log-files",
+        "local.access_log",
+        {"max_files": "five"},
+        "local.access_log.max_files: must be an integer, got 'five'",
+    ),
+    (
+        "access-log-key",
+        "local.access_log",
+        {"max_size": "10m"},
+        "local.access_log.max_size: unknown key, expected one of: max_size_mib, max_files",
     ),
     (
         "max-percent",

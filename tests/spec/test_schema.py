@@ -48,7 +48,7 @@ listener:
       conditions: [{query_string: [{key: a, value: b}]}]
       action: {fixed_response: {status_code: 404}}
 load_balancer: {idle_timeout: 60}
-local: {port: 8080}
+local: {port: 8080, access_log: {max_size_mib: 10}}
 """)
 # Each object of the schema (a JSON pointer) and where it is in FULL.
 SECTIONS = {
@@ -69,6 +69,7 @@ SECTIONS = {
     "/$defs/redirect": ["listener", "default_action", "redirect"],
     "/$defs/load_balancer": ["load_balancer"],
     "/$defs/local": ["local"],
+    "/$defs/local/properties/access_log": ["local", "access_log"],
 }
 
 

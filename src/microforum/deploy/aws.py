@@ -43,6 +43,8 @@ _IAM_SERVICE = {
     "ecs": "ecs",
     "ecr": "ecr",
     "sts": "sts",
+    "iam": "iam",
+    "resourcegroupstaggingapi": "tag",
 }
 
 

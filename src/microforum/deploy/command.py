@@ -33,9 +33,19 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     deploy = subparsers.add_parser("deploy", help="plan and apply the stack on AWS; prints the URL")
     _common(deploy)
     deploy.add_argument(
-        "--image-tag", metavar="T", help="deploy images already in ECR under tag T instead of building"
+        "--image-tag",
+        metavar="T",
+        help="deploy images already in ECR under tag T (default: tag by the code's content; "
+        "build and push what is missing)",
     )
-    deploy.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    deploy.add_argument(
+        "--dry-run", action="store_true", help="print the plan (the one deploy would run) and change nothing"
+    )
+    deploy.add_argument(
+        "--delete-database",
+        action="store_true",
+        help="allow a change that deletes or replaces the database or its secrets (refused otherwise)",
+    )
     deploy.add_argument(
         "--engine", choices=("docker", "podman"), help="container engine for building (default: detect)"
     )
@@ -79,13 +89,14 @@ def _common(p: argparse.ArgumentParser, *, region_required: bool = True) -> None
         "--no-database",
         dest="database",
         action="store_false",
-        help="no RDS PostgreSQL: the services keep SQLite",
+        help="no RDS PostgreSQL: each task keeps its own SQLite (one task per service)",
     )
     p.add_argument(
         "--repository-prefix",
-        default="",
+        default=None,
         metavar="P",
-        help="ECR repositories P/users, ... (to share an account)",
+        help="ECR repositories P/users, ... shared on purpose with other stacks "
+        "(default: the stack's own, STACK-NAME/users, ...)",
     )
 
 
@@ -165,6 +176,7 @@ def _deploy(args: argparse.Namespace) -> int:
         image_tag=args.image_tag,
         dry_run=args.dry_run,
         database=args.database,
+        delete_database=args.delete_database,
         repository_prefix=args.repository_prefix,
         engine=args.engine,
         timeout=args.timeout,
@@ -199,8 +211,8 @@ def _confirm(name: str, delete_images: bool) -> None:
         )
     images = " and the images" if delete_images else ""
     answer = input(
-        f"Destroy stack {name}, its services, load balancer, database{images}? "
-        "Type the stack name to confirm: "
+        f"Destroy stack {name}, its services, load balancer, database (a final snapshot is kept)"
+        f"{images}? Type the stack name to confirm: "
     )
     if answer.strip() != name:
         raise UsageError(f"destroy {name}: not confirmed, nothing was deleted")

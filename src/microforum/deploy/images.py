@@ -1,42 +1,103 @@
-"""The services' images in ECR: check a given tag exists, or build and push a new one.
+"""The services' images in ECR: which exist, their content tag, building and pushing the rest.
 
-Building and pushing is `microforum.images`' job; this module only adds what ECR needs: the
-registry and its login from GetAuthorizationToken, and the repository URIs.
+Building and pushing is `microforum.images`' job; this module adds what ECR needs: the registry
+and its login from GetAuthorizationToken, the repository URIs, and the tag. Without
+`--image-tag` an image is tagged by the content it is built from (`content_tag`), so a deploy of
+unchanged code finds its images already in ECR and changes nothing.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Mapping, Set
+from pathlib import Path
 
 from microforum import images
 from microforum.deploy.aws import Aws, error_code
-from microforum.deploy.render import repository_name
-from microforum.errors import MicroforumError
+from microforum.deploy.steps import JSON, Step
+from microforum.errors import MicroforumError, UsageError
+from microforum.images.build import CONTEXT_DIRS, CONTEXT_FILES, project_root
+
+BUILD_OPERATION = "images.build_and_push"
+_SKIPPED = ("__pycache__", ".pyc", ".egg-info")
 
 
-def existing(
-    aws: Aws, services: list[str], tag: str, prefix: str, say: Callable[[str], None]
-) -> dict[str, str]:
-    """service -> image URI for images already in ECR under `tag`; a clear error for a missing one."""
-    found = {}
-    for service in services:
-        repo = repository_name(prefix, service)
-        try:
-            aws.call("ecr", "describe_images", repositoryName=repo, imageIds=[{"imageTag": tag}])
-            uri = aws.call("ecr", "describe_repositories", repositoryNames=[repo])["repositories"][0][
-                "repositoryUri"
-            ]
-        except MicroforumError as exc:
-            if error_code(exc) in ("ImageNotFoundException", "RepositoryNotFoundException"):
-                raise MicroforumError(
-                    f"deploy service {service}: image {repo}:{tag} is not in ECR",
-                    hint="push it first (microforum images push) or leave out --image-tag to build and push",
-                ) from exc
-            raise
-        found[service] = f"{uri}:{tag}"
-    say(f"images: using tag {tag} for {', '.join(services)}")
-    return found
+def content_tag(root: Path | None = None) -> str:
+    """`c-` and 16 hex digits of a SHA-256 over the build context's files (names and bytes):
+    the same code gives the same tag, on any machine. The one place deploy's tag is made."""
+    root = root or project_root()
+    digest = hashlib.sha256()
+    paths = [root / name for name in CONTEXT_FILES if (root / name).is_file()]
+    for directory in CONTEXT_DIRS:
+        paths += sorted(p for p in (root / directory).rglob("*") if p.is_file())
+    for name in sorted(str(p.relative_to(root)) for p in paths):
+        if any(s in name for s in _SKIPPED):
+            continue
+        digest.update(name.encode() + b"\0")
+        digest.update((root / name).read_bytes() + b"\0")
+    return f"c-{digest.hexdigest()[:16]}"
+
+
+def plan_images(
+    aws: Aws,
+    repositories: Mapping[str, JSON],
+    wanted: Mapping[str, str],
+    tag: str,
+    *,
+    given: bool,
+    running: Set[str] = frozenset(),
+) -> tuple[dict[str, str], list[Step]]:
+    """(service -> image URI, the build step if any image is missing) for repositories
+    `wanted` (service -> repository name). An image a current task definition runs
+    (`running`) is known to exist. A missing image with `given` (--image-tag) is refused now,
+    before anything changes."""
+
+    def present(repo: str) -> bool:
+        found = repositories.get(repo)
+        if found is not None and f"{found['repositoryUri']}:{tag}" in running:
+            return True
+        return _has_image(aws, found, tag)
+
+    missing = [s for s, repo in wanted.items() if not present(repo)]
+    if missing and given:
+        service = missing[0]
+        raise UsageError(
+            f"deploy service {service}: image {wanted[service]}:{tag} is not in ECR",
+            hint="push it first (microforum images push) or leave out --image-tag to build and push",
+        )
+    host = "" if all(r in repositories for r in wanted.values()) else registry_host(aws)
+    uris = {
+        s: f"{repositories[r]['repositoryUri'] if r in repositories else f'{host}/{r}'}:{tag}"
+        for s, r in wanted.items()
+    }
+    if not missing:
+        return uris, []
+    step = Step(
+        "create", "images", ", ".join(missing), BUILD_OPERATION,
+        {"services": missing, "tag": tag, "uris": {s: uris[s] for s in missing}},
+        detail=f"build and push, tag {tag}",
+    )  # fmt: skip
+    return uris, [step]
+
+
+def _has_image(aws: Aws, repository: JSON | None, tag: str) -> bool:
+    if repository is None:
+        return False
+    try:
+        aws.call(
+            "ecr", "describe_images",
+            repositoryName=repository["repositoryName"], imageIds=[{"imageTag": tag}],
+        )  # fmt: skip
+    except MicroforumError as exc:
+        if error_code(exc) in ("ImageNotFoundException", "RepositoryNotFoundException"):
+            return False
+        raise
+    return True
+
+
+def registry_host(aws: Aws) -> str:
+    return registry_login(aws)[0]
 
 
 def registry_login(aws: Aws) -> tuple[str, str, str]:
@@ -47,20 +108,20 @@ def registry_login(aws: Aws) -> tuple[str, str, str]:
     return host, username, password
 
 
-def build_and_push(
-    aws: Aws, services: list[str], tag: str, prefix: str, engine: str | None, say: Callable[[str], None]
-) -> dict[str, str]:
-    """Build one image per service and push it to its ECR repository; service -> image URI."""
+def build_and_push(aws: Aws, step: Step, engine: str | None, say: Callable[[str], None]) -> None:
+    """Carry out the build step: build the images, push each to its URI's repository."""
+    services, tag, uris = step.params["services"], step.params["tag"], step.params["uris"]
     # The container instances are x86 (t3): build for linux/amd64 whatever this machine is.
     built = images.build(services, tag=tag, engine=engine, on_progress=say, platform="linux/amd64")
-    host, username, password = registry_login(aws)
-    registry = f"{host}/{prefix}" if prefix else host
-    return images.push(
-        built,
-        registry=registry,
-        tag=tag,
-        username=username,
-        password=password,
-        on_progress=say,
-        engine=engine,
-    )
+    _, username, password = registry_login(aws)
+    # Every URI is REGISTRY/SERVICE:TAG with one REGISTRY (the ECR host and the prefix).
+    registry = next(iter(uris.values())).rsplit(":", 1)[0].rsplit("/", 1)[0]
+    pushed = images.push(
+        built, registry=registry, tag=tag, username=username, password=password,
+        on_progress=say, engine=engine,
+    )  # fmt: skip
+    for service, uri in uris.items():
+        if pushed.get(service) != uri:
+            raise MicroforumError(
+                f"push image for service {service}: pushed {pushed.get(service)}, expected {uri}"
+            )

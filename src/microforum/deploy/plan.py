@@ -14,10 +14,13 @@ Listener rules are planned in rules.py; the vocabulary (Step, RemoteState, subse
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from microforum.deploy.render import LISTENER_REF, Desired, td_ref, tg_ref
+from microforum.deploy.changes import changes, named
+from microforum.deploy.names import LISTENER_REF, td_ref, tg_ref
+from microforum.deploy.render import Desired
 from microforum.deploy.rules import plan_rules
 from microforum.deploy.steps import (
     JSON,
@@ -45,9 +48,14 @@ def known_refs(desired: Desired, remote: RemoteState) -> dict[str, str]:
         refs[LISTENER_REF] = remote.listener["ListenerArn"]
     for service, want in desired.task_definitions.items():
         have = remote.task_definitions.get(want["family"])
-        if have is not None and subset(want, normalize_task_definition(have)):
+        if have is not None and subset(_compared(want), normalize_task_definition(have)):
             refs[td_ref(service)] = have["taskDefinitionArn"]
     return refs
+
+
+def _compared(task: JSON) -> JSON:
+    """A task definition's fields that a revision holds (tags are the family's, not compared)."""
+    return {k: v for k, v in task.items() if k != "tags"}
 
 
 # ------------------------------------------------------------------------- the plan
@@ -75,10 +83,10 @@ def plan_repositories(desired: Desired, remote: RemoteState) -> list[Step]:
             steps += [created, lifecycle]
             continue
         if have.get("imageTagMutability") != want["imageTagMutability"]:
-            steps.append(step(
+            steps.append(replace(step(
                 "change", "ecr.put_image_tag_mutability", "immutable tags",
                 repositoryName=name, imageTagMutability=want["imageTagMutability"],
-            ))  # fmt: skip
+            ), changes=(f"imageTagMutability {have.get('imageTagMutability')} → IMMUTABLE",)))  # fmt: skip
         if not subset(want["imageScanningConfiguration"], have.get("imageScanningConfiguration")):
             steps.append(step(
                 "change", "ecr.put_image_scanning_configuration", "scan on push",
@@ -95,6 +103,7 @@ def plan(desired: Desired, remote: RemoteState) -> list[Step]:
     refs = known_refs(desired, remote)
     steps = list(_task_definitions(desired, remote, refs))
     steps += _target_groups(desired, remote)
+    steps += _old_listeners(remote)
     steps += _listener(desired, remote, refs)
     steps += plan_rules(desired.rules, remote.rules, refs)
     steps += _services(desired, remote, refs)
@@ -142,15 +151,26 @@ def _task_definitions(desired: Desired, remote: RemoteState, refs: dict[str, str
             continue  # the current revision is what stack.yaml describes: reuse it
         verb: Verb = "create" if have is None else "change"
         detail = "new revision" if have is not None else "first revision"
+        lines = () if have is None else _task_changes(want, normalize_task_definition(have))
         yield Step(
-            verb,
-            "task definition",
-            want["family"],
-            "ecs.register_task_definition",
-            want,
-            td_ref(service),
-            detail,
-        )
+            verb, "task definition", want["family"], "ecs.register_task_definition",
+            want, td_ref(service), detail, lines,
+        )  # fmt: skip
+
+
+def _task_changes(want: JSON, have: JSON) -> tuple[str, ...]:
+    """The container's fields before → after, environment and secrets by name."""
+    lines = changes({k: v for k, v in _compared(want).items() if k != "containerDefinitions"}, have)
+    (container,) = want["containerDefinitions"]
+    old = (have.get("containerDefinitions") or [{}])[0]
+    for key in ("environment", "secrets"):
+        value = "value" if key == "environment" else "valueFrom"
+        want, have = named(container.get(key), value=value), named(old.get(key), value=value)
+        # Every name on either side: a variable the new revision drops is a change too.
+        lines += [f"{key}.{line}" for line in changes({**dict.fromkeys(have), **want}, have)]
+    plain = {k: v for k, v in container.items() if k not in ("environment", "secrets")}
+    lines += changes(plain, old)
+    return tuple(lines)
 
 
 def normalize_task_definition(task: JSON) -> JSON:
@@ -194,19 +214,16 @@ def _target_groups(desired: Desired, remote: RemoteState) -> Iterator[Step]:
         if not subset(health, have):
             args = {"TargetGroupArn": have["TargetGroupArn"], **health}
             yield Step(
-                "change", "target group", name, "elbv2.modify_target_group", args, detail=_hc_detail(want)
-            )
+                "change", "target group", name, "elbv2.modify_target_group", args,
+                detail=_hc_detail(want), changes=tuple(changes(health, have)),
+            )  # fmt: skip
         current = have.get("Attributes", {})
         if any(current.get(a["Key"]) != a["Value"] for a in attrs):
             args = {"TargetGroupArn": have["TargetGroupArn"], "Attributes": attrs}
             yield Step(
-                "change",
-                "target group",
-                name,
-                "elbv2.modify_target_group_attributes",
-                args,
-                detail=_attr_detail(attrs),
-            )
+                "change", "target group", name, "elbv2.modify_target_group_attributes", args,
+                detail=_attr_detail(attrs), changes=tuple(changes(named(attrs, "Key", "Value"), current)),
+            )  # fmt: skip
 
 
 _HC_KEYS = ("HealthyThresholdCount", "UnhealthyThresholdCount", "Matcher")
@@ -222,6 +239,15 @@ def _hc_detail(tg: JSON) -> str:
 
 def _attr_detail(attrs: list[JSON]) -> str:
     return ", ".join(f"{a['Key']}={a['Value']}" for a in attrs)
+
+
+def _old_listeners(remote: RemoteState) -> Iterator[Step]:
+    """Listeners on a port stack.yaml no longer names (deleting one deletes its rules)."""
+    for listener in remote.other_listeners:
+        yield Step(
+            "delete", "listener", f"HTTP:{listener['Port']}", "elbv2.delete_listener",
+            {"ListenerArn": listener["ListenerArn"]}, detail="its port is no longer listener.port",
+        )  # fmt: skip
 
 
 def _listener(desired: Desired, remote: RemoteState, refs: Mapping[str, str]) -> Iterator[Step]:
@@ -247,16 +273,23 @@ def _listener(desired: Desired, remote: RemoteState, refs: Mapping[str, str]) ->
     if not subset(wanted, {**have, "DefaultActions": [normalize_action(a) for a in have["DefaultActions"]]}):
         args = {
             "ListenerArn": have["ListenerArn"],
-            **{k: v for k, v in want.items() if k != "LoadBalancerArn"},
+            **{k: v for k, v in want.items() if k not in ("LoadBalancerArn", "Tags")},
         }
+        before = actions_detail(_by_service([normalize_action(a) for a in have["DefaultActions"]], refs))
+        after = actions_detail(want["DefaultActions"])
         yield Step(
-            "change",
-            "listener",
-            name,
-            "elbv2.modify_listener",
-            args,
-            detail=actions_detail(want["DefaultActions"]),
-        )
+            "change", "listener", name, "elbv2.modify_listener", args,
+            detail=after, changes=(f"default action {before} → {after}",),
+        )  # fmt: skip
+
+
+def _by_service(actions: list[JSON], refs: Mapping[str, str]) -> list[JSON]:
+    """Remote actions with known target group ARNs back as `<tg:service>`, to name them alike."""
+    placeholder = {arn: ref for ref, arn in refs.items()}
+    for action in actions:
+        for group in action.get("ForwardConfig", {}).get("TargetGroups", []):
+            group["TargetGroupArn"] = placeholder.get(group["TargetGroupArn"], group["TargetGroupArn"])
+    return actions
 
 
 # ------------------------------------------------------------------------- services
@@ -286,4 +319,23 @@ def _services(desired: Desired, remote: RemoteState, refs: Mapping[str, str]) ->
             args = {"cluster": want["cluster"], "service": name, **{k: want[k] for k in changed}}
             if "capacityProviderStrategy" in changed:
                 args["forceNewDeployment"] = True  # required by UpdateService for a strategy change
-            yield Step("change", "service", name, "ecs.update_service", args, detail=", ".join(changed))
+            yield Step(
+                "change", "service", name, "ecs.update_service", args,
+                detail=", ".join(changed), changes=_service_changes(changed, resolved, have),
+            )  # fmt: skip
+
+
+def _service_changes(changed: list[str], want: JSON, have: JSON) -> tuple[str, ...]:
+    """Before → after per changed field; a task definition by its revision (`users:3`)."""
+    lines: list[str] = []
+    for key in changed:
+        if key == "taskDefinition":
+            after = "a new revision" if want[key].startswith("<") else _revision(want[key])
+            lines.append(f"taskDefinition {_revision(have.get(key))} → {after}")
+        else:
+            lines += changes(want[key], have.get(key), key) or [key]
+    return tuple(lines)
+
+
+def _revision(arn: str | None) -> str:
+    return (arn or "(none)").rsplit("/", 1)[-1]

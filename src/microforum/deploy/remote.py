@@ -49,14 +49,16 @@ def read_stack(aws: Aws, name: str) -> StackState | None:
 
 
 def read_repositories(aws: Aws, names: list[str]) -> dict[str, JSON]:
+    """The named repositories that exist, each with its lifecycle policy text.
+
+    One listing of the registry's repositories (a page holds 1000), rather than one call per
+    name: DescribeRepositories with names fails as a whole when one of them is missing."""
+    wanted = set(names)
     found = {}
-    for name in names:
-        try:
-            repo = aws.call("ecr", "describe_repositories", repositoryNames=[name])["repositories"][0]
-        except MicroforumError as exc:
-            if error_code(exc) == "RepositoryNotFoundException":
-                continue
-            raise
+    for repo in aws.paginate("ecr", "describe_repositories", "repositories"):
+        if repo["repositoryName"] not in wanted:
+            continue
+        name = repo["repositoryName"]
         try:
             policy = aws.call("ecr", "get_lifecycle_policy", repositoryName=name)["lifecyclePolicyText"]
             repo["lifecyclePolicyText"] = json.dumps(json.loads(policy), sort_keys=True)
@@ -67,12 +69,17 @@ def read_repositories(aws: Aws, names: list[str]) -> dict[str, JSON]:
     return found
 
 
-def read_remote(aws: Aws, desired: Desired, outputs: dict[str, str]) -> RemoteState:
-    """Everything the plan compares against; empty when the stack does not exist yet."""
-    repositories = read_repositories(aws, [r["repositoryName"] for r in desired.repositories.values()])
-    if not outputs:
+def read_remote(
+    aws: Aws, desired: Desired, outputs: dict[str, str], repositories: dict[str, JSON]
+) -> RemoteState:
+    """Everything the plan compares against; only the repositories when there is no stack yet."""
+    if "LoadBalancerArn" not in outputs:
         return RemoteState(repositories=repositories)
-    listener = _listener(aws, outputs["LoadBalancerArn"], desired.listener["Port"])
+    listeners = list(
+        aws.paginate("elbv2", "describe_listeners", "Listeners", LoadBalancerArn=outputs["LoadBalancerArn"])
+    )
+    port = desired.listener["Port"]
+    listener = next((item for item in listeners if item["Port"] == port), None)
     return RemoteState(
         repositories=repositories,
         task_definitions=_task_definitions(aws, [t["family"] for t in desired.task_definitions.values()]),
@@ -81,6 +88,7 @@ def read_remote(aws: Aws, desired: Desired, outputs: dict[str, str]) -> RemoteSt
         ),
         listener=listener,
         rules=_rules(aws, listener["ListenerArn"]) if listener else (),
+        other_listeners=tuple(item for item in listeners if item["Port"] != port),
         services=read_services(aws, outputs["ClusterName"]),
     )
 
@@ -133,13 +141,6 @@ def _target_groups(aws: Aws, load_balancer_arn: str, names: list[str]) -> dict[s
 _TG_NOT_FOUND = ("TargetGroupNotFound", "TargetGroupNotFoundException")
 
 
-def _listener(aws: Aws, load_balancer_arn: str, port: int) -> JSON | None:
-    listeners = list(
-        aws.paginate("elbv2", "describe_listeners", "Listeners", LoadBalancerArn=load_balancer_arn)
-    )
-    return next((item for item in listeners if item["Port"] == port), None)
-
-
 def _rules(aws: Aws, listener_arn: str) -> tuple[JSON, ...]:
     rules = aws.call("elbv2", "describe_rules", ListenerArn=listener_arn)["Rules"]
     return tuple(r for r in rules if not r.get("IsDefault") and r.get("Priority") != "default")
@@ -155,3 +156,14 @@ def read_services(aws: Aws, cluster: str) -> dict[str, JSON]:
             if service.get("status") == "ACTIVE":
                 found[service["serviceName"]] = service
     return found
+
+
+def ecs_role_exists(aws: Aws) -> bool:
+    """Whether the account has ECS's service-linked role (AWSServiceRoleForECS)."""
+    try:
+        aws.call("iam", "get_role", RoleName="AWSServiceRoleForECS")
+    except MicroforumError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return False
+        raise
+    return True

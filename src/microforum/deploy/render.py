@@ -12,13 +12,25 @@ knows their ARNs: `<tg:NAME>` (a target group), `<td:NAME>` (a task definition r
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from microforum.deploy.names import (
+    SERVICE_TAG,
+    ecs_tags,
+    logical_id,
+    output_ref,
+    repository_name,
+    repository_prefix,
+    tags,
+    target_group_name,
+    task_family,
+    task_role_output,
+    td_ref,
+    tg_ref,
+)
 from microforum.spec import defaults as d
 from microforum.spec.model import (
     Action,
@@ -44,18 +56,6 @@ REQUIRED_OUTPUTS = (
     "LogGroupName",
 )
 DATABASE_OUTPUT = "DatabaseUrlSecretArn"
-LISTENER_REF = "<listener>"
-_NAME_LIMIT = 32  # target group names: at most 32 alphanumerics and hyphens (BOTO-ELBV2)
-
-
-def tg_ref(service: str) -> str:
-    """Placeholder for the ARN of `service`'s target group."""
-    return f"<tg:{service}>"
-
-
-def td_ref(service: str) -> str:
-    """Placeholder for the ARN of `service`'s task definition revision to run."""
-    return f"<td:{service}>"
 
 
 @dataclass(frozen=True)
@@ -67,14 +67,22 @@ class Target:
     outputs: Mapping[str, str] = field(default_factory=dict)
     images: Mapping[str, str] = field(default_factory=dict)  # service -> image URI with tag
     database: bool = True
-    repository_prefix: str = ""
+    repository_prefix: str | None = None  # None: the stack's own repositories
+
+    @property
+    def prefix(self) -> str:
+        return repository_prefix(self.stack_name, self.repository_prefix)
+
+    @property
+    def shared_repositories(self) -> bool:
+        return self.repository_prefix is not None
 
     def output(self, key: str) -> str:
         """A stack output, or its placeholder while the stack does not exist."""
-        return self.outputs.get(key, f"<output:{key}>")
+        return self.outputs.get(key, output_ref(key))
 
     def image(self, service: str) -> str:
-        return self.images.get(service, f"<image:{repository_name(self.repository_prefix, service)}>")
+        return self.images.get(service, f"<image:{repository_name(self.prefix, service)}>")
 
 
 @dataclass(frozen=True)
@@ -101,37 +109,6 @@ class Desired:
             "listener": {**self.listener, "Rules": list(self.rules)},
             "services": dict(self.services),
         }
-
-
-# ------------------------------------------------------------------------- names
-
-
-def target_group_name(stack_name: str, service: str) -> str:
-    """`<stack>-<service>`, shortened with a stable hash when over ALB's 32 characters."""
-    name = f"{stack_name}-{service}"
-    if len(name) <= _NAME_LIMIT:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
-    return f"{name[: _NAME_LIMIT - 7].rstrip('-')}-{digest}"
-
-
-def task_family(stack_name: str, service: str) -> str:
-    return f"{stack_name}-{service}"
-
-
-def repository_name(prefix: str, service: str) -> str:
-    """`service`, or `prefix/service` when sharing an account (a registry namespace, as
-    `microforum.images.push` uses it)."""
-    return f"{prefix}/{service}" if prefix else service
-
-
-def task_role_output(service: str) -> str:
-    """The stack output holding `service`'s task role ARN (added by `render_template`)."""
-    return f"TaskRole{_logical(service)}Arn"
-
-
-def _logical(service: str) -> str:
-    return "".join(part.capitalize() for part in re.split(r"[^a-zA-Z0-9]", service) if part)
 
 
 # ------------------------------------------------------------------------- the cluster template
@@ -161,7 +138,7 @@ def render_template(stack: Stack, base: JSON) -> JSON:
     """The cluster template plus one task role (no permissions) and its output per service."""
     template = json.loads(json.dumps(base))  # a deep copy that stays plain JSON
     for service in stack.services:
-        logical = f"TaskRole{_logical(service.name)}"
+        logical = f"TaskRole{logical_id(service.name)}"
         template["Resources"][logical] = convert_task_role(service)
         template["Outputs"][task_role_output(service.name)] = {
             "Description": f"The task role of service {service.name}.",
@@ -176,6 +153,7 @@ def convert_task_role(service: Service) -> JSON:
         "Type": "AWS::IAM::Role",
         "Properties": {
             "Description": f"microforum task role of service {service.name} (no AWS permissions)",
+            "Tags": [{"Key": SERVICE_TAG, "Value": service.name}],
             "AssumeRolePolicyDocument": {
                 "Version": "2012-10-17",
                 "Statement": [
@@ -211,8 +189,12 @@ def convert_repository(service: Service, target: Target) -> JSON:
             }
         ]
     }
+    # A shared repository belongs to no one stack: it carries no stack tag, so no stack's
+    # destroy deletes it (docs/deploying.md#repositories).
+    owner = [] if target.shared_repositories else tags(target.stack_name, service.name)
     return {
-        "repositoryName": repository_name(target.repository_prefix, service.name),
+        "repositoryName": repository_name(target.prefix, service.name),
+        "tags": owner,
         "imageTagMutability": "IMMUTABLE",
         "imageScanningConfiguration": {"scanOnPush": True},
         "lifecyclePolicyText": json.dumps(policy, sort_keys=True),
@@ -227,13 +209,24 @@ def stop_timeout(service: Service) -> int:
     return max(1, min(service.target_group.deregistration_delay, d.ECS_MAX_STOP_TIMEOUT))
 
 
-def convert_environment(service: Service, target: Target) -> list[JSON]:
+def api_url(stack: Stack, target: Target) -> str:
+    """The URL of the load balancer's listener (what deploy prints; the services' API_URL)."""
+    port = stack.listener.port
+    return f"http://{target.output('LoadBalancerDnsName')}" + (f":{port}" if port != 80 else "")
+
+
+def keep_alive_timeout(stack: Stack) -> int:
+    """The services' idle timeout: longer than the ALB's, so the ALB closes idle connections
+    first and no request races a close (docs/deploying.md#timeouts)."""
+    return stack.load_balancer.idle_timeout + d.TARGET_KEEP_ALIVE_MARGIN
+
+
+def convert_environment(stack: Stack, service: Service, target: Target) -> list[JSON]:
     env = dict(service.environment)
     env.setdefault("PORT", str(service.container_port))
     # Services reach each other through the ALB, like the original (API_URL).
-    env.setdefault("API_URL", f"http://{target.output('LoadBalancerDnsName')}")
-    if target.database:
-        env.setdefault("PGDATABASE", service.name)  # libpq: the database DATABASE_URL omits
+    env.setdefault("API_URL", api_url(stack, target))
+    env.setdefault("IDLE_TIMEOUT", str(keep_alive_timeout(stack)))
     return [{"name": k, "value": v} for k, v in sorted(env.items())]
 
 
@@ -243,7 +236,7 @@ def convert_secrets(target: Target) -> list[JSON]:
     return [{"name": "DATABASE_URL", "valueFrom": target.output(DATABASE_OUTPUT)}]
 
 
-def convert_container(service: Service, target: Target) -> JSON:
+def convert_container(stack: Stack, service: Service, target: Target) -> JSON:
     container: JSON = {
         "name": service.name,
         "image": target.image(service.name),
@@ -253,7 +246,7 @@ def convert_container(service: Service, target: Target) -> JSON:
         "portMappings": [
             {"containerPort": service.container_port, "hostPort": service.host_port, "protocol": "tcp"}
         ],
-        "environment": convert_environment(service, target),
+        "environment": convert_environment(stack, service, target),
         "stopTimeout": stop_timeout(service),
         "logConfiguration": {
             "logDriver": "awslogs",
@@ -272,7 +265,7 @@ def convert_container(service: Service, target: Target) -> JSON:
     return container
 
 
-def convert_task_definition(service: Service, target: Target) -> JSON:
+def convert_task_definition(stack: Stack, service: Service, target: Target) -> JSON:
     """register_task_definition arguments: bridge networking, dynamic host port, awslogs."""
     return {
         "family": task_family(target.stack_name, service.name),
@@ -280,7 +273,8 @@ def convert_task_definition(service: Service, target: Target) -> JSON:
         "executionRoleArn": target.output("ExecutionRoleArn"),
         "networkMode": service.network_mode,
         "requiresCompatibilities": ["EC2"],
-        "containerDefinitions": [convert_container(service, target)],
+        "containerDefinitions": [convert_container(stack, service, target)],
+        "tags": ecs_tags(target.stack_name, service.name),
     }
 
 
@@ -305,6 +299,7 @@ def convert_target_group(service: Service, target: Target) -> JSON:
         "HealthyThresholdCount": hc.healthy_threshold,
         "UnhealthyThresholdCount": hc.unhealthy_threshold,
         "Matcher": {"HttpCode": hc.success_codes},
+        "Tags": tags(target.stack_name, service.name),
     }
 
 
@@ -373,12 +368,13 @@ def convert_action(action: Action) -> JSON:
     }
 
 
-def convert_rule(rule: Rule) -> JSON:
+def convert_rule(rule: Rule, target: Target) -> JSON:
     """create_rule arguments (the listener ARN is added when it is known)."""
     return {
         "Priority": rule.priority,
         "Conditions": sorted((convert_condition(c) for c in rule.conditions), key=lambda c: c["Field"]),
         "Actions": [convert_action(rule.action)],
+        "Tags": tags(target.stack_name),
     }
 
 
@@ -388,6 +384,7 @@ def convert_listener(stack: Stack, target: Target) -> JSON:
         "Protocol": "HTTP",
         "Port": stack.listener.port,
         "DefaultActions": [convert_action(stack.listener.default_action)],
+        "Tags": tags(target.stack_name),
     }
 
 
@@ -409,7 +406,7 @@ def convert_service(service: Service, target: Target) -> JSON:
                 "containerPort": service.container_port,
             }
         ],
-        "healthCheckGracePeriodSeconds": dep.health_check_grace_period,
+        "healthCheckGracePeriodSeconds": dep.health_check_grace_period or d.ECS_HEALTH_CHECK_GRACE_PERIOD,
         "deploymentConfiguration": {
             "deploymentCircuitBreaker": {"enable": True, "rollback": True},
             "maximumPercent": dep.maximum_percent,
@@ -422,6 +419,9 @@ def convert_service(service: Service, target: Target) -> JSON:
         "capacityProviderStrategy": [
             {"capacityProvider": target.output("CapacityProviderName"), "weight": 1, "base": 0}
         ],
+        "tags": ecs_tags(target.stack_name, service.name),
+        "propagateTags": "SERVICE",  # the service's tasks carry its tags
+        "enableECSManagedTags": True,
     }
 
 
@@ -433,10 +433,10 @@ def render(stack: Stack, target: Target) -> Desired:
     services = stack.services
     return Desired(
         repositories={s.name: convert_repository(s, target) for s in services},
-        task_definitions={s.name: convert_task_definition(s, target) for s in services},
+        task_definitions={s.name: convert_task_definition(stack, s, target) for s in services},
         target_groups={s.name: convert_target_group(s, target) for s in services},
         target_group_attributes={s.name: convert_target_group_attributes(s) for s in services},
         listener=convert_listener(stack, target),
-        rules=tuple(convert_rule(r) for r in stack.listener.rules),
+        rules=tuple(convert_rule(r, target) for r in stack.listener.rules),
         services={s.name: convert_service(s, target) for s in services},
     )

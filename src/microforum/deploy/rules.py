@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from microforum.deploy.render import LISTENER_REF
+from microforum.deploy.names import LISTENER_REF
 from microforum.deploy.steps import JSON, Step, actions_detail, normalize_action, resolve, subset
 from microforum.spec import defaults as d
 

@@ -1,13 +1,15 @@
-"""The cluster stack (infrastructure/ecs.yaml): decide (pure), then create/update and stream events.
+"""The cluster stack (infrastructure/ecs.yaml): decide, then create/update and stream events.
 
-`stack_step` decides whether the stack needs creating or updating by comparing the rendered
-template and the parameters deploy passes with what CloudFormation holds; nothing changed means
-no UpdateStack call (and no empty change set).
+`stack_step` decides (pure) whether the stack needs creating or updating by comparing the
+rendered template and the parameters deploy passes with what CloudFormation holds; nothing
+changed means no change set at all. An update is planned as a change set, so the plan shows each
+resource's action and whether it is replaced, and the run executes exactly that change set.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import yaml
 
 from microforum.deploy.aws import Aws, error_code
+from microforum.deploy.names import tags
 from microforum.deploy.plan import Step
 from microforum.deploy.remote import StackState, read_stack
 from microforum.errors import MicroforumError
@@ -63,6 +66,14 @@ def check_usable(name: str, state: StackState | None) -> None:
     """Refuse a stack that CloudFormation cannot update until someone acts."""
     if state is None:
         return
+    if state.status == "UPDATE_ROLLBACK_FAILED":
+        # Never "destroy" here: that would delete the database. CloudFormation's way out is to
+        # continue the rollback (skipping the resources that cannot roll back, if need be).
+        raise MicroforumError(
+            f"deploy stack {name}: it is in {state.status} ({_STUCK[state.status]})",
+            hint=f"fix what its events name, then 'aws cloudformation continue-update-rollback "
+            f"--stack-name {name}' and deploy again (do not destroy: that deletes the database)",
+        )
     if state.status in _STUCK:
         raise MicroforumError(
             f"deploy stack {name}: it is in {state.status} ({_STUCK[state.status]})",
@@ -85,16 +96,13 @@ def stack_step(
         "TemplateBody": json.dumps(template, sort_keys=True),
         "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(parameters.items())],
         "Capabilities": CAPABILITIES,
+        "Tags": tags(name),  # CloudFormation passes the stack's tags on to its resources
     }
     if state is None:
         return Step(
-            "create",
-            "stack",
-            name,
-            "cloudformation.create_stack",
-            args,
-            detail="cluster (infrastructure/ecs.yaml)",
-        )
+            "create", "stack", name, "cloudformation.create_stack", args,
+            detail=f"cluster (infrastructure/ecs.yaml), {len(template['Resources'])} resources",
+        )  # fmt: skip
     same_template = json.dumps(state.template, sort_keys=True) == json.dumps(template, sort_keys=True)
     changed = sorted(k for k, v in parameters.items() if state.parameters.get(k) != v)
     if same_template and not changed:
@@ -103,6 +111,51 @@ def stack_step(
         (["template"] if not same_template else []) + [f"{k}={parameters[k]}" for k in changed]
     )
     return Step("change", "stack", name, "cloudformation.update_stack", args, detail=detail)
+
+
+def make_change_set(aws: Aws, step: Step, sleep: Callable[[float], None]) -> tuple[Step | None, list[JSON]]:
+    """Turn an update into a change set: (the step that executes it, its resource changes), or
+    (None, []) when CloudFormation finds nothing to change."""
+    change_set = f"microforum-{int(time.time())}"
+    aws.call(
+        "cloudformation", "create_change_set", ChangeSetName=change_set, ChangeSetType="UPDATE",
+        **step.params,
+    )  # fmt: skip
+    while True:
+        found = aws.call(
+            "cloudformation", "describe_change_set", StackName=step.name, ChangeSetName=change_set
+        )
+        if found["Status"] not in ("CREATE_PENDING", "CREATE_IN_PROGRESS"):
+            break
+        sleep(2.0)
+    if found["Status"] == "FAILED":
+        aws.call("cloudformation", "delete_change_set", StackName=step.name, ChangeSetName=change_set)
+        if "didn't contain changes" in found.get("StatusReason", "") or "No updates" in found.get(
+            "StatusReason", ""
+        ):
+            return None, []
+        raise MicroforumError(f"plan stack {step.name}: change set failed: {found.get('StatusReason')}")
+    resources = [c["ResourceChange"] for c in found.get("Changes", []) if "ResourceChange" in c]
+    params = {"StackName": step.name, "ChangeSetName": change_set}
+    lines = tuple(resource_change(c) for c in resources)
+    executed = Step(
+        "change", "stack", step.name, "cloudformation.execute_change_set", params,
+        detail=step.detail, changes=lines,
+    )  # fmt: skip
+    return executed, resources
+
+
+def resource_change(change: JSON) -> str:
+    replaced = {"True": ", replaced", "Conditional": ", may be replaced"}.get(
+        change.get("Replacement", ""), ""
+    )
+    return f"{change.get('Action', '?')} {change['LogicalResourceId']} ({change['ResourceType']}){replaced}"
+
+
+def discard(aws: Aws, step: Step | None) -> None:
+    """Delete a change set that will not be executed (a dry run, a refusal)."""
+    if step is not None and step.operation == "cloudformation.execute_change_set":
+        aws.call("cloudformation", "delete_change_set", **step.params)
 
 
 def apply_stack(

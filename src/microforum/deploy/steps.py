@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,6 +22,7 @@ class Step:
     params: Mapping[str, Any]
     produces: str | None = None
     detail: str = ""
+    changes: tuple[str, ...] = ()  # `field before → after`, one per changed field
 
     @property
     def message(self) -> str:
@@ -37,6 +39,7 @@ class RemoteState:
     target_groups: Mapping[str, JSON] = field(default_factory=dict)  # name -> TG + "Attributes"
     listener: JSON | None = None
     rules: tuple[JSON, ...] = ()  # the listener's non-default rules
+    other_listeners: tuple[JSON, ...] = ()  # listeners on other ports (a port that changed)
     services: Mapping[str, JSON] = field(default_factory=dict)  # name -> ACTIVE service
 
 
@@ -56,10 +59,14 @@ def subset(desired: Any, remote: Any) -> bool:
     return bool(desired == remote)
 
 
+# A placeholder, alone or inside a string (`http://<output:LoadBalancerDnsName>:8080`).
+PLACEHOLDER = re.compile(r"<(?:tg|td|output|image):[^<>]+>|<listener>")
+
+
 def resolve(value: Any, refs: Mapping[str, str]) -> Any:
-    """Replace placeholders (`<tg:users>`, ...) whose ARN is known; leave the others."""
+    """Replace placeholders (`<tg:users>`, ...) whose value is known; leave the others."""
     if isinstance(value, str):
-        return refs.get(value, value)
+        return PLACEHOLDER.sub(lambda m: refs.get(m.group(0), m.group(0)), value) if "<" in value else value
     if isinstance(value, Mapping):
         return {k: resolve(v, refs) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -17,7 +17,8 @@ compiled module is imported (then taking it off again), and checking that each o
 the build. The other load-balancer modules, and everything else, stay the package's own `.py`
 files; child processes (replicas) are not affected. Anything unexpected: back to interpreted.
 
-`MICROFORUM_NATIVE=0` turns it off (debugging with tracebacks into the `.py` files).
+`MICROFORUM_NATIVE=0` turns it off (debugging with tracebacks into the `.py` files). Either
+way, `up` says in one line which runs.
 """
 
 from __future__ import annotations
@@ -158,15 +159,19 @@ def use_compiled_build(environ: Mapping[str, str] = os.environ, err: TextIO | No
     so in one line on `err` (stderr), or why an existing build was not used.
     """
     err = err or sys.stderr
-    if environ.get(SWITCH, "1") == "0" or _lb_imported():
+    if _lb_imported():
+        return False
+    if environ.get(SWITCH, "1") == "0":
+        print(f"microforum: load balancer interpreted ({SWITCH}=0)", file=err)
         return False
     root = cache_root(environ, Path.home())
     key = current_key()
     choice = choose(key, builds_in(root), str(PACKAGE))
     if choice.build is None:
-        if choice.stale:
-            print("microforum: the compiled load balancer does not match the source; running it "
-                  "interpreted (`make run` rebuilds it)", file=err)  # fmt: skip
+        why = "the compiled load balancer does not match the source" if choice.stale else (
+            "no compiled build of this source yet")  # fmt: skip
+        print(f"microforum: load balancer interpreted ({why}; `make run` builds one in the "
+              "background for the next start)", file=err)  # fmt: skip
         return False
     try:
         modules = _import_build(root / choice.build)

@@ -2,6 +2,7 @@
 
     python -m microforum.lb.native                # build for the current source (`make run` does)
     python -m microforum.lb.native --if-possible  # the same; exit 0 with one line if it cannot
+    python -m microforum.lb.native --background   # start it detached, return at once (`make run`)
     python -m microforum.lb.native --dest DIR     # a whole package copy for PYTHONPATH=DIR
 
 Why: the proxy's per-request cost is mostly CPython's interpreter (perf: about half of the
@@ -13,6 +14,11 @@ The build never happens in place: an extension module next to its .py file would
 instead of it, so later edits would be silently hidden. `microforum up` uses a cached build
 only when its key matches the source exactly (lb/compiled.py). Needs a C compiler and Python
 headers (Debian: gcc, python3-dev) and mypy (the `native` extra).
+
+`make run` serves at once: `--background` starts the build in a detached, niced process (its
+output in `<cache>/build.log`; Ctrl-C on `make run` does not stop it) unless the build exists
+or one is under way (`<cache>/.building-<key>` holds its pid), and `up` runs interpreted until
+a later start finds the build (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from microforum.lb.compiled import (
     PACKAGE,
     SWITCH,
     builds_in,
+    current_key,
     default_root,
     mypy_version,
     package_files,
@@ -146,6 +153,47 @@ def build_dest(dest: Path) -> Path:
     return dest
 
 
+BUILD_LOG = "build.log"
+NICENESS = 10  # the background build yields the CPU to the stack it runs beside
+
+
+def lock_path(root: Path, key: str) -> Path:
+    """The file that says a build of `key` is under way (it holds the builder's pid)."""
+    return root / f".building-{key}"
+
+
+def building_pid(lock: Path) -> int | None:
+    """The pid of the process building under `lock`, if it is still running."""
+    try:
+        pid = int(lock.read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def start_background(root: Path) -> str:
+    """Start building the current source in a detached process unless that build exists or
+    is under way; the one line to show."""
+    key = current_key()
+    if key in builds_in(root):
+        return f"compiled load balancer: up to date ({root / key})"
+    lock = lock_path(root, key)
+    pid = building_pid(lock)
+    if pid is not None:
+        return f"compiled load balancer: being built in the background (pid {pid}); this start is interpreted"
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / BUILD_LOG, "ab") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "microforum.lb.native", "--if-possible", "--lock", str(lock)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            preexec_fn=lambda: os.nice(NICENESS),  # in the child: nothing else runs there
+        )  # fmt: skip
+    lock.write_text(str(child.pid))
+    return (f"compiled load balancer: building in the background for the next start (log: "
+            f"{root / BUILD_LOG}); this start is interpreted")  # fmt: skip
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m microforum.lb.native",
@@ -154,28 +202,37 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--if-possible", action="store_true",
                         help="exit 0 with one line when there is no compiler or the build fails")  # fmt: skip
     parser.add_argument("--dest", type=Path, help="instead, build a whole package copy in DIR")
+    parser.add_argument("--background", action="store_true",
+                        help="start the build in a detached process and return at once")  # fmt: skip
+    parser.add_argument("--lock", type=Path, help=argparse.SUPPRESS)  # removed when done
     return parser
 
 
 def main(argv: list[str]) -> int:
     """Build; 0 when built or up to date, 1 (0 with --if-possible) when it cannot."""
     args = _parser().parse_args(argv)
-    outcome = "interpreted" if args.if_possible else "not built"
+    outcome = "interpreted" if args.if_possible or args.background else "not built"
     missing = missing_tool()
-    if args.if_possible and os.environ.get(SWITCH) == "0":
+    if (args.if_possible or args.background) and os.environ.get(SWITCH) == "0":
         missing = f"{SWITCH}=0"
     if missing:
         print(f"compiled load balancer: {missing}; {outcome}", file=sys.stderr)
-        return 0 if args.if_possible else 1
+        return 0 if args.if_possible or args.background else 1
     try:
         if args.dest:
             print(f"built; run with PYTHONPATH={build_dest(args.dest.resolve())}")
             return 0
         root = default_root()
+        if args.background:
+            print(start_background(root))
+            return 0
         key, built = build_cache(root)
     except (BuildError, OSError) as exc:
         print(f"compiled load balancer: {exc}\ncompiled load balancer: {outcome}", file=sys.stderr)
-        return 0 if args.if_possible else 1
+        return 0 if args.if_possible or args.background else 1
+    finally:
+        if args.lock is not None:
+            args.lock.unlink(missing_ok=True)
     print(f"compiled load balancer: {'built' if built else 'up to date'} ({root / key})")
     return 0
 

@@ -11,7 +11,10 @@ stack file, so same data directory) and call the API with `Authorization: Bearer
                                     done (every new replica healthy, every old one drained)
 
 Only loopback, only with the token: another user on the machine cannot read the file, so
-cannot drive the stack. A control file whose server does not answer is a stack that died
+cannot drive the stack. A connection has `READ_TIMEOUT` seconds to send its request head (408
+otherwise), and at most `MAX_PENDING_CONNECTIONS` may be waiting for theirs: a newer one closes
+the oldest, so idle connections cannot use up the stack's file descriptors or keep `status`
+and `restart` out (docs/operations.md). A control file whose server does not answer is a stack that died
 without cleaning up: the client says "no stack running" and removes nothing.
 """
 
@@ -35,6 +38,8 @@ CONTROL_FILE = "control.json"
 MAX_REQUEST_HEAD = 16 * 1024
 CLIENT_TIMEOUT = 5.0
 RESTART_TIMEOUT = 600.0  # a rolling replacement waits for health checks and draining
+READ_TIMEOUT = 5.0  # seconds a connection has to send its whole request head
+MAX_PENDING_CONNECTIONS = 32  # connections still sending their head; past it the oldest is closed
 
 Handler = Callable[[str, str, dict[str, str]], Awaitable[tuple[int, Any]]]
 
@@ -60,8 +65,13 @@ def control_path(data_dir: Path) -> Path:
 class ControlServer:
     """Serves the control API for `handler(method, path, query) -> (status, json)`."""
 
-    def __init__(self, handler: Handler, token: str | None = None) -> None:
+    def __init__(self, handler: Handler, token: str | None = None, *,
+                 read_timeout: float = READ_TIMEOUT,
+                 max_pending: int = MAX_PENDING_CONNECTIONS) -> None:  # fmt: skip
         self._handler = handler
+        self._read_timeout = read_timeout
+        self._max_pending = max_pending
+        self._pending: dict[asyncio.StreamWriter, None] = {}  # oldest first
         self.token = token or secrets.token_urlsafe(24)
         self._server: asyncio.Server | None = None
         self.url = ""
@@ -78,6 +88,8 @@ class ControlServer:
         if self._server is not None:
             self._server.close()
             self._server = None
+        for writer in list(self._pending):
+            writer.transport.abort()
 
     def write_file(self, path: Path, stack_url: str, **extra: str) -> None:
         """Write control.json atomically, readable by this user only; `extra` keys are added
@@ -92,10 +104,31 @@ class ControlServer:
         os.replace(tmp, path)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._admit(writer)
         try:
-            status, body = await self._answer(reader)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self._read_timeout)
+            answer = None
+        except TimeoutError:
+            answer = 408, {"error": "request not received in time"}
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            status, body = 400, {"error": "malformed request"}
+            answer = 400, {"error": "malformed request"}
+        finally:
+            self._pending.pop(writer, None)
+        if writer.is_closing():  # closed to make room for a newer connection
+            return
+        status, body = answer or await self._answer(head)
+        await self._reply(writer, status, body)
+
+    def _admit(self, writer: asyncio.StreamWriter) -> None:
+        """Count a new connection as pending; past the cap, close the oldest pending one (so
+        idle connections can neither exhaust file descriptors nor lock `status` out)."""
+        self._pending[writer] = None
+        while len(self._pending) > self._max_pending:
+            oldest = next(iter(self._pending))
+            del self._pending[oldest]
+            oldest.transport.abort()
+
+    async def _reply(self, writer: asyncio.StreamWriter, status: int, body: Any) -> None:
         payload = json.dumps(body).encode()
         head = (
             f"HTTP/1.1 {status} {http.client.responses.get(status, '')}\r\n"
@@ -104,11 +137,10 @@ class ControlServer:
         )
         with contextlib.suppress(ConnectionError):
             writer.write(head.encode() + payload)
-            await writer.drain()
-            writer.close()
+            await asyncio.wait_for(writer.drain(), self._read_timeout)
+        writer.close()
 
-    async def _answer(self, reader: asyncio.StreamReader) -> tuple[int, Any]:
-        head = await reader.readuntil(b"\r\n\r\n")
+    async def _answer(self, head: bytes) -> tuple[int, Any]:
         if len(head) > MAX_REQUEST_HEAD:
             return 431, {"error": "request head too large"}
         lines = head.decode("latin-1").split("\r\n")

@@ -30,6 +30,7 @@ from microforum.errors import MicroforumError
 from microforum.local.loglines import READ_LIMIT as READ_LIMIT  # re-exported (images)
 from microforum.local.loglines import LineBuffer, prefixed
 from microforum.local.ports import group_owns_port
+from microforum.logwriter import BACKLOG_LIMIT, CLOSE_TIMEOUT, LogWriter, fd_sink
 from microforum.spec.model import Service
 
 RECENT_LINES = 50  # kept per replica for crash reports
@@ -37,6 +38,7 @@ PREFIX_WIDTH = 12
 CHUNK = 1 << 16  # bytes asked for per read by `pump_lines`
 _COLOURS = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)  # cyan, yellow, green, magenta, blue, ...
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+SUPERVISOR = "microforum"  # the source name of the supervisor's own lines
 
 
 def _die_with_parent() -> None:
@@ -53,15 +55,36 @@ _PREEXEC = _die_with_parent if sys.platform.startswith("linux") else None
 
 
 class LogStream:
-    """One output stream shared by every replica and the supervisor; each write whole lines."""
+    """One output stream shared by every replica and the supervisor; each write whole lines.
 
-    def __init__(self, out: TextIO | None = None, *, colour: bool | None = None) -> None:
+    Lines to a real file descriptor (a terminal, a pipe, a file) go through a `LogWriter`: the
+    event loop never waits for the reader, and lines it cannot take in time are dropped and
+    counted (`counts`). An in-memory stream (tests) cannot block and is written at once.
+    """
+
+    def __init__(self, out: TextIO | None = None, *, colour: bool | None = None,
+                 limit: int = BACKLOG_LIMIT) -> None:  # fmt: skip
         self._out = out or sys.stdout
         if colour is None:
             colour = self._out.isatty() and not os.environ.get("NO_COLOR")
         self._colour = colour
         self._assigned: dict[str, int] = {}
         self._prefixes: dict[str, str] = {}
+        self._written = 0
+        self._writer = self._writer_for(self._out, limit)
+
+    def _writer_for(self, out: TextIO, limit: int) -> LogWriter | None:
+        try:
+            fd = out.fileno()
+        except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is an OSError
+            return None
+        with contextlib.suppress(OSError, ValueError):
+            out.flush()  # whatever was printed before goes first
+        return LogWriter(fd_sink(fd), name="output", limit=limit, notice=self._dropped_notice)
+
+    def _dropped_notice(self, count: int) -> bytes:
+        return (f"{self.prefix(SUPERVISOR)}{count} log lines dropped: the output was not "
+                "read in time (see docs/operations.md)\n").encode()  # fmt: skip
 
     def prefix(self, source: str) -> str:
         """What goes before each line of `source`: its padded name, coloured by service."""
@@ -80,12 +103,27 @@ class LogStream:
         self.write(f"{self.prefix(source)}{text}\n")
 
     def write(self, text: str) -> None:
-        """Write already prefixed, newline-terminated lines, in one write."""
+        """Write already prefixed, newline-terminated lines, in one write; never blocks."""
+        if self._writer is not None:
+            self._writer.write(text.encode("utf-8", "replace"), text.count("\n"))
+            return
         try:
             self._out.write(text)
             self._out.flush()
+            self._written += text.count("\n")
         except (BrokenPipeError, ValueError):  # the reader went away: keep the stack running
             pass
+
+    def counts(self) -> dict[str, int]:
+        """Lines written and lines dropped (for `microforum status`)."""
+        if self._writer is not None:
+            return self._writer.counts()
+        return {"written": self._written, "dropped": 0}
+
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Write what waits, for up to `timeout` seconds; later lines are dropped."""
+        if self._writer is not None:
+            self._writer.close(timeout)
 
 
 class LogPump:

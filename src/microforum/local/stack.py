@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -34,9 +35,11 @@ from microforum.local.control import (
 from microforum.local.processes import LogStream, ProcessRunner
 from microforum.local.runner import Runner
 from microforum.local.supervisor import HOST, SUPERVISOR, Supervisor
+from microforum.logfiles import private_dir
 from microforum.spec.model import Stack
 
 RunnerFactory = Callable[[LogStream], Runner]
+LB_LOGGER = "microforum"  # the load balancer logs to microforum.lb
 
 
 def data_dir_of(stack: Stack, stack_path: Path) -> Path:
@@ -91,7 +94,8 @@ async def _up(
 ) -> int:
     started = time.monotonic()
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
+        private_dir(data_dir / "data")
     except OSError as exc:
         raise MicroforumError(
             f"create the stack's data directory {data_dir}: {exc.strerror}",
@@ -100,6 +104,7 @@ async def _up(
     lb = _new_balancer(stack, data_dir)
     url = f"http://{HOST}:{await _start_balancer(lb, port)}"
     log = LogStream(out)
+    lb_messages = _route_messages(log)
     for line in notice.splitlines():
         log.line(SUPERVISOR, line.removeprefix("microforum: "))
     runner = runner_factory(log)
@@ -113,7 +118,7 @@ async def _up(
     supervisor = Supervisor(stack, lb, runner, log, data_dir=data_dir, api_url=url, on_shutdown=close_lb)
     console = ConsoleServer(stack, lb, supervisor, data_dir / "access.log", url)
     console_url = await console.start()
-    control = ControlServer(_handler(supervisor, lb, url, console_url))
+    control = ControlServer(_handler(supervisor, lb, url, log, console_url))
     await control.start()
     control.write_file(control_path(data_dir), url, console_url=console_url)
     supervisor.on_ready(lambda: _announce(log, stack, url, console_url, started))
@@ -127,8 +132,36 @@ async def _up(
             loop.remove_signal_handler(signum)
         await console.close()
         await _cleanup(supervisor, control, close_lb, runner, data_dir)
+        _unroute_messages(lb_messages)
     log.line(SUPERVISOR, "stopped")
+    log.close()
     return 0
+
+
+class _LogStreamHandler(logging.Handler):
+    """The load balancer's own messages (a bug's traceback) into the stack's log stream."""
+
+    def __init__(self, log: LogStream) -> None:
+        super().__init__()
+        self._log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for line in self.format(record).splitlines():
+            self._log.line(SUPERVISOR, line)
+
+
+def _route_messages(log: LogStream) -> logging.Handler:
+    handler = _LogStreamHandler(log)
+    logger = logging.getLogger(LB_LOGGER)
+    logger.addHandler(handler)
+    logger.propagate = False  # not also to stderr, which may block as stdout does
+    return handler
+
+
+def _unroute_messages(handler: logging.Handler) -> None:
+    logger = logging.getLogger(LB_LOGGER)
+    logger.removeHandler(handler)
+    logger.propagate = True
 
 
 def _new_balancer(stack: Stack, data_dir: Path) -> Any:
@@ -178,7 +211,7 @@ async def _cleanup(
     await runner.close()
 
 
-def _handler(supervisor: Supervisor, lb: Any, url: str, console_url: str) -> Any:
+def _handler(supervisor: Supervisor, lb: Any, url: str, log: LogStream, console_url: str) -> Any:
     async def handle(method: str, path: str, query: dict[str, str]) -> tuple[int, Any]:
         if method == "GET" and path == "/status":
             return 200, {
@@ -187,6 +220,7 @@ def _handler(supervisor: Supervisor, lb: Any, url: str, console_url: str) -> Any
                 "console_url": console_url,
                 "target_groups": lb.describe(),
                 "replicas": supervisor.snapshot(),
+                "logs": {"output": log.counts(), "access_log": lb.log_counts()},
             }
         if method == "POST" and path == "/restart":
             service = query.get("service", "")

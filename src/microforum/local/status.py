@@ -3,7 +3,8 @@
 Per target group, the targets as `aws elbv2 describe-target-health` shows them (target id and
 port, state, reason code, description) plus the last health-check failure, then ALB's
 CloudWatch figures for the group, locally: RequestCount, HTTPCode_Target_4XX/5XX_Count,
-HTTPCode_ELB_5XX_Count, TargetResponseTime p50/p99.
+HTTPCode_ELB_5XX_Count, TargetResponseTime p50/p99; last, the log lines dropped because the
+output (the terminal, a pipe) or the access-log file did not keep up.
 """
 
 from __future__ import annotations
@@ -25,7 +26,17 @@ def format_status(body: Mapping[str, Any]) -> str:
         if isinstance(group, Mapping) and "targets" in group:
             out += format_group(name, group)
             out.append("")
+    logs = body.get("logs")
+    if isinstance(logs, Mapping):
+        out += [format_logs(logs), ""]
     return "\n".join(out)
+
+
+def format_logs(logs: Mapping[str, Any]) -> str:
+    """Lines dropped because their output did not keep up (docs/operations.md)."""
+    output, access = logs.get("output") or {}, logs.get("access_log") or {}
+    return (f"logs  output {output.get('dropped', 0)} lines dropped"
+            f"  access log {access.get('dropped', 0)} lines dropped")  # fmt: skip
 
 
 def format_group(name: str, group: Mapping[str, Any]) -> list[str]:

@@ -35,6 +35,7 @@ from microforum.local.events import (
     ShutdownRequested,
 )
 from microforum.local.ports import PortAllocator, is_port_conflict
+from microforum.local.processes import SUPERVISOR as SUPERVISOR  # re-exported (stack.py)
 from microforum.local.processes import LogStream
 from microforum.local.runner import ReplicaHandle, Runner
 from microforum.spec.model import Service, Stack
@@ -43,7 +44,6 @@ HOST = "127.0.0.1"
 STOP_TIMEOUT = 10.0  # SIGTERM, then SIGKILL after this many seconds (ECS stopTimeout is 30)
 PROBE_INTERVAL = 0.02  # how often a starting replica's port is tried
 TICK = 1.0  # the loop wakes at least this often
-SUPERVISOR = "microforum"
 # A rolling replacement is reported failed after this many failed new replicas in a row: the
 # lower bound of ECS's deployment circuit breaker threshold (ALB_SPEC F). The old replicas keep
 # serving (they drain only once new ones are healthy) and new ones keep being tried, backing off.

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from microforum.services.accesslog import ACCESS_LOG
+from microforum.services.conditional import with_etag
 from microforum.services.http import (
     AsgiHeaders,
     HeaderSource,
@@ -34,13 +35,14 @@ from microforum.services.refs import DependencyUnavailable, References
 from microforum.services.routes import posts, root, threads, users
 from microforum.services.routes.common import Context
 from microforum.services.routing import Router
-from microforum.services.settings import OWNED, Settings
+from microforum.services.settings import DEPENDENCY_RETRY_AFTER, OWNED, Settings
 from microforum.services.storage import Conflict, Database, StorageUnavailable, open_database
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 TRACE_HEADER = "x-amzn-trace-id"
+IF_NONE_MATCH = "if-none-match"
 MAX_TRACE_LENGTH = 256
 _RESOURCE_ROUTES = {"users": users.routes, "threads": threads.routes, "posts": posts.routes}
 # Bound once: looked up per request.
@@ -95,8 +97,14 @@ def _translate(exc: Exception) -> Response:
     """The one place foreign failures become answers."""
     if isinstance(exc, HttpError):
         return exc.response()
-    if isinstance(exc, DependencyUnavailable):
-        return problem(503, f"{exc}; nothing was written", field=exc.service)
+    if isinstance(exc, DependencyUnavailable):  # the reason names hosts: the log only
+        print(f"{exc}: {exc.reason}", file=sys.stderr, flush=True)
+        return problem(
+            503,
+            f"{exc}; nothing was written",
+            field=exc.service,
+            headers=[("retry-after", str(DEPENDENCY_RETRY_AFTER))],
+        )
     if isinstance(exc, Conflict):
         return problem(409, str(exc))
     if isinstance(exc, StorageUnavailable):
@@ -123,12 +131,15 @@ class App:
         query: str,
         headers: HeaderSource,
         chunks: Callable[[], AsyncIterator[bytes]],
+        trace: str,
     ) -> Response:
         try:
             operation, params = self.router.resolve(method, path)
-            return await operation.handler(Request(method, path, query, headers, chunks, params))
+            request = Request(method, path, query, headers, chunks, params, trace)
+            response = await operation.handler(request)
         except Exception as exc:
             return _translate(exc)
+        return with_etag(method, headers.get(IF_NONE_MATCH), response)
 
     async def answer(
         self,
@@ -146,7 +157,9 @@ class App:
         trace = _trace_id(headers.get(TRACE_HEADER))
         try:  # `_respond`, inline: one coroutine less per request
             operation, params = self.router.resolve(method, path)
-            response = await operation.handler(Request(method, path, query, headers, chunks, params))
+            request = Request(method, path, query, headers, chunks, params, trace)
+            response = await operation.handler(request)
+            response = with_etag(method, headers.get(IF_NONE_MATCH), response)
         except Exception as exc:
             response = _translate(exc)
         _log(self.service, method, path, response.status, started, trace)
@@ -166,7 +179,7 @@ class App:
         trace = _trace_id(headers.get(TRACE_HEADER))
         method, path = scope["method"], scope["path"]
         query = scope.get("query_string", b"").decode("latin-1")
-        response = await self._respond(method, path, query, headers, lambda: _asgi_chunks(receive))
+        response = await self._respond(method, path, query, headers, lambda: _asgi_chunks(receive), trace)
         body = response.body
         out = [(TRACE_HEADER.encode(), trace.encode())]
         if response.status != 204:  # RFC 9110 8.6: no Content-Length on a 204

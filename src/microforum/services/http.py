@@ -117,7 +117,7 @@ class AsgiHeaders:
 class Request:
     """One HTTP request as a handler sees it: method, path parameters, query, body."""
 
-    __slots__ = ("_chunks", "_query", "headers", "method", "params", "path", "query_string")
+    __slots__ = ("_chunks", "_query", "headers", "method", "params", "path", "query_string", "trace")
 
     def __init__(
         self,
@@ -127,6 +127,7 @@ class Request:
         headers: HeaderSource,
         chunks: Callable[[], AsyncIterator[bytes]],
         params: dict[str, str],
+        trace: str = "",
     ) -> None:
         self.method = method
         self.path = path
@@ -135,6 +136,7 @@ class Request:
         self.params = params
         self._chunks = chunks  # the body, chunk by chunk, when asked for
         self._query: dict[str, str] | None = None
+        self.trace = trace  # its X-Amzn-Trace-Id, carried on to the calls made to answer it
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (lower case), or None."""
@@ -143,9 +145,12 @@ class Request:
 
     @property
     def query(self) -> dict[str, str]:
-        """Query parameters, first value of each (percent-decoded as UTF-8)."""
+        """Query parameters, first value of each (percent-decoded as UTF-8; `?limit=` is kept
+        as an empty value, to be refused, not ignored)."""
         if self._query is None:
-            pairs = urllib.parse.parse_qsl(self.query_string, encoding="utf-8", errors="replace")
+            pairs = urllib.parse.parse_qsl(
+                self.query_string, keep_blank_values=True, encoding="utf-8", errors="replace"
+            )
             self._query = {}
             for key, value in pairs:
                 self._query.setdefault(key, value)

@@ -4,7 +4,8 @@
 decoding and the OpenAPI document is generated from them.
 
 Field names and order are the original API's (`id, username, name, bio`; `id, title,
-createdBy`; `thread, text, user`); posts gained an `id`, added last.
+createdBy`; `thread, text, user`); posts gained an `id`, and every resource `created_at` and
+`updated_at` (RFC 3339 in UTC, `2026-12-05T03:22:10.123Z`), added last.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class User(Struct):
     username: str
     name: str
     bio: str
+    created_at: str
+    updated_at: str
 
 
 class Thread(Struct, rename={"created_by": "createdBy"}):
@@ -50,6 +53,8 @@ class Thread(Struct, rename={"created_by": "createdBy"}):
     id: int
     title: str
     created_by: int
+    created_at: str
+    updated_at: str
 
 
 class Post(Struct):
@@ -59,6 +64,8 @@ class Post(Struct):
     text: str
     user: int
     id: int
+    created_at: str
+    updated_at: str
 
 
 class NewUser(Struct, forbid_unknown_fields=True):

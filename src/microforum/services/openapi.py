@@ -17,6 +17,45 @@ from microforum.services.routing import Operation, Route
 
 REF = "#/components/schemas/{name}"
 _COMMON_ERRORS = {405: ("Method not allowed on this path (see the Allow header)", Problem)}
+_NOT_MODIFIED = {304: ("Not modified: If-None-Match names the current ETag", None)}
+
+# The response headers the services send, by status: (name, required, schema, description).
+_HEADER = tuple[str, bool, dict[str, Any], str]
+_ETAG: _HEADER = ("ETag", True, {"type": "string"}, "Strong validator of this representation")
+_PAGE_HEADERS: list[_HEADER] = [
+    ("Link", False, {"type": "string"}, 'The next page: <URL>; rel="next" (when more remain)'),
+    ("X-Next-Cursor", False, {"type": "string"}, "The cursor of the next page (when more remain)"),
+]
+_HEADERS: dict[int, list[_HEADER]] = {
+    200: [_ETAG],
+    201: [("Location", True, {"type": "string"}, "The new record's URL"), _ETAG],
+    304: [_ETAG],
+    405: [("Allow", True, {"type": "string"}, "The methods this path answers")],
+    412: [("ETag", False, {"type": "string"}, "The record's current ETag")],
+    503: [("Retry-After", False, {"type": "integer", "minimum": 0}, "Seconds after which to try again")],
+}
+# Request headers, by method: (name, description).
+_REQUEST_HEADERS = {
+    "GET": [("If-None-Match", "ETags the client has: 304 when one is current")],
+    "PATCH": [("If-Match", "Change only if the record's current ETag is one of these (else 412)")],
+    "DELETE": [("If-Match", "Delete only if the record's current ETag is one of these (else 412)")],
+    "POST": [
+        (
+            "Idempotency-Key",
+            "A retry with the same key and body answers the first answer (kept 24 h) and writes nothing",
+        )
+    ],
+}
+
+
+def _headers(status: int, op: Operation) -> dict[str, Any]:
+    found = list(_HEADERS.get(status, []))
+    if status == 200 and any(name == "limit" for name, _, _ in op.query):
+        found += _PAGE_HEADERS
+    return {
+        name: {"required": required, "schema": schema, "description": text}
+        for name, required, schema, text in found
+    }
 
 
 def _param_names(template: str) -> list[str]:
@@ -47,12 +86,21 @@ def _operation(route: Route, method: str, op: Operation, types: list[Any]) -> di
         {"name": name, "in": "query", "required": False, "schema": schema, "description": text}
         for name, schema, text in op.query
     ]
+    params += [
+        {"name": name, "in": "header", "required": False, "schema": {"type": "string"}, "description": text}
+        for name, text in _REQUEST_HEADERS.get(method, [])
+        if name != "Idempotency-Key" or op.body is not None
+    ]
+    common = {**_COMMON_ERRORS, **(_NOT_MODIFIED if method == "GET" else {})}
     responses: dict[str, Any] = {}
-    for status, (text, kind) in {**op.responses, **_COMMON_ERRORS}.items():
+    for status, (text, kind) in {**op.responses, **common}.items():
         entry: dict[str, Any] = {"description": text}
         content = _content(kind, types)
         if content:
             entry["content"] = content
+        headers = _headers(status, op)
+        if headers and (status != 200 or content):
+            entry["headers"] = headers
         responses[str(status)] = entry
     doc: dict[str, Any] = {
         "summary": op.summary,

@@ -3,7 +3,9 @@
 The original looked records up with JavaScript's loose equality between a number and the path
 segment (`user.id == this.params.userId`), which converts the string with `Number()`: `1`,
 `01`, `1.0`, `1e0`, ` 1 ` and `0x1` all find record 1, anything else finds nothing. `loose_id`
-reproduces that conversion, so every URL that found a record still does.
+reproduces that conversion, so every URL that found a record still does, and every id in a URL
+is read with it, in the path and in the query (`createdBy`, `cursor`) alike. A `limit` is a
+count, not an id: a whole number, written in digits.
 
 Lists answer the whole list, exactly as the original did, unless `limit` or `cursor` is given;
 then they answer one page (still a plain JSON array) and, when more remain, a `Link: <...>;
@@ -70,13 +72,23 @@ def _positive(query: dict[str, str], name: str, high: int) -> int | None:
     return int(raw)
 
 
+def _id(query: dict[str, str], name: str) -> int | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    value = loose_id(raw)
+    if value is None:
+        raise HttpError(400, f"{name}: must be an id 1..{MAX_ID}, got {raw!r}", field=name)
+    return value
+
+
 def page_of(request: Request) -> Page:
     """The page a request asks for (400 naming `limit` or `cursor` when malformed)."""
     if not request.query_string:
         return ALL
     query = request.query
     limit = _positive(query, "limit", MAX_LIMIT)
-    after = _positive(query, "cursor", MAX_ID)
+    after = _id(query, "cursor")
     if limit is None and after is None:
         return ALL
     return Page(after=after or 0, limit=limit or MAX_LIMIT)
@@ -84,7 +96,7 @@ def page_of(request: Request) -> Page:
 
 def int_query(request: Request, name: str) -> int | None:
     """An optional id-valued query parameter (400 naming it when malformed)."""
-    return _positive(request.query, name, MAX_ID) if request.query_string else None
+    return _id(request.query, name) if request.query_string else None
 
 
 def fetch_limit(page: Page) -> int | None:

@@ -1,24 +1,34 @@
 """References between resources: does user 4 exist, is thread 2 still referenced?
 
 A service answers these about its own resources from its own database, and asks the service
-that owns any other resource over HTTP (through the load balancer by default): a GET with a
-timeout, retried a bounded number of times on a refused connection, a timeout or a 5xx.
-When the owner still cannot answer, `DependencyUnavailable` names it and the write is refused
-with 503 before anything is written. The monolith owns everything and never leaves the process.
+that owns any other resource over HTTP (through the load balancer by default): a GET on a
+pooled keep-alive connection (`microforum.services.client`) with a timeout, retried a bounded
+number of times on a refused connection, a timeout or a 5xx. When the owner still cannot
+answer, `DependencyUnavailable` names it and the write is refused with 503; its reason (hosts,
+ports, errors) goes to the log, never into the answer. Each call carries the request's
+X-Amzn-Trace-Id as ALB forwards it (same `Root`, a `Self` of its own), so one request's
+calls share one trace.
 
-Deleting a user or a thread asks the services holding references (threads and posts; posts)
-first and refuses with 409 while any exist. Checks and the write are not one distributed
-transaction: a post created at the same moment as its thread is deleted can still slip in.
+"May a new record refer to user 4?" (`user_referable`) is stricter than "does user 4 exist?":
+a user whose delete is in progress may not be referred to. With the order in which creates
+and deletes check each other, this keeps any record from outliving what it refers to
+(docs/consistency.md). The check that decides (`fresh=True`) asks the owner, which reads its
+database. A create's first check is only a courtesy (a quick 422 before writing), so it may
+be answered from the remote answers "referable" seen in the last `HINT_TTL` seconds: a wrong
+hint costs a write and its undo, never an orphan.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import urllib.parse
+import random
+import time
 from collections.abc import Mapping
 
+from microforum.lb.headers import new_trace_id, trace_id
 from microforum.services import store
+from microforum.services.client import Origin
 from microforum.services.settings import (
     DEPENDENCY_ATTEMPTS,
     DEPENDENCY_BACKOFF,
@@ -26,51 +36,29 @@ from microforum.services.settings import (
 )
 from microforum.services.storage import Database
 
+# Asked of the owner when a record is about to be referred to: 404 while its delete is in
+# progress too, and answered from the database, not a cache.
+REFERABLE_QUERY = "?referable=true"
+HINT_TTL = 5.0  # seconds a remote "referable" answer may serve as a create's first check
+MAX_HINTS = 4096  # hints kept; forgotten all at once past this
+
 
 class DependencyUnavailable(Exception):
-    """The service owning a resource did not answer usefully in time."""
+    """The service owning a resource did not answer usefully in time.
+
+    `str()` is the public sentence; `reason` (for the log) may name hosts and errors."""
 
     def __init__(self, service: str, reason: str) -> None:
-        super().__init__(f"{service} service unavailable: {reason}")
+        super().__init__(f"{service} service unavailable")
         self.service = service
         self.reason = reason
 
 
-async def http_get(url: str, timeout: float) -> tuple[int, bytes]:
-    """GET `url` (http only) on a fresh connection; return (status, body)."""
-    parts = urllib.parse.urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            writer.write(
-                f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nAccept: application/json\r\n"
-                "Connection: close\r\n\r\n".encode()
-            )
-            await writer.drain()
-            raw = await reader.read()  # Connection: close -> the body ends at EOF
-        finally:
-            writer.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status_line = head.split(b"\r\n", 1)[0].split()
-    if len(status_line) < 2 or not status_line[1].isdigit():
-        raise ConnectionError("malformed HTTP response")
-    if b"transfer-encoding: chunked" in head.lower():
-        body = _dechunk(body)
-    return int(status_line[1]), body
-
-
-def _dechunk(data: bytes) -> bytes:
-    out, rest = [], data
-    while rest:
-        size_line, _, rest = rest.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            break
-        out.append(rest[:size])
-        rest = rest[size + 2 :]
-    return b"".join(out)
+def outgoing_trace(incoming: str | None) -> str:
+    """The X-Amzn-Trace-Id of a call made while answering a request that carried `incoming`:
+    its `Root` (and other fields) kept, a new `Self`, as ALB forwards a request."""
+    fresh = new_trace_id(int(time.time()), random.getrandbits(96))
+    return trace_id(incoming, fresh) if incoming else f"Root={fresh}"
 
 
 class Remote:
@@ -80,18 +68,20 @@ class Remote:
         self.service = service
         self.base_url = base_url
         self.timeout = timeout
+        self.origin = Origin(base_url)
 
     def __repr__(self) -> str:
         return f"Remote({self.service!r}, {self.base_url!r})"
 
-    async def get(self, path: str) -> tuple[int, bytes]:
+    async def get(self, path: str, trace: str | None = None) -> tuple[int, bytes]:
         """GET `path`; a 2xx or 404 answer is returned, anything else retried then refused."""
         reason = "no answer"
+        headers = [("accept", "application/json"), ("x-amzn-trace-id", outgoing_trace(trace))]
         for attempt in range(DEPENDENCY_ATTEMPTS):
             if attempt:
                 await asyncio.sleep(DEPENDENCY_BACKOFF * attempt)
             try:
-                status, body = await http_get(self.base_url + path, self.timeout)
+                status, body = await self.origin.get(path, headers, self.timeout)
             except TimeoutError:
                 reason = f"no answer within {self.timeout:g} s"
                 continue
@@ -101,25 +91,34 @@ class Remote:
             if 200 <= status < 300 or status == 404:
                 return status, body
             reason = f"answered {status}"
-        raise DependencyUnavailable(self.service, f"GET {self.base_url}{path}: {reason}")
+        raise self._unavailable(f"GET {self.base_url}{path}: {reason}")
 
-    async def exists(self, path: str) -> bool:
+    def _unavailable(self, reason: str) -> DependencyUnavailable:
+        return DependencyUnavailable(self.service, reason)
+
+    async def exists(self, path: str, trace: str | None = None) -> bool:
         """True when `path` answers 2xx, False on 404."""
-        status, _ = await self.get(path)
+        status, _ = await self.get(path, trace)
         return status != 404
 
-    async def non_empty(self, path: str) -> bool:
+    async def non_empty(self, path: str, trace: str | None = None) -> bool:
         """True when `path` answers a non-empty JSON list."""
-        status, body = await self.get(path)
+        status, body = await self.get(path, trace)
         try:
             value = json.loads(body) if status != 404 else []
         except ValueError as exc:
-            raise DependencyUnavailable(self.service, f"GET {path}: not JSON") from exc
+            raise self._unavailable(f"GET {path}: not JSON") from exc
         return bool(value)
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.origin.close()
 
 
 class References:
-    """Answers reference questions locally (owned resources) or through their owner."""
+    """Answers reference questions locally (owned resources) or through their owner.
+
+    `trace` is the X-Amzn-Trace-Id of the request being answered (propagated to the calls)."""
 
     def __init__(
         self,
@@ -129,41 +128,61 @@ class References:
     ) -> None:
         self.local = dict(local)
         self.remote = {name: Remote(name, url, timeout) for name, url in remote.items()}
+        self._hints: dict[str, float] = {}  # path -> when it last answered "referable"
 
     def __repr__(self) -> str:
         return f"References(local={sorted(self.local)}, remote={list(self.remote.values())})"
 
-    async def user_exists(self, user_id: int) -> bool:
-        """Does user `user_id` exist?"""
+    async def user_referable(self, user_id: int, trace: str | None = None, *, fresh: bool = True) -> bool:
+        """May a new record refer to user `user_id` (it exists, no delete in progress)?"""
         if "users" in self.local:
-            found = await self.local["users"].read(store.get_user, user_id=user_id)
-            return found is not None
-        return await self.remote["users"].exists(f"/api/users/{user_id}")
+            return await self.local["users"].read(store.referable_user, user_id=user_id) is not None
+        return await self._referable("users", f"/api/users/{user_id}{REFERABLE_QUERY}", trace, fresh)
 
-    async def thread_exists(self, thread_id: int) -> bool:
-        """Does thread `thread_id` exist?"""
+    async def thread_referable(self, thread_id: int, trace: str | None = None, *, fresh: bool = True) -> bool:
+        """May a new post be in thread `thread_id` (it exists, no delete in progress)?"""
         if "threads" in self.local:
-            found = await self.local["threads"].read(store.get_thread, thread_id=thread_id)
+            found = await self.local["threads"].read(store.referable_thread, thread_id=thread_id)
             return found is not None
-        return await self.remote["threads"].exists(f"/api/threads/{thread_id}")
+        path = f"/api/threads/{thread_id}{REFERABLE_QUERY}"
+        return await self._referable("threads", path, trace, fresh)
 
-    async def user_referenced(self, user_id: int) -> str | None:
+    async def _referable(self, service: str, path: str, trace: str | None, fresh: bool) -> bool:
+        now = time.monotonic()
+        if not fresh and self._hints.get(path, 0.0) > now - HINT_TTL:
+            return True
+        found = await self.remote[service].exists(path, trace)
+        if found:
+            if len(self._hints) >= MAX_HINTS:
+                self._hints.clear()
+            self._hints[path] = now
+        else:
+            self._hints.pop(path, None)
+        return found
+
+    async def user_referenced(self, user_id: int, trace: str | None = None) -> str | None:
         """What still refers to user `user_id` ("threads", "posts"), or None."""
         if "threads" in self.local:
             used = await self.local["threads"].read(store.thread_by_user_exists, user_id=user_id)
         else:
-            used = await self.remote["threads"].non_empty(f"/api/threads?createdBy={user_id}&limit=1")
+            used = await self.remote["threads"].non_empty(f"/api/threads?createdBy={user_id}&limit=1", trace)
         if used:
             return "threads"
-        if await self._posts_exist(f"by-user/{user_id}", user=user_id):
+        if await self._posts_exist(f"by-user/{user_id}", trace, user=user_id):
             return "posts"
         return None
 
-    async def thread_referenced(self, thread_id: int) -> str | None:
+    async def thread_referenced(self, thread_id: int, trace: str | None = None) -> str | None:
         """What still refers to thread `thread_id` ("posts"), or None."""
-        return "posts" if await self._posts_exist(f"in-thread/{thread_id}", thread=thread_id) else None
+        found = await self._posts_exist(f"in-thread/{thread_id}", trace, thread=thread_id)
+        return "posts" if found else None
 
-    async def _posts_exist(self, path: str, **where: int) -> bool:
+    async def _posts_exist(self, path: str, trace: str | None, **where: int) -> bool:
         if "posts" in self.local:
             return await self.local["posts"].read(store.post_exists, **where)
-        return await self.remote["posts"].non_empty(f"/api/posts/{path}?limit=1")
+        return await self.remote["posts"].non_empty(f"/api/posts/{path}?limit=1", trace)
+
+    def close(self) -> None:
+        """Close the pooled connections to other services."""
+        for remote in self.remote.values():
+            remote.close()

@@ -44,12 +44,21 @@ DEFAULT_API_URL = f"http://127.0.0.1:{LOCAL_PORT}"
 DEPENDENCY_TIMEOUT = 2.0
 DEPENDENCY_ATTEMPTS = 3
 DEPENDENCY_BACKOFF = 0.1
+DEPENDENCY_RETRY_AFTER = 1  # seconds, in the Retry-After of the 503 when one did not answer
 
 # Longer than the load balancer's idle timeout (60 s, spec.defaults.IDLE_TIMEOUT), as AWS asks
 # of targets, so that the balancer, not the target, closes an idle pooled connection (no
 # request races a close):
 # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout
 IDLE_TIMEOUT = 75.0
+
+# A delete of a referenced record (user, thread) marks it for at most this long while it asks
+# whether anything refers to it (docs/consistency.md): longer than the slowest answer those
+# questions can get (two calls of DEPENDENCY_ATTEMPTS attempts), short enough that the mark of
+# a replica killed mid-delete soon stops refusing new references.
+PENDING_DELETE_TTL = 60.0
+# A POST's answer is kept this long for a retry with the same Idempotency-Key (docs/api.md).
+IDEMPOTENCY_TTL = 24 * 3600.0
 
 MAX_BODY_BYTES = 1024 * 1024  # larger request bodies get 413
 MAX_WORKERS = 64

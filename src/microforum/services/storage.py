@@ -15,7 +15,8 @@ placeholders; a `Database` runs them:
   PostgreSQL reads every time.
 - `await db.write(fn, **kw)` runs `fn` in one transaction on a writer thread (SQLite:
   `BEGIN IMMEDIATE`, so replicas on one file queue on the busy timeout instead of failing;
-  synchronous=FULL, so an acknowledged write is on disk before the response is sent).
+  synchronous=FULL, so an acknowledged write is on disk before the response is sent; writes
+  queued while one commits share the next commit, each in its own savepoint: groupcommit.py).
 
 Foreign exceptions are translated here, once: a unique-constraint violation becomes
 `Conflict`, an unreachable or locked database becomes `StorageUnavailable` (the HTTP layer
@@ -32,10 +33,13 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from microforum.logfiles import create_private
+from microforum.services.groupcommit import GroupCommit
 from microforum.services.settings import sqlite_path
 from microforum.services.walindex import WalIndex
 
@@ -152,10 +156,15 @@ class SqliteDatabase:
         self.path = path
         directory = os.path.dirname(path)
         if directory:
-            os.makedirs(directory, exist_ok=True)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        if path != ":memory:" and not path.startswith("file:"):
+            # A new database is readable by its owner only (SQLite gives its -wal and -shm
+            # files the database's mode).
+            create_private(Path(path))
         self._writer = _sqlite_connect(path)
         self._reader = _SqliteConn(_sqlite_connect(path))
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self._group = GroupCommit(self._writer, self._pool, _SqliteConn, _sqlite_errors)
         self._cache: dict[Hashable, bytes | None] = {}
         self._cache_version: Hashable = ()  # no version is (): the first read fills the cache
         self._wal = WalIndex.open(path)  # opened after the reader: its connection keeps it valid
@@ -199,8 +208,8 @@ class SqliteDatabase:
             raise _sqlite_errors(exc) from exc
 
     async def write(self, fn: Callable[..., T], /, **kw: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: self.write_now(fn, **kw))
+        result: T = await self._group.write(fn, kw)  # concurrent writes share a commit
+        return result
 
     def write_now(self, fn: Callable[..., T], /, **kw: Any) -> T:
         conn = self._writer

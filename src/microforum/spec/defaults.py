@@ -63,6 +63,12 @@ LOCAL_MAX_DEREGISTRATION_DELAY = 2.0
 # While a target is still `initial`, the local stack checks it this often instead of every
 # `interval` seconds, so `up` is ready in about a second; thresholds and states are ALB's.
 LOCAL_INITIAL_HEALTH_CHECK_INTERVAL = 0.2
+# The local access log is rotated by size, keeping at most 10 MiB x 5 files (50 MiB) on disk,
+# as docker's json-file driver does with max-size/max-file (docs/operations.md).
+LOCAL_ACCESS_LOG_MAX_SIZE_MIB = 10
+LOCAL_ACCESS_LOG_MAX_FILES = 5
+LOCAL_ACCESS_LOG_MAX_SIZE_MIB_RANGE = (1, 1024)
+LOCAL_ACCESS_LOG_MAX_FILES_RANGE = (1, 100)
 # The local console (`up` serves it, docs/console.md): ALB's figures sampled every
 # CONSOLE_SAMPLE_INTERVAL seconds and kept CONSOLE_HISTORY seconds (CloudWatch's ALB metrics have
 # one-minute periods; locally, finer ones show a killed target at once); the page polls every
@@ -115,3 +121,11 @@ ECR_KEEP_IMAGES = 10  # lifecycle policy: the last N images of each repository
 # uses min(deregistration delay, this) so in-flight requests finish while the target drains.
 ECS_MAX_STOP_TIMEOUT = 120
 DEPLOY_STABLE_TIMEOUT = 900  # seconds `deploy` waits for the services to become stable
+# On ECS a new task's failed health checks are ignored this long, so a slow start is not a
+# failed deployment; a health_check_grace_period of 0 (the default) takes this value on ECS
+# (locally replicas start in a second and need none). Seconds.
+ECS_HEALTH_CHECK_GRACE_PERIOD = 30
+# The services' keep-alive (idle) timeout on ECS is the ALB's idle timeout plus this margin:
+# targets must keep idle connections open longer than the load balancer, or 502s follow
+# (ALB "Connection idle timeout" documentation). Seconds.
+TARGET_KEEP_ALIVE_MARGIN = 15

@@ -22,6 +22,7 @@ from microforum.errors import UsageError
 from microforum.spec import defaults as d
 from microforum.spec.listener import read_listener
 from microforum.spec.model import (
+    AccessLogRotation,
     Deployment,
     HealthCheck,
     LoadBalancer,
@@ -274,20 +275,33 @@ def _load_balancer(node: Node) -> LoadBalancer:
 
 
 def _local(node: Node) -> Local:
-    f = node.mapping(("port", "data_dir", "max_deregistration_delay", "initial_health_check_interval"))
+    f = node.mapping(("port", "data_dir", "max_deregistration_delay", "initial_health_check_interval",
+                      "access_log"))  # fmt: skip
     return Local(
         port=optional(f, "port", lambda n: n.integer(*d.PORT_RANGE), d.LOCAL_PORT),
         data_dir=optional(f, "data_dir", lambda n: n.string(), d.LOCAL_DATA_DIR),
         max_deregistration_delay=optional(
             f,
             "max_deregistration_delay",
-            lambda n: n.number(0, 3600),
+            lambda n: n.number(*d.LOCAL_MAX_DEREGISTRATION_DELAY_RANGE),
             d.LOCAL_MAX_DEREGISTRATION_DELAY,
         ),
         initial_health_check_interval=optional(
             f,
             "initial_health_check_interval",
-            lambda n: n.number(0.05, 300),
+            lambda n: n.number(*d.LOCAL_INITIAL_HEALTH_CHECK_INTERVAL_RANGE),
             d.LOCAL_INITIAL_HEALTH_CHECK_INTERVAL,
         ),
+        access_log=_access_log(f.get("access_log") or Node(node.source, "local.access_log", None)),
     )
+
+
+def _access_log(node: Node) -> AccessLogRotation:
+    f = node.mapping(("max_size_mib", "max_files"))
+    return AccessLogRotation(
+        max_size_mib=optional(f, "max_size_mib",
+                              lambda n: n.integer(*d.LOCAL_ACCESS_LOG_MAX_SIZE_MIB_RANGE),
+                              d.LOCAL_ACCESS_LOG_MAX_SIZE_MIB),
+        max_files=optional(f, "max_files", lambda n: n.integer(*d.LOCAL_ACCESS_LOG_MAX_FILES_RANGE),
+                           d.LOCAL_ACCESS_LOG_MAX_FILES),
+    )  # fmt: skip

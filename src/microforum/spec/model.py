@@ -137,11 +137,18 @@ class LoadBalancer:
 
 
 @dataclass(frozen=True)
+class AccessLogRotation:
+    max_size_mib: int  # a file is rotated before it would grow past this
+    max_files: int  # files kept in all: access.log, access.log.1, ...
+
+
+@dataclass(frozen=True)
 class Local:
     port: int
     data_dir: str
     max_deregistration_delay: float
     initial_health_check_interval: float
+    access_log: AccessLogRotation
 
 
 @dataclass(frozen=True)

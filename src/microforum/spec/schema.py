@@ -377,6 +377,21 @@ def _stack_defs() -> dict[str, Schema]:
                     "Check interval of new targets, seconds.",
                     d.LOCAL_INITIAL_HEALTH_CHECK_INTERVAL,
                 ),
+                "access_log": section(
+                    "Rotation of .microforum/access.log.",
+                    {
+                        "max_size_mib": integer(
+                            d.LOCAL_ACCESS_LOG_MAX_SIZE_MIB_RANGE,
+                            "A file is rotated before it grows past this, MiB.",
+                            d.LOCAL_ACCESS_LOG_MAX_SIZE_MIB,
+                        ),
+                        "max_files": integer(
+                            d.LOCAL_ACCESS_LOG_MAX_FILES_RANGE,
+                            "Files kept in all: access.log, access.log.1, ...",
+                            d.LOCAL_ACCESS_LOG_MAX_FILES,
+                        ),
+                    },
+                ),
             },
         ),
     }

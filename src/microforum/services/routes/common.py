@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from microforum.services.http import JSON_TYPE, HttpError, Problem, Response
+from microforum.services.http import JSON_TYPE, HttpError, Problem, Request, Response
 from microforum.services.model import MAX_ID
 from microforum.services.params import MAX_LIMIT, loose_id
 from microforum.services.refs import References
@@ -34,6 +34,12 @@ def path_id(params: dict[str, str], name: str, what: str) -> int:
     return value
 
 
+def referable_asked(request: Request) -> bool:
+    """True when the request asks whether a new record may refer to this one
+    (`?referable=true`: 404 also while a delete of it is in progress)."""
+    return bool(request.query_string) and request.query.get("referable") == "true"
+
+
 def json_body(body: bytes | None) -> Response:
     """A 200 answer of already-encoded JSON."""
     return Response(200, body or b"null", JSON_TYPE)
@@ -57,12 +63,32 @@ PAGE_QUERY: list[tuple[str, dict[str, Any], str]] = [
     ),
 ]
 
+REFERABLE = (
+    "referable",
+    {"type": "boolean"},
+    "true: answer 404 also while a delete of the record is in progress (asked by the services"
+    " before they refer to it)",
+)
+
 BAD_BODY = {
-    400: ("Malformed JSON", Problem),
+    400: ("Malformed JSON, or a malformed If-Match or Idempotency-Key", Problem),
     413: ("Body larger than 1 MiB", Problem),
     415: ("Content-Type is not application/json", Problem),
-    422: ("A field breaks its rules; `field` names it", Problem),
+    422: (
+        "A field breaks its rules (`field` names it), or the Idempotency-Key was used with another body",
+        Problem,
+    ),
 }
 NOT_FOUND = {404: ("No record with this id", Problem)}
-UNAVAILABLE = {503: ("A service this one depends on did not answer; nothing was written", Problem)}
-BAD_QUERY = {400: ("limit or cursor is malformed; `field` names it", Problem)}
+# Every operation that reads or writes the database may answer 503 (Retry-After: when to retry).
+READ_UNAVAILABLE = {503: ("The database did not answer", Problem)}
+WRITE_UNAVAILABLE = {503: ("The database did not answer; nothing was written", Problem)}
+UNAVAILABLE = {
+    503: ("The database or a service this one depends on did not answer; nothing was written", Problem)
+}
+NOT_MODIFIED = {304: ("Not modified: If-None-Match names the current ETag", None)}
+READ = {**NOT_MODIFIED, **READ_UNAVAILABLE}
+PRECONDITION = {412: ("If-Match does not name the current ETag; nothing was changed", Problem)}
+BAD_IF_MATCH = {400: ("If-Match is malformed", Problem)}
+IN_FLIGHT = {409: ("A request with this Idempotency-Key is still being answered", Problem)}
+BAD_QUERY = {400: ("limit, cursor or an id is malformed; `field` names it", Problem)}

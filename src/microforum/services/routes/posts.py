@@ -7,18 +7,25 @@ naming the field when missing, 503 naming the service when it cannot answer). `i
 
 from __future__ import annotations
 
+import time
 from collections.abc import Hashable
 
-from microforum.services import store
-from microforum.services.http import HttpError, Request, Response, json_response
+from microforum.services import lifecycle, store
+from microforum.services.conditional import if_match
+from microforum.services.http import Request, Response, json_response
 from microforum.services.model import NewPost, Post, PostChanges
 from microforum.services.params import ALL, fetch_limit, loose_id, page_of, paginate
 from microforum.services.routes.common import (
     BAD_BODY,
+    BAD_IF_MATCH,
     BAD_QUERY,
+    IN_FLIGHT,
     NOT_FOUND,
     PAGE_QUERY,
+    PRECONDITION,
+    READ,
     UNAVAILABLE,
+    WRITE_UNAVAILABLE,
     Context,
     json_body,
     not_found,
@@ -27,6 +34,10 @@ from microforum.services.routes.common import (
 from microforum.services.routing import Operation, Route
 
 TAG = "posts"
+
+
+def _location(post: Post) -> str:
+    return f"/api/posts/{post.id}"
 
 
 def routes(ctx: Context) -> list[Route]:
@@ -61,28 +72,44 @@ def routes(ctx: Context) -> list[Route]:
 
     async def create_post(request: Request) -> Response:
         new = await request.json(NewPost)
-        if not await ctx.refs.thread_exists(new.thread):
-            raise HttpError(422, f"thread: no thread with id {new.thread}", field="thread")
-        if not await ctx.refs.user_exists(new.user):
-            raise HttpError(422, f"user: no user with id {new.user}", field="user")
-        post = await db.write(store.create_post, new=new)
-        return json_response(post, 201, [("location", f"/api/posts/{post.id}")])
+        trace = request.trace
+        requirements = [
+            lifecycle.Requirement(
+                "thread",
+                f"thread: no thread with id {new.thread}",
+                lambda fresh: ctx.refs.thread_referable(new.thread, trace, fresh=fresh),
+            ),
+            lifecycle.Requirement(
+                "user",
+                f"user: no user with id {new.user}",
+                lambda fresh: ctx.refs.user_referable(new.user, trace, fresh=fresh),
+            ),
+        ]
+        spec = lifecycle.Create("posts", store.create_post, {"new": new}, new, _location, requirements)
+        return await lifecycle.create(db, request, spec)
 
     async def update_post(request: Request) -> Response:
         post_id = path_id(request.params, "postId", "post")
         changes = await request.json(PostChanges)
-        post = await db.write(store.update_post, post_id=post_id, text=changes.text)
+        post = await db.write(
+            store.update_post,
+            post_id=post_id,
+            text=changes.text,
+            now=time.time(),
+            expect=if_match(request.header("if-match")),
+        )
         if post is None:
             raise not_found("post", post_id)
         return json_response(post)
 
     async def delete_post(request: Request) -> Response:
         post_id = path_id(request.params, "postId", "post")
-        if not await db.write(store.delete_post, post_id=post_id):
+        expect = if_match(request.header("if-match"))
+        if not await db.write(store.delete_post, post_id=post_id, expect=expect):
             raise not_found("post", post_id)
         return Response(204, b"", None)
 
-    listed = {200: ("Posts by id", list[Post]), **BAD_QUERY}
+    listed = {200: ("Posts by id", list[Post]), **BAD_QUERY, **READ}
     return [
         Route(
             "/api/posts",
@@ -99,7 +126,7 @@ def routes(ctx: Context) -> list[Route]:
                     "Create a post",
                     body=NewPost,
                     tag=TAG,
-                    responses={201: ("Created", Post), **BAD_BODY, **UNAVAILABLE},
+                    responses={201: ("Created", Post), **BAD_BODY, **IN_FLIGHT, **UNAVAILABLE},
                 ),
             },
         ),
@@ -131,17 +158,35 @@ def routes(ctx: Context) -> list[Route]:
             "/api/posts/{postId}",
             {
                 "GET": Operation(
-                    get_post, "One post", tag=TAG, responses={200: ("The post", Post), **NOT_FOUND}
+                    get_post,
+                    "One post",
+                    tag=TAG,
+                    responses={200: ("The post", Post), **NOT_FOUND, **READ},
                 ),
                 "PATCH": Operation(
                     update_post,
                     "Edit a post's text",
                     body=PostChanges,
                     tag=TAG,
-                    responses={200: ("Changed", Post), **NOT_FOUND, **BAD_BODY},
+                    responses={
+                        200: ("Changed", Post),
+                        **NOT_FOUND,
+                        **BAD_BODY,
+                        **PRECONDITION,
+                        **WRITE_UNAVAILABLE,
+                    },
                 ),
                 "DELETE": Operation(
-                    delete_post, "Delete a post", tag=TAG, responses={204: ("Deleted", None), **NOT_FOUND}
+                    delete_post,
+                    "Delete a post",
+                    tag=TAG,
+                    responses={
+                        204: ("Deleted", None),
+                        **NOT_FOUND,
+                        **BAD_IF_MATCH,
+                        **PRECONDITION,
+                        **WRITE_UNAVAILABLE,
+                    },
                 ),
             },
         ),

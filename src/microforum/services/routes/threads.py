@@ -6,24 +6,40 @@ there is none, 503 when it cannot answer). Deleting a thread that has posts answ
 
 from __future__ import annotations
 
-from microforum.services import store
-from microforum.services.http import HttpError, Problem, Request, Response, json_response
+import time
+
+from microforum.services import lifecycle, store
+from microforum.services.conditional import if_match
+from microforum.services.http import Problem, Request, Response, json_response
 from microforum.services.model import MAX_ID, NewThread, Thread, ThreadChanges
 from microforum.services.params import ALL, fetch_limit, int_query, page_of, paginate
 from microforum.services.routes.common import (
     BAD_BODY,
+    BAD_IF_MATCH,
     BAD_QUERY,
+    IN_FLIGHT,
     NOT_FOUND,
     PAGE_QUERY,
+    PRECONDITION,
+    READ,
+    REFERABLE,
     UNAVAILABLE,
+    WRITE_UNAVAILABLE,
     Context,
     json_body,
     not_found,
     path_id,
+    referable_asked,
 )
 from microforum.services.routing import Operation, Route
 
 TAG = "threads"
+
+
+def _location(thread: Thread) -> str:
+    return f"/api/threads/{thread.id}"
+
+
 BY_AUTHOR = ("createdBy", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "Only threads by this user")
 
 
@@ -44,6 +60,11 @@ def routes(ctx: Context) -> list[Route]:
 
     async def get_thread(request: Request) -> Response:
         thread_id = path_id(request.params, "threadId", "thread")
+        if referable_asked(request):  # from the database, never a cache (docs/consistency.md)
+            referable = await db.read(store.referable_thread, thread_id=thread_id)
+            if referable is None:
+                raise not_found("thread", thread_id)
+            return json_response(referable)
         body = await db.read_json(("thread", thread_id), store.get_thread, thread_id=thread_id)
         if body is None:
             raise not_found("thread", thread_id)
@@ -51,28 +72,34 @@ def routes(ctx: Context) -> list[Route]:
 
     async def create_thread(request: Request) -> Response:
         new = await request.json(NewThread)
-        if not await ctx.refs.user_exists(new.created_by):
-            raise HttpError(422, f"createdBy: no user with id {new.created_by}", field="createdBy")
-        thread = await db.write(store.create_thread, new=new)
-        return json_response(thread, 201, [("location", f"/api/threads/{thread.id}")])
+        author = lifecycle.Requirement(
+            "createdBy", f"createdBy: no user with id {new.created_by}",
+            lambda fresh: ctx.refs.user_referable(new.created_by, request.trace, fresh=fresh),
+        )  # fmt: skip
+        spec = lifecycle.Create("threads", store.create_thread, {"new": new}, new, _location, [author])
+        return await lifecycle.create(db, request, spec)
 
     async def update_thread(request: Request) -> Response:
         thread_id = path_id(request.params, "threadId", "thread")
         changes = await request.json(ThreadChanges)
-        thread = await db.write(store.update_thread, thread_id=thread_id, title=changes.title)
+        thread = await db.write(
+            store.update_thread,
+            thread_id=thread_id,
+            title=changes.title,
+            now=time.time(),
+            expect=if_match(request.header("if-match")),
+        )
         if thread is None:
             raise not_found("thread", thread_id)
         return json_response(thread)
 
     async def delete_thread(request: Request) -> Response:
         thread_id = path_id(request.params, "threadId", "thread")
-        if await db.read(store.get_thread, thread_id=thread_id) is None:
-            raise not_found("thread", thread_id)
-        if await ctx.refs.thread_referenced(thread_id):
-            raise HttpError(409, f"thread {thread_id} still has posts; delete those first")
-        if not await db.write(store.delete_thread, thread_id=thread_id):
-            raise not_found("thread", thread_id)
-        return Response(204, b"", None)
+        return await lifecycle.delete(
+            db, table="threads", record_id=thread_id, what="thread",
+            referenced=lambda: ctx.refs.thread_referenced(thread_id, request.trace),
+            expect=if_match(request.header("if-match")),
+        )  # fmt: skip
 
     return [
         Route(
@@ -82,7 +109,7 @@ def routes(ctx: Context) -> list[Route]:
                     list_threads,
                     "List threads (the original answer)",
                     tag=TAG,
-                    responses={200: ("Threads by id", list[Thread]), **BAD_QUERY},
+                    responses={200: ("Threads by id", list[Thread]), **BAD_QUERY, **READ},
                     query=[*PAGE_QUERY, BY_AUTHOR],
                 ),
                 "POST": Operation(
@@ -90,7 +117,7 @@ def routes(ctx: Context) -> list[Route]:
                     "Create a thread",
                     body=NewThread,
                     tag=TAG,
-                    responses={201: ("Created", Thread), **BAD_BODY, **UNAVAILABLE},
+                    responses={201: ("Created", Thread), **BAD_BODY, **IN_FLIGHT, **UNAVAILABLE},
                 ),
             },
         ),
@@ -101,14 +128,21 @@ def routes(ctx: Context) -> list[Route]:
                     get_thread,
                     "One thread (the original answer)",
                     tag=TAG,
-                    responses={200: ("The thread", Thread), **NOT_FOUND},
+                    responses={200: ("The thread", Thread), **NOT_FOUND, **READ},
+                    query=[REFERABLE],
                 ),
                 "PATCH": Operation(
                     update_thread,
                     "Retitle a thread",
                     body=ThreadChanges,
                     tag=TAG,
-                    responses={200: ("Changed", Thread), **NOT_FOUND, **BAD_BODY},
+                    responses={
+                        200: ("Changed", Thread),
+                        **NOT_FOUND,
+                        **BAD_BODY,
+                        **PRECONDITION,
+                        **WRITE_UNAVAILABLE,
+                    },
                 ),
                 "DELETE": Operation(
                     delete_thread,
@@ -117,7 +151,9 @@ def routes(ctx: Context) -> list[Route]:
                     responses={
                         204: ("Deleted", None),
                         **NOT_FOUND,
-                        409: ("Posts are in the thread", Problem),
+                        409: ("Posts are in the thread, or another delete of it is under way", Problem),
+                        **BAD_IF_MATCH,
+                        **PRECONDITION,
                         **UNAVAILABLE,
                     },
                 ),

@@ -7,25 +7,43 @@ creating or renaming to a taken one answers 409.
 
 from __future__ import annotations
 
-from microforum.services import store
-from microforum.services.http import HttpError, Problem, Request, Response, json_response
+import time
+
+from microforum.services import lifecycle, store
+from microforum.services.conditional import if_match
+from microforum.services.http import Problem, Request, Response, json_response
 from microforum.services.model import NewUser, User, UserChanges, changes_of
 from microforum.services.params import ALL, fetch_limit, page_of, paginate
 from microforum.services.routes.common import (
     BAD_BODY,
+    BAD_IF_MATCH,
     BAD_QUERY,
     NOT_FOUND,
     PAGE_QUERY,
+    PRECONDITION,
+    READ,
+    REFERABLE,
     UNAVAILABLE,
+    WRITE_UNAVAILABLE,
     Context,
     json_body,
     not_found,
     path_id,
+    referable_asked,
 )
 from microforum.services.routing import Operation, Route
 
 TAG = "users"
+
+
+def _location(user: User) -> str:
+    return f"/api/users/{user.id}"
+
+
 CONFLICT = {409: ("The username is taken", Problem)}
+CREATE_CONFLICT = {
+    409: ("The username is taken, or a request with this Idempotency-Key is still being answered", Problem)
+}
 
 
 def routes(ctx: Context) -> list[Route]:
@@ -42,6 +60,11 @@ def routes(ctx: Context) -> list[Route]:
 
     async def get_user(request: Request) -> Response:
         user_id = path_id(request.params, "userId", "user")
+        if referable_asked(request):  # from the database, never a cache (docs/consistency.md)
+            referable = await db.read(store.referable_user, user_id=user_id)
+            if referable is None:
+                raise not_found("user", user_id)
+            return json_response(referable)
         body = await db.read_json(("user", user_id), store.get_user, user_id=user_id)
         if body is None:
             raise not_found("user", user_id)
@@ -49,27 +72,30 @@ def routes(ctx: Context) -> list[Route]:
 
     async def create_user(request: Request) -> Response:
         new = await request.json(NewUser)
-        user = await db.write(store.create_user, new=new)
-        return json_response(user, 201, [("location", f"/api/users/{user.id}")])
+        spec = lifecycle.Create("users", store.create_user, {"new": new}, new, _location, [])
+        return await lifecycle.create(db, request, spec)
 
     async def update_user(request: Request) -> Response:
         user_id = path_id(request.params, "userId", "user")
         changes = changes_of(await request.json(UserChanges))
-        user = await db.write(store.update_user, user_id=user_id, changes=changes)
+        user = await db.write(
+            store.update_user,
+            user_id=user_id,
+            changes=changes,
+            now=time.time(),
+            expect=if_match(request.header("if-match")),
+        )
         if user is None:
             raise not_found("user", user_id)
         return json_response(user)
 
     async def delete_user(request: Request) -> Response:
         user_id = path_id(request.params, "userId", "user")
-        if await db.read(store.get_user, user_id=user_id) is None:
-            raise not_found("user", user_id)
-        holder = await ctx.refs.user_referenced(user_id)
-        if holder:
-            raise HttpError(409, f"user {user_id} still has {holder}; delete those first")
-        if not await db.write(store.delete_user, user_id=user_id):
-            raise not_found("user", user_id)
-        return Response(204, b"", None)
+        return await lifecycle.delete(
+            db, table="users", record_id=user_id, what="user",
+            referenced=lambda: ctx.refs.user_referenced(user_id, request.trace),
+            expect=if_match(request.header("if-match")),
+        )  # fmt: skip
 
     return [
         Route(
@@ -79,7 +105,7 @@ def routes(ctx: Context) -> list[Route]:
                     list_users,
                     "List users (the original answer)",
                     tag=TAG,
-                    responses={200: ("Users by id", list[User]), **BAD_QUERY},
+                    responses={200: ("Users by id", list[User]), **BAD_QUERY, **READ},
                     query=PAGE_QUERY,
                 ),
                 "POST": Operation(
@@ -87,7 +113,7 @@ def routes(ctx: Context) -> list[Route]:
                     "Create a user",
                     body=NewUser,
                     tag=TAG,
-                    responses={201: ("Created", User), **BAD_BODY, **CONFLICT},
+                    responses={201: ("Created", User), **BAD_BODY, **CREATE_CONFLICT, **WRITE_UNAVAILABLE},
                 ),
             },
         ),
@@ -98,14 +124,22 @@ def routes(ctx: Context) -> list[Route]:
                     get_user,
                     "One user (the original answer)",
                     tag=TAG,
-                    responses={200: ("The user", User), **NOT_FOUND},
+                    responses={200: ("The user", User), **NOT_FOUND, **READ},
+                    query=[REFERABLE],
                 ),
                 "PATCH": Operation(
                     update_user,
                     "Change a user",
                     body=UserChanges,
                     tag=TAG,
-                    responses={200: ("Changed", User), **NOT_FOUND, **BAD_BODY, **CONFLICT},
+                    responses={
+                        200: ("Changed", User),
+                        **NOT_FOUND,
+                        **BAD_BODY,
+                        **CONFLICT,
+                        **PRECONDITION,
+                        **WRITE_UNAVAILABLE,
+                    },
                 ),
                 "DELETE": Operation(
                     delete_user,
@@ -114,7 +148,12 @@ def routes(ctx: Context) -> list[Route]:
                     responses={
                         204: ("Deleted", None),
                         **NOT_FOUND,
-                        409: ("Threads or posts refer to the user", Problem),
+                        409: (
+                            "Threads or posts refer to the user, or another delete of it is under way",
+                            Problem,
+                        ),
+                        **BAD_IF_MATCH,
+                        **PRECONDITION,
                         **UNAVAILABLE,
                     },
                 ),
