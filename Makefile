@@ -14,8 +14,11 @@ $(VENV)/.run: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+# The test environment from the lock file (every file checked against its hash; CI runs this),
+# then the project itself; requirements/update.sh regenerates the lock from pyproject.toml.
+$(VENV)/.test: pyproject.toml requirements/dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes --requirement requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@ $(VENV)/.run
 
 # The load balancer compiled with mypyc when a C compiler and Python headers are here (else one

@@ -17,77 +17,31 @@ build `up` would run: put a compiled build first on PYTHONPATH (`python -m micro
 from __future__ import annotations
 
 import asyncio
-import collections
 import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
-from typing import Any
+from pathlib import Path
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
 
 
-class FakeTransport:
-    """What the protocols use of a transport; `write` is a C call, as uvloop's is."""
-
-    def __init__(self, peer: tuple[str, int]) -> None:
-        self.peer = peer
-        self.write = collections.deque(maxlen=0).append
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self.peer if name == "peername" else default
-
-    def is_closing(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        pass
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-
 async def proxy(requests: int, data_dir: str) -> float:
     """Seconds for `requests` proxied GETs through one client and one target connection."""
-    from microforum.lb.balancer import LoadBalancer
-    from microforum.lb.health import CheckResult
-    from microforum.lb.pool import BackendConnection
-    from microforum.lb.proxy import ClientConnection
-    from microforum.lb.targets import Target
-    from microforum.spec.load import parse_stack
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "lb"))
+    from fakes import Rig  # the tests' in-memory rig (tests/lb/fakes.py)
 
-    stack = parse_stack({
-        "name": "loop", "services": {"backend": {"command": ["true"], "desired_count": 1}},
-        "listener": {"default_action": {"forward": "backend"}, "rules": []},
-        "local": {"port": 8080, "data_dir": data_dir},
-    })  # fmt: skip
-    lb = LoadBalancer(stack, access_log=os.path.join(data_dir, "access.log"))
-    lb.ctx.bound(8080)
-    target = Target("127.0.0.1", 9999, "backend-1")
-    lb.register("backend", target)
-    group = lb.groups["backend"]
-    _slot, tracker, pool = group.by_target[target]
-    for _ in range(tracker.check.healthy_threshold):
-        tracker.record(CheckResult("ok"), time.monotonic() + 3600)
-    group.sync_health(target)
-    backend = BackendConnection(pool)
-    backend.connection_made(FakeTransport(("127.0.0.1", 9999)))  # type: ignore[arg-type]
-    pool.conns.add(backend)
-    pool.give_back(backend)
-    client = ClientConnection(lb.ctx)
-    client.connection_made(FakeTransport(("127.0.0.1", 5555)))  # type: ignore[arg-type]
+    rig = Rig(data_dir, keep=False)
+    client, backend = rig.client, rig.backend
     started = time.perf_counter()
     for _ in range(requests):
         client.data_received(REQUEST)
         backend.data_received(RESPONSE)
     elapsed = time.perf_counter() - started
-    lb.ctx.log.close()
+    rig.lb.ctx.log.close()
     return elapsed
 
 

@@ -11,6 +11,7 @@ This directory is on sys.path (no __init__.py): tests import `from helpers impor
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -69,7 +70,26 @@ class PostgresServer:
         return self.url(name)
 
 
-def _start_server(root: str, initdb: str, pg_ctl: str) -> PostgresServer:
+@dataclass(frozen=True)
+class OwnPostgresServer(PostgresServer):
+    """A server of one test's own, which it may stop and start again (same port, same data)."""
+
+    pg_ctl: str = ""
+    options: str = ""
+    log: str = ""
+
+    def stop(self) -> None:
+        """Stop as a restart or failover does: every session is ended (`-m fast`)."""
+        subprocess.run(_as_postgres([self.pg_ctl, "-D", self.data_dir, "-m", "fast", "-w", "stop"]),
+                       check=True, capture_output=True)  # fmt: skip
+
+    def start(self) -> None:
+        subprocess.run(_as_postgres([self.pg_ctl, "-D", self.data_dir, "-o", self.options,
+                                     "-l", self.log, "-w", "start"]),
+                       check=True, capture_output=True)  # fmt: skip
+
+
+def _start_server(root: str, initdb: str, pg_ctl: str) -> OwnPostgresServer:
     data_dir = os.path.join(root, "data")
     if os.geteuid() == 0:
         entry = pwd.getpwnam(PG_USER)
@@ -78,14 +98,13 @@ def _start_server(root: str, initdb: str, pg_ctl: str) -> PostgresServer:
     subprocess.run(_as_postgres([initdb, "-D", data_dir, "-A", "trust", "-U", PG_USER, "-E", "UTF8"]), **run)
     port = free_port()
     options = f"-k {root} -h 127.0.0.1 -p {port} -c fsync=off"
-    log = os.path.join(root, "server.log")
-    subprocess.run(_as_postgres([pg_ctl, "-D", data_dir, "-o", options, "-l", log, "-w", "start"]), **run)
-    return PostgresServer(host="127.0.0.1", port=port, data_dir=data_dir)
+    server = OwnPostgresServer("127.0.0.1", port, data_dir, pg_ctl, options,
+                               os.path.join(root, "server.log"))  # fmt: skip
+    server.start()
+    return server
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """A real PostgreSQL server for the session (skips, with the reason, if none is installed)."""
+def _pg_binaries() -> tuple[str, str]:
     initdb, pg_ctl = find_pg_bin("initdb"), find_pg_bin("pg_ctl")
     if not (initdb and pg_ctl):
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found on PATH or /usr/lib/postgresql")
@@ -94,6 +113,12 @@ def postgres() -> Iterator[PostgresServer]:
             pwd.getpwnam(PG_USER)
         except KeyError:
             pytest.skip("running as root but there is no 'postgres' user to run PostgreSQL as")
+    return initdb, pg_ctl
+
+
+@contextlib.contextmanager
+def _server() -> Iterator[OwnPostgresServer]:
+    initdb, pg_ctl = _pg_binaries()
     root = tempfile.mkdtemp(prefix="microforum-pg-")
     try:
         try:
@@ -108,3 +133,17 @@ def postgres() -> Iterator[PostgresServer]:
             )
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (skips, with the reason, if none is installed)."""
+    with _server() as server:
+        yield server
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[OwnPostgresServer]:
+    """A real PostgreSQL server for one test, which it may stop and start (skips like `postgres`)."""
+    with _server() as server:
+        yield server

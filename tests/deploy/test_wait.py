@@ -17,6 +17,7 @@ from microforum.deploy.destroy import DestroyOptions, stop_services
 from microforum.deploy.images import content_tag
 from microforum.deploy.wait import wait_stable
 from microforum.errors import MicroforumError
+from microforum.images.content import TAG_PREFIX
 
 
 class Clock:
@@ -127,7 +128,7 @@ def test_the_content_tag_follows_the_build_context_only(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM x\n")
     (tmp_path / "src" / "pkg" / "a.py").write_text("A = 1\n")
     first = content_tag(tmp_path)
-    assert first.startswith("c-") and len(first) == 18
+    assert first.startswith(TAG_PREFIX) and len(first) == len(TAG_PREFIX) + 16
     (tmp_path / "src" / "pkg" / "__pycache__").mkdir()
     (tmp_path / "src" / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
     (tmp_path / "notes.txt").write_text("not in the image")

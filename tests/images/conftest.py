@@ -2,8 +2,8 @@
 the four service images, and a local registry that asks for a password as ECR does.
 
 Facts from ../shared/CONTAINERS.md: podman here needs runc and explicit ulimits with
-soft == hard (given through our own CONTAINERS_CONF); Docker Hub is unreachable, so the
-Dockerfile builds FROM a Debian base made with mmdebstrap (make_base_image.sh, cached as a
+soft == hard (scripts/containers.conf, given through CONTAINERS_CONF); Docker Hub is unreachable, so the
+Dockerfile builds FROM a Debian base made with mmdebstrap (scripts/make_base_image.sh, cached as a
 tarball between runs); `docker-registry` with htpasswd auth stands in for ECR.
 Everything is session-scoped and built lazily: only the `containers` tests pay for it.
 """
@@ -23,21 +23,14 @@ from pathlib import Path
 import pytest
 
 from helpers import free_port, stop, wait_http
-from microforum.images.build import RUNTIME_STAGE
-from microforum.images.refs import local_ref
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 BASE_IMAGE = "localhost/python-base:bookworm"
 REGISTRY_USER = "AWS"  # ECR's login user name
-CONTAINERS_CONF = """\
-[containers]
-default_ulimits = ["nofile=8192:8192", "nproc=8192:8192"]
-[engine]
-runtime = "runc"
-image_default_format = "docker"
-"""
+CONTAINERS_CONF = (ROOT / "scripts" / "containers.conf").read_text()  # what docs/containers.md tells users
 _SIZES: dict[str, int] = {}
+LAYER_SIZES: dict[str, list[int]] = {}  # image -> its non-empty layers' sizes, last layer first
 
 
 def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -66,7 +59,7 @@ def podman_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def base_image(podman_env: None) -> str:
     """The local Python base image (made once, then loaded from the cache tarball)."""
-    subprocess.run([str(HERE / "make_base_image.sh"), BASE_IMAGE], check=True, timeout=600)
+    subprocess.run([str(ROOT / "scripts" / "make_base_image.sh"), BASE_IMAGE], check=True, timeout=600)
     return BASE_IMAGE
 
 
@@ -75,12 +68,14 @@ class Built:
     tag: str
     images: dict[str, str]  # service -> local ref
     cli_output: str
+    commit: str | None  # the checkout's HEAD when they were built (None outside git)
 
 
 @pytest.fixture(scope="session")
 def built(base_image: str) -> Iterator[Built]:
     """Every service image, built through the CLI as a user would."""
     tag = f"test-{uuid.uuid4().hex[:8]}"
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
     argv = [
         sys.executable,
         "-m",
@@ -99,9 +94,8 @@ def built(base_image: str) -> Iterator[Built]:
     images = dict(line.split("\t") for line in proc.stdout.splitlines())
     for ref in images.values():
         _SIZES[ref] = int(podman("image", "inspect", "--format", "{{.Size}}", ref).stdout)
-    yield Built(tag=tag, images=images, cli_output=proc.stdout)
-    runtime = local_ref("podman", RUNTIME_STAGE, tag)
-    for ref in [*images.values(), runtime]:  # leave only the cached layers behind
+    yield Built(tag=tag, images=images, cli_output=proc.stdout, commit=head.stdout.strip() or None)
+    for ref in images.values():  # leave only the cached layers behind
         podman("rmi", "--force", ref, check=False)
 
 
@@ -181,8 +175,11 @@ def read_only_registry(podman_env: None, tmp_path: Path) -> Iterator[Registry]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Report the size of each image built (issue 5 asks for it)."""
+    """Report the size of each image built and its layers after an edit (issues 5 and 18)."""
     if _SIZES:
         terminalreporter.section("microforum image sizes")
         for ref, size in _SIZES.items():
             terminalreporter.write_line(f"{ref}: {size / 1e6:.0f} MB")
+    for ref, sizes in LAYER_SIZES.items():
+        shown = ", ".join(f"{size / 1e6:.2f} MB" for size in sizes)
+        terminalreporter.write_line(f"{ref} after a one-line edit, layers from the last: {shown}")

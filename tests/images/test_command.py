@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from microforum.images.build import CONTEXT_DIRS, CONTEXT_FILES, snapshot
+from microforum.images.content import CONTEXT_DIRS, CONTEXT_FILES, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -50,6 +50,7 @@ def test_image_config(built: Built, service: str) -> None:
     config = image["Config"]
     assert config["Cmd"] == ["microforum", "serve", service]  # exec form: no shell in between
     assert config["User"] == "microforum:microforum"
+    assert "HOST=0.0.0.0" in config["Env"]  # `serve` alone listens on 127.0.0.1
     assert "3000/tcp" in config["ExposedPorts"]
     assert str(defaults.CONTAINER_PORT) + "/tcp" in config["ExposedPorts"]
     assert config["StopSignal"] in ("SIGTERM", "15")

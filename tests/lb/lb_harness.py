@@ -137,6 +137,73 @@ class Backend:
         transport.write(head.encode() + (b"" if request["method"] == "HEAD" else payload))
 
 
+class _LenientConnection(asyncio.Protocol):
+    """A connection to `LenientTarget`: every byte recorded, requests read loosely."""
+
+    def __init__(self, target: LenientTarget) -> None:
+        self.target = target
+        self.buffer = b""
+        self.seen = bytearray()  # every byte this connection received
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.target.streams.append(self.seen)
+
+    def data_received(self, data: bytes) -> None:
+        self.seen += data
+        self.buffer += data
+        while True:
+            # As lenient servers do: blank lines skipped, LF alone ends a line, Content-Length
+            # taken from the first header that looks like one, no validation at all.
+            text = self.buffer.lstrip(b"\r\n")
+            end = text.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head, rest = text[:end], text[end + 4 :]
+            lines = head.split(b"\r\n")
+            length = 0
+            for line in lines[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length" and value.strip().isdigit():
+                    length = int(value.strip())
+                    break
+                if name.strip().lower() == b"transfer-encoding" and b"chunked" in value.lower():
+                    end = rest.find(b"0\r\n\r\n")  # (no chunk data ends so in these tests)
+                    length = len(rest) + 1 if end < 0 else end + 5
+                    break
+            if len(rest) < length:
+                return
+            self.buffer = rest[length:]
+            if b"ELB-HealthChecker" not in head:
+                self.target.lines.append(lines[0])
+            body = lines[0]
+            assert self.transport is not None
+            head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+            self.transport.write(head if body.startswith(b"HEAD ") else head + body)
+
+
+class LenientTarget(Backend):
+    """A target that accepts anything that looks like a request and records every byte it
+    receives (`streams`, one per connection) and every request line it answered (`lines`,
+    health checks left out): what a careless `command` service does with bytes a proxy lets
+    through."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.streams: list[bytearray] = []
+        self.lines: list[bytes] = []
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(lambda: _LenientConnection(self), "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    def received(self) -> list[bytes]:
+        """What each connection other than a health check's received."""
+        return [bytes(s) for s in self.streams if s and b"ELB-HealthChecker" not in s]
+
+
 class JumpClock:
     """Real monotonic time plus jumps a test makes (health intervals without waiting)."""
 
@@ -171,14 +238,21 @@ class Harness:
 
         return self.call(wrapper())
 
-    def backend(self, name: str, group: str | None = None, *, healthy: bool = True) -> Backend:
-        backend = Backend(name)
+    def backend(self, name: str, group: str | None = None, *, healthy: bool = True,
+                kind: type[Backend] = Backend) -> Backend:  # fmt: skip
+        backend = kind(name)
         backend.healthy = healthy
         self.call(backend.start())
         self.backends.append(backend)
         if group is not None:
             self.do(self.lb.register, group, backend.target)
         return backend
+
+    def access_log(self) -> list[str]:
+        """The access log's lines so far (written out first)."""
+        self.do(self.lb.ctx.log.flush)
+        stream = self.lb.ctx.log.stream
+        return Path(stream.name).read_text("latin-1").split("\n")[:-1] if stream is not None else []
 
     def states(self, group: str) -> list[str]:
         return [h.state for h in self.do(self.lb.target_health, group)]

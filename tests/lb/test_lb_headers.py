@@ -88,14 +88,24 @@ def test_response_head_drops_hop_by_hop():
     assert head == b"HTTP/1.1 200 OK\r\nServer: s\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
+FIELDS = ("elb", "client", "target", "request_time", "target_time", "response_time", "elb_status",
+          "target_status", "received", "sent", "request", "user_agent", "target_group", "trace",
+          "priority", "created", "sent_at", "action", "redirect_url", "error_reason",
+          "classification", "classification_reason", "conn_trace")  # fmt: skip
+
+
+def record(*values: object) -> accesslog.LogRecord:
+    return accesslog.LogRecord(**dict(zip(FIELDS, values, strict=True)))  # type: ignore[arg-type]
+
+
 def test_access_log_line_has_albs_fields_in_order():
     clock = accesslog.Clock()
-    text = accesslog.line(
-        clock, "app/s/local", "10.0.0.1:5000", "127.0.0.1:4000", 0.0004, 0.0123, 0.00005, 200, b"200",
+    text = accesslog.line(clock, record(
+        "app/s/local", "10.0.0.1:5000", "127.0.0.1:4000", 0.0004, 0.0123, 0.00005, 200, b"200",
         120, 340, b"GET http://h:80/p?q HTTP/1.1", b'curl/8 "x"', "arn:tg", f"Root={NEW}".encode(),
         "3", 1_700_000_000.25, 1_700_000_000.5, "forward", "-", "-", "Ambiguous", "BothTeClPresent",
         "TID_1",
-    ).decode()  # fmt: skip
+    )).decode()  # fmt: skip
     fields = re.findall(r'"(?:[^"\\]|\\.)*"|\S+', text)
     assert fields[:5] == ["http", "2023-11-14T22:13:20.500000Z", "app/s/local", "10.0.0.1:5000",
                           "127.0.0.1:4000"]  # fmt: skip
@@ -121,7 +131,7 @@ def test_a_connections_line_cache_writes_what_line_writes():
     ]  # fmt: skip
     for change in changes:
         args = [change.get(i, v) for i, v in enumerate(base)]
-        assert cache.line(clock, *args) == accesslog.line(clock, *args)
+        assert cache.line(clock, record(*args)) == accesslog.line(clock, record(*args))
 
 
 def test_metrics_snapshot_and_percentiles():
@@ -202,3 +212,12 @@ def test_relayable_catches_every_hop_by_hop_name_it_knows():
         for spelled in (name, name.upper(), name.title()):
             head = b"HTTP/1.1 200 OK\r\nDate: x\r\n" + spelled + b": close"
             assert headers.relayable(head) is False, spelled
+
+
+def test_every_hop_by_hop_rule_comes_from_the_one_set():
+    from microforum.lb import exchange, routing
+
+    for name in headers.HOP_BY_HOP:
+        assert routing._KIND[name] != routing._PLAIN  # never forwarded as received
+        assert exchange._RESP_HOP(b"HTTP/1.1 200 OK\r\n" + name + b": x") is not None
+        assert not headers.relayable_py(b"HTTP/1.1 200 OK\r\n" + name.title() + b": x")

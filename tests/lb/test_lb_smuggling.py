@@ -5,6 +5,8 @@ Every attempt carries a second, smuggled request (`/smuggled`); no backend may e
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from lb_harness import Harness
 from lb_helpers import stack
@@ -47,11 +49,9 @@ def status_of(answer: bytes) -> int:
         # chunked twice, an unknown coding, a bad length (Severe)
         b"POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n" + SMUGGLED,
         b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\nx" + SMUGGLED,
-        # NUL and a bare CR in a header, obs-fold, a space before the colon
+        # NUL and a bare CR in a header
         b"GET /a HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n" + SMUGGLED,
         b"GET /a HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n" + SMUGGLED,
-        b"GET /a HTTP/1.1\r\nHost: a\r\nX: a\r\n folded\r\n\r\n" + SMUGGLED,
-        b"GET /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n" + SMUGGLED,
         # not HTTP at all
         b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + SMUGGLED,
     ],
@@ -63,8 +63,6 @@ def status_of(answer: bytes) -> int:
         "cl-1x",
         "nul",
         "bare-cr",
-        "obs-fold",
-        "te-space",
         "tls",
     ],
 )
@@ -76,6 +74,25 @@ def test_severe_or_malformed_gets_400_closes_and_reaches_no_target(defensive, at
     # nothing leaked: no request counted as outstanding, no target connection left busy
     for _target, (slot, _tracker, pool) in defensive.lb.groups["monolith"].by_target.items():
         assert slot.outstanding == 0 and not pool.busy, (slot, pool)
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        # obs-fold (MultilineHeader), a space before the colon (SuspiciousHeader): Ambiguous
+        b"GET /a HTTP/1.1\r\nHost: a\r\nX: a\r\n folded\r\n\r\n" + SMUGGLED,
+        b"POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n" + SMUGGLED,
+    ],
+    ids=["obs-fold", "te-space"],
+)
+def test_ambiguous_is_forwarded_without_the_odd_field_then_closes(defensive, attack):
+    before = len(paths(defensive))
+    answer, closed = raw(defensive.port, attack)
+    assert status_of(answer) == 200 and closed and answer.count(b"HTTP/1.1") == 1
+    assert paths(defensive)[before:] == ["/a"]  # the request, never what followed it
+    request = [r for b in defensive.backends for r in b.app_requests()][-1]
+    names = [n.lower().strip() for n, _ in request["headers"]]
+    assert "transfer-encoding" not in names and "folded" not in str(request["headers"])
 
 
 def test_cl_te_is_forwarded_reframed_then_both_connections_close(defensive):
@@ -100,6 +117,37 @@ def test_oversized_request_line_and_header_get_400(defensive):
     many = b"".join(b"X-%d: %s\r\n" % (i, b"c" * 1000) for i in range(70))
     answer, closed = raw(defensive.port, b"GET / HTTP/1.1\r\nHost: a\r\n" + many + b"\r\n")
     assert status_of(answer) == 400 and closed
+
+
+def trailers(size: int) -> bytes:
+    return b"".join(b"X-T%05d: %s\r\n" % (i, b"t" * 90) for i in range(size // 100))
+
+
+def test_trailers_count_toward_the_64_kb_of_headers(defensive):
+    head = b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+    answer, _ = raw(defensive.port, head + trailers(60_000) + b"\r\n", timeout=1)
+    assert status_of(answer) == 200 and b'"body": "abc"' in answer  # under the limit: fine
+    # Over 64 KB in all (the head's and the trailers' fields): 400, closed, whatever was sent.
+    answer, closed = raw(defensive.port, head + trailers(70_000) + b"\r\n")
+    assert status_of(answer) == 400 and closed
+    big_head = head.replace(b"Host: a\r\n", b"Host: a\r\n" + trailers(40_000))
+    answer, closed = raw(defensive.port, big_head + trailers(30_000) + b"\r\n")
+    assert status_of(answer) == 400 and closed
+
+
+def test_an_endless_trailer_section_is_cut_at_the_limit(defensive):
+    answer, cut = b"", False
+    with socket.create_connection(("127.0.0.1", defensive.port), timeout=5) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n")
+        try:
+            for _ in range(3000):  # 30 MB unless refused
+                sock.sendall(trailers(10_000))
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except (BrokenPipeError, ConnectionResetError):
+            cut = True  # the LB closed while we still sent (its 400 may be lost to the reset)
+    assert cut or status_of(answer) == 400
+    assert not answer or status_of(answer) == 400
 
 
 def test_trace_is_405_and_too_many_forwarded_for_is_463(defensive):
@@ -130,7 +178,7 @@ def test_modes_for_an_ambiguous_request(mode, status, closed):
 
 
 def test_strictest_blocks_acceptable_but_defensive_allows_it(defensive):
-    request = b"GET /y HTTP/1.1\r\nHost: a\r\nX-Name: caf\xc3\xa9\r\nConnection: close\r\n\r\n"
+    request = b"GET /y HTTP/1.2\r\nHost: a\r\nConnection: close\r\n\r\n"  # NonCompliantVersion
     assert status_of(raw(defensive.port, request)[0]) == 200
     lb = harness("strictest")
     try:

@@ -172,3 +172,52 @@ def test_forward_raw_refuses_wrong_arguments(c: ModuleType, args: tuple[object, 
 def test_head_of_refuses_anything_but_bytes(c: ModuleType, data: object) -> None:
     with pytest.raises(TypeError):
         c.head_of(data)
+
+
+# --- split_plain -------------------------------------------------------------------------
+
+HEADS = [
+    b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/1.1\r\n\r\n",
+    b"POST /p?q=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\n\r\n",
+    b"GET / HTTP/1.1\r\nX:  \t v \t\r\nY:\r\nZ:a:b\r\n\r\n",
+    b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n",  # three spaces: not plain
+    b"GET  HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n",
+    b"GET / HTTP/1.1\r\n folded: x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nno colon\r\n\r\n",
+    b"GET / HTTP/1.1\nHost: a\n\n",
+    b"GET / HTTP/1.1\r\nHost: a\nb\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",
+    b"GET /\t HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: caf\xc3\xa9\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\x01\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\n",  # incomplete
+    b" / HTTP/1.1\r\n\r\n",
+    b"GET / \r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("data", HEADS)
+def test_split_plain_agrees_with_its_reference_and_the_general_reader(c: ModuleType, data: bytes) -> None:
+    from microforum.lb.reader import split_head, split_plain_py
+
+    found = c.split_plain(data)
+    assert found == split_plain_py(data)
+    if found is not None:  # what the general reader makes of the same head
+        raw, method, target, version, fields, _after = found
+        head = split_head(raw)
+        assert head.plain and (head.method, head.target, head.version, head.headers) == (
+            method, target, version, fields,
+        )  # fmt: skip
+
+
+def test_split_plain_agrees_on_random_heads(c: ModuleType) -> None:
+    from microforum.lb.reader import split_plain_py
+
+    rng = random.Random(14)
+    pieces = [b"GET", b" ", b"/", b"HTTP/1.1", b"\r\n", b"\r", b"\n", b":", b"\t", b"a", b"\x00", b"\xff"]
+    for _ in range(3000):
+        data = b"GET / HTTP/1.1\r\n" + b"".join(rng.choice(pieces) for _ in range(rng.randrange(12)))
+        data += b"\r\n\r\n"
+        assert c.split_plain(data) == split_plain_py(data), data

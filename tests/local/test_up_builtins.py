@@ -12,6 +12,7 @@ import shutil
 import signal
 import stat
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,6 +74,17 @@ def test_the_stacks_files_are_readable_by_their_owner_only(stack: UpProcess, sta
     assert stat.S_IMODE(home.stat().st_mode) == stat.S_IMODE((home / "data").stat().st_mode) == 0o700
 
 
+def test_a_path_rule_cannot_be_bypassed_by_case_or_percent_encoding(stack: UpProcess) -> None:
+    # `/api/users*` is the users rule's; these paths do not match it (ALB's path-pattern is
+    # case-sensitive and matches the path as sent), so they go to the monolith: it must not
+    # serve them as /api/users/1 (it did, having decoded and lower-cased the path).
+    assert json.loads(get(f"{stack.url}/api/users/1")[2])["id"] == 1
+    for path in ("/API/users/1", "/Api/Users/1", "/%61pi/users/1", "/api/%75sers/1", "/api%2Fusers/1"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            get(f"{stack.url}{path}")
+        assert refused.value.code == 404, path
+
+
 def test_status_text_lists_every_target_healthy(stack: UpProcess, stack_file: Path) -> None:
     result = microforum("status", "--stack", str(stack_file))
     assert result.returncode == 0, result.stderr
@@ -109,6 +121,26 @@ def test_rolling_restart_under_load_fails_no_request(stack: UpProcess, stack_fil
     assert load.failures() == []
     new = {r["id"] for r in status(stack_file)["replicas"] if r["service"] == "users"}
     assert len(new) == 2 and not new & old
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/users", b'{"username": "\xff", "name": "x"}'),
+        ("PATCH", "/api/users/1", b'{"name": "\xff"}'),
+        ("POST", "/api/threads", b'{"title": "\xff", "createdBy": 1}'),
+        ("POST", "/api/posts", b'{"thread": 1, "user": 1, "text": "\xff"}'),
+    ],
+)
+def test_invalid_utf8_through_the_load_balancer_is_a_400(
+    stack: UpProcess, method: str, path: str, body: bytes
+) -> None:
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(f"{stack.url}{path}", data=body, method=method, headers=headers)
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+    assert caught.value.code == 400
+    assert "not valid UTF-8" in json.loads(caught.value.read())["detail"]
 
 
 def test_ctrl_c_stops_everything_and_exits_0(stack: UpProcess) -> None:

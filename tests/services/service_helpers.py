@@ -74,6 +74,7 @@ def call(
     *,
     raw: bytes | None = None,
     headers: Mapping[str, str] | None = None,
+    timeout: float = 30,
 ) -> Answer:
     """One HTTP request to 127.0.0.1:port on a fresh connection."""
     sent = dict(headers or {})
@@ -81,7 +82,7 @@ def call(
     if body is not None:
         payload = json.dumps(body).encode()
         sent.setdefault("Content-Type", "application/json")
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request(method, path, body=payload, headers=sent)
         response = conn.getresponse()

@@ -2,8 +2,8 @@
 
 SQLite: the answers of the original read routes are cached under the wal-index header
 (`walindex.WalIndex`); these tests write from other processes (another replica, a plain
-`sqlite3` client) and read again. PostgreSQL has no cache; the same replica transcript runs on
-it so that both stay honest.
+`sqlite3` client) and read again. PostgreSQL's cache follows LISTEN/NOTIFY (test_pgcache.py);
+the same replica transcript runs on it so that both stay honest.
 """
 
 from __future__ import annotations

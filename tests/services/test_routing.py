@@ -1,5 +1,6 @@
-"""The router matches as koa-router 5 did: case-insensitive, optional trailing slash,
-HEAD wherever GET is routed; PARTIAL matches answer 405 with Allow."""
+"""The router matches as koa-router 5 did (optional trailing slash, HEAD wherever GET is
+routed; PARTIAL matches answer 405 with Allow), except that paths are matched case-sensitively
+and as sent, as the load balancer's path rules match them."""
 
 from __future__ import annotations
 
@@ -32,11 +33,11 @@ ROUTER = Router(
         ("GET", "/", {}),
         ("GET", "/api", {}),
         ("GET", "/api/", {}),
-        ("GET", "/API/USERS", {}),
         ("POST", "/api/users/", {}),
         ("HEAD", "/api/users", {}),
         ("GET", "/api/users/7", {"userId": "7"}),
-        ("GET", "/Api/Users/MiXed/", {"userId": "MiXed"}),
+        ("GET", "/api/users/MiXed/", {"userId": "MiXed"}),
+        ("GET", "/api/users/caf%C3%A9", {"userId": "café"}),  # parameters decoded once matched
         ("GET", "/api/posts/in-thread/3", {"threadId": "3"}),
         ("OPTIONS", "/api/users/1", {}),
     ],
@@ -53,6 +54,10 @@ def test_resolves(method: str, path: str, params: dict[str, str]) -> None:
         ("GET", "/api/users/1/2", 404, None),
         ("GET", "/api//", 404, None),
         ("GET", "/nope", 404, None),
+        ("GET", "/API/USERS", 404, None),  # case-sensitive, as ALB's path-pattern
+        ("GET", "/Api/Users/1", 404, None),
+        ("GET", "/%61pi/users/1", 404, None),  # matched as sent, never decoded first
+        ("GET", "/api/%75sers", 404, None),
         ("DELETE", "/api/users", 405, "GET, HEAD, POST"),
         ("POST", "/api/users/1", 405, "GET, HEAD"),
         ("PUT", "/", 405, "GET, HEAD"),

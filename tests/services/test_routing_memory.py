@@ -33,7 +33,7 @@ def _router() -> Router:
         # The same path with another method is another route: by-user has no DELETE, {postId} has.
         ("DELETE", "/api/posts/by-user", DELETE, {"postId": "by-user"}),
         ("GET", "/api/posts/by-user", GET, {"postId": "by-user"}),
-        ("HEAD", "/API/posts/", GET, {}),
+        ("HEAD", "/api/posts/", GET, {}),
     ],
 )
 def test_a_remembered_answer_is_the_answer(

@@ -12,7 +12,7 @@ from microforum.services.settings import load_settings, sqlite_path
 
 def test_defaults(tmp_path: os.PathLike[str]) -> None:
     settings = load_settings("posts", {"DATA_DIR": str(tmp_path)})
-    assert (settings.host, settings.port, settings.workers) == ("0.0.0.0", 3000, 1)
+    assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 3000, 1)
     assert settings.databases == {"posts": f"sqlite:///{tmp_path}/posts.db"}
     assert settings.peers == {"users": "http://127.0.0.1:8080", "threads": "http://127.0.0.1:8080"}
 

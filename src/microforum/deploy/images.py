@@ -9,7 +9,6 @@ unchanged code finds its images already in ECR and changes nothing.
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Callable, Mapping, Set
 from pathlib import Path
 
@@ -17,26 +16,17 @@ from microforum import images
 from microforum.deploy.aws import Aws, error_code
 from microforum.deploy.steps import JSON, Step
 from microforum.errors import MicroforumError, UsageError
-from microforum.images.build import CONTEXT_DIRS, CONTEXT_FILES, project_root
 
 BUILD_OPERATION = "images.build_and_push"
-_SKIPPED = ("__pycache__", ".pyc", ".egg-info")
+
+
+DEPLOY_PLATFORM = "linux/amd64"  # the container instances are x86 (t3), whatever builds them
 
 
 def content_tag(root: Path | None = None) -> str:
-    """`c-` and 16 hex digits of a SHA-256 over the build context's files (names and bytes):
-    the same code gives the same tag, on any machine. The one place deploy's tag is made."""
-    root = root or project_root()
-    digest = hashlib.sha256()
-    paths = [root / name for name in CONTEXT_FILES if (root / name).is_file()]
-    for directory in CONTEXT_DIRS:
-        paths += sorted(p for p in (root / directory).rglob("*") if p.is_file())
-    for name in sorted(str(p.relative_to(root)) for p in paths):
-        if any(s in name for s in _SKIPPED):
-            continue
-        digest.update(name.encode() + b"\0")
-        digest.update((root / name).read_bytes() + b"\0")
-    return f"c-{digest.hexdigest()[:16]}"
+    """The tag deploy builds and looks for: `microforum.images.content_tag` for the platform
+    the cluster runs, so unchanged code finds its images already in ECR."""
+    return images.content_tag(root, platform=DEPLOY_PLATFORM)
 
 
 def plan_images(
@@ -111,8 +101,7 @@ def registry_login(aws: Aws) -> tuple[str, str, str]:
 def build_and_push(aws: Aws, step: Step, engine: str | None, say: Callable[[str], None]) -> None:
     """Carry out the build step: build the images, push each to its URI's repository."""
     services, tag, uris = step.params["services"], step.params["tag"], step.params["uris"]
-    # The container instances are x86 (t3): build for linux/amd64 whatever this machine is.
-    built = images.build(services, tag=tag, engine=engine, on_progress=say, platform="linux/amd64")
+    built = images.build(services, tag=tag, engine=engine, on_progress=say, platform=DEPLOY_PLATFORM)
     _, username, password = registry_login(aws)
     # Every URI is REGISTRY/SERVICE:TAG with one REGISTRY (the ECR host and the prefix).
     registry = next(iter(uris.values())).rsplit(":", 1)[0].rsplit("/", 1)[0]

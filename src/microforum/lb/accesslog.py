@@ -84,40 +84,79 @@ def _seconds_space(duration: float) -> bytes:
     return b"%.3f " % duration
 
 
-def line(  # one argument per log field, in ALB's order
-    clock: Clock,
-    elb: str,
-    client: str,
-    target: str,
-    request_time: float,
-    target_time: float,
-    response_time: float,
-    elb_status: int,
-    target_status: bytes,
-    received: int,
-    sent: int,
-    request: bytes,
-    user_agent: bytes,
-    target_group: str,
-    trace: bytes,
-    priority: str,
-    created: float,
-    sent_at: float,
-    action: str,
-    redirect_url: str,
-    error_reason: str,
-    classification: str,
-    classification_reason: str,
-    conn_trace: str,
-) -> bytes:
+class LogRecord:
+    """One request's access-log fields, in ALB's order (`line` formats them): the load
+    balancer's names, addresses and reasons as text, the client's bytes as bytes, the three
+    processing times in seconds (-1 when the request never reached a target), `created` and
+    `sent_at` as epoch seconds."""
+
+    __slots__ = (
+        "action", "classification", "classification_reason", "client", "conn_trace", "created",
+        "elb", "elb_status", "error_reason", "priority", "received", "redirect_url", "request",
+        "request_time", "response_time", "sent", "sent_at", "target", "target_group",
+        "target_status", "target_time", "trace", "user_agent",
+    )  # fmt: skip
+
+    def __init__(  # (positional too: compiled, a call with 23 keywords costs more than the line)
+        self,
+        elb: str = "-",
+        client: str = "-",
+        target: str = "-",
+        request_time: float = -1.0,
+        target_time: float = -1.0,
+        response_time: float = -1.0,
+        elb_status: int = 0,
+        target_status: bytes = b"-",
+        received: int = 0,
+        sent: int = 0,
+        request: bytes = b"- - - ",
+        user_agent: bytes = b"",
+        target_group: str = "-",
+        trace: bytes = b"-",
+        priority: str = "-",
+        created: float = 0.0,
+        sent_at: float = 0.0,
+        action: str = "-",
+        redirect_url: str = "-",
+        error_reason: str = "-",
+        classification: str = "-",
+        classification_reason: str = "-",
+        conn_trace: str = "-",
+    ) -> None:
+        self.elb = elb
+        self.client = client
+        self.target = target
+        self.request_time = request_time
+        self.target_time = target_time
+        self.response_time = response_time
+        self.elb_status = elb_status
+        self.target_status = target_status
+        self.received = received
+        self.sent = sent
+        self.request = request
+        self.user_agent = user_agent
+        self.target_group = target_group
+        self.trace = trace
+        self.priority = priority
+        self.created = created
+        self.sent_at = sent_at
+        self.action = action
+        self.redirect_url = redirect_url
+        self.error_reason = error_reason
+        self.classification = classification
+        self.classification_reason = classification_reason
+        self.conn_trace = conn_trace
+
+
+def line(clock: Clock, r: LogRecord) -> bytes:
     """One access-log line (with its newline). Only client-supplied text is escaped."""
     return _compose(
-        clock, _source(elb, client, target), request_time, target_time, response_time,
-        _statuses(elb_status, target_status), received, sent, request,
-        _agent(user_agent, target_group), trace, _rule(priority) + clock.prefix(int(created)) + b".",
-        created, sent_at,
-        _tail(action, redirect_url, error_reason, target, target_status, classification,
-              classification_reason, conn_trace),
+        clock, _source(r.elb, r.client, r.target), r.request_time, r.target_time, r.response_time,
+        _statuses(r.elb_status, r.target_status), r.received, r.sent, r.request,
+        _agent(r.user_agent, r.target_group), r.trace,
+        _rule(r.priority) + clock.prefix(int(r.created)) + b".", r.created, r.sent_at,
+        _tail(r.action, r.redirect_url, r.error_reason, r.target, r.target_status,
+              r.classification, r.classification_reason, r.conn_trace),
     )  # fmt: skip
 
 
@@ -151,40 +190,42 @@ class LineCache:
         self._tail_status_in = b""
         self._tail = b""
 
-    def line(self, clock: Clock, elb: str, client: str, target: str, request_time: float,
-             target_time: float, response_time: float, elb_status: int, target_status: bytes,
-             received: int, sent: int, request: bytes, user_agent: bytes, target_group: str,
-             trace: bytes, priority: str, created: float, sent_at: float, action: str,
-             redirect_url: str, error_reason: str, classification: str,
-             classification_reason: str, conn_trace: str) -> bytes:  # fmt: skip
-        """The same bytes as `line` with the same arguments."""
-        if target != self._target_in or client != self._client_in or elb != self._elb_in:
-            self._elb_in, self._client_in, self._target_in = elb, client, target
-            self._source = _source(elb, client, target)
-        if elb_status != self._status_in or target_status != self._target_status_in:
-            self._status_in, self._target_status_in = elb_status, target_status
-            self._statuses = _statuses(elb_status, target_status)
-        if user_agent != self._agent_in or target_group != self._group_in:
-            self._agent_in, self._group_in = user_agent, target_group
-            self._agent = _agent(user_agent, target_group)
-        created_second = int(created)
-        if created_second != self._created_in or priority != self._priority_in:
-            self._created_in, self._priority_in = created_second, priority
-            self._rule = _rule(priority) + clock.prefix(created_second) + b"."
-        if (action != self._action_in or redirect_url != self._redirect_in
-                or error_reason != self._error_in or target != self._tail_target_in
-                or target_status != self._tail_status_in or classification != self._class_in
-                or classification_reason != self._class_reason_in
-                or conn_trace != self._conn_trace_in):  # fmt: skip
-            self._action_in, self._redirect_in, self._error_in = action, redirect_url, error_reason
-            self._tail_target_in, self._tail_status_in = target, target_status
-            self._class_in, self._class_reason_in = classification, classification_reason
-            self._conn_trace_in = conn_trace
-            self._tail = _tail(action, redirect_url, error_reason, target, target_status,
-                               classification, classification_reason, conn_trace)  # fmt: skip
-        return _compose(clock, self._source, request_time, target_time, response_time,
-                        self._statuses, received, sent, request, self._agent, trace, self._rule,
-                        created, sent_at, self._tail)  # fmt: skip
+    def line(self, clock: Clock, r: LogRecord) -> bytes:
+        """The same bytes as `line(clock, r)`."""
+        if r.target != self._target_in or r.client != self._client_in or r.elb != self._elb_in:
+            self._elb_in, self._client_in, self._target_in = r.elb, r.client, r.target
+            self._source = _source(r.elb, r.client, r.target)
+        if r.elb_status != self._status_in or r.target_status != self._target_status_in:
+            self._status_in, self._target_status_in = r.elb_status, r.target_status
+            self._statuses = _statuses(r.elb_status, r.target_status)
+        if r.user_agent != self._agent_in or r.target_group != self._group_in:
+            self._agent_in, self._group_in = r.user_agent, r.target_group
+            self._agent = _agent(r.user_agent, r.target_group)
+        created_second = int(r.created)
+        if created_second != self._created_in or r.priority != self._priority_in:
+            self._created_in, self._priority_in = created_second, r.priority
+            self._rule = _rule(r.priority) + clock.prefix(created_second) + b"."
+        if self._tail_changed(r):
+            self._tail = _tail(r.action, r.redirect_url, r.error_reason, r.target, r.target_status,
+                               r.classification, r.classification_reason, r.conn_trace)  # fmt: skip
+        return _compose(clock, self._source, r.request_time, r.target_time, r.response_time,
+                        self._statuses, r.received, r.sent, r.request, self._agent, r.trace,
+                        self._rule, r.created, r.sent_at, self._tail)  # fmt: skip
+
+    def _tail_changed(self, r: LogRecord) -> bool:
+        """Whether a field of the line's tail differs from the last line's (then remembered)."""
+        if (r.action == self._action_in and r.redirect_url == self._redirect_in
+                and r.error_reason == self._error_in and r.target == self._tail_target_in
+                and r.target_status == self._tail_status_in
+                and r.classification == self._class_in
+                and r.classification_reason == self._class_reason_in
+                and r.conn_trace == self._conn_trace_in):  # fmt: skip
+            return False
+        self._action_in, self._redirect_in, self._error_in = r.action, r.redirect_url, r.error_reason
+        self._tail_target_in, self._tail_status_in = r.target, r.target_status
+        self._class_in, self._class_reason_in = r.classification, r.classification_reason
+        self._conn_trace_in = r.conn_trace
+        return True
 
 
 # The runs of fields between the per-request ones, each with its separators.

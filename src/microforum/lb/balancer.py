@@ -34,7 +34,7 @@ from microforum.spec.model import HealthCheck, Stack
 
 TICK = 0.25  # seconds between sweeps (idle timeouts are enforced to this precision)
 CHECK_SLICE = 0.5  # seconds; longest uninterrupted sleep of a health-check loop
-HEALTH_USER_AGENT = "ELB-HealthChecker/2.0"  # ALB_SPEC B.1
+HEALTH_USER_AGENT = "ELB-HealthChecker/2.0"  # docs/alb.md §B
 # Access-log bytes waiting for the disk at most (about 14,000 lines): a disk that stalls for a
 # moment loses nothing, one that stops loses lines, never requests (docs/operations.md).
 ACCESS_LOG_BACKLOG = 4 << 20
@@ -63,7 +63,7 @@ def run(main: Awaitable[T]) -> T:
 
 
 async def probe(target: Target, check: HealthCheck) -> CheckResult:
-    """One ALB health check: GET the path, read the status line, close (ALB_SPEC B.1)."""
+    """One ALB health check: GET the path, read the status line, close (docs/alb.md §B)."""
     request = (
         f"GET {check.path} HTTP/1.1\r\nHost: {target.host}:{target.port}\r\n"
         f"User-Agent: {HEALTH_USER_AGENT}\r\nConnection: close\r\n\r\n"

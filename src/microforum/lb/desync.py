@@ -1,9 +1,8 @@
 """HTTP desync (request smuggling) classification, as ALB's desync mitigation does it. Pure.
 
-ALB classifies each request with AWS's http-desync-guardian (ALB_SPEC E) as Compliant,
-Acceptable, Ambiguous or Severe, with a reason that the access log records, and acts on it by
-mode (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/
-application-load-balancers.html#desync-mitigation-mode):
+ALB classifies each request with AWS's http-desync-guardian as Compliant, Acceptable,
+Ambiguous or Severe, with a reason that the access log records, and acts on it by mode
+(docs/alb.md, "Desync mitigation"):
 
     classification  monitor   defensive (default)        strictest
     Compliant       allow     allow                      allow
@@ -11,45 +10,53 @@ application-load-balancers.html#desync-mitigation-mode):
     Ambiguous       allow     forward, then close both   400, close
     Severe          allow     400, close client          400, close
 
-Our parser (llhttp, strict) refuses some Severe and Ambiguous shapes on its own (duplicate
-Content-Length even with equal values, obs-fold lines, spaces in the URI, unknown methods).
-`classify_parse_error` names those for the access log; they always get 400 and a closed
-connection, whatever the mode, and never reach a target. ⚠ This is stricter than ALB for
-`DuplicateContentLength` and `MultilineHeader` (Ambiguous there): a chosen, documented deviation.
-Content-Length together with Transfer-Encoding is let through the parser (a leniency switched
-on in proxy.py) so that it is classified `BothTeClPresent` and forwarded as defensive mode does,
-re-framed as chunked with the Content-Length removed, then both connections are closed.
+`classify` reproduces the library's rules on the head exactly as received (reader.py keeps
+every byte), so that every one of its public test vectors gets the library's tier and reason
+(tests/lb/test_lb_desync_vectors.py). What is then forwarded is framed strictly (reader.py,
+headers.py): a field that looks like Content-Length or Transfer-Encoding without being one is
+never relayed, and a request whose body length cannot be told ends its connection.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from microforum.lb.reader import RequestHead
 
 COMPLIANT: Final = "Compliant"
 ACCEPTABLE: Final = "Acceptable"
 AMBIGUOUS: Final = "Ambiguous"
 SEVERE: Final = "Severe"
-_RANK = {COMPLIANT: 0, ACCEPTABLE: 1, AMBIGUOUS: 2, SEVERE: 3}
+# Tiers, ranked; a header field's own tier (name and value) ranks Compliant < NonCompliant < Bad.
+_RANK: Final = {COMPLIANT: 0, ACCEPTABLE: 1, AMBIGUOUS: 2, SEVERE: 3}
+_OK: Final = 0
+_NON_COMPLIANT: Final = 1
+_BAD: Final = 2
 
 ALLOW: Final = "allow"
 ALLOW_THEN_CLOSE: Final = "allow-then-close"
 BLOCK: Final = "block"
 
-_DECISIONS = {
+_DECISIONS: Final = {
     "monitor": {COMPLIANT: ALLOW, ACCEPTABLE: ALLOW, AMBIGUOUS: ALLOW, SEVERE: ALLOW},
     "defensive": {COMPLIANT: ALLOW, ACCEPTABLE: ALLOW, AMBIGUOUS: ALLOW_THEN_CLOSE, SEVERE: BLOCK},
     "strictest": {COMPLIANT: ALLOW, ACCEPTABLE: BLOCK, AMBIGUOUS: BLOCK, SEVERE: BLOCK},
 }
 
-_BAD_BYTES = re.compile(rb"[\x00\r\n]").search  # NUL, CR, LF: Bad*
-_CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search  # control characters except HTAB
-_NON_COMPLIANT = re.compile(rb"[^\t\x20-\x7e]").search  # CTL or non-ASCII
-_DIGITS = re.compile(rb"[0-9]{1,18}").fullmatch
-_NAME_NOISE = re.compile(rb"[^a-z]")  # normalisation for SuspiciousHeader
-_CL, _TE = b"content-length", b"transfer-encoding"
-_CL_NORM, _TE_NORM = b"contentlength", b"transferencoding"
+# Byte classes (RFC 9110 §5.6.2 tchar; field values: VCHAR, obs-text, SP, HTAB; "bad": CR LF NUL).
+_TCHAR: Final = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_BAD_BYTES: Final = frozenset(b"\r\n\x00")
+_VALUE_BYTES: Final = frozenset(range(0x20, 0x7F)) | frozenset(range(0x80, 0x100)) | {0x09}
+_TE: Final = b"transfer-encoding"
+_CL: Final = b"content-length"
+_CODINGS: Final = (b"chunked", b"compress", b"deflate", b"gzip", b"identity")
+# Identical (equal ignoring case), same letters (differs by non-letters only), or distant.
+_IDENTICAL: Final = 0
+SAME_LETTERS: Final = 1
+_SAME_LETTERS: Final = SAME_LETTERS
+_DISTANT: Final = 2
 
 
 def decide(mode: str, classification: str) -> str:
@@ -58,6 +65,8 @@ def decide(mode: str, classification: str) -> str:
 
 
 class _Verdict:
+    """The worst tier seen so far and its reason: the first reason at the worst tier wins."""
+
     __slots__ = ("classification", "reason")
 
     def __init__(self) -> None:
@@ -68,111 +77,201 @@ class _Verdict:
             self.classification, self.reason = classification, reason
 
 
-def classify(
-    method: bytes, url: bytes, version: str, headers: Sequence[tuple[bytes, bytes]]
-) -> tuple[str, str]:
-    """(classification, reason) of a parsed request; reason is "-" when Compliant."""
+def classify(head: RequestHead) -> tuple[str, str]:
+    """(classification, reason) of a request head as received; reason "-" when Compliant."""
+    return classify_parts(head.method, head.target, head.version, head.headers,
+                          line_ends=head.line_ends, odd_lines=head.odd_lines)  # fmt: skip
+
+
+def classify_parts(method: bytes, uri: bytes, version: bytes, headers: Sequence[tuple[bytes, bytes]],
+                   *, line_ends: bool = True,
+                   odd_lines: Sequence[tuple[str, bytes]] = ()) -> tuple[str, str]:  # fmt: skip
+    """`classify` on a head's parts (the version as sent, b"" for none)."""
     verdict = _Verdict()
-    _check_uri(url, verdict)
-    if version not in ("1.1", "1.0"):
-        verdict.worse(ACCEPTABLE, "NonCompliantVersion")
-    lengths: list[bytes] = []
+    if not line_ends:
+        verdict.worse(ACCEPTABLE, "NonCrLfLineTermination")
+    if not version and uri.startswith(b"HTTP/1."):
+        verdict.worse(AMBIGUOUS, "MissingUri")
+    for reason, _line in odd_lines:
+        verdict.worse(AMBIGUOUS, reason)
+    if version >= b"HTTP/2":  # HTTP/2 and later: not classified (the caller answers 505)
+        return verdict.classification, verdict.reason
+    if not version.strip(b" \t"):
+        version = b"HTTP/0.9"
     encodings: list[bytes] = []
+    lengths: list[bytes] = []
     for name, value in headers:
-        lower = name.lower()
-        if lower == _CL:
-            lengths.append(value)
-        elif lower == _TE:
-            encodings.append(value)
-        else:
-            _check_other_header(lower, value, verdict)
-    if lengths:
-        _check_lengths(method, lengths, verdict)
-    if encodings:
-        _check_encodings(method, version, encodings, verdict)
-    if lengths and encodings:
-        verdict.worse(AMBIGUOUS, "BothTeClPresent")
+        _check_field(name, value, verdict, encodings, lengths)
+    if encodings or lengths:
+        _check_framing(method, version, encodings, lengths, verdict)
+    if any(b not in _TCHAR for b in method):
+        verdict.worse(SEVERE, "BadMethod")
+    _check_version(version, verdict)
+    _check_uri(uri, verdict)
     return verdict.classification, verdict.reason
 
 
-def _check_uri(url: bytes, verdict: _Verdict) -> None:
-    if _NON_COMPLIANT(url) is None:
-        if b" " in url:
-            verdict.worse(ACCEPTABLE, "SpaceInUri")
-        return
-    if _BAD_BYTES(url):
-        verdict.worse(SEVERE, "BadUri")
-    elif _CTL(url):
-        verdict.worse(AMBIGUOUS, "AmbiguousUri")
-    else:
-        verdict.worse(ACCEPTABLE, "NonCompliantHeader")
-
-
-def _check_other_header(lower: bytes, value: bytes, verdict: _Verdict) -> None:
-    if not lower:
-        verdict.worse(AMBIGUOUS, "EmptyHeader")
-    elif _NON_COMPLIANT(value) is not None:
-        if _BAD_BYTES(value):
+def _check_field(name: bytes, value: bytes, verdict: _Verdict, encodings: list[bytes],
+                 lengths: list[bytes]) -> None:  # fmt: skip
+    """One field: its own tier, an empty name, a look-alike of the framing fields; the framing
+    fields (and their look-alikes) are collected for `_check_framing`."""
+    te = similarity(_TE, name)
+    cl = similarity(_CL, name) if te == _DISTANT else _DISTANT
+    tier = max(_name_tier(name), _value_tier(value))
+    if verdict.classification != SEVERE:
+        if tier == _BAD:
             verdict.worse(SEVERE, "BadHeader")
-        else:
+        elif tier == _NON_COMPLIANT:
             verdict.worse(ACCEPTABLE, "NonCompliantHeader")
-    if lower[0:1] in (b"c", b"t") or b"_" in lower or b" " in lower:
-        squeezed = _NAME_NOISE.sub(b"", lower.replace(b"_", b"-"))
-        if squeezed in (_CL_NORM, _TE_NORM):  # e.g. Content_Length, Transfer-Encoding\x0b
-            verdict.worse(AMBIGUOUS, "SuspiciousHeader")
-
-
-def _check_lengths(method: bytes, lengths: list[bytes], verdict: _Verdict) -> None:
-    values = [v.strip(b" \t") for v in lengths]
-    if any(not v for v in values):
+    trimmed = name.strip(b" \t")
+    if not trimmed or trimmed[0] == 0x3A:  # ":"
         verdict.worse(AMBIGUOUS, "EmptyHeader")
-        return
-    if any(_DIGITS(v) is None for v in values):
-        verdict.worse(SEVERE, "BadContentLength")
-        return
-    if len(set(values)) > 1:
-        verdict.worse(SEVERE, "MultipleContentLength")
-    elif len(values) > 1:
-        verdict.worse(AMBIGUOUS, "DuplicateContentLength")
-    if method in (b"GET", b"HEAD"):
-        if int(values[0]) == 0:
-            verdict.worse(ACCEPTABLE, "GetHeadZeroContentLength")
-        else:
-            verdict.worse(AMBIGUOUS, "UndefinedContentLengthSemantics")
+    elif te == _IDENTICAL:
+        encodings.append(value)
+    elif cl == _IDENTICAL:
+        lengths.append(value)
+    elif tier != _BAD and (te == _SAME_LETTERS or cl == _SAME_LETTERS):
+        (encodings if te == _SAME_LETTERS else lengths).append(value)
+        verdict.worse(AMBIGUOUS, "SuspiciousHeader")
 
 
-def _check_encodings(method: bytes, version: str, encodings: list[bytes], verdict: _Verdict) -> None:
-    codings = [c.strip(b" \t").lower() for v in encodings for c in v.split(b",")]
-    chunked = codings.count(b"chunked")
-    if chunked > 1:
-        verdict.worse(SEVERE, "MultipleTransferEncodingChunked")
-    elif codings != [b"chunked"]:
-        verdict.worse(SEVERE, "BadTransferEncoding")
-    if method in (b"GET", b"HEAD") or version == "1.0":
+def _name_tier(name: bytes) -> int:
+    tier = _OK
+    for b in name:
+        if b not in _TCHAR:
+            if b in _BAD_BYTES:
+                return _BAD
+            tier = _NON_COMPLIANT
+    return tier
+
+
+def _value_tier(value: bytes) -> int:
+    tier = _OK
+    for b in value:
+        if b not in _VALUE_BYTES:
+            if b in _BAD_BYTES:
+                return _BAD
+            tier = _NON_COMPLIANT
+    return tier
+
+
+def _check_framing(method: bytes, version: bytes, encodings: list[bytes], lengths: list[bytes],
+                   verdict: _Verdict) -> None:  # fmt: skip
+    if version <= b"HTTP/1.0" and encodings:
         verdict.worse(AMBIGUOUS, "UndefinedTransferEncodingSemantics")
+        return
+    if version < b"HTTP/1.0" and lengths:
+        verdict.worse(AMBIGUOUS, "UndefinedContentLengthSemantics")
+        return
+    _check_encodings(encodings, verdict)
+    length = _check_lengths(lengths, verdict)
+    if method == b"GET" or method == b"HEAD":
+        if encodings:
+            verdict.worse(AMBIGUOUS, "UndefinedTransferEncodingSemantics")
+        if length == 0:
+            verdict.worse(ACCEPTABLE, "GetHeadZeroContentLength")
+        elif length is not None:
+            verdict.worse(AMBIGUOUS, "UndefinedContentLengthSemantics")
+    if length is not None and encodings:
+        verdict.worse(AMBIGUOUS, "BothTeClPresent")
 
 
-# llhttp's error messages (strict mode) -> the reason http-desync-guardian would give.
-_PARSE_ERRORS = (
-    ("content-length", "MultipleContentLength"),  # "Duplicate Content-Length"
-    ("invalid character in content-length", "BadContentLength"),
-    ("transfer-encoding", "BadTransferEncoding"),
-    ("chunk", "BadTransferEncoding"),
-    ("method", "BadMethod"),
-    ("version", "BadVersion"),
-    ("expected http/", "BadUri"),
-    ("url", "BadUri"),
-    ("whitespace after header value", "MultilineHeader"),
-    ("header", "BadHeader"),
-)
+def _check_encodings(encodings: list[bytes], verdict: _Verdict) -> None:
+    chunked_before = False
+    for value in encodings:
+        for item in value.split(b","):
+            coding = item.strip(b" \t").partition(b";")[0].strip(b" \t").lower()
+            if coding not in _CODINGS:
+                verdict.worse(SEVERE, "BadTransferEncoding")
+                continue
+            is_chunked = coding == b"chunked"
+            if is_chunked and chunked_before:
+                verdict.worse(SEVERE, "MultipleTransferEncodingChunked")
+            chunked_before = is_chunked
 
 
-def classify_parse_error(message: str) -> tuple[str, str]:
-    """(classification, reason) for a request the parser refused: always Severe."""
-    text = message.lower()
-    if "invalid character in content-length" in text:
-        return SEVERE, "BadContentLength"
-    for needle, reason in _PARSE_ERRORS:
-        if needle in text:
-            return SEVERE, reason
-    return SEVERE, "BadHeader"
+def _check_lengths(lengths: list[bytes], verdict: _Verdict) -> int | None:
+    """The Content-Length, when one can be told (equal values count once)."""
+    found: int | None = None
+    for value in lengths:
+        digits = value.strip(b" \t")
+        if digits and (not digits.isdigit() or len(digits) > 19 or int(digits) >= 1 << 64):
+            verdict.worse(SEVERE, "BadContentLength")
+            continue
+        number = int(digits) if digits else 0
+        if found is None:
+            found = number
+        elif number != found:
+            verdict.worse(SEVERE, "MultipleContentLength")
+        else:
+            verdict.worse(AMBIGUOUS, "DuplicateContentLength")
+    return found
+
+
+def _check_version(version: bytes, verdict: _Verdict) -> None:
+    trimmed = version.strip(b" \t")
+    if trimmed == b"HTTP/0.9":
+        verdict.worse(ACCEPTABLE, "NonCompliantVersion")
+        return
+    if len(trimmed) != 8 or not trimmed.startswith(b"HTTP/1.") or not 0x30 <= trimmed[7] <= 0x39:
+        verdict.worse(SEVERE, "BadVersion")
+    elif len(trimmed) != len(version) or trimmed[7] > 0x31:
+        verdict.worse(ACCEPTABLE, "NonCompliantVersion")
+
+
+def _check_uri(uri: bytes, verdict: _Verdict) -> None:
+    for b in uri:
+        if b > 0x20 and b != 0x7F:
+            continue
+        if b in _BAD_BYTES:
+            verdict.worse(SEVERE, "BadUri")
+            return
+        verdict.worse(ACCEPTABLE if b == 0x20 else AMBIGUOUS, "SpaceInUri" if b == 0x20 else "AmbiguousUri")
+
+
+def similarity(important: bytes, name: bytes) -> int:
+    """How close a field name is to `important` (lower-case letters and "-"): identical
+    (ignoring case), the same letters (ignoring other bytes between and around them: a
+    look-alike that some servers would take for it), or distant. Two non-ASCII letters that
+    upper-case to ASCII (U+017F long s, U+0131 dotless i, in UTF-8) count as "s" and "i"."""
+    size = len(name)
+    if size < len(important):
+        return _DISTANT
+    at = _next_alnum(name, 0)
+    identical = at == 0 and len(important) == size
+    for c in important:
+        if at == size:
+            return _DISTANT
+        same, after = _same_letter(c, name, at)
+        if c == 0x2D:  # "-": any run of non-alphanumerics stands for it
+            if not same:
+                identical = False
+            at = _next_alnum(name, after)
+        elif not same:
+            break
+        else:
+            at = after
+            while at < size and name[at] <= 0x20:
+                at += 1
+    if at == size:
+        return _IDENTICAL if identical else _SAME_LETTERS
+    return _SAME_LETTERS if _next_alnum(name, at) == size else _DISTANT
+
+
+def _same_letter(c: int, name: bytes, at: int) -> tuple[bool, int]:
+    b = name[at]
+    if c == (b | 0x20 if 0x41 <= b <= 0x5A else b):
+        return True, at + 1
+    if at + 1 < len(name) and (c, b, name[at + 1]) in _LOOK_ALIKES:
+        return True, at + 2
+    return False, at + 1
+
+
+_LOOK_ALIKES: Final = frozenset({(0x73, 0xC5, 0xBF), (0x69, 0xC4, 0xB1)})
+
+
+def _next_alnum(name: bytes, at: int) -> int:
+    size = len(name)
+    while at < size and not (0x30 <= name[at] <= 0x39 or 0x41 <= (name[at] & 0xDF) <= 0x5A):
+        at += 1
+    return at

@@ -5,7 +5,7 @@ prepares the bytes for the target; `start` acts once the exchange is first in it
 target connection's parser events (`response_head`, `response_body`, `response_done`, and the
 failures) relay the answer to the client; `_finish` counts and logs it.
 
-Errors follow ALB (ALB_SPEC A.4, C): no registered target 503; refused, reset, closed early or
+Errors follow ALB (docs/alb.md §A, C): no registered target 503; refused, reset, closed early or
 malformed answer 502; no answer within the idle timeout (or no connection within 10 s) 504;
 TRACE 405; more than 30 X-Forwarded-For addresses 463; desync Severe 400 (then close).
 """
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from microforum.lb.groups import GroupState
     from microforum.lb.pool import BackendConnection, TargetPool
     from microforum.lb.proxy import ClientConnection
+    from microforum.lb.reader import RequestHead
     from microforum.lb.targets import Slot
 
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -37,10 +38,10 @@ _CHUNKED: Final = 2
 _now: Final = time.time
 # On a lower-cased response head: its Content-Length, and any header we must not relay as is.
 _RESP_LENGTH: Final = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]+)").search
+_HOP_NAMES: Final = b"|".join(sorted(n for n in hdr.HOP_BY_HOP if n != b"connection"))
 _RESP_HOP: Final = re.compile(
-    rb"\r\n(?:transfer-encoding|keep-alive|proxy-connection|te|trailer|upgrade"
-    rb"|connection(?![ \t]*:[ \t]*keep-alive[ \t]*(?:\r|$)))[ \t]*:"
-).search  # (`Connection: keep-alive` alone may pass: the client connection stays open too)
+    rb"\r\n(?:%s|connection(?![ \t]*:[ \t]*keep-alive[ \t]*(?:\r|$)))[ \t]*:" % _HOP_NAMES
+).search  # (headers.HOP_BY_HOP; `Connection: keep-alive` alone may pass: the client stays too)
 _RESP_CHUNKED: Final = re.compile(rb"\r\ntransfer-encoding:[^\r]*chunked").search
 
 
@@ -133,9 +134,9 @@ class Exchange:
 
     # Deciding
 
-    def route(self) -> None:
+    def route(self, head: RequestHead) -> None:
         """Classify, check limits, match a rule and prepare the response or the forward."""
-        routing.route(self)
+        routing.route(self, head)
 
     def _local(self, data: bytes, status: int) -> None:
         self.local, self.status = data, status
@@ -159,7 +160,7 @@ class Exchange:
         if self.pool is None:
             return
         if self.expect_continue and not self.req_done:
-            self.client.write(CONTINUE)  # ALB answers 100 Continue itself (ALB_SPEC D.4)
+            self.client.write(CONTINUE)  # ALB answers 100 Continue itself (docs/alb.md §D)
         conn = self.pool.take()
         if conn is not None:
             self._attach(conn)
@@ -356,7 +357,7 @@ class Exchange:
                 self._abort_client("TargetResponseTruncated")
             return
         if conn.reused and self.replay is not None and not self.retried:
-            # The target closed an idle keep-alive connection as we reused it (ALB_SPEC D.6's
+            # The target closed an idle keep-alive connection as we reused it (docs/alb.md §D.6's
             # race); the request was sent whole and nothing came back: try once more.
             self.retried, self.dispatched = True, False
             self.out = [self.replay]
@@ -435,6 +436,21 @@ class Exchange:
             self.resp_done = True
             self._release_slot()
 
+    def client_closed_midway(self) -> None:
+        """The client closed before sending the whole body: ALB's 400, logged; the target
+        connection (if the request reached one) is cut, never reused; nothing is counted
+        against the target group."""
+        self.req_done = True
+        self.close_client = True
+        if self.conn is not None:
+            self.conn.exchange = None
+            self.conn.abort()
+            self.conn = None
+        if not self.resp_done:
+            self.target_status = b"-"
+            self.status = 400
+            self._finish(notify=False)
+
     def abort_midway(self, status: int, classification: tuple[str, str]) -> None:
         """The parser refused the request after part of it went to the target."""
         if classification[0] != "-":
@@ -511,10 +527,30 @@ class Exchange:
                 client.log_origin = origin.encode("latin-1")  # the client's bytes, as sent
             protocol = b"HTTP/1.1" if self.version == "1.1" else f"HTTP/{self.version}".encode()
             request = b"%s %s%s %s" % (self.method, client.log_origin, self.url, protocol)
-        ctx.log.add(client.log_lines.line(
-            ctx.log.clock, ctx.elb, client.peer, target, request_time, target_time,
-            response_time, self.status, self.target_status, self.received, self.sent, request,
-            self.user_agent, self.group.arn if self.group else "-", self.trace, self.priority,
-            self.created, now, self.action_name, self.redirect_url, self.error_reason,
-            self.classification, self.class_reason, client.conn_trace,
-        ))  # fmt: skip
+        # The connection's record, filled anew (allocated once: a new one per line costs more
+        # than the line).
+        r = client.log_record
+        r.elb = ctx.elb
+        r.client = client.peer
+        r.target = target
+        r.request_time = request_time
+        r.target_time = target_time
+        r.response_time = response_time
+        r.elb_status = self.status
+        r.target_status = self.target_status
+        r.received = self.received
+        r.sent = self.sent
+        r.request = request
+        r.user_agent = self.user_agent
+        r.target_group = self.group.arn if self.group else "-"
+        r.trace = self.trace
+        r.priority = self.priority
+        r.created = self.created
+        r.sent_at = now
+        r.action = self.action_name
+        r.redirect_url = self.redirect_url
+        r.error_reason = self.error_reason
+        r.classification = self.classification
+        r.classification_reason = self.class_reason
+        r.conn_trace = client.conn_trace
+        ctx.log.add(client.log_lines.line(ctx.log.clock, r))

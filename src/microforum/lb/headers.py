@@ -3,9 +3,9 @@
 Pure functions from parsed header pairs (raw bytes, as the parser gave them) to the bytes sent on.
 
 - X-Forwarded-For: the client's address is appended to what the client sent (`append` mode,
-  the default; ", " separator); more than 30 addresses is refused with 463 (ALB_SPEC D.1, C).
-- X-Forwarded-Proto and X-Forwarded-Port: overwritten with the listener's (ALB_SPEC D.2).
-- X-Amzn-Trace-Id: created, or `Self` inserted/updated, as in `trace_id` below (ALB_SPEC D.3).
+  the default; ", " separator); more than 30 addresses is refused with 463 (docs/alb.md §D, C).
+- X-Forwarded-Proto and X-Forwarded-Port: overwritten with the listener's (docs/alb.md §D).
+- X-Amzn-Trace-Id: created, or `Self` inserted/updated, as in `trace_id` below (docs/alb.md §D).
 - Host is passed through unchanged (ALB's `preserve_host_header`; the brief asks Host to be
   preserved so services see what the client sent).
 - Hop-by-hop headers (RFC 9110 §7.6.1: Connection and the headers it names, Keep-Alive,
@@ -24,7 +24,7 @@ from typing import Final
 
 from microforum.lb import speedups
 
-# ALB's hard limits (ALB_SPEC D.5): request line 16 K, one header 16 K, whole head 64 K -> 400.
+# ALB's hard limits (docs/alb.md §D.5): request line 16 K, one header 16 K, whole head 64 K -> 400.
 MAX_REQUEST_LINE: Final = 16 * 1024
 MAX_HEADER: Final = 16 * 1024
 MAX_HEAD: Final = 64 * 1024
@@ -99,7 +99,7 @@ def is_trace_id(value: str) -> bool:
 
 
 def trace_id(incoming: str | None, new_id: str, headers_size: int = 0) -> str:
-    """The X-Amzn-Trace-Id value to forward (ALB_SPEC D.3).
+    """The X-Amzn-Trace-Id value to forward (docs/alb.md §D).
 
     Absent: `Root=<new>`. With `Self`: its value is replaced. With `Root` but no `Self`:
     `Self=<new>` is put in front. Unknown fields are kept. Headers over 7 KB: only a `Root`.
@@ -128,9 +128,65 @@ def forwarded_for(incoming: Sequence[bytes], client_ip: str) -> tuple[str, int]:
     return ", ".join(parts), len(parts)
 
 
+_ABSOLUTE_FORM: Final = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)(.*)", re.DOTALL).fullmatch
+
+
+def origin_form(target: bytes) -> tuple[bytes, bytes] | None:
+    """(origin-form target, authority) of an absolute-form request target
+    (`http://host:81/a?q` -> (`/a?q`, `host:81`), any scheme, in any case); None for any other
+    form. The path is what rules match and the target receives (docs/alb.md, "Request target")."""
+    found = _ABSOLUTE_FORM(target)
+    if found is None:
+        return None
+    authority = found.group(1).rpartition(b"@")[2]  # userinfo is never forwarded
+    rest = found.group(2)
+    return (rest if rest[:1] == b"/" else b"/" + rest), authority
+
+
+def with_host(headers: list[tuple[bytes, bytes]], host: bytes) -> list[tuple[bytes, bytes]]:
+    """`headers` with one Host, `host`, where the first was (or first when there was none)."""
+    out: list[tuple[bytes, bytes]] = []
+    placed = False
+    for name, value in headers:
+        if name.lower() == b"host":
+            if not placed:
+                out.append((name, host))
+                placed = True
+        else:
+            out.append((name, value))
+    return out if placed else [(b"Host", host), *out]
+
+
 def connection_tokens(values: Sequence[bytes]) -> frozenset[bytes]:
-    """Lower-cased header names listed in Connection headers (hop-by-hop by declaration)."""
-    return frozenset(t.strip().lower() for v in values for t in v.split(b",") if t.strip())
+    """Lower-cased header names listed in Connection headers (hop-by-hop by declaration);
+    never Host, which every request needs (`Connection: Host` must not strip it)."""
+    return frozenset(t.strip().lower() for v in values for t in v.split(b",") if t.strip()) - {b"host"}
+
+
+_UNSAFE_IN_TARGET: Final = re.compile(rb"[\x00-\x20\x7f]")
+_LINE_BREAKS: Final = b"\r\n\x00"
+
+
+def request_line(method: bytes, target: bytes) -> bytes:
+    """The request line sent to a target: always HTTP/1.1; control bytes and spaces in the
+    target percent-encoded and CR, LF, NUL left out of the method, so that a request that was
+    let through (monitor mode) still reaches the target as one line."""
+    if _UNSAFE_IN_TARGET.search(target) is not None:
+        target = _UNSAFE_IN_TARGET.sub(lambda m: b"%%%02X" % m.group()[0], target)
+    if not method.isalpha():
+        method = method.translate(None, _LINE_BREAKS)
+    return b"%s %s HTTP/1.1\r\n" % (method, target)
+
+
+def forwardable(name: bytes, value: bytes) -> bool:
+    """Whether a field of a non-compliant request may be relayed: not empty, no CR, LF or NUL,
+    not a look-alike of the framing fields (the target might frame by it: docs/alb.md)."""
+    if not name.strip(b" \t") or name.translate(None, _LINE_BREAKS) != name:
+        return False
+    if value.translate(None, _LINE_BREAKS) != value:
+        return False
+    squeezed = bytes(b | 0x20 for b in name if 0x41 <= (b & 0xDF) <= 0x5A)
+    return squeezed not in (b"contentlength", b"transferencoding") or name.lower() in _DROP_ALWAYS
 
 
 def request_head(
@@ -140,15 +196,19 @@ def request_head(
     *,
     drop_invalid: bool,
     also_drop: frozenset[bytes] = frozenset(),
+    sanitize: bool = False,
 ) -> bytes:
     """The head sent to the target: kept headers, then `extra` (our X-Forwarded-*, trace id,
-    framing lines, each ending CRLF), then the blank line."""
+    framing lines, each ending CRLF), then the blank line. With `sanitize` (a request that is
+    not Compliant), only `forwardable` fields are kept."""
     out = [request_line]
     for name, value in headers:
         lower = name.lower()
         if lower in _DROP_ALWAYS or lower in also_drop:
             continue
         if drop_invalid and _INVALID_NAME(name) is not None:
+            continue
+        if sanitize and not forwardable(name, value):
             continue
         out.append(b"%s: %s\r\n" % (name, value))
     out.append(extra)
@@ -163,7 +223,8 @@ def head_of_py(data: bytes) -> bytes | None:
 
 def forward_raw_py(chunk: bytes, forwarded: bytes, trace: bytes) -> bytes:
     """The head for the target when the client's can go as received: the head at the start of
-    `chunk`, then `forwarded` (X-Forwarded-* lines) and the trace id, and the blank line."""
+    `chunk` (all of it when it has no blank line), then `forwarded` (X-Forwarded-* lines) and
+    the trace id, and the blank line."""
     return b"%s\r\n%sX-Amzn-Trace-Id: %s\r\n\r\n" % (chunk.partition(b"\r\n\r\n")[0], forwarded, trace)
 
 
@@ -172,7 +233,13 @@ head_of: Final[Callable[[bytes], bytes | None]] = speedups.helper("head_of") or 
 forward_raw: Final[Callable[[bytes, bytes, bytes], bytes]] = speedups.helper("forward_raw") or forward_raw_py
 
 
-# `relayable` looks at a line's first letter (as a byte, lower-cased) before comparing names.
+# `relayable` (here and in lb/_speedups.c) looks at a line's first letter (as a byte,
+# lower-cased) before comparing names: only lines starting like a HOP_BY_HOP name can be one
+# (c with n fourth, k, p, t, u). Checked against HOP_BY_HOP here, so that the set stays the
+# one source: a name it gains that the filter would miss stops the import.
+_FILTER: Final = (frozenset(b"ckptu"), ord("n"))
+if any(n[0] not in _FILTER[0] or (n[0] == ord("c") and n[3] != _FILTER[1]) for n in HOP_BY_HOP):
+    raise RuntimeError("headers.HOP_BY_HOP has a name relayable's first-letter filter misses")
 _LOWER: Final = 0x20  # OR-ed into an ASCII letter: its lower case
 _C: Final = ord("c")
 _K: Final = ord("k")

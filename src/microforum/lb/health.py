@@ -8,7 +8,7 @@ answers with a status code, times out, or fails to connect / answers garbage), a
 outcome back with `record`. `deregister` and `expire` drive draining. Every call returns the
 transition it caused, if any, so the shell can notify the supervisor.
 
-States and reason codes are those of elbv2 DescribeTargetHealth (ALB_SPEC B.2). Transitions:
+States and reason codes are those of elbv2 DescribeTargetHealth (docs/alb.md §B). Transitions:
 
     state      event                                   next       reason
     ---------  --------------------------------------  ---------  ------------------------------
@@ -28,7 +28,7 @@ States and reason codes are those of elbv2 DescribeTargetHealth (ALB_SPEC B.2). 
 Failures: a status outside the matcher is Target.ResponseCodeMismatch ("Health checks failed
 with these codes: [503]"); no answer within the timeout is Target.Timeout ("Request timed
 out"); refused/reset/malformed is Target.FailedHealthChecks ("Health checks failed")
-(https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html).
+(docs/alb.md §B).
 
 "After your target is registered, it must pass one health check to be considered healthy";
 ⚠ the docs do not say how many failures make an `initial` target unhealthy: we use
@@ -40,7 +40,7 @@ target is `initial` it is checked every `initial_interval` (0.2 s by default) in
 not make a slowly booting target unhealthy sooner than ALB would, an `initial` target turns
 unhealthy only once unhealthy_threshold x interval seconds have passed since registration with
 failing checks (the time ALB would have needed). Outside `initial`, checks run every `interval`
-and the schedule does not drift with response time (ALB_SPEC B.1).
+and the schedule does not drift with response time (docs/alb.md §B).
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ from microforum.lb.compiled import (
 # interpreted: it runs a few times a second, not per request.
 HOT_MODULES = (
     "accesslog", "desync", "exchange", "groups", "headers", "metrics", "pool", "proxy",
-    "responses", "routing", "rules", "targets",
+    "reader", "responses", "routing", "rules", "targets",
 )  # fmt: skip
 SPEEDUPS = "_speedups.c"  # per-request helpers written in C (used when built; see the file)
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.so", "*.pyc")

@@ -1,7 +1,7 @@
 """Connections to one target: keep-alive reuse, one request at a time per connection.
 
 ALB multiplexes client requests over back-end keep-alive connections, never pipelines to a
-target and opens connections on demand (ALB_SPEC D.6). A `TargetPool` holds the idle ones; a
+target and opens connections on demand (docs/alb.md §D.6). A `TargetPool` holds the idle ones; a
 `BackendConnection` parses one response at a time with httptools and hands the events to the
 exchange it is bound to (exchange.py).
 """
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from microforum.lb.exchange import Exchange
 
 CONNECT_TIMEOUT: Final = 10.0  # seconds; ALB gives 504 when a target cannot be reached in 10 s (C)
-MAX_RESPONSE_HEAD: Final = 32 * 1024  # a larger response head is a 502 (ALB_SPEC D.5)
+MAX_RESPONSE_HEAD: Final = 32 * 1024  # a larger response head is a 502 (docs/alb.md §D.5)
 
 
 def no_delay(transport: asyncio.BaseTransport) -> None:

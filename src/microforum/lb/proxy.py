@@ -1,10 +1,11 @@
-"""One asyncio protocol per client connection: parse requests with httptools, hand each to an
-`Exchange`, keep them in order (pipelining), apply ALB's size limits, timeouts and flow control.
+"""One asyncio protocol per client connection: read requests (reader.py), hand each to an
+`Exchange`, keep them in order (pipelining), apply ALB's timeouts and flow control.
 
 Per connection, requests are answered strictly in order. A request arriving while another is
 in flight waits in `queue` and reading pauses until the queue drains, so a pipelining client
-cannot make us buffer without bound. Data reaches a target only after the parser accepted the
-bytes that carried it (see `data_received`): malformed HTTP never reaches a target.
+cannot make us buffer without bound. Every byte a target receives belongs to a request the
+reader delimited and the exchange classified and routed: the head is rebuilt or forwarded as
+read, the body as the reader framed it.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-import httptools
-
-from microforum.lb import desync, responses
-from microforum.lb.accesslog import LineCache
+from microforum.lb import headers as hdr
+from microforum.lb import responses
+from microforum.lb.accesslog import LineCache, LogRecord
 from microforum.lb.exchange import Exchange
-from microforum.lb.headers import MAX_HEAD, MAX_HEADER, MAX_REQUEST_LINE, TraceIds
+from microforum.lb.headers import TraceIds
 from microforum.lb.pool import no_delay, unconnected
+from microforum.lb.reader import LAST, NEXT, STOP, ReadError, RequestHead, RequestReader
 from microforum.spec.model import Forward
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     Decision = tuple[str, Action, GroupState | None]
 
 MAX_PENDING_BODY: Final = 1024 * 1024  # buffered while the target connection opens; then we pause
+_SLASH: Final = 47
 URL_CACHE_SIZE: Final = 4096  # decisions remembered per request target on a path-only listener
 
 _conn_ids = itertools.count(1)
@@ -100,10 +102,9 @@ class ClientConnection(asyncio.Protocol):
     """A client's connection to the listener."""
 
     __slots__ = (
-        "batching", "begin_chunk", "chunk", "closing", "conn_id", "conn_trace", "ctx",
-        "current", "feed", "forwarded", "fresh", "head_bytes", "headers", "host_sent",
-        "host_text", "in_head", "last_tick", "log_host", "log_lines", "log_origin", "parser",
-        "pauses", "peer", "peer_ip", "peer_port", "queue", "send", "transport", "url", "wbuf",
+        "batching", "closing", "conn_id", "conn_trace", "ctx", "current", "feed", "forwarded",
+        "host_sent", "host_text", "last_tick", "log_host", "log_lines", "log_origin", "log_record",
+        "pauses", "peer", "peer_ip", "peer_port", "queue", "reader", "send", "transport", "wbuf",
         "wfirst",
     )  # fmt: skip
 
@@ -112,11 +113,8 @@ class ClientConnection(asyncio.Protocol):
         self.ctx = ctx
         self.transport: asyncio.Transport | None = None
         self.send: Callable[[bytes], None] = unconnected  # transport.write, bound once
-        self.parser = httptools.HttpRequestParser(self)
-        # Let Content-Length + Transfer-Encoding through to the desync classifier
-        # (BothTeClPresent is Ambiguous, not a parse error, in ALB's model).
-        self.parser.set_dangerous_leniencies(lenient_chunked_length=True)
-        self.feed: Callable[[bytes], None] = self.parser.feed_data  # bound once: cheaper calls
+        self.reader = RequestReader(self)
+        self.feed: Callable[[bytes], None] = self.reader.feed  # bound once: cheaper calls
         self.peer_ip, self.peer_port = "-", 0
         self.peer = "-"
         # The X-Forwarded-For/-Proto/-Port lines for a request that brings no X-Forwarded-For
@@ -131,19 +129,13 @@ class ClientConnection(asyncio.Protocol):
         self.log_host, self.log_origin = "", b"http://-:0"  # the last Host logged, as logged
         self.host_sent, self.host_text = b"", ""  # the last Host received, and as text
         self.log_lines = LineCache()
+        self.log_record = LogRecord()  # each request's fields, for log_lines
         self.conn_id = next(_conn_ids)
         self.batching = False
         self.wfirst = b""  # the first piece of a batch (see `write`), then the others
         self.wbuf: list[bytes] = []
-        # Per-request (parsing) state
-        self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.head_bytes = 0
-        self.in_head = False
+        # The request being read (its head read, its body maybe not yet)
         self.current: Exchange | None = None
-        self.chunk = b""  # the bytes being parsed, and whether a message may start at offset 0
-        self.fresh = False
-        self.begin_chunk: bytes | None = None
 
     def __repr__(self) -> str:
         return f"<ClientConnection #{self.conn_id} {self.peer_ip}:{self.peer_port} queue={len(self.queue)}>"
@@ -172,35 +164,28 @@ class ClientConnection(asyncio.Protocol):
             self.end_batch()
 
     def _feed(self, data: bytes) -> None:
-        self.chunk, self.fresh = data, True
         try:
             self.feed(data)
-        except httptools.HttpParserUpgrade:
-            self.closing_after_current()  # Upgrade (WebSocket) is not proxied: answer, then close
-        except httptools.HttpParserError as exc:
-            cause = exc.__context__
-            if isinstance(cause, _Oversized):
-                self.fail(400, cause.args[0])
-            elif isinstance(exc, httptools.HttpParserCallbackError) and cause is not None:
-                log.error("load balancer bug while handling a request", exc_info=cause)
-                self.fail(500, "InternalError")
-            else:
-                self.fail(400, "", parse_error=str(exc))
+        except ReadError as exc:
+            self.fail(exc.status, exc.error_reason)
             return
-        if self.in_head:  # a head still incomplete: bound what the parser may be holding
-            self.head_bytes += len(data)
-            if self.head_bytes > MAX_HEAD + MAX_REQUEST_LINE:
-                self.fail(400, "RequestHeaderTooLarge")
-                return
+        except Exception as exc:  # a bug of ours: the client gets 500, the log the traceback
+            log.error("load balancer bug while handling a request", exc_info=exc)
+            self.fail(500, "InternalError")
+            return
         if self.queue:
             self.queue[0].flush()
 
     def eof_received(self) -> bool | None:
-        # A half-close: finish the answers in flight, then close (HTTP/1.1 has no half-close use).
-        if not self.queue:
-            return None
-        self.closing_after_current()
-        return True
+        # The client closed its side (ALB treats it as gone, docs/alb.md "Clients that close"):
+        # a request whose body stops short is a 400, and the answers still awaited end as
+        # 460 when asyncio closes the transport (connection_lost).
+        current = self.current
+        if current is not None and not current.req_done:
+            self.current = None
+            self.reader.stop()
+            current.client_closed_midway()
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
@@ -219,54 +204,46 @@ class ClientConnection(asyncio.Protocol):
         if self.queue:
             self.queue[0].resume_backend()
 
-    # Parser callbacks
+    # Reader callbacks
 
-    def on_message_begin(self) -> None:
-        self.url = b""
-        self.headers = []
-        self.in_head = True
-        self.begin_chunk = self.chunk if self.fresh else None
-
-    def on_url(self, url: bytes) -> None:
-        # (compiled, `+=` copies even onto b"": the URL usually comes in one piece)
-        self.url = self.url + url if self.url else url
-        if len(self.url) > MAX_REQUEST_LINE:
-            raise _Oversized("RequestLineTooLarge")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if len(name) + len(value) > MAX_HEADER:
-            raise _Oversized("RequestHeaderTooLarge")
-        self.headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
+    def on_head(self, head: RequestHead) -> int:
+        """A request head was read: classify, route and start it (or queue it behind the
+        one in flight). What to read next (reader.NEXT, LAST or STOP)."""
         if self.closing:
-            return
-        self.in_head = False
-        self.head_bytes = 0
-        parser = self.parser
-        method, url, chunk = parser.get_method(), self.url, self.chunk
-        # The version from the request line when it starts this read, as it nearly always does
-        # (the parser's getter formats a new string each time).
-        at = len(method) + 1 + len(url)  # (a slice compared: `startswith` at an offset costs more)
-        if self.begin_chunk is chunk and chunk[at : at + 11] == b" HTTP/1.1\r\n":
-            version = "1.1"
-        else:
-            version = parser.get_http_version()
-        exchange = Exchange(self, method, url, version, self.headers, parser.should_keep_alive())
+            return STOP
+        url = head.target
+        if not url or url[0] != _SLASH:
+            url = self._origin_form(head)
+        exchange = Exchange(self, head.method, url, head.version_text, head.headers, head.keep_alive)
         self.current = exchange
         self.queue.append(exchange)
-        exchange.route()
+        exchange.route(head)
         if len(self.queue) == 1:
             exchange.start()
         else:  # pipelined behind a request still in flight: stop reading until it is done
             self.pause_reading("pipeline")
+        if not exchange.close_client:
+            return NEXT
+        return LAST if exchange.local is None else STOP
+
+    def _origin_form(self, head: RequestHead) -> bytes:
+        """An absolute-form target (`GET http://host/path`) as the path that rules match and
+        the target receives, with the Host header taken from it (docs/alb.md, "Request
+        target"); an empty one as `/`; any other target as it is."""
+        split = hdr.origin_form(head.target)
+        if split is None:
+            return head.target or b"/"
+        path, authority = split
+        if authority:
+            head.headers = hdr.with_host(head.headers, authority)
+        head.plain = False  # the head is rebuilt, never forwarded as received
+        return path
 
     def on_body(self, body: bytes) -> None:
         if self.current is not None:
             self.current.request_body(body)
 
-    def on_message_complete(self) -> None:
-        self.fresh = False  # a request starting later in this chunk does not start at its head
+    def on_complete(self) -> None:
         exchange, self.current = self.current, None
         if exchange is not None:
             exchange.request_complete()
@@ -323,18 +300,20 @@ class ClientConnection(asyncio.Protocol):
         else:
             self.close()
 
-    def fail(self, status: int, error_reason: str, parse_error: str = "") -> None:
-        """Answer a request the parser refused with `status`, then close; nothing is forwarded."""
-        classification = desync.classify_parse_error(parse_error) if parse_error else ("-", "-")
+    def fail(self, status: int, error_reason: str) -> None:
+        """Answer a request the reader refused with `status`, then close; nothing more of it
+        is forwarded."""
+        classification = ("-", "-")
         bad = self.current
         self.current = None
+        self.reader.stop()
         if bad is not None and bad.dispatched:  # refused mid-body: the target must not reuse it
             bad.abort_midway(status, classification)
         else:
             if bad is not None:
                 self.queue.remove(bad)
                 bad.abandon()
-            error = Exchange.refused(self, self.url, self.headers, status, error_reason, classification)
+            error = Exchange.refused(self, b"", [], status, error_reason, classification)
             self.queue.append(error)
             if len(self.queue) == 1:
                 error.start()
@@ -368,14 +347,10 @@ class ClientConnection(asyncio.Protocol):
         if self.queue:
             self.queue[0].sweep(idle_ticks)
         elif self.ctx.tick - self.last_tick >= idle_ticks:
-            if self.in_head or self.current is not None:  # a request began and stalled: 408
+            if self.reader.buffer or self.current is not None:  # a request began and stalled: 408
                 self.fail(408, "")
             else:
                 self.close()
-
-
-class _Oversized(Exception):
-    """A request line or header beyond ALB's limits."""
 
 
 def protocol_factory(ctx: ProxyContext) -> Any:

@@ -1,7 +1,7 @@
 """Responses the load balancer writes itself: ALB's error pages, fixed responses, redirects.
 
 ⚠ ALB's error bodies are not documented; these reproduce what ALB is observed to send: a small
-HTML page and `Server: awselb/2.0` (ALB_SPEC C notes).
+HTML page and `Server: awselb/2.0` (docs/alb.md §C notes).
 """
 
 from __future__ import annotations

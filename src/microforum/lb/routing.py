@@ -1,8 +1,10 @@
 """Deciding what happens to a request (the first half of an `Exchange`). Called once per
-request from `Exchange.route`, it reads the head once and sets the exchange's decision:
+request from `Exchange.route`, in four stages: `scan` reads each field once; `_judge`
+applies ALB's limits and the desync verdict and answers what ALB answers itself; the listener
+rule is matched; its action is prepared:
 
 - desync classification and the mode's verdict (desync.py), ALB's limits (head size, 30 XFF
-  addresses -> 463, TRACE -> 405, HTTP/1.1 without Host -> 400);
+  addresses -> 463, TRACE and CONNECT -> 405, HTTP/2 -> 505, HTTP/1.1 without Host -> 400);
 - the listener rule (rules.py), then the action: a fixed response, a redirect, or a forward to
   a target group (weighted, sticky) and a target (targets.py via groups.py), 503 when none;
 - the bytes for the target: the client's head as received plus X-Forwarded-For/-Proto/-Port and
@@ -25,6 +27,7 @@ from microforum.spec.model import FixedResponse, Forward, Redirect
 if TYPE_CHECKING:
     from microforum.lb.exchange import Exchange
     from microforum.lb.groups import GroupState
+    from microforum.lb.reader import RequestHead
 
 # What `route` does with a request header, by lower-case name; absent: passed on untouched.
 # (Final ints: compiled, each comparison is a C constant, not a module lookup.)
@@ -40,11 +43,10 @@ _TE: Final = 8
 _REWRITE: Final = 9
 _PLAIN: Final = 10  # passed on untouched, and made of [-A-Za-z0-9] only
 _KIND: Final = {
+    **dict.fromkeys(hdr.HOP_BY_HOP, _REWRITE),  # (the hop-by-hop names: headers.HOP_BY_HOP)
     b"host": _HOST, b"x-forwarded-for": _XFF, b"x-amzn-trace-id": _TRACE, b"user-agent": _UA,
     b"connection": _CONN, b"expect": _EXPECT, b"cookie": _COOKIE, b"content-length": _CL,
-    b"transfer-encoding": _TE, b"keep-alive": _REWRITE, b"proxy-connection": _REWRITE,
-    b"te": _REWRITE, b"trailer": _REWRITE, b"upgrade": _REWRITE, b"x-forwarded-proto": _REWRITE,
-    b"x-forwarded-port": _REWRITE,
+    b"transfer-encoding": _TE, b"x-forwarded-proto": _REWRITE, b"x-forwarded-port": _REWRITE,
     # Names known to be made of [-A-Za-z0-9] only (spares the check for the usual headers).
     b"accept": _PLAIN, b"accept-encoding": _PLAIN, b"accept-language": _PLAIN,
     b"authorization": _PLAIN, b"cache-control": _PLAIN, b"content-type": _PLAIN,
@@ -59,119 +61,53 @@ _KIND_AS_SENT: Final = {
     b"DNT": _PLAIN, b"TE": _REWRITE,
 }  # fmt: skip
 _INVALID_NAME: Final = re.compile(rb"[^-A-Za-z0-9]").search
+_METHODS: Final = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH"})
+_SPACE: Final = 32
 
 
-def route(ex: Exchange) -> None:
-    """Classify, check limits, match a rule and prepare the response or the forward."""
+class Facts:
+    """What `scan` found in a request's fields, for the stages after it."""
+
+    __slots__ = ("check_all", "connection", "cookie", "expect", "host", "length", "raw", "size",
+                 "trace_in", "xff", "xff_in")  # fmt: skip
+
+    def __init__(self, raw: bool, check_all: bool, size: int) -> None:
+        self.raw, self.check_all, self.size = raw, check_all, size
+        self.host: bytes | None = None
+        self.xff_in: bytes | None = None
+        self.trace_in: bytes | None = None
+        self.cookie: bytes | None = None
+        self.length: bytes | None = None
+        self.connection: list[bytes] | None = None
+        self.expect = False
+        self.xff = ""
+
+
+def route(ex: Exchange, head: RequestHead) -> None:
+    """Classify, check limits, match a rule and prepare the response or the forward, in the
+    four stages the module docstring names: scan the fields, judge (limits, desync), match
+    a rule, act on it."""
+    facts = scan(ex, head)
+    if _judge(ex, head, facts):
+        return  # answered by the load balancer itself
     ctx = ex.client.ctx
-    url = ex.url
-    host = xff_in = trace_in = cookie = length = None
-    connection: list[bytes] | None = None
-    expect = chunked = check_all = False
-    # The client's head can be forwarded as received (plus our headers) when nothing in it
-    # must be removed or rewritten; `raw` tracks that while we look at each header once.
-    client = ex.client
-    raw = ex.version == "1.1" and client.begin_chunk is client.chunk  # the head starts the read
-    # Non-ASCII bytes anywhere in the read (rare) make the URL and every value checked one by one.
-    each_ascii = not raw or not client.chunk.isascii()
-    size = len(url) + len(ex.method) + 13
-    for name, value in ex.headers:
-        size += len(name) + len(value) + 4
-        if each_ascii and not value.isascii():
-            check_all = True
-        kind = _KIND_AS_SENT.get(name)
-        if kind is None:
-            kind = _KIND.get(name.lower())
-            if kind is None:
-                if _INVALID_NAME(name) is not None:
-                    check_all = True  # for the classifier (e.g. Content_Length) and dropping
-                    raw = False
-                continue
-        if kind == _PLAIN:
-            continue
-        if kind == _HOST:
-            if host is None:
-                host = value
-        elif kind == _UA:
-            ex.user_agent = value
-        elif kind == _CL:
-            length = value if length is None else length
-            check_all = True
-        elif kind == _TE:
-            chunked = check_all = True
-            raw = False
-        elif kind == _XFF:
-            xff_in = value if xff_in is None else xff_in + b", " + value
-            raw = False
-        elif kind == _TRACE:
-            trace_in = trace_in or value
-            raw = False
-        elif kind == _CONN:
-            connection = [*(connection or []), value]
-            raw = False
-        elif kind == _EXPECT:
-            expect = value.strip().lower() == b"100-continue"
-            raw = False
-        elif kind == _COOKIE:
-            cookie = value if cookie is None else cookie + b"; " + value
-        else:  # other hop-by-hop headers and X-Forwarded-Proto/-Port: rewritten
-            raw = False
-    ex.received = size
-    if size > hdr.MAX_HEAD:
-        ex.close_client = True
-        ex.error_reason = "RequestHeaderTooLarge"
-        ex._error(400)
-        return
-    if host is None:
-        ex.host = ""
-    elif host == client.host_sent:  # as a rule, one Host per connection: decoded once
-        ex.host = client.host_text
-    else:
-        client.host_sent, client.host_text = host, host.decode("latin-1")
-        ex.host = client.host_text
-    if check_all or (each_ascii and not url.isascii()) or ex.version not in ("1.1", "1.0"):
-        ex.classification, ex.class_reason = desync.classify(ex.method, url, ex.version, ex.headers)
-    # else: llhttp (strict) already refused CTLs, bad versions and bad names: Compliant.
-    # Compliant requests are allowed in every mode: only the others need the mode's table.
-    decision = desync.ALLOW
-    if ex.classification != desync.COMPLIANT:
-        decision = desync.decide(ctx.mode, ex.classification)
-    if decision == desync.BLOCK:
-        ex.close_client = True
-        ex._error(400)
-        return
-    if decision == desync.ALLOW_THEN_CLOSE:  # defensive Ambiguous: forward, close both after
-        ex.close_client = ex.close_backend = True
-        raw = False
-    if ex.method == b"TRACE":
-        ex._error(405)
-        return
-    if host is None and ex.version == "1.1":  # RFC 9112 §3.2: Host is required
-        ex._error(400)
-        return
-    if xff_in is None:
-        xff = ex.client.peer_ip
-    else:
-        xff, count = hdr.forwarded_for([xff_in], ex.client.peer_ip)
-        if count > hdr.MAX_XFF_ADDRESSES:
-            ex._error(463)
-            return
     router = ctx.router
     view: RequestView | None = None
     group: GroupState | None = None
     if router.path_only:
-        ex.priority, action, group = ctx.decide(url)
+        ex.priority, action, group = ctx.decide(ex.url)
     else:
         view = _view(ex)
         priority, action = router.match(view)
         ex.priority = str(priority)
     if isinstance(action, Forward):
-        framing = (b"Transfer-Encoding: chunked\r\n" if chunked
-                   else b"Content-Length: %s\r\n" % length.strip() if length is not None
+        # The framing the reader read the body by (reader.frame), never the client's fields.
+        framing = (b"Transfer-Encoding: chunked\r\n" if head.chunked
+                   else b"Content-Length: %d\r\n" % head.length if facts.length is not None and head.framed
                    else b"")  # fmt: skip
-        ex.req_chunked = chunked
-        ex.expect_continue = expect and ex.version == "1.1"
-        _prepare_forward(ex, action, group, xff, trace_in, cookie, connection, framing, raw, size)
+        ex.req_chunked = head.chunked
+        ex.expect_continue = facts.expect and ex.version == "1.1"
+        _prepare_forward(ex, action, group, facts, framing, head.raw if facts.raw else None)
     elif isinstance(action, FixedResponse):
         ex.action_name = "fixed-response"
         data = responses.fixed(action, ctx.date(), close=ex.close_client, head_only=ex.is_head)
@@ -183,6 +119,128 @@ def route(ex: Exchange) -> None:
         data = responses.redirect(status, ex.redirect_url, ctx.date(), close=ex.close_client,
                                   head_only=ex.is_head)  # fmt: skip
         ex._local(data, status)
+
+
+def scan(ex: Exchange, head: RequestHead) -> Facts:
+    """Look at each field once: the ones the load balancer uses or rewrites, whether the head
+    can be forwarded as read (`raw`), whether it needs the full desync classification."""
+    # Anything but a plain head (visible ASCII, CRLFs, HTTP/1.x, a known method, no space in
+    # the target) gets the full classification.
+    check_all = (not head.plain or (head.version != b"HTTP/1.1" and head.version != b"HTTP/1.0")
+                 or ex.method not in _METHODS or _SPACE in head.target)  # fmt: skip
+    facts = Facts(head.plain and ex.version == "1.1", check_all, len(ex.url) + len(ex.method) + 13)
+    size = facts.size
+    for name, value in ex.headers:
+        size += len(name) + len(value) + 4
+        kind = _KIND_AS_SENT.get(name)
+        if kind is None:
+            lower = name.lower()
+            kind = _KIND.get(lower)
+            if kind is None:
+                if _INVALID_NAME(name) is not None:
+                    facts.check_all = True  # for the classifier (e.g. Content_Length), dropping
+                    facts.raw = False
+                elif len(name) >= 14 and (b"ength" in lower or b"ncod" in lower):
+                    facts.check_all = True  # maybe a look-alike (Transfer---Encoding)
+                continue
+        if kind == _HOST:  # (the one field nearly every request has: no call for it)
+            if facts.host is None:
+                facts.host = value
+        elif kind != _PLAIN:
+            _note(ex, facts, kind, value)
+    facts.size = size
+    return facts
+
+
+def _note(ex: Exchange, facts: Facts, kind: int, value: bytes) -> None:
+    """One field the load balancer uses or rewrites (Host aside: `scan` takes it)."""
+    if kind == _UA:
+        ex.user_agent = value
+        return
+    if kind == _COOKIE:
+        facts.cookie = value if facts.cookie is None else facts.cookie + b"; " + value
+        return
+    if kind == _CL:
+        facts.length = value if facts.length is None else facts.length
+        facts.check_all = True
+        return
+    facts.raw = False  # the rest are rewritten: the head is rebuilt
+    if kind == _TE:
+        facts.check_all = True
+    elif kind == _XFF:
+        facts.xff_in = value if facts.xff_in is None else facts.xff_in + b", " + value
+    elif kind == _TRACE:
+        facts.trace_in = facts.trace_in or value
+    elif kind == _CONN:
+        facts.connection = [*(facts.connection or []), value]
+    elif kind == _EXPECT:
+        facts.expect = value.strip().lower() == b"100-continue"
+
+
+def _judge(ex: Exchange, head: RequestHead, facts: Facts) -> bool:
+    """ALB's limits, the desync verdict and the requests ALB answers itself; True when the
+    load balancer answered (`ex` holds the answer)."""
+    client = ex.client
+    ctx = client.ctx
+    ex.received = facts.size
+    if facts.size > hdr.MAX_HEAD:
+        ex.close_client = True
+        ex.error_reason = "RequestHeaderTooLarge"
+        ex._error(400)
+        return True
+    _take_host(ex, facts)
+    if facts.check_all:
+        ex.classification, ex.class_reason = desync.classify(head)
+        facts.raw = facts.raw and ex.classification == desync.COMPLIANT
+    # else: a plain head with usual names and no framing field: Compliant, allowed in any mode.
+    if ex.classification != desync.COMPLIANT:
+        decision = desync.decide(ctx.mode, ex.classification)
+        if decision == desync.BLOCK:
+            ex.close_client = True
+            ex._error(400)
+            return True
+        if decision == desync.ALLOW_THEN_CLOSE:  # defensive Ambiguous: forward, close both after
+            ex.close_client = ex.close_backend = True
+            facts.raw = False
+    status = _refused_status(ex, head, facts)
+    if status:
+        ex._error(status)
+        return True
+    return False
+
+
+def _take_host(ex: Exchange, facts: Facts) -> None:
+    client = ex.client
+    host = facts.host
+    if host is None and ex.version != "1.1":  # ALB names itself in a Host it adds (HTTP/1.0)
+        host = facts.host = b"localhost:%d" % client.ctx.port
+        ex.headers = [*ex.headers, (b"Host", host)]
+        facts.raw = False
+    if host is None:
+        ex.host = ""
+    elif host == client.host_sent:  # as a rule, one Host per connection: decoded once
+        ex.host = client.host_text
+    else:
+        client.host_sent, client.host_text = host, host.decode("latin-1")
+        ex.host = client.host_text
+
+
+def _refused_status(ex: Exchange, head: RequestHead, facts: Facts) -> int:
+    """The status ALB answers a request with itself (docs/alb.md §C), or 0; sets `facts.xff`."""
+    if ex.method == b"TRACE" or ex.method == b"CONNECT":
+        return 405
+    if head.version >= b"HTTP/2":  # "an HTTP/2 request on an HTTP/1 connection"
+        ex.close_client = True
+        return 505
+    if facts.host is None and ex.version == "1.1":  # RFC 9112 §3.2: Host is required
+        return 400
+    if facts.xff_in is None:
+        facts.xff = ex.client.peer_ip
+    else:
+        facts.xff, count = hdr.forwarded_for([facts.xff_in], ex.client.peer_ip)
+        if count > hdr.MAX_XFF_ADDRESSES:
+            return 463
+    return 0
 
 
 def _view(ex: Exchange) -> RequestView:
@@ -211,10 +269,8 @@ def _forward_group(ex: Exchange, action: Forward, cookie: bytes | None) -> Group
     return ctx.groups[name]
 
 
-def _prepare_forward(ex: Exchange, action: Forward, group: GroupState | None, xff: str,
-                     trace_in: bytes | None, cookie: bytes | None,
-                     connection: list[bytes] | None, framing: bytes, raw: bool,
-                     size: int) -> None:  # fmt: skip
+def _prepare_forward(ex: Exchange, action: Forward, group: GroupState | None, facts: Facts,
+                     framing: bytes, raw: bytes | None) -> None:  # fmt: skip
     """Pick the target and prepare the head for it; `group` is the target group when the
     decision already knows it (a forward to one group, on a path-only listener)."""
     ctx = ex.client.ctx
@@ -224,7 +280,7 @@ def _prepare_forward(ex: Exchange, action: Forward, group: GroupState | None, xf
         # identity: spec objects are frozen, and reading their fields costs more than this.
         group = ctx.single_forwards.get(id(action))
     if group is None:
-        group = _forward_group(ex, action, cookie)
+        group = _forward_group(ex, action, facts.cookie)
     ex.group = group
     picked = group.pick()
     if picked is None:  # "The target groups for the load balancer have no registered targets."
@@ -232,18 +288,20 @@ def _prepare_forward(ex: Exchange, action: Forward, group: GroupState | None, xf
         return
     ex.slot, ex.pool = picked
     ex.slot.outstanding += 1
-    if trace_in is None:
+    if facts.trace_in is None:
         ex.trace = trace = ctx.trace_ids.root(int(ex.created))
     else:
         new_id = ctx.trace_ids.new(int(ex.created)).decode()
-        ex.trace = trace = hdr.trace_id(trace_in.decode("latin-1"), new_id, size).encode("latin-1")
-    if raw:  # forward the client's head bytes as they came (no X-Forwarded-For), ours appended
-        ex.out.append(hdr.forward_raw(ex.client.chunk, ex.client.forwarded, trace))
+        incoming = facts.trace_in.decode("latin-1")
+        ex.trace = trace = hdr.trace_id(incoming, new_id, facts.size).encode("latin-1")
+    if raw is not None:  # the client's head as read (no X-Forwarded-For), ours appended
+        ex.out.append(hdr.forward_raw(raw, ex.client.forwarded, trace))
         return
     extra = b"X-Forwarded-For: %s\r\n%sX-Amzn-Trace-Id: %s\r\n%s\r\n" % (
-        xff.encode("latin-1"), ctx.forwarded_static, trace, framing,
+        facts.xff.encode("latin-1"), ctx.forwarded_static, trace, framing,
     )  # fmt: skip
-    drop = hdr.connection_tokens(connection) if connection else frozenset()
-    line = b"%s %s HTTP/1.1\r\n" % (ex.method, ex.url)
+    drop = hdr.connection_tokens(facts.connection) if facts.connection else frozenset()
+    line = hdr.request_line(ex.method, ex.url)
+    sanitize = ex.classification != desync.COMPLIANT
     ex.out.append(hdr.request_head(line, ex.headers, extra, drop_invalid=ctx.drop_invalid,
-                                     also_drop=drop))  # fmt: skip
+                                   also_drop=drop, sanitize=sanitize))  # fmt: skip

@@ -1,7 +1,6 @@
 """Listener rules compiled into matchers: `Router.match(request) -> (priority, action)`. Pure.
 
-ALB semantics reproduced (ALB_SPEC A.1-A.3, https://docs.aws.amazon.com/elasticloadbalancing/
-latest/application/rule-condition-types.html):
+ALB semantics reproduced (docs/alb.md §A, with their sources):
 - rules are tried by priority, lowest first; the first whose conditions *all* match wins (AND);
   a condition matches when *any* of its values does (OR); no match runs the default action,
   reported as priority 0 (the access log's `matched_rule_priority`);
@@ -216,7 +215,7 @@ def redirect_location(redirect: Redirect, request: RequestView) -> str:
     """The Location of a redirect action, with ALB's `#{...}` placeholders filled in.
 
     `#{path}` is the request path without its leading "/" (write `/#{path}`); components left
-    at their placeholder keep the request's value (ALB_SPEC A.3).
+    at their placeholder keep the request's value (docs/alb.md §A).
     """
     host = host_without_port(request.host)
     values = {

@@ -1,11 +1,10 @@
 """Targets and target selection: pure functions over a target group's current table.
 
-ALB facts reproduced (ALB_SPEC A.3, A.4, B.5):
+ALB facts reproduced (docs/alb.md §A, A.4, B.5):
 - a target group routes only to healthy targets, with its algorithm (`round_robin` or
   `least_outstanding_requests`);
 - when no target is healthy the group *fails open*: every registered, non-draining target is
-  used with the same algorithm (https://docs.aws.amazon.com/elasticloadbalancing/latest/
-  application/target-group-health-checks.html);
+  used with the same algorithm (docs/alb.md §B);
 - draining targets never get new requests; no target at all gives the caller a 503;
 - a forward to several target groups picks one in proportion to the weights; with target-group
   stickiness the choice is remembered in the `AWSALBTG` cookie.
@@ -123,7 +122,7 @@ def sticky_group(cookie_header: str | None, groups: Sequence[WeightedTargetGroup
     """The target group an AWSALBTG cookie names, if it is one of `groups` (else None).
 
     An undecodable or stale cookie is ignored: the caller picks by weight and resets the
-    cookie, as ALB does for a target-level cookie it cannot use (ALB_SPEC B.6).
+    cookie, as ALB does for a target-level cookie it cannot use (docs/alb.md §B).
     """
     if not cookie_header:
         return None
@@ -141,7 +140,7 @@ def sticky_group(cookie_header: str | None, groups: Sequence[WeightedTargetGroup
 
 
 def sticky_set_cookies(target_group: str, duration: int, expires_http_date: str) -> list[str]:
-    """Set-Cookie values for TG stickiness: AWSALBTG and its CORS twin (ALB_SPEC A.3).
+    """Set-Cookie values for TG stickiness: AWSALBTG and its CORS twin (docs/alb.md §A).
 
     ALB uses `Expires`, not `Max-Age`; `duration` is kept for callers that compute the date.
     """

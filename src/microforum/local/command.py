@@ -1,8 +1,8 @@
-"""Sub-commands of the local stack: `up`, `status`, `restart`.
+"""Sub-commands of the local stack: `up`, `status`, `restart`, `down`.
 
 `up` runs the stack in the foreground (local/stack.py); `status` and `restart` talk to it from
 another terminal through the control channel (local/control.py), found through the data
-directory of the same stack file.
+directory of the same stack file; `down` stops it and removes what it left (local/down.py).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from microforum.errors import UsageError
 from microforum.spec import defaults as d
 
 STACK_HELP = f"the stack file (default: {d.STACK_FILE})"
@@ -35,7 +36,19 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="run the services from their container images (built first; podman or docker)",
     )
+    up.add_argument(
+        "--base-image",
+        metavar="IMAGE",
+        help="with --containers: the Dockerfile's BASE_IMAGE (default: $MICROFORUM_BASE_IMAGE, else "
+        "python:3.12-slim; without Docker Hub: localhost/python-base:bookworm, see docs/containers.md)",
+    )
     up.set_defaults(func=_up)
+
+    down = subparsers.add_parser(
+        "down", help="stop the stack and remove its containers, whatever happened to its `up`"
+    )
+    down.add_argument("--stack", default=d.STACK_FILE, metavar="FILE", help=STACK_HELP)
+    down.set_defaults(func=_down)
 
     status = subparsers.add_parser("status", help="target health per target group of the running stack")
     status.add_argument("--stack", default=d.STACK_FILE, metavar="FILE", help=STACK_HELP)
@@ -78,10 +91,29 @@ def _up(args: argparse.Namespace) -> int:
     stack, path = _load(args.stack)
     if getattr(args, "containers", False):
         from microforum.images.runner import container_runner_factory
+        from microforum.local.stack import data_dir_of
 
-        return run_up(stack, path, args.port, runner_factory=container_runner_factory(stack),
-                      notice=notice.getvalue())  # fmt: skip
+        factory = container_runner_factory(stack, data_dir_of(stack, path), base_image=args.base_image)
+        return run_up(stack, path, args.port, runner_factory=factory, notice=notice.getvalue())
+    if args.base_image:
+        raise UsageError(
+            "--base-image is for --containers", hint="add --containers, or leave --base-image out"
+        )
     return run_up(stack, path, args.port, notice=notice.getvalue())
+
+
+def _down(args: argparse.Namespace) -> int:
+    from microforum.images.leftovers import installed_engines, remove_leftovers
+    from microforum.local.down import stop_running
+    from microforum.local.stack import data_dir_of
+
+    stack, path = _load(args.stack)
+    data_dir = data_dir_of(stack, path)
+    stopped = stop_running(data_dir, say=print)
+    removed = sum(remove_leftovers(engine, data_dir, print) for engine in installed_engines())
+    if not stopped and not removed:
+        print(f"nothing to do: no stack running from {data_dir}, and no container of it left")
+    return 0
 
 
 def _control(args: argparse.Namespace) -> Any:

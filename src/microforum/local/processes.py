@@ -273,6 +273,9 @@ class ProcessHandle:
     def recent_lines(self) -> list[str]:
         return list(self._recent)
 
+    def runner_failure(self) -> MicroforumError | None:
+        return None  # a process that exits is the service's own failure
+
     def _signal(self, signum: int) -> None:
         # The group id is the child's pid (own session); it outlives the leader while members
         # remain, which is exactly what we want to reach.

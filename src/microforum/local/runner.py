@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from microforum.errors import MicroforumError
 from microforum.spec.model import Service
 
 
@@ -59,6 +60,10 @@ class ReplicaHandle(Protocol):
 
     def recent_lines(self) -> list[str]:
         """The last lines the replica printed (oldest first), without prefixes or colours."""
+
+    def runner_failure(self) -> MicroforumError | None:
+        """Once exited: why the runner itself (a container engine), not the service, failed to
+        run it, or None. The supervisor stops the stack on such a failure instead of retrying."""
 
 
 class Runner(Protocol):

@@ -5,10 +5,11 @@ Order of start-up: the load balancer first (its port goes into every built-in re
 (`<data_dir>/control.json`), then the supervisor, which starts the replicas. The URL is
 printed once every target group has its desired healthy targets, with the time it took.
 
-Order of shutdown (Ctrl-C or SIGTERM): the load balancer stops accepting and lets in-flight
-requests finish, the supervisor drains every registered replica (deregistration waits for
-in-flight requests, ALB_SPEC B.3) and stops them, and control.json is removed. Whatever happens, every replica
-still alive at the end is killed with its process group: `up` leaves no process behind.
+Order of shutdown (Ctrl-C, SIGTERM, or SIGHUP: a closed terminal): the load balancer stops
+accepting and lets in-flight requests finish, the supervisor drains every registered replica
+(deregistration waits for in-flight requests, ALB_SPEC B.3) and stops them, and control.json is
+removed. Whatever happens, every replica still alive at the end is killed with its process
+group: `up` leaves no process behind.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from microforum.spec.model import Stack
 
 RunnerFactory = Callable[[LogStream], Runner]
 LB_LOGGER = "microforum"  # the load balancer logs to microforum.lb
+# Each drains and stops the stack; SIGHUP is what a closed terminal sends.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def data_dir_of(stack: Stack, stack_path: Path) -> Path:
@@ -107,7 +110,13 @@ async def _up(
     lb_messages = _route_messages(log)
     for line in notice.splitlines():
         log.line(SUPERVISOR, line.removeprefix("microforum: "))
-    runner = runner_factory(log)
+    try:  # a container runner builds its images here, once the port is ours
+        runner = runner_factory(log)
+    except BaseException:
+        await lb.close()
+        _unroute_messages(lb_messages)
+        log.close()
+        raise
     closed: list[bool] = []
 
     async def close_lb() -> None:  # once: at the start of a shutdown, or at the very end
@@ -123,18 +132,20 @@ async def _up(
     control.write_file(control_path(data_dir), url, console_url=console_url)
     supervisor.on_ready(lambda: _announce(log, stack, url, console_url, started))
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, supervisor.request_shutdown, f"{signum.name} received")
     try:
         await supervisor.run()
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
         await console.close()
         await _cleanup(supervisor, control, close_lb, runner, data_dir)
         _unroute_messages(lb_messages)
     log.line(SUPERVISOR, "stopped")
     log.close()
+    if supervisor.failure is not None:  # e.g. the container engine failed: one line, exit 1
+        raise supervisor.failure
     return 0
 
 

@@ -127,6 +127,7 @@ class Supervisor:
         self._ready_callbacks: list[Callable[[], None]] = []
         self._ready = False
         self._on_shutdown = on_shutdown
+        self.failure: MicroforumError | None = None  # the runner's own failure that stopped the stack
         lb.on_health_change(self._on_health_change)
 
     def __repr__(self) -> str:
@@ -305,6 +306,10 @@ class Supervisor:
         elif listening is False:  # somebody else listens on our port: ours cannot bind
             handle.kill()
         code = await waiter
+        failure = handle.runner_failure() if listening is not True else None
+        if failure is not None and self.failure is None:  # retrying would fail the same way
+            self.failure = failure
+            self.request_shutdown(failure.message)
         lines = tuple(handle.recent_lines())
         conflict = listening is not True and (listening is False or is_port_conflict(lines))
         self._queue.put_nowait(Exited(rid, code, lines, conflict))

@@ -35,7 +35,7 @@ from microforum.services.refs import DependencyUnavailable, References
 from microforum.services.routes import posts, root, threads, users
 from microforum.services.routes.common import Context
 from microforum.services.routing import Router
-from microforum.services.settings import DEPENDENCY_RETRY_AFTER, OWNED, Settings
+from microforum.services.settings import DEPENDENCY_RETRY_AFTER, OWNED, STORAGE_RETRY_AFTER, Settings
 from microforum.services.storage import Conflict, Database, StorageUnavailable, open_database
 
 Scope = dict[str, Any]
@@ -48,6 +48,7 @@ _RESOURCE_ROUTES = {"users": users.routes, "threads": threads.routes, "posts": p
 # Bound once: looked up per request.
 perf_counter, wall_time, getrandbits = time.perf_counter, time.time, random.getrandbits
 _write_log = ACCESS_LOG.write
+STORAGE_RETRY = [("retry-after", str(STORAGE_RETRY_AFTER))]  # RFC 9110 10.2.3
 
 
 def new_trace_id(now: float | None = None) -> str:
@@ -106,11 +107,19 @@ def _translate(exc: Exception) -> Response:
             headers=[("retry-after", str(DEPENDENCY_RETRY_AFTER))],
         )
     if isinstance(exc, Conflict):
+        if exc.cause:
+            _log_cause(409, exc.cause)
         return problem(409, str(exc))
     if isinstance(exc, StorageUnavailable):
-        return problem(503, f"database unavailable: {exc}; nothing was written")
+        _log_cause(503, exc)
+        return problem(503, exc.public_detail(), headers=STORAGE_RETRY)
     traceback.print_exception(exc, file=sys.stderr)
     return problem(500, "internal error; see the service's log")
+
+
+def _log_cause(status: int, cause: object) -> None:
+    # The cause may name hosts, ports, URLs, SQL: for the log only, never for the client.
+    print(f"microforum: answered {status}: {cause}", file=sys.stderr, flush=True)
 
 
 class App:

@@ -6,7 +6,7 @@ import argparse
 import os
 from typing import Any
 
-from microforum.services.settings import SERVICES, load_settings
+from microforum.services.settings import DEFAULT_HOST, SERVICES, load_settings
 
 
 def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -20,7 +20,7 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         "them.",
     )
     p.add_argument("service", metavar="NAME", help=f"one of: {', '.join(SERVICES)}")
-    p.add_argument("--host", help="listening address (env HOST; default 0.0.0.0)")
+    p.add_argument("--host", help=f"listening address (env HOST; default {DEFAULT_HOST})")
     p.add_argument("--port", type=int, help="listening port (env PORT; default 3000)")
     p.add_argument(
         "--database",

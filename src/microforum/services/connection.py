@@ -290,16 +290,23 @@ class Connection(asyncio.Protocol):
             self.server.busy += 1
             answering = self._answer(exchange)
             if exchange.method not in EAGER_METHODS:
-                self.task = asyncio.get_running_loop().create_task(self._finish(answering, None))
+                self.task = asyncio.get_running_loop().create_task(self._finish(answering))
                 return
             try:  # run it here until it first waits (a cached read never does)
                 awaited = answering.send(None)
             except StopIteration:
                 continue
-            self.task = asyncio.get_running_loop().create_task(self._finish(answering, awaited))
+            self.task = asyncio.get_running_loop().create_task(self._resume(answering, awaited))
 
-    async def _finish(self, answering: Coroutine[Any, Any, None], awaited: Any) -> None:
-        await (_resume(answering, awaited) if awaited is not None else answering)
+    async def _finish(self, answering: Coroutine[Any, Any, None]) -> None:
+        await answering
+        self.task = None
+        self._pump()
+
+    async def _resume(self, answering: Coroutine[Any, Any, None], awaited: Any) -> None:
+        # Not `await answering`: it is suspended inside its own await already (or at a bare
+        # `yield`, awaited None), which only `_resume` can take over.
+        await _resume(answering, awaited)
         self.task = None
         self._pump()
 
@@ -324,7 +331,7 @@ class Connection(asyncio.Protocol):
             self._send(exchange, response, trace)
         except Exception:  # a bug here: the client must not wait forever
             traceback.print_exc()
-            self.close()
+            self._answer_bug(exchange)
         finally:
             self.server.answered()
 
@@ -348,6 +355,17 @@ class Connection(asyncio.Protocol):
         self.last_used = self.server.now
         if len(self.queue) <= 1 and self.pauses:
             self.resume("pipeline")
+
+    def _answer_bug(self, exchange: Exchange) -> None:
+        """After a bug answering `exchange`: a 500 and close, or only close if it was answered."""
+        self.closing = True
+        try:
+            if self.queue and self.queue[0] is exchange:
+                exchange.keep_alive = False
+                self._send(exchange, problem(500, "internal error; see the service's log"), "")
+        except Exception:  # the bug is in sending itself: closing is all that is left
+            traceback.print_exc()
+        self.close()
 
     def _refuse(self, status: int, detail: str) -> None:
         """Answer a request the parser refused after those before it, then close.
@@ -439,6 +457,23 @@ class _Oversized(Exception):
 
 @types.coroutine
 def _resume(answering: Coroutine[Any, Any, None], awaited: Any) -> Generator[Any, Any, None]:
-    """Go on with `answering`, started outside any task and now waiting for `awaited`."""
-    yield awaited
-    yield from answering  # type: ignore[misc]
+    """Go on with `answering`, started outside any task and now waiting for `awaited`.
+
+    The task running this passes on what `awaited` gives, a value or an exception (a database
+    call that failed, a cancellation), to `answering` at the point where it waits, as `await`
+    would have, until `answering` returns. An exception must reach `answering`: raised here, it
+    would end the task and leave the request unanswered and counted busy.
+    """
+    while True:
+        try:
+            value = yield awaited
+        except BaseException as exc:
+            try:
+                awaited = answering.throw(exc)
+            except StopIteration:
+                return
+            continue
+        try:
+            awaited = answering.send(value)
+        except StopIteration:
+            return

@@ -190,7 +190,11 @@ def _too_large() -> HttpError:
 
 
 def decode_body(body: bytes, model: type[S]) -> S:
-    """Decode and validate `body`: malformed JSON → 400, a value against the rules → 422."""
+    """Decode and validate `body`: malformed JSON → 400, a value against the rules → 422.
+
+    Whatever the bytes, the answer is the decoded value or an HttpError 400/422 naming the
+    problem (a property-based test feeds it arbitrary bytes).
+    """
     try:
         return msgspec.json.decode(body, type=model)
     except msgspec.ValidationError as exc:
@@ -201,3 +205,15 @@ def decode_body(body: bytes, model: type[S]) -> S:
         raise HttpError(422, detail, field=name or None) from None
     except msgspec.DecodeError as exc:
         raise HttpError(400, f"request body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:  # msgspec checks UTF-8 only inside strings, and says it so
+        raise HttpError(400, f"request body is not valid UTF-8: {_first_bad_byte(body)}") from None
+    except RecursionError:
+        raise HttpError(400, "request body is not valid JSON: nested too deeply") from None
+
+
+def _first_bad_byte(body: bytes) -> str:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"byte 0x{body[exc.start]:02x} at offset {exc.start} ({exc.reason})"
+    return "an invalid sequence"

@@ -14,7 +14,6 @@ keep-alive is told `connection: keep-alive` (9112 9.3, 9112 C.2.2).
 from __future__ import annotations
 
 import email.utils
-import urllib.parse
 from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Final
@@ -33,7 +32,9 @@ def http_date(now: float) -> bytes:
 
 
 def split_target(url: bytes) -> tuple[str, str]:
-    """(path, query) of a request target: the path percent-decoded as UTF-8, the query raw.
+    """(path, query) of a request target, both as sent (percent-encoded): the path is routed
+    exactly as the load balancer's rules match it, so a rule cannot be bypassed by encoding
+    (docs/alb.md, "Paths"); route parameters are decoded once matched (routing.py).
 
     An absolute-form target (`GET http://host/path`) gives its path; a fragment is dropped.
     Raises `httptools.HttpParserInvalidURLError` on a target that is not a URL.
@@ -45,10 +46,7 @@ def split_target(url: bytes) -> tuple[str, str]:
     else:
         parsed = httptools.parse_url(url)
         raw, query = parsed.path or b"/", parsed.query or b""
-    path = raw.decode("latin-1")
-    if "%" in path:
-        path = urllib.parse.unquote(path, errors="replace")
-    return path, query.decode("latin-1")
+    return raw.decode("latin-1"), query.decode("latin-1")
 
 
 def status_line(status: int) -> bytes:

@@ -3,8 +3,11 @@
 Matching is split from handling (starlette's `BaseRoute.matches`): `Route.matches(method,
 path)` returns FULL (path and method), PARTIAL (path only: the router answers 405 with an
 `Allow` header) or NONE. The original services used koa-router with its defaults, which match
-case-insensitively and with an optional trailing slash (path-to-regexp, `sensitive` and
-`strict` off), and answer HEAD wherever GET is routed; so does this router.
+with an optional trailing slash (path-to-regexp, `strict` off) and answer HEAD wherever GET is
+routed; so does this router. ⚠ Unlike koa-router's default, paths are matched case-sensitively
+and as sent (percent-encoded), as ALB's path-pattern rules match them: otherwise `/API/users/1`
+or `/%61pi/users/1` would reach a service's `/api/users` route past a listener rule written
+for `/api/users*` (docs/alb.md, "Paths"). Path parameters are percent-decoded once matched.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from microforum.services.http import HttpError, Request, Response
 
@@ -52,7 +56,7 @@ class Route:
             self.operations["HEAD"] = self.operations["GET"]
         self.params = _PARAM.findall(template)
         pattern = _PARAM.sub(lambda m: f"(?P<{m.group(1)}>[^/]+)", template.rstrip("/"))
-        self._regex = re.compile(f"^{pattern}/?$", re.IGNORECASE)
+        self._regex = re.compile(f"^{pattern}/?$")
         self.allow = ", ".join(sorted(self.operations))
         # koa-router's allowedMethods() answered OPTIONS with 200 and the Allow header.
         self.options = Operation(self._answer_options, "Allowed methods", tag="internal")
@@ -69,7 +73,8 @@ class Route:
         if found is None:
             return Match.NONE, {}
         full = method in self.operations or method == "OPTIONS"
-        return (Match.FULL if full else Match.PARTIAL), found.groupdict()
+        params = {k: unquote(v, errors="replace") if "%" in v else v for k, v in found.groupdict().items()}
+        return (Match.FULL if full else Match.PARTIAL), params
 
     def operation(self, method: str) -> Operation | None:
         """The operation for `method` (OPTIONS is answered for every route), or None."""
@@ -133,8 +138,7 @@ class Router:
 
 
 def _static_key(path: str) -> str:
-    key = path.lower()
-    return key[:-1] if len(key) > 1 and key[-1] == "/" else key
+    return path[:-1] if len(path) > 1 and path[-1] == "/" else path
 
 
 def _not_allowed(route: Route, method: str, path: str) -> HttpError:

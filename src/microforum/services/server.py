@@ -34,6 +34,7 @@ import uvloop
 from microforum.errors import MicroforumError
 from microforum.services.app import App, build_app, open_databases
 from microforum.services.connection import Connection, Server
+from microforum.services.pgcache import install_change_triggers
 from microforum.services.schema import migrate
 from microforum.services.settings import Settings
 from microforum.services.storage import StorageUnavailable, redact
@@ -53,6 +54,8 @@ def prepare(settings: Settings) -> None:
             raise _database_error(resource, url, exc) from exc
         try:
             migrate(db, resource)
+            if db.dialect == "postgresql":  # the read cache's invalidation (pgcache.py)
+                db.write_now(install_change_triggers, table=resource)
         except (StorageUnavailable, sqlite3.Error, OSError) as exc:
             raise _database_error(resource, url, exc) from exc
         finally:

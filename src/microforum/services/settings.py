@@ -7,7 +7,7 @@ refused with one line naming the variable and the fix (`UsageError`, exit code 2
 | variable | meaning | default |
 |---|---|---|
 | `PORT` | listening port | 3000 (the container port) |
-| `HOST` | listening address | 0.0.0.0 |
+| `HOST` | listening address | 127.0.0.1 (the images set 0.0.0.0) |
 | `DATABASE_URL` | `sqlite:///path.db` or `postgresql://...` | one SQLite file per service |
 | `DATA_DIR` | where the default SQLite files live | `./data` |
 | `API_URL` | base URL through which other services are reached | the local load balancer |
@@ -35,7 +35,10 @@ OWNED = {
     "posts": ("posts",),
     "monolith": ("users", "threads", "posts"),
 }
-DEFAULT_HOST = "0.0.0.0"
+# Loopback unless told otherwise: a service started by hand is not reachable from the network.
+# The images set HOST=0.0.0.0 (a container's port is published from its own interface), and
+# the local supervisor passes 127.0.0.1 to the replicas it starts.
+DEFAULT_HOST = "127.0.0.1"
 DEFAULT_DATA_DIR = "data"
 DEFAULT_API_URL = f"http://127.0.0.1:{LOCAL_PORT}"
 
@@ -52,6 +55,10 @@ DEPENDENCY_RETRY_AFTER = 1  # seconds, in the Retry-After of the 503 when one di
 # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout
 IDLE_TIMEOUT = 75.0
 
+# Seconds a client is asked to wait (`Retry-After`) before retrying a 503 because the database
+# did not answer: about one health-check interval; a restarted RDS instance takes longer, a
+# replaced stale connection much less (docs/store.md).
+STORAGE_RETRY_AFTER = 5
 # A delete of a referenced record (user, thread) marks it for at most this long while it asks
 # whether anything refers to it (docs/consistency.md): longer than the slowest answer those
 # questions can get (two calls of DEPENDENCY_ATTEMPTS attempts), short enough that the mark of

@@ -12,7 +12,7 @@ placeholders; a `Database` runs them:
 - `await db.read_json(key, fn, **kw)` answers `fn` encoded as JSON. SQLite keeps the answers
   it gave while the database's wal-index header (`WalIndex`, a memory read) stays the same: any
   commit by any connection of any process changes it, so a cached answer is never stale.
-  PostgreSQL reads every time.
+  PostgreSQL keeps them until a change is notified (LISTEN/NOTIFY, `pgcache.py`).
 - `await db.write(fn, **kw)` runs `fn` in one transaction on a writer thread (SQLite:
   `BEGIN IMMEDIATE`, so replicas on one file queue on the busy timeout instead of failing;
   synchronous=FULL, so an acknowledged write is on disk before the response is sent; writes
@@ -30,6 +30,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,15 @@ import msgspec
 
 from microforum.logfiles import create_private
 from microforum.services.groupcommit import GroupCommit
+from microforum.services.pgcache import MISSING, ChangeListener, ReadCache
+from microforum.services.pgconn import (
+    RECONNECT_PAUSE,
+    Breaker,
+    CommitLost,
+    connect_options,
+    run_transaction,
+    stale,
+)
 from microforum.services.settings import sqlite_path
 from microforum.services.walindex import WalIndex
 
@@ -48,18 +58,52 @@ _encode = msgspec.json.Encoder().encode
 MAX_CACHED = 4096  # answers kept per database; the cache empties when it would grow past this
 Row = tuple[Any, ...]
 SQLITE_BUSY_TIMEOUT_MS = 5000
-PG_CONNECT_TIMEOUT = 5
 PG_MAINTENANCE_DATABASE = "postgres"  # exists on every server (RDS included); used to create ours
 PG_THREADS = 4
+PG_CREATE_DATABASE_LOCK = 0x6D666F72_00DB  # advisory lock key: "mfor", creating a database
 # The wal-index header at the start of a WAL database's `-shm` file, twice (walformat.html 2.2).
 
 
 class Conflict(Exception):
-    """A write would break a uniqueness rule."""
+    """A write would break a uniqueness rule; the message is for the client.
+
+    `cause` is the database's own error when there was one: for the log, never for the client.
+    """
+
+    def __init__(self, detail: str, *, cause: str = "") -> None:
+        super().__init__(detail)
+        self.cause = cause
 
 
 class StorageUnavailable(Exception):
-    """The database cannot be reached or stayed locked past the busy timeout."""
+    """The database cannot be reached or stayed locked past the busy timeout.
+
+    The message (the cause, which may name hosts and ports) is for the log; `public_detail()`
+    is what the client is told. `outcome_unknown`: the connection was lost while a transaction
+    was being committed, so the write may or may not have been applied.
+    """
+
+    def __init__(self, cause: str, *, outcome_unknown: bool = False) -> None:
+        super().__init__(cause)
+        self.outcome_unknown = outcome_unknown
+
+    def public_detail(self) -> str:
+        """What a 503 says about this (docs/store.md): never a host, a port or a URL."""
+        if self.outcome_unknown:
+            return ("the database became unavailable while committing; the write may or may not"
+                    " have been applied; retry later")  # fmt: skip
+        return "the database is unavailable; nothing was written; retry later"
+
+
+# Unique indexes (schema.py) by the field a client is told about when one is violated.
+_UNIQUE_FIELDS = {"users_username": "username"}
+
+
+def unique_taken(cause: str) -> Conflict:
+    """The Conflict for a unique-constraint violation the database reported as `cause`."""
+    field = next((f for index, f in _UNIQUE_FIELDS.items() if index in cause), None)
+    what = f"the {field}" if field else "a value that must be unique"
+    return Conflict(f"{what} is taken (by a request made at the same time)", cause=cause)
 
 
 class Conn(Protocol):
@@ -141,7 +185,7 @@ def _sqlite_connect(path: str) -> sqlite3.Connection:
 
 def _sqlite_errors(exc: sqlite3.Error) -> Exception:
     if isinstance(exc, sqlite3.IntegrityError):
-        return Conflict(str(exc))
+        return unique_taken(f"sqlite: {exc}")
     if isinstance(exc, sqlite3.OperationalError):
         return StorageUnavailable(f"sqlite: {exc}")
     return exc
@@ -271,6 +315,7 @@ class PostgresDatabase:
 
     def __init__(self, url: str) -> None:
         import psycopg
+        from psycopg.conninfo import conninfo_to_dict
 
         self._psycopg = psycopg
         self.url = url
@@ -278,20 +323,37 @@ class PostgresDatabase:
         self._pool = ThreadPoolExecutor(PG_THREADS, thread_name_prefix="pg")
         self._all: list[Any] = []
         self._lock = threading.Lock()
+        self._breaker = Breaker()
+        self._options = connect_options(conninfo_to_dict(url))
+        self._cache = ReadCache(MAX_CACHED)  # pgcache.py: kept fresh by LISTEN/NOTIFY
+        self._listener: ChangeListener | None = None
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({_redact(self.url)!r})"
 
     def _connect(self) -> Any:
+        refused = self._breaker.refuses(time.monotonic())
+        if refused is not None:  # it failed a moment ago: do not make every request wait
+            raise StorageUnavailable(f"postgresql (not retried for {RECONNECT_PAUSE} s): {refused}")
         try:
-            return self._psycopg.connect(self.url, autocommit=True, connect_timeout=PG_CONNECT_TIMEOUT)
+            conn = self._open()
+        except self._psycopg.OperationalError as exc:
+            self._breaker.failed(time.monotonic(), str(exc).strip())
+            raise
+        self._breaker.succeeded()
+        return conn
+
+    def _open(self) -> Any:
+        connect = self._psycopg.connect
+        try:
+            return connect(self.url, autocommit=True, **self._options)
         except self._psycopg.OperationalError as exc:
             # Each service owns its database, but a server (RDS) starts with only its default
             # one: create ours, once, then connect again. (A failed connect carries no SQLSTATE
             # in psycopg; the server's message for 3D000 is the one sign.)
             if "does not exist" not in str(exc) or not self._create_database():
                 raise
-            return self._psycopg.connect(self.url, autocommit=True, connect_timeout=PG_CONNECT_TIMEOUT)
+            return connect(self.url, autocommit=True, **self._options)
 
     def _create_database(self) -> bool:
         """CREATE DATABASE for the database the URL (or libpq's PGDATABASE) names, if any."""
@@ -302,34 +364,58 @@ class PostgresDatabase:
         if not name:
             return False
         maintenance = make_conninfo(self.url, dbname=PG_MAINTENANCE_DATABASE)
-        with (
-            self._psycopg.connect(maintenance, autocommit=True, connect_timeout=PG_CONNECT_TIMEOUT) as conn,
-            contextlib.suppress(self._psycopg.errors.DuplicateDatabase),  # a replica won the race
-        ):
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(name))))
+        with self._psycopg.connect(maintenance, autocommit=True, **self._options) as conn:
+            # Replicas starting together on a new server all get here: one at a time, and only
+            # the first creates it (CREATE DATABASE cannot run in a transaction, so the lock is
+            # the session's, released when the connection closes).
+            conn.execute("SELECT pg_advisory_lock(%s)", (PG_CREATE_DATABASE_LOCK,))
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            if exists is None:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(name))))
         return True
 
-    def _conn(self) -> Any:
+    def _conn(self) -> tuple[Any, bool]:
+        """This thread's connection, replaced when stale (pgconn.stale); and whether it is new."""
         conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.broken:
-            conn = self._connect()
-            self._local.conn = conn
+        if conn is not None and not stale(conn):
+            return conn, False
+        if conn is not None:
             with self._lock:
-                self._all.append(conn)
-        return conn
+                self._all.remove(conn)
+            conn.close()
+            self._local.conn = None
+        conn = self._connect()
+        self._local.conn = conn
+        with self._lock:
+            self._all.append(conn)
+        return conn, True
 
     def _call(self, fn: Callable[..., T], kw: dict[str, Any], transaction: bool) -> T:
-        errors = self._psycopg.errors
         try:
-            conn = self._conn()
-            if not transaction:
-                return fn(_PgConn(conn), **kw)
-            with conn.transaction():
-                return fn(_PgConn(conn), **kw)
-        except errors.UniqueViolation as exc:
-            raise Conflict(str(exc)) from exc
+            return self._on_a_connection(fn, kw, transaction)
+        except self._psycopg.errors.UniqueViolation as exc:
+            raise unique_taken(f"postgresql: {str(exc).strip()}") from exc
+        except CommitLost as exc:
+            raise StorageUnavailable(f"postgresql: {exc}", outcome_unknown=True) from exc
         except self._psycopg.OperationalError as exc:
             raise StorageUnavailable(f"postgresql: {str(exc).strip()}") from exc
+
+    def _on_a_connection(self, fn: Callable[..., T], kw: dict[str, Any], transaction: bool) -> T:
+        conn, new = self._conn()
+        try:
+            return self._run(conn, fn, kw, transaction)
+        except self._psycopg.OperationalError:
+            if new or not conn.broken:
+                raise
+        # A pooled connection the server had closed unnoticed (it died between the check and
+        # the query): nothing was committed on it, so once more on a new one.
+        conn, _ = self._conn()
+        return self._run(conn, fn, kw, transaction)
+
+    def _run(self, conn: Any, fn: Callable[..., T], kw: dict[str, Any], transaction: bool) -> T:
+        if not transaction:
+            return fn(_PgConn(conn), **kw)
+        return run_transaction(conn, lambda: fn(_PgConn(conn), **kw), self._psycopg.OperationalError)
 
     async def read(self, fn: Callable[..., T], /, **kw: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -337,16 +423,38 @@ class PostgresDatabase:
 
     async def write(self, fn: Callable[..., T], /, **kw: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._call, fn, kw, True)
+        try:
+            return await loop.run_in_executor(self._pool, self._call, fn, kw, True)
+        finally:  # before the write is acknowledged: this process reads it at once
+            self._cache.changed()
 
     async def read_json(self, key: Hashable, fn: Callable[..., Any], /, **kw: Any) -> bytes | None:
+        cache = self._cache
+        body = cache.get(key)
+        if body is not MISSING:
+            return body  # type: ignore[no-any-return]
+        if self._listener is None:
+            self._listen(asyncio.get_running_loop())
+        version = cache.version
         value = await self.read(fn, **kw)
-        return None if value is None else _encode(value)
+        body = None if value is None else _encode(value)
+        cache.put(key, body, version)
+        return body  # type: ignore[no-any-return]
+
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        def report(trusted: bool | None) -> None:  # on the listener's thread
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to tell
+                loop.call_soon_threadsafe(self._cache.changed, trusted)
+
+        self._listener = ChangeListener(self._open, report)
+        self._listener.start()
 
     def write_now(self, fn: Callable[..., T], /, **kw: Any) -> T:
         return self._call(fn, kw, True)
 
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
         self._pool.shutdown(wait=True)
         with self._lock:
             for conn in self._all:
