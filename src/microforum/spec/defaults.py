@@ -56,7 +56,7 @@ DEFAULT_RULES = (
 )
 
 # The local stack: where `microforum up` listens, where it keeps its files, and the cap on the
-# deregistration delay it waits (a laptop need not wait the full AWS delay; documented in README).
+# deregistration delay it waits (a laptop need not wait the full AWS delay; docs/local-stack.md).
 LOCAL_PORT = 8080
 LOCAL_DATA_DIR = ".microforum"
 LOCAL_MAX_DEREGISTRATION_DELAY = 2.0
