@@ -2,7 +2,7 @@
 // The original architecture's services as the benchmark baseline: Node.js with koa 1.x
 // (generator middleware) and koa-router 5.x, one process per service, data loaded from the
 // seed JSON files at start-up, one log line per request to stdout.
-// Written from the API description in /work/shared/ARCHITECTURE.md.
+// Written from the original API as the README describes it (the routes and seed data).
 //
 // Usage: PORT=3000 node server.js users|threads|posts
 

@@ -33,6 +33,15 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
         "control file), whatever happened to its `up`: stopped, killed or crashed.",
         ("microforum down", "microforum down --stack other.yaml"),
     ),
+    "logs": (
+        "The logs of a service or replica, interleaved in time: per replica from the running local "
+        "stack, or per task from CloudWatch Logs with --region and --stack-name.",
+        (
+            "microforum logs users --since 10m",
+            "microforum logs -f",
+            "microforum logs posts --region eu-west-1 --stack-name my-forum",
+        ),
+    ),
     "status": (
         "Target health of the running stack per target group, as `aws elbv2 describe-target-health` "
         "shows it (state, reason code, description), with the group's figures: requests, target "

@@ -75,7 +75,7 @@ def test_deploy_creates_the_stack_and_everything_on_it(
     assert out_["CapacityProviderName"] == CAPACITY_PROVIDER
     assert out.strip().splitlines()[-1] == f"http://{out_['LoadBalancerDnsName']}"
 
-    # Target groups: HTTP, instance targets, the seed's health check, traffic-port (ALB_SPEC F).
+    # Target groups: HTTP, instance targets, the seed's health check, traffic-port (docs/ecs.md §F.2).
     groups = target_groups()
     assert sorted(groups) == sorted(f"{STACK_NAME}-{s}" for s in SERVICES)
     elbv2 = client("elbv2")

@@ -114,7 +114,7 @@ def test_render_takes_every_number_from_the_model() -> None:
 
 
 def test_target_groups_never_set_a_health_check_port() -> None:
-    """ECS refuses an explicit HealthCheckPort with dynamic host ports (ALB_SPEC F)."""
+    """ECS refuses an explicit HealthCheckPort with dynamic host ports (docs/ecs.md §F.2)."""
     stack = load_stack(ROOT / "stack.yaml")
     for service in stack.services:
         group = convert_target_group(service, Target("mf", "eu-west-1", OUTPUTS))

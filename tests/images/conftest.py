@@ -1,7 +1,7 @@
 """Fixtures for the container tests: podman configured for this machine, the local base image,
 the four service images, and a local registry that asks for a password as ECR does.
 
-Facts from ../shared/CONTAINERS.md: podman here needs runc and explicit ulimits with
+Facts from docs/containers.md: podman here needs runc and explicit ulimits with
 soft == hard (scripts/containers.conf, given through CONTAINERS_CONF); Docker Hub is unreachable, so the
 Dockerfile builds FROM a Debian base made with mmdebstrap (scripts/make_base_image.sh, cached as a
 tarball between runs); `docker-registry` with htpasswd auth stands in for ECR.

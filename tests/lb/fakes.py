@@ -67,7 +67,8 @@ class Rig:
             "listener": {"default_action": {"forward": "backend"}, "rules": []},
             "local": {"port": 8080, "data_dir": str(data_dir)}, **(extra or {}),
         }  # fmt: skip
-        self.lb = LoadBalancer(parse_stack(spec), access_log=Path(os.path.join(data_dir, "access.log")))
+        self.access_log_path = Path(os.path.join(data_dir, "access.log"))
+        self.lb = LoadBalancer(parse_stack(spec), access_log=self.access_log_path)
         self.lb.ctx.bound(8080)
         target = Target("127.0.0.1", 9999, "backend-1")
         self.lb.register("backend", target)
@@ -93,5 +94,7 @@ class Rig:
 
     def access_log(self) -> list[str]:
         self.lb.ctx.log.flush()
-        stream = self.lb.ctx.log.stream
-        return Path(stream.name).read_text("latin-1").split("\n")[:-1] if stream is not None else []
+        if self.lb.ctx.log.stream is not None:
+            self.lb.ctx.log.stream.flush()  # the writer thread has written what it was handed
+        path = self.access_log_path
+        return path.read_text("latin-1").split("\n")[:-1] if path.exists() else []

@@ -226,6 +226,7 @@ class Harness:
         self.thread.start()
         self.clock = JumpClock()
         self.lb = LoadBalancer(stack, access_log=access_log, clock=self.clock)
+        self.access_log_path = access_log
         self.port = self.call(self.lb.start(port=0))
         self.backends: list[Backend] = []
 
@@ -251,8 +252,11 @@ class Harness:
     def access_log(self) -> list[str]:
         """The access log's lines so far (written out first)."""
         self.do(self.lb.ctx.log.flush)
-        stream = self.lb.ctx.log.stream
-        return Path(stream.name).read_text("latin-1").split("\n")[:-1] if stream is not None else []
+        writer = self.lb.ctx.log.stream
+        if writer is not None:
+            writer.flush()  # the writer thread has written what it was handed
+        path = self.access_log_path
+        return path.read_text("latin-1").split("\n")[:-1] if path is not None and path.exists() else []
 
     def states(self, group: str) -> list[str]:
         return [h.state for h in self.do(self.lb.target_health, group)]

@@ -54,9 +54,10 @@ def test_error_reason_is_one_of_albs_documented_codes(reason: str, logged: str) 
 
 
 def test_a_line_names_no_undocumented_error_reason() -> None:
-    line = accesslog.line(
-        accesslog.Clock(), "app/s/local", "10.0.0.1:5000", "-", -1.0, -1.0, -1.0, 504, b"-", 120, 0,
+    record = accesslog.LogRecord(
+        "app/s/local", "10.0.0.1:5000", "-", -1.0, -1.0, -1.0, 504, b"-", 120, 0,
         b"GET http://h:80/ HTTP/1.1", b"curl/8", "arn:tg", b"Root=1-0-0", "0", 1_700_000_000.0,
         1_700_000_001.0, "forward", "-", "TargetTimeout", "Compliant", "-", "TID_1",
     )  # fmt: skip
+    line = accesslog.line(accesslog.Clock(), record)
     assert line.decode().split('"')[-10] == "-"  # the error_reason field

@@ -1,4 +1,4 @@
-"""The target health state machine as transcripts with a fake clock (ALB_SPEC B.1-B.3)."""
+"""The target health state machine as transcripts with a fake clock (docs/alb.md §B)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rule matching as tables: ALB's wildcard, case and AND/OR rules (ALB_SPEC A)."""
+"""Rule matching as tables: ALB's wildcard, case and AND/OR rules (docs/alb.md §A)."""
 
 from __future__ import annotations
 

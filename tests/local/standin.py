@@ -7,6 +7,8 @@ anything). Behaviour, from its environment:
 * `STANDIN_CRASH=message`: print the message and exit 3 at once (a crash loop);
 * `STANDIN_CRASH_IF_EXISTS=path`: the same, while that file exists (a bad deploy);
 * `STANDIN_HEALTH=503`: answer `GET /` with that status (an unhealthy target);
+* `STANDIN_FAIL_IF_EXISTS=path`: if that file exists at start, answer every path but `/` with
+  500 (a bad revision that passes its health checks);
 * `STANDIN_IGNORE_TERM=1`: ignore SIGTERM (a replica that does not stop when asked).
 
 `GET /` answers 200 `ok`; `GET /whoami` answers `<pid> <port>`. SIGTERM: finish in-flight
@@ -21,6 +23,9 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+_FAIL_FILE = os.environ.get("STANDIN_FAIL_IF_EXISTS")
+FAILING = bool(_FAIL_FILE and os.path.exists(_FAIL_FILE))
+
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -29,6 +34,8 @@ class Handler(BaseHTTPRequestHandler):
         status, body = 200, b"ok"
         if self.path == "/":
             status = int(os.environ.get("STANDIN_HEALTH", "200"))
+        elif FAILING:
+            status, body = 500, b"broken revision"
         elif self.path == "/whoami":
             body = f"{os.getpid()} {self.server.server_address[1]}".encode()
         self.send_response(status)

@@ -241,3 +241,43 @@ def test_no_wakeup_in_the_past_once_an_unhealthy_replica_is_draining() -> None:
     assert rec.next_wakeup() == 0  # due now: the grace period is over
     rec.decide(5)  # drains users-1, starts users-2
     assert rec.next_wakeup() == 5 + START_TIMEOUT  # only users-2's start deadline
+
+
+def test_a_held_restart_starts_a_full_new_set_beside_the_old_until_released() -> None:
+    rec = Reconciler([policy("users", 2)])
+    up(rec)
+    assert rec.restart("users", hold=True) == 2
+    starts = rec.decide(1)
+    assert starts == [Start("users", "users-3"), Start("users", "users-4")]
+    healthy(rec, starts, 2)
+    assert rec.decide(3) == []  # held: the old replicas stay, all four serve
+    rec.release("users")
+    assert rec.decide(4) == [
+        Drain("users", "users-1", "replaced by a newer replica"),
+        Drain("users", "users-2", "replaced by a newer replica"),
+    ]
+
+
+def test_a_rollback_drains_the_new_replicas_and_the_next_restart_gets_a_fresh_generation() -> None:
+    rec = Reconciler([policy("users", 2)])
+    up(rec)
+    rec.restart("users", hold=True)
+    healthy(rec, rec.decide(1), 2)
+    assert rec.rollback("users") == 1
+    assert rec.decide(3) == [
+        Drain("users", "users-3", "its deployment was rolled back"),
+        Drain("users", "users-4", "its deployment was rolled back"),
+    ]
+    assert rec.restart("users") == 3  # never 2 again: those replicas may still be draining
+
+
+def test_a_lower_desired_count_drains_the_extras() -> None:
+    rec = Reconciler([policy("users", 3)])
+    up(rec)
+    rec.set_desired("users", 1)
+    assert rec.desired("users") == 1
+    drains = rec.decide(1)
+    assert len(drains) == 2 and all(isinstance(a, Drain) for a in drains)
+    assert {a.reason for a in drains} == {"more replicas than the desired count (1)"}  # type: ignore[union-attr]
+    rec.set_desired("users", 2)
+    assert rec.decide(2) == [Start("users", "users-4")]

@@ -35,6 +35,8 @@ services:
     command: [x]
     health_check: {path: /, interval: 300, timeout: 2, healthy_threshold: 2, unhealthy_threshold: 2}
     deployment: {minimum_healthy_percent: 50, maximum_percent: 200, health_check_grace_period: 0}
+    autoscaling: {min: 0, max: 5000}
+    alarms: {evaluation_periods: 60}
   api: {command: y}
 listener:
   port: 80
@@ -49,6 +51,7 @@ listener:
       action: {fixed_response: {status_code: 404}}
 load_balancer: {idle_timeout: 60}
 local: {port: 8080, access_log: {max_size_mib: 10}}
+cluster: {min_instances: 0, max_instances: 1000}
 """)
 # Each object of the schema (a JSON pointer) and where it is in FULL.
 SECTIONS = {
@@ -69,6 +72,9 @@ SECTIONS = {
     "/$defs/redirect": ["listener", "default_action", "redirect"],
     "/$defs/load_balancer": ["load_balancer"],
     "/$defs/local": ["local"],
+    "/$defs/cluster": ["cluster"],
+    "/$defs/autoscaling": ["services", "web", "autoscaling"],
+    "/$defs/alarms": ["services", "web", "alarms"],
     "/$defs/local/properties/access_log": ["local", "access_log"],
 }
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from microforum.deploy.aws import Aws, error_code
 from microforum.deploy.names import STACK_TAG, repository_name, target_group_name, task_family
+from microforum.deploy.policy_apply import destroy_policies
 from microforum.deploy.remote import read_services, read_stack
 from microforum.errors import MicroforumError
 from microforum.spec.model import Stack
@@ -44,6 +45,7 @@ def destroy(
     state = read_stack(aws, name)
     outputs = state.outputs if state else {}
     if "ClusterName" in outputs:
+        destroy_policies(stack, name, aws, outputs["ClusterName"], say)
         stop_services(aws, outputs["ClusterName"], say, sleep, options)
     if "LoadBalancerArn" in outputs:
         _listeners(aws, outputs["LoadBalancerArn"], say)

@@ -21,6 +21,7 @@ from microforum.deploy.aws import Aws
 from microforum.deploy.images import BUILD_OPERATION, build_and_push, content_tag, plan_images
 from microforum.deploy.names import output_ref, task_role_output, tg_ref
 from microforum.deploy.plan import RemoteState, Step, known_refs, plan, plan_repositories, resolve
+from microforum.deploy.policy_apply import deploy_policies
 from microforum.deploy.remote import StackState, ecs_role_exists, read_remote, read_repositories, read_stack
 from microforum.deploy.render import (
     DATABASE_OUTPUT,
@@ -186,6 +187,9 @@ def deploy(
         say("dry run: nothing changed" if the_plan.steps else "no changes to make (dry run)")
         return None
     refs = execute(aws, the_plan, stack, options, say, clock)
+    deploy_policies(
+        stack, the_plan.stack_name, aws, refs, say
+    )  # autoscaling, alarms, dashboard (docs/policies.md)
     outputs = {key: refs[output_ref(key)] for key in ("ClusterName", "LoadBalancerDnsName")}
     groups = {s: refs[tg_ref(s)] for s in the_plan.services if tg_ref(s) in refs}
     # With nothing changed, the services read while planning are the first look (one call less).

@@ -122,9 +122,9 @@ def template_parameters(stack: Stack, *, database: bool) -> dict[str, str]:
         "IdleTimeout": lb.idle_timeout,
         "DesyncMitigationMode": lb.desync_mitigation_mode,
         "DropInvalidHeaderFields": lb.drop_invalid_header_fields,
-        "InstanceType": d.ECS_INSTANCE_TYPE,
-        "MinSize": d.ECS_MIN_INSTANCES,
-        "MaxSize": d.ECS_MAX_INSTANCES,
+        "InstanceType": stack.cluster.instance_type,
+        "MinSize": stack.cluster.min_instances,
+        "MaxSize": stack.cluster.max_instances,
         "TargetCapacity": d.ECS_TARGET_CAPACITY,
         "LogRetentionDays": d.LOG_RETENTION_DAYS,
         "DatabaseEnabled": database,
@@ -283,7 +283,7 @@ def convert_task_definition(stack: Stack, service: Service, target: Target) -> J
 
 def convert_target_group(service: Service, target: Target) -> JSON:
     """create_target_group arguments. No HealthCheckPort: `traffic-port` is required with
-    dynamic host ports (ALB_SPEC F; ECS rejects an explicit port)."""
+    dynamic host ports (docs/ecs.md §F.3; ECS rejects an explicit port)."""
     hc = service.target_group.health_check
     return {
         "Name": target_group_name(target.stack_name, service.name),

@@ -217,6 +217,20 @@ class LoadBalancer:
         """JSON-able status: per target group, its targets and its CloudWatch-like figures."""
         return {name: group.describe() for name, group in self.groups.items()}
 
+    def set_split(self, target_group: str, new_ids: frozenset[str] | None, percent: float = 0.0) -> None:
+        """A deployment's traffic split: `percent` of new requests to the targets `new_ids`."""
+        self._group(target_group).set_split(new_ids, percent)
+
+    def figures(self, target_group: str) -> dict[str, Any]:
+        """The group's running counters, its unhealthy and its serving target counts."""
+        group = self._group(target_group)
+        states = [tracker.state for _slot, tracker, _pool in group.by_target.values()]
+        return {
+            **group.metrics.snapshot(),
+            "unhealthy": sum(1 for s in states if s == "unhealthy"),
+            "running": sum(1 for s in states if s in ("healthy", "initial", "unhealthy")),
+        }
+
     def log_counts(self) -> dict[str, int]:
         """Access-log lines written and dropped (the disk did not keep up, or failed)."""
         return self.ctx.log.counts()

@@ -6,13 +6,14 @@ target per request). Decisions are delegated to the pure modules `targets` and `
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from microforum.lb.health import HEALTHY, HealthTracker
 from microforum.lb.metrics import Metrics
 from microforum.lb.pool import TargetPool
-from microforum.lb.targets import ALGORITHMS, Slot, Target, candidates, pick_from
-from microforum.spec.model import TargetGroup
+from microforum.lb.targets import ALGORITHMS, Slot, Target, candidates, choose_weighted, pick_from
+from microforum.spec.model import TargetGroup, WeightedTargetGroup
 
 
 class GroupState:
@@ -31,6 +32,13 @@ class GroupState:
         # The slots new requests may go to, recomputed when registration, health or draining
         # changes (a few times a second at most) rather than per request.
         self.live: list[Slot] = []
+        # A deployment's traffic split (canary, linear): the new targets get `split_percent` of
+        # the requests, chosen as a weighted forward chooses its target group (targets.py).
+        self.split = False
+        self.split_ids: frozenset[str] = frozenset()
+        self.split_weights: tuple[WeightedTargetGroup, ...] = ()
+        self.live_new: list[Slot] = []
+        self.live_old: list[Slot] = []
 
     def __repr__(self) -> str:
         return f"<GroupState {self.name} slots={self.slots!r}>"
@@ -64,8 +72,23 @@ class GroupState:
     def pick(self) -> tuple[Slot, TargetPool] | None:
         """The slot and pool for a new request, or None (no registered live target: 503)."""
         self.counter += 1
-        slot = pick_from(self.live, self.algorithm, self.counter)
+        pool = self._split_pool() if self.split else self.live
+        slot = pick_from(pool, self.algorithm, self.counter)
         return None if slot is None else (slot, self.pools[slot])
+
+    def set_split(self, new_ids: frozenset[str] | None, percent: float) -> None:
+        """Send `percent` of new requests to the targets named in `new_ids`, the rest to the
+        others (None: no split). A side without a live target leaves all to the other."""
+        self.split = new_ids is not None
+        self.split_ids = new_ids or frozenset()
+        tenths = round(percent * 10)
+        self.split_weights = (WeightedTargetGroup("new", tenths), WeightedTargetGroup("old", 1000 - tenths))
+        self._refresh()
+
+    def _split_pool(self) -> list[Slot]:
+        side = choose_weighted(self.split_weights, random.random())
+        first, other = (self.live_new, self.live_old) if side == "new" else (self.live_old, self.live_new)
+        return first or other
 
     def sync_health(self, target: Target) -> None:
         """Copy the tracker's verdict into the routing slot."""
@@ -79,6 +102,9 @@ class GroupState:
 
     def _refresh(self) -> None:
         self.live = candidates(self.slots)
+        if self.split:
+            self.live_new = candidates([s for s in self.slots if s.target.id in self.split_ids])
+            self.live_old = candidates([s for s in self.slots if s.target.id not in self.split_ids])
 
     def describe(self) -> dict[str, Any]:
         """Targets with state, reason, description, last failure; and the figures."""
@@ -90,4 +116,7 @@ class GroupState:
                 "description": tracker.description, "last_failure": tracker.last_failure,
                 "in_flight": slot.outstanding,
             })  # fmt: skip
-        return {"targets": targets, "metrics": self.metrics.snapshot()}
+        out: dict[str, Any] = {"targets": targets, "metrics": self.metrics.snapshot()}
+        if self.split:
+            out["split"] = {"new": sorted(self.split_ids), "percent": self.split_weights[0].weight / 10}
+        return out

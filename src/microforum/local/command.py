@@ -53,6 +53,8 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     status = subparsers.add_parser("status", help="target health per target group of the running stack")
     status.add_argument("--stack", default=d.STACK_FILE, metavar="FILE", help=STACK_HELP)
     status.add_argument("--json", action="store_true", help="print the raw JSON")
+    status.add_argument("--region", help="with --stack-name: the deployed stack, read from AWS")
+    status.add_argument("--stack-name", metavar="S", help="the deployed stack (deploy --stack-name)")
     status.set_defaults(func=_status)
 
     restart = subparsers.add_parser(
@@ -61,6 +63,15 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     restart.add_argument("service", help="the service to replace (e.g. users)")
     restart.add_argument("--stack", default=d.STACK_FILE, metavar="FILE", help=STACK_HELP)
     restart.set_defaults(func=_restart)
+
+    logs = subparsers.add_parser("logs", help="the local stack's logs, per replica, interleaved in time")
+    logs.add_argument("service", nargs="?", help="one service (e.g. users) or replica (users-2)")
+    logs.add_argument("--stack", default=d.STACK_FILE, metavar="FILE", help=STACK_HELP)
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines (Ctrl-C stops)")
+    logs.add_argument("--since", metavar="DURATION", help="only the last DURATION (e.g. 30s, 10m, 1h30m)")
+    logs.add_argument("--region", help="with --stack-name: the deployed stack's CloudWatch Logs")
+    logs.add_argument("--stack-name", metavar="S", help="the deployed stack (deploy --stack-name)")
+    logs.set_defaults(func=_logs)
 
 
 def _port(text: str) -> int:
@@ -128,13 +139,55 @@ def _status(args: argparse.Namespace) -> int:
     from microforum.local.control import call
     from microforum.local.status import format_status
 
-    body = call(_control(args), "GET", "/status")
+    if getattr(args, "stack_name", None):
+        from microforum.deploy.aws import Aws
+        from microforum.deploy.status import aws_status
+
+        body = aws_status(_load(args.stack)[0], Aws(args.region), args.stack_name)
+    else:
+        body = call(_control(args), "GET", "/status")
     if args.json:
         json.dump(body, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(format_status(body))
     return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from microforum.errors import UsageError
+    from microforum.local.logs import parse_duration, print_logs
+    from microforum.local.replicalogs import LOG_DIR
+    from microforum.local.stack import data_dir_of
+
+    stack, path = _load(args.stack)
+    names = [s.name for s in stack.services]
+    if args.service and args.service.rsplit("-", 1)[0] not in names and args.service not in names:
+        raise UsageError(
+            f"logs {args.service}: no such service in {path}", hint=f"services: {', '.join(names)}"
+        )
+    since = parse_duration(args.since) if args.since is not None else None
+
+    def out(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        if args.follow:
+            sys.stdout.flush()
+
+    try:
+        if args.stack_name:
+            _aws_logs(args, since, out)
+        else:
+            print_logs(data_dir_of(stack, path) / LOG_DIR, args.service, since, args.follow, out)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _aws_logs(args: argparse.Namespace, since: float | None, out: Any) -> None:
+    from microforum.deploy.aws import Aws
+    from microforum.deploy.logs import print_aws_logs
+
+    print_aws_logs(Aws(args.region), args.stack_name, args.service, since, args.follow, out)
 
 
 def _restart(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ another process may take the port. We make it rare and harmless:
 
 1. Pick with bind-to-0 (`PortAllocator.allocate`): the kernel hands out a port from the
    ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`, the same range ECS takes dynamic
-   host ports from, ALB_SPEC F) that nothing listens on at that moment.
+   host ports from, docs/ecs.md §F.2) that nothing listens on at that moment.
 2. Remember every port handed out to a live replica and never hand it out twice: the kernel
    does not know about a port we only promised, so two replicas started back to back could
    otherwise both be told the same port.

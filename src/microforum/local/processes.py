@@ -30,6 +30,7 @@ from microforum.errors import MicroforumError
 from microforum.local.loglines import READ_LIMIT as READ_LIMIT  # re-exported (images)
 from microforum.local.loglines import LineBuffer, prefixed
 from microforum.local.ports import group_owns_port
+from microforum.local.replicalogs import ReplicaLogs
 from microforum.logwriter import BACKLOG_LIMIT, CLOSE_TIMEOUT, LogWriter, fd_sink
 from microforum.spec.model import Service
 
@@ -63,8 +64,9 @@ class LogStream:
     """
 
     def __init__(self, out: TextIO | None = None, *, colour: bool | None = None,
-                 limit: int = BACKLOG_LIMIT) -> None:  # fmt: skip
+                 limit: int = BACKLOG_LIMIT, files: ReplicaLogs | None = None) -> None:  # fmt: skip
         self._out = out or sys.stdout
+        self.files = files  # each source's lines also go to its own file (`microforum logs`)
         if colour is None:
             colour = self._out.isatty() and not os.environ.get("NO_COLOR")
         self._colour = colour
@@ -101,6 +103,8 @@ class LogStream:
     def line(self, source: str, text: str) -> None:
         """Write one line from `source` (a replica id, or "microforum") with its prefix."""
         self.write(f"{self.prefix(source)}{text}\n")
+        if self.files is not None:
+            self.files.write(source, f"{text}\n".encode("utf-8", "replace"))
 
     def write(self, text: str) -> None:
         """Write already prefixed, newline-terminated lines, in one write; never blocks."""
@@ -124,6 +128,8 @@ class LogStream:
         """Write what waits, for up to `timeout` seconds; later lines are dropped."""
         if self._writer is not None:
             self._writer.close(timeout)
+        if self.files is not None:
+            self.files.close()
 
 
 class LogPump:
@@ -134,6 +140,7 @@ class LogPump:
 
     def __init__(self, source: str, log: LogStream, recent: deque[str]) -> None:
         self._prefix = log.prefix(source)
+        self._source = source
         self._log, self._recent = log, recent
         self._lines = LineBuffer()
 
@@ -151,11 +158,15 @@ class LogPump:
         block = self._lines.end()
         if block:
             self._emit(block)
+        if self._log.files is not None:
+            self._log.files.end(self._source)
 
     def _emit(self, block: bytes) -> None:
         text, last = prefixed(self._prefix, block, self._recent.maxlen or RECENT_LINES)
         self._recent.extend(last)
         self._log.write(text)
+        if self._log.files is not None:
+            self._log.files.write(self._source, block)
 
 
 async def pump_lines(

@@ -34,6 +34,9 @@ Rules, per service, each `decide`:
   only while all replicas (draining included) stay <= `maximum_percent` (rounded down), per
   BOTO-ECS `DeploymentConfiguration`. With the defaults 100/200 each new replica is healthy
   before an old one drains.
+* Autoscaling changes a service's desired count (`set_desired`). A canary or linear deployment
+  holds the old replicas (`hold`) while a full set of new ones starts beside them; `rollback`
+  makes the previous generation current again, so the new replicas are the ones drained.
 * Shutdown: no more starts; registered replicas drain, the others are stopped.
 """
 
@@ -125,7 +128,11 @@ def _ordinal(n: int) -> str:
 @dataclass
 class _ServiceState:
     policy: ServicePolicy
+    desired: int = 0
     generation: int = 1
+    previous: int = 1  # the generation before the last restart (what a rollback returns to)
+    latest: int = 1  # the highest generation ever started
+    hold: bool = False  # keep old-generation replicas (a canary or linear deployment)
     failures: int = 0
     not_before: float = 0.0
     serial: int = 0
@@ -136,7 +143,7 @@ class Reconciler:
     """Decides, for every service, which replicas to start, register, drain and stop."""
 
     def __init__(self, policies: Iterable[ServicePolicy]) -> None:
-        self._services = {p.name: _ServiceState(p) for p in policies}
+        self._services = {p.name: _ServiceState(p, desired=p.desired_count) for p in policies}
         self._index: dict[str, _ServiceState] = {}
         self._pending: list[Action] = []  # actions that events caused, returned by `decide`
         self.shutting_down = False
@@ -228,12 +235,35 @@ class Reconciler:
         if state:
             state.replicas.pop(replica_id, None)
 
-    def restart(self, service: str) -> int:
-        """Begin a rolling replacement of every replica of `service`; the new generation."""
+    def restart(self, service: str, *, hold: bool = False) -> int:
+        """Begin replacing every replica of `service`; the new generation. With `hold`, the old
+        replicas stay until `release` (a canary or linear deployment)."""
         state = self._services[service]
-        state.generation += 1
+        state.previous, state.latest = state.generation, state.latest + 1
+        state.generation, state.hold = state.latest, hold
         state.failures, state.not_before = 0, 0.0
         return state.generation
+
+    def release(self, service: str) -> None:
+        """End a hold: the old replicas drain (the new ones took all the traffic)."""
+        self._services[service].hold = False
+
+    def rollback(self, service: str) -> int:
+        """Make the generation before the last restart current again; the new replicas drain."""
+        state = self._services[service]
+        state.generation, state.hold = state.previous, False
+        state.failures, state.not_before = 0, 0.0
+        return state.generation
+
+    def set_desired(self, service: str, count: int) -> None:
+        """A new desired count (autoscaling)."""
+        self._services[service].desired = count
+
+    def desired(self, service: str) -> int:
+        return self._services[service].desired
+
+    def generation(self, service: str) -> int:
+        return self._services[service].generation
 
     def shutdown(self) -> None:
         """Stop everything: no more starts, drain what is registered, stop the rest."""
@@ -290,12 +320,12 @@ class Reconciler:
 
     def _drain_surplus(self, state: _ServiceState) -> list[Action]:
         """Drain old-generation replicas and extras while enough healthy ones remain."""
-        desired = state.policy.desired_count
+        desired = state.desired
         floor = math.ceil(desired * state.policy.minimum_healthy_percent / 100)
         active = [r for r in state.replicas.values() if r.phase not in _LEAVING]
         healthy = sum(1 for r in active if r.health == "healthy")
         current = [r for r in active if r.generation == state.generation]
-        old = [r for r in active if r.generation != state.generation]
+        old = [] if state.hold else [r for r in active if r.generation != state.generation]
         # Unhealthy or not yet registered old replicas go first: they serve nothing.
         old.sort(key=lambda r: (r.health == "healthy", r.started_at))
         extra = sorted(current, key=lambda r: (r.health == "healthy", -r.started_at))
@@ -306,18 +336,20 @@ class Reconciler:
             if counts and healthy - 1 < floor:
                 break
             healthy -= counts
-            actions.append(self._leave(r, "replaced by a newer replica"))
+            actions.append(self._leave(r, _why_surplus(r.generation, state.generation, desired)))
         return actions
 
     def _start_missing(self, state: _ServiceState, now: float) -> list[Action]:
         if now < state.not_before:
             return []
         state.not_before = 0.0
-        desired = state.policy.desired_count
+        desired = state.desired
         ceiling = max(desired, math.floor(desired * state.policy.maximum_percent / 100))
         current = sum(
             1 for r in state.replicas.values() if r.generation == state.generation and r.phase not in _LEAVING
         )
+        if state.hold:  # a full new set beside the old replicas
+            ceiling = len(state.replicas) - current + desired
         room = min(desired - current, ceiling - len(state.replicas))
         return [self._start(state, now) for _ in range(max(room, 0))]
 
@@ -361,10 +393,18 @@ class Reconciler:
 
     def _settled(self, state: _ServiceState) -> bool:
         replicas = state.replicas.values()
-        return len(replicas) == state.policy.desired_count and all(
+        return len(replicas) == state.desired and all(
             r.generation == state.generation and r.phase is Phase.REGISTERED and r.health == "healthy"
             for r in replicas
         )
 
 
 _LEAVING = (Phase.DRAINING, Phase.STOPPING)
+
+
+def _why_surplus(generation: int, current: int, desired: int) -> str:
+    if generation < current:
+        return "replaced by a newer replica"
+    if generation > current:
+        return "its deployment was rolled back"
+    return f"more replicas than the desired count ({desired})"

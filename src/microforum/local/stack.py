@@ -7,7 +7,7 @@ printed once every target group has its desired healthy targets, with the time i
 
 Order of shutdown (Ctrl-C, SIGTERM, or SIGHUP: a closed terminal): the load balancer stops
 accepting and lets in-flight requests finish, the supervisor drains every registered replica
-(deregistration waits for in-flight requests, ALB_SPEC B.3) and stops them, and control.json is
+(deregistration waits for in-flight requests, docs/alb.md §B) and stops them, and control.json is
 removed. Whatever happens, every replica still alive at the end is killed with its process
 group: `up` leaves no process behind.
 """
@@ -34,9 +34,11 @@ from microforum.local.control import (
     read_control,
 )
 from microforum.local.processes import LogStream, ProcessRunner
+from microforum.local.replicalogs import LOG_DIR, ReplicaLogs
 from microforum.local.runner import Runner
 from microforum.local.supervisor import HOST, SUPERVISOR, Supervisor
 from microforum.logfiles import private_dir
+from microforum.spec import defaults as d
 from microforum.spec.model import Stack
 
 RunnerFactory = Callable[[LogStream], Runner]
@@ -106,7 +108,10 @@ async def _up(
         ) from exc
     lb = _new_balancer(stack, data_dir)
     url = f"http://{HOST}:{await _start_balancer(lb, port)}"
-    log = LogStream(out)
+    files = ReplicaLogs(
+        data_dir / LOG_DIR, d.LOCAL_REPLICA_LOG_MAX_SIZE_MIB << 20, d.LOCAL_REPLICA_LOG_MAX_FILES
+    )
+    log = LogStream(out, files=files)
     lb_messages = _route_messages(log)
     for line in notice.splitlines():
         log.line(SUPERVISOR, line.removeprefix("microforum: "))
@@ -130,7 +135,7 @@ async def _up(
     control = ControlServer(_handler(supervisor, lb, url, log, console_url))
     await control.start()
     control.write_file(control_path(data_dir), url, console_url=console_url)
-    supervisor.on_ready(lambda: _announce(log, stack, url, console_url, started))
+    supervisor.on_ready(lambda: _announce(log, stack, url, console_url, started, supervisor))
     loop = asyncio.get_running_loop()
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, supervisor.request_shutdown, f"{signum.name} received")
@@ -199,8 +204,10 @@ async def _start_balancer(lb: Any, port: int) -> int:
         raise MicroforumError(f"start the load balancer on {HOST}:{port}: {exc}") from exc
 
 
-def _announce(log: LogStream, stack: Stack, url: str, console_url: str, started: float) -> None:
-    targets = sum(s.desired_count for s in stack.services)
+def _announce(
+    log: LogStream, stack: Stack, url: str, console_url: str, started: float, supervisor: Supervisor
+) -> None:
+    targets = sum(supervisor.reconciler.desired(s.name) for s in stack.services)  # (autoscaling's min)
     elapsed = time.monotonic() - started
     log.line(SUPERVISOR, f"{targets} targets healthy in {elapsed:.2f} s")
     log.line(SUPERVISOR, f"stack '{stack.name}' ready at {url}  (Ctrl-C stops it)")
@@ -222,6 +229,16 @@ async def _cleanup(
     await runner.close()
 
 
+def _listener_note(stack: Stack) -> str:
+    """What the listener is here and what it will be on AWS."""
+    if stack.listener.certificate_arn is None:
+        return "HTTP here; on AWS: HTTP:80 (no listener.certificate_arn)"
+    return (
+        f"HTTP here; on AWS: HTTPS:{d.HTTPS_PORT} ({d.TLS_POLICY}, {stack.listener.certificate_arn}),"
+        " HTTP:80 answers 301 to HTTPS"
+    )
+
+
 def _handler(supervisor: Supervisor, lb: Any, url: str, log: LogStream, console_url: str) -> Any:
     async def handle(method: str, path: str, query: dict[str, str]) -> tuple[int, Any]:
         if method == "GET" and path == "/status":
@@ -231,6 +248,8 @@ def _handler(supervisor: Supervisor, lb: Any, url: str, log: LogStream, console_
                 "console_url": console_url,
                 "target_groups": lb.describe(),
                 "replicas": supervisor.snapshot(),
+                "services": supervisor.policies.describe(),
+                "listener": _listener_note(supervisor.stack),
                 "logs": {"output": log.counts(), "access_log": lb.log_counts()},
             }
         if method == "POST" and path == "/restart":

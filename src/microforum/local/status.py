@@ -21,15 +21,38 @@ def format_status(body: Mapping[str, Any]) -> str:
     if body.get("console_url"):
         out.append(f"console {body['console_url']}")
     out.append("")
+    if body.get("listener"):
+        out += [f"listener: {body['listener']}", ""]
     groups = body.get("target_groups") or {}
+    services = body.get("services") or {}
     for name, group in groups.items():
         if isinstance(group, Mapping) and "targets" in group:
             out += format_group(name, group)
+            if isinstance(services.get(name), Mapping):
+                out += format_policies(services[name])
             out.append("")
     logs = body.get("logs")
     if isinstance(logs, Mapping):
         out += [format_logs(logs), ""]
     return "\n".join(out)
+
+
+def format_policies(service: Mapping[str, Any]) -> list[str]:
+    """A service's desired count and why, its deployment, its alarms."""
+    scaling = service.get("autoscaling")
+    bounds = f" (autoscaling {scaling['min']}..{scaling['max']})" if scaling else ""
+    lines = [f"  desired {service.get('desired')}{bounds}: {service.get('desired_reason', '-')}"]
+    rollout = service.get("rollout")
+    if rollout:
+        lines.append(
+            f"  deployment ({service.get('strategy')}): {rollout['phase']},"
+            f" new replicas get {rollout['new_percent']:g} % of requests"
+        )
+    elif service.get("last_rollout"):
+        lines.append(f"  last deployment ({service.get('strategy')}): {service['last_rollout']}")
+    for alarm in service.get("alarms") or []:
+        lines.append(f"  alarm {alarm['name']}: {alarm['state']} ({alarm['reason']})")
+    return lines
 
 
 def format_logs(logs: Mapping[str, Any]) -> str:

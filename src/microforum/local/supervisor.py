@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from microforum.errors import MicroforumError
 from microforum.lb.targets import Target
 from microforum.local import reconcile as rc
+from microforum.local.cpu import CpuMeter
 from microforum.local.events import (
     Event,
     Exited,
@@ -34,6 +35,7 @@ from microforum.local.events import (
     RestartRequested,
     ShutdownRequested,
 )
+from microforum.local.policies import Policies
 from microforum.local.ports import PortAllocator, is_port_conflict
 from microforum.local.processes import SUPERVISOR as SUPERVISOR  # re-exported (stack.py)
 from microforum.local.processes import LogStream
@@ -45,7 +47,7 @@ STOP_TIMEOUT = 10.0  # SIGTERM, then SIGKILL after this many seconds (ECS stopTi
 PROBE_INTERVAL = 0.02  # how often a starting replica's port is tried
 TICK = 1.0  # the loop wakes at least this often
 # A rolling replacement is reported failed after this many failed new replicas in a row: the
-# lower bound of ECS's deployment circuit breaker threshold (ALB_SPEC F). The old replicas keep
+# lower bound of ECS's deployment circuit breaker threshold (docs/ecs.md §F.6). The old replicas keep
 # serving (they drain only once new ones are healthy) and new ones keep being tried, backing off.
 RESTART_FAILURES = 3
 
@@ -57,6 +59,8 @@ class Balancer(Protocol):
     async def deregister(self, target_group: str, target: Target) -> None: ...
     def on_health_change(self, cb: Callable[[str, Target, str, str], None]) -> None: ...
     def target_health(self, target_group: str) -> list[Any]: ...
+    def figures(self, target_group: str) -> dict[str, Any]: ...
+    def set_split(self, target_group: str, new_ids: frozenset[str] | None, percent: float = 0.0) -> None: ...
 
 
 @dataclass
@@ -71,6 +75,13 @@ def _restart_failed(service: str, failures: int) -> MicroforumError:
         f"restart service '{service}': its new replicas keep failing ({failures} failures in a "
         "row); the healthy old replicas keep serving",
         hint="the stack's log shows each failure's last lines; fix it and run restart again",
+    )
+
+
+def _rolled_back(service: str, why: str) -> MicroforumError:
+    return MicroforumError(
+        f"restart service '{service}': rolled back ({why}); the previous replicas serve",
+        hint="`microforum logs` shows what the new replicas printed; fix it and run restart again",
     )
 
 
@@ -127,6 +138,8 @@ class Supervisor:
         self._ready_callbacks: list[Callable[[], None]] = []
         self._ready = False
         self._on_shutdown = on_shutdown
+        self._cpu = CpuMeter()
+        self.policies = Policies(stack, self.reconciler, lb, self._say_service, clock(), self._cpu_percent)
         self.failure: MicroforumError | None = None  # the runner's own failure that stopped the stack
         lb.on_health_change(self._on_health_change)
 
@@ -192,6 +205,8 @@ class Supervisor:
                 hook, self._on_shutdown = self._on_shutdown, None
                 await hook()  # stop accepting requests before the targets drain
             self._apply(event)
+            if not self.reconciler.shutting_down:
+                self.policies.tick(self._clock())
             for action in self.reconciler.decide(self._clock()):
                 await self._execute(action)
             self._check_progress()
@@ -203,7 +218,10 @@ class Supervisor:
     async def _next_event(self) -> Event:
         if not self._queue.empty():
             return self._queue.get_nowait()
-        wake = self.reconciler.next_wakeup()
+        wakes = [self.reconciler.next_wakeup()]
+        if not self.reconciler.shutting_down:  # (the policies stop with the stack)
+            wakes.append(self.policies.next_wakeup())
+        wake = min((w for w in wakes if w is not None), default=None)
         timeout = TICK if wake is None else min(TICK, wake - self._clock())
         if timeout <= 0:
             return None
@@ -227,8 +245,9 @@ class Supervisor:
                 else:
                     rec.exited(rid, code, lines, now)
             case RestartRequested(service, _):
-                generation = rec.restart(service)
-                self._say(f"service '{service}': rolling replacement, generation {generation}")
+                generation = self.policies.begin(service, now)
+                strategy = self._services[service].deployment.strategy
+                self._say(f"service '{service}': {strategy} deployment, generation {generation}")
                 self._restarts.append(event)
             case ShutdownRequested(reason):
                 if rec.shutting_down:  # a second Ctrl-C: the user will not wait for draining
@@ -247,7 +266,12 @@ class Supervisor:
                 callback()
         for request in list(self._restarts):
             failures = self.reconciler.failures(request.service)
-            if self.reconciler.settled(request.service):
+            rolled_back = self.policies.rolled_back(request.service)
+            if rolled_back and self.reconciler.settled(request.service):
+                self._restarts.remove(request)
+                if not request.done.done():
+                    request.done.set_exception(_rolled_back(request.service, rolled_back))
+            elif self.reconciler.settled(request.service):
                 self._restarts.remove(request)
                 ids = [r.id for r in self.reconciler.replicas(request.service)]
                 if not request.done.done():
@@ -393,6 +417,17 @@ class Supervisor:
     async def _finish_tasks(self) -> None:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=STOP_TIMEOUT)
+
+    def _say_service(self, service: str, message: str) -> None:
+        self._say(f"service '{service}': {message}")
+
+    def _cpu_percent(self, service: str, now: float) -> float | None:
+        pids = [
+            live.handle.pid
+            for live in self._live.values()
+            if live.service.name == service and live.handle.pid
+        ]
+        return self._cpu.percent(service, pids, self._services[service].cpu, now)
 
     def _say(self, message: str) -> None:
         for line in message.splitlines():

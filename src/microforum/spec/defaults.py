@@ -38,11 +38,11 @@ DEREGISTRATION_DELAY = 30
 LOAD_BALANCING_ALGORITHM = "round_robin"
 LOAD_BALANCING_ALGORITHMS = ("round_robin", "least_outstanding_requests")
 
-# Listener and load balancer attributes (ALB_SPEC A, D.6, E.1).
+# Listener and load balancer attributes (docs/alb.md §A, §D, §E).
 LISTENER_PORT = 80
 IDLE_TIMEOUT = 60
 DESYNC_MITIGATION_MODE = "defensive"
-DESYNC_MITIGATION_MODES = ("monitor", "defensive", "strictest")  # ALB_SPEC E.1
+DESYNC_MITIGATION_MODES = ("monitor", "defensive", "strictest")  # docs/alb.md §E
 DROP_INVALID_HEADER_FIELDS = True
 FIXED_RESPONSE_CONTENT_TYPE = "text/plain"
 REDIRECT_STATUS_CODE = "HTTP_301"
@@ -78,7 +78,7 @@ CONSOLE_HISTORY = 300.0
 CONSOLE_POLL_INTERVAL = 1.0
 CONSOLE_LOG_LINES = 50
 
-# AWS limits the loader enforces (ALB_SPEC A.2, BOTO-ELBV2 / BOTO-ECS), as inclusive ranges.
+# AWS limits the loader enforces (docs/alb.md §A; the ELBv2 and ECS API references), as inclusive ranges.
 HEALTH_CHECK_INTERVAL_RANGE = (5, 300)
 HEALTH_CHECK_TIMEOUT_RANGE = (2, 120)
 HEALTH_CHECK_THRESHOLD_RANGE = (2, 10)
@@ -121,6 +121,65 @@ ECR_KEEP_IMAGES = 10  # lifecycle policy: the last N images of each repository
 # uses min(deregistration delay, this) so in-flight requests finish while the target drains.
 ECS_MAX_STOP_TIMEOUT = 120
 DEPLOY_STABLE_TIMEOUT = 900  # seconds `deploy` waits for the services to become stable
+
+# HTTPS (`listener.certificate_arn`): on AWS the rules move to an HTTPS:443 listener with ALB's
+# recommended security policy (Elastic Load Balancing User Guide, "Security policies for your
+# Application Load Balancer": ELBSecurityPolicy-TLS13-1-2-2021-06 is the recommended default),
+# and HTTP:80 answers 301 to https://#{host}:443/#{path}?#{query}. Locally the listener stays HTTP.
+HTTPS_PORT = 443
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+# An ACM certificate ARN: arn:<partition>:acm:<region>:<account>:certificate/<id> (ACM API
+# reference, CertificateArn).
+CERTIFICATE_ARN_PATTERN = r"^arn:aws(-[a-z]+)*:acm:[a-z]{2}(-[a-z]+)+-\d:\d{12}:certificate/[0-9a-f-]{1,64}$"
+
+# Deployment strategies: ECS's `deploymentConfiguration.strategy` (ROLLING, CANARY, LINEAR) with
+# the ECS API reference's defaults and limits (CanaryConfiguration, LinearConfiguration).
+DEPLOYMENT_STRATEGIES = ("rolling", "canary", "linear")
+DEPLOYMENT_STRATEGY = "rolling"
+CANARY_PERCENT = 5.0  # canaryPercent: multiples of 0.1 from 0.1 to 100.0
+CANARY_PERCENT_RANGE = (0.1, 100.0)
+CANARY_BAKE_MINUTES = 10  # canaryBakeTimeInMinutes
+STEP_PERCENT = 10.0  # linearConfiguration.stepPercent: multiples of 0.1 from 3.0 to 100.0
+STEP_PERCENT_RANGE = (3.0, 100.0)
+STEP_BAKE_MINUTES = 6  # linearConfiguration.stepBakeTimeInMinutes
+BAKE_MINUTES_RANGE = (0, 1440)
+
+# Autoscaling: Application Auto Scaling target tracking on an ECS service. Both cooldowns are
+# 300 s for ECS (Application Auto Scaling User Guide, "Target tracking scaling policies":
+# ScaleOutCooldown/ScaleInCooldown defaults). The policy's own alarms: scale out after 3
+# one-minute datapoints above the target, scale in after 15 below 90 % of it (the alarms
+# target tracking creates, TargetTracking-...-AlarmHigh/AlarmLow).
+SCALE_OUT_COOLDOWN = 300
+SCALE_IN_COOLDOWN = 300
+SCALING_PERIOD = 60
+SCALE_OUT_DATAPOINTS = 3
+SCALE_IN_DATAPOINTS = 15
+SCALE_IN_RATIO = 0.9
+# ECS: at most 5,000 tasks per service (Amazon ECS service quotas); MinCapacity <= MaxCapacity.
+AUTOSCALING_CAPACITY_RANGE = (0, 5000)
+REQUESTS_PER_TARGET_RANGE = (1, 1_000_000)  # requests per target per minute
+CPU_PERCENT_RANGE = (1, 100)
+
+# Alarms for every service, named in its deploymentConfiguration.alarms (a deployment that trips
+# one rolls back). The error rate is ECS Express Mode's: 4xx+5xx over 1 % of requests in 2 of 3
+# one-minute datapoints; the other thresholds are microforum's choices, same 2-of-3 evaluation.
+ALARM_TARGET_5XX = 10  # HTTPCode_Target_5XX_Count per period, alarm when greater
+ALARM_UNHEALTHY_HOSTS = 1  # UnHealthyHostCount, alarm when at least this
+ALARM_P99_SECONDS = 2.0  # TargetResponseTime p99
+ALARM_ERROR_PERCENT = 1.0
+ALARM_PERIOD = 60
+ALARM_DATAPOINTS = 2
+ALARM_EVALUATION_PERIODS = 3
+ALARM_EVALUATION_PERIODS_RANGE = (1, 60)
+
+# The ECS cluster's EC2 capacity in stack.yaml's `cluster` (the template's parameters above).
+INSTANCE_TYPE_PATTERN = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
+CLUSTER_INSTANCES_RANGE = (0, 1000)
+
+# The local stack's time scale: AWS's minutes (alarm periods, cooldowns, bakes) pass this many
+# times faster under `up`, so a canary's 10-minute bake takes a minute on a laptop.
+LOCAL_TIME_SCALE = 10.0
+LOCAL_TIME_SCALE_RANGE = (1.0, 10_000.0)
 # On ECS a new task's failed health checks are ignored this long, so a slow start is not a
 # failed deployment; a health_check_grace_period of 0 (the default) takes this value on ECS
 # (locally replicas start in a second and need none). Seconds.
@@ -129,3 +188,9 @@ ECS_HEALTH_CHECK_GRACE_PERIOD = 30
 # targets must keep idle connections open longer than the load balancer, or 502s follow
 # (ALB "Connection idle timeout" documentation). Seconds.
 TARGET_KEEP_ALIVE_MARGIN = 15
+
+# Per-replica log files under `up` (<data_dir>/logs/<replica>.log, read by `microforum logs`),
+# rotated by size as docker's json-file driver does (its max-size/max-file options): at most
+# this many MiB per file, this many files per replica (the current one and the rotated ones).
+LOCAL_REPLICA_LOG_MAX_SIZE_MIB = 10
+LOCAL_REPLICA_LOG_MAX_FILES = 3

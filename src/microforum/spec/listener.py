@@ -1,6 +1,6 @@
 """The listener part of stack.yaml: rules, their conditions and actions, with ALB's limits.
 
-Allowed characters and limits follow the ELBv2 API model (ALB_SPEC A.2, A.3); every number
+Allowed characters and limits follow the ELBv2 API model (docs/alb.md §A); every number
 comes from `defaults`.
 """
 
@@ -23,9 +23,10 @@ from microforum.spec.model import (
     Rule,
     WeightedTargetGroup,
 )
+from microforum.spec.policies import read_certificate_arn
 from microforum.spec.reader import Node, optional
 
-# ALB's allowed characters (ALB_SPEC A.2, BOTO-ELBV2 *ConditionConfig).
+# ALB's allowed characters (docs/alb.md §A; ELBv2 API *ConditionConfig).
 _PATH_PATTERN = re.compile(r"^[A-Za-z0-9_\-.$/~\"'@:+&*?]+$")
 _HOST_PATTERN = re.compile(r"^[A-Za-z0-9\-.*?]+$")
 _METHOD = re.compile(r"^[A-Z_\-]{1,40}$")
@@ -49,7 +50,7 @@ _ONE_PER_RULE = ("path-pattern", "host-header", "http-request-method", "source-i
 
 
 def read_listener(node: Node, services: set[str]) -> Listener:
-    f = node.mapping(("port", "default_action", "rules"))
+    f = node.mapping(("port", "default_action", "rules", "certificate_arn"))
     default_action = (
         _action(f["default_action"], services)
         if "default_action" in f
@@ -77,6 +78,7 @@ def read_listener(node: Node, services: set[str]) -> Listener:
         port=optional(f, "port", lambda n: n.integer(*d.PORT_RANGE), d.LISTENER_PORT),
         default_action=default_action,
         rules=tuple(sorted(rules, key=lambda r: r.priority)),
+        certificate_arn=optional(f, "certificate_arn", read_certificate_arn, None),
     )
 
 

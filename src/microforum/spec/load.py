@@ -31,6 +31,7 @@ from microforum.spec.model import (
     Stack,
     TargetGroup,
 )
+from microforum.spec.policies import read_alarms, read_autoscaling, read_cluster, read_strategy
 from microforum.spec.reader import Node, SpecError, optional, show
 
 __all__ = ["SpecError", "load_stack", "parse_stack"]
@@ -63,7 +64,9 @@ def load_stack(path: str | Path = d.STACK_FILE) -> Stack:
 
 def parse_stack(data: Any, source: str = d.STACK_FILE) -> Stack:
     """Validate a parsed stack document and fill its gaps from `defaults`."""
-    root = Node(source, "", data).mapping(("name", "services", "listener", "load_balancer", "local"))
+    root = Node(source, "", data).mapping(
+        ("name", "services", "listener", "load_balancer", "local", "cluster")
+    )
     if "services" not in root or not root["services"].value:
         raise SpecError(source, "services", "must name at least one service")
     services_node = root["services"]
@@ -86,6 +89,7 @@ def parse_stack(data: Any, source: str = d.STACK_FILE) -> Stack:
         listener=listener,
         load_balancer=_load_balancer(root.get("load_balancer") or Node(source, "load_balancer", None)),
         local=_local(root.get("local") or Node(source, "local", None)),
+        cluster=read_cluster(root.get("cluster") or Node(source, "cluster", None)),
         source=source,
     )
 
@@ -107,6 +111,8 @@ def _service(node: Node, name: str) -> Service:
             "deregistration_delay",
             "load_balancing_algorithm",
             "deployment",
+            "autoscaling",
+            "alarms",
         )
     )
     builtin = name in d.BUILTIN_SERVICES and "command" not in f
@@ -150,6 +156,8 @@ def _service(node: Node, name: str) -> Service:
             ),
         ),
         deployment=_deployment(f.get("deployment") or node.child("deployment", None)),
+        autoscaling=read_autoscaling(f.get("autoscaling") or node.child("autoscaling", None)),
+        alarms=read_alarms(f.get("alarms") or node.child("alarms", None)),
     )
 
 
@@ -235,17 +243,30 @@ def _success_codes(node: Node) -> str:
 
 
 def _deployment(node: Node) -> Deployment:
-    f = node.mapping(("minimum_healthy_percent", "maximum_percent", "health_check_grace_period"))
+    f = node.mapping(
+        (
+            "minimum_healthy_percent",
+            "maximum_percent",
+            "health_check_grace_period",
+            "strategy",
+            "canary_percent",
+            "step_percent",
+            "bake_minutes",
+        )
+    )
     minimum = optional(
-        f, "minimum_healthy_percent", lambda n: n.integer(*d.MINIMUM_HEALTHY_PERCENT_RANGE),
+        f,
+        "minimum_healthy_percent",
+        lambda n: n.integer(*d.MINIMUM_HEALTHY_PERCENT_RANGE),
         d.MINIMUM_HEALTHY_PERCENT,
-    )  # fmt: skip
+    )
     maximum = optional(f, "maximum_percent", lambda n: n.integer(*d.MAXIMUM_PERCENT_RANGE), d.MAXIMUM_PERCENT)
     if minimum == 100 and maximum == 100:
         raise (f.get("maximum_percent") or node).fail(
             "maximum_percent must exceed 100 when minimum_healthy_percent is 100"
             " (or no task could ever be replaced)"
         )
+    strategy, canary, step, bake = read_strategy(f)
     return Deployment(
         minimum_healthy_percent=minimum,
         maximum_percent=maximum,
@@ -255,6 +276,10 @@ def _deployment(node: Node) -> Deployment:
             lambda n: n.integer(*d.HEALTH_CHECK_GRACE_PERIOD_RANGE),
             d.HEALTH_CHECK_GRACE_PERIOD,
         ),
+        strategy=strategy,
+        canary_percent=canary,
+        step_percent=step,
+        bake_minutes=bake,
     )
 
 
@@ -276,7 +301,7 @@ def _load_balancer(node: Node) -> LoadBalancer:
 
 def _local(node: Node) -> Local:
     f = node.mapping(("port", "data_dir", "max_deregistration_delay", "initial_health_check_interval",
-                      "access_log"))  # fmt: skip
+                      "access_log", "time_scale"))  # fmt: skip
     return Local(
         port=optional(f, "port", lambda n: n.integer(*d.PORT_RANGE), d.LOCAL_PORT),
         data_dir=optional(f, "data_dir", lambda n: n.string(), d.LOCAL_DATA_DIR),
@@ -293,6 +318,9 @@ def _local(node: Node) -> Local:
             d.LOCAL_INITIAL_HEALTH_CHECK_INTERVAL,
         ),
         access_log=_access_log(f.get("access_log") or Node(node.source, "local.access_log", None)),
+        time_scale=optional(
+            f, "time_scale", lambda n: n.number(*d.LOCAL_TIME_SCALE_RANGE), d.LOCAL_TIME_SCALE
+        ),
     )
 
 

@@ -46,11 +46,41 @@ class TargetGroup:
     algorithm: str  # one of defaults.LOAD_BALANCING_ALGORITHMS
 
 
+Strategy = Literal["rolling", "canary", "linear"]
+
+
 @dataclass(frozen=True)
 class Deployment:
     minimum_healthy_percent: int
     maximum_percent: int
     health_check_grace_period: int
+    strategy: Strategy
+    canary_percent: float  # canary: the new revision's share of traffic while it bakes
+    step_percent: float  # linear: the share added at each step
+    bake_minutes: int  # canary: the canary's bake; linear: each step's bake
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    """Target tracking between `min` and `max` tasks; a target of None is not tracked."""
+
+    min: int
+    max: int
+    requests_per_target: float | None  # ALBRequestCountPerTarget, requests per minute
+    cpu_percent: float | None  # ECSServiceAverageCPUUtilization
+
+
+@dataclass(frozen=True)
+class Alarms:
+    """A service's alarms' thresholds; each alarms at `datapoints` of `evaluation_periods`."""
+
+    target_5xx: int  # HTTPCode_Target_5XX_Count per period, alarm when greater
+    unhealthy_hosts: int  # UnHealthyHostCount, alarm when at least this
+    p99_seconds: float  # TargetResponseTime p99, alarm when greater
+    error_percent: float  # (target 4xx + 5xx) / requests * 100, alarm when greater
+    period: int  # seconds (AWS time; the local stack divides by local.time_scale)
+    datapoints: int
+    evaluation_periods: int
 
 
 @dataclass(frozen=True)
@@ -67,6 +97,8 @@ class Service:
     environment: tuple[tuple[str, str], ...]
     target_group: TargetGroup
     deployment: Deployment
+    autoscaling: Autoscaling | None
+    alarms: Alarms
 
 
 @dataclass(frozen=True)
@@ -127,6 +159,7 @@ class Listener:
     port: int
     default_action: Action
     rules: tuple[Rule, ...]  # sorted by priority, lowest first
+    certificate_arn: str | None = None  # an ACM certificate: HTTPS:443 on AWS (HTTP:80 redirects)
 
 
 @dataclass(frozen=True)
@@ -149,6 +182,16 @@ class Local:
     max_deregistration_delay: float
     initial_health_check_interval: float
     access_log: AccessLogRotation
+    time_scale: float  # local seconds are AWS seconds / time_scale (alarms, cooldowns, bakes)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The ECS cluster's EC2 capacity (AWS only; capacity-provider managed scaling)."""
+
+    instance_type: str
+    min_instances: int
+    max_instances: int
 
 
 @dataclass(frozen=True)
@@ -158,6 +201,7 @@ class Stack:
     listener: Listener
     load_balancer: LoadBalancer
     local: Local
+    cluster: Cluster
     source: str = field(default="stack.yaml", compare=False)
 
     @property

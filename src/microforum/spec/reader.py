@@ -25,7 +25,7 @@ class SpecError(UsageError):
         self.problem = problem
 
 
-# ALB's allowed characters (ALB_SPEC A.2, BOTO-ELBV2 *ConditionConfig).
+# ALB's allowed characters (docs/alb.md §A; ELBv2 API *ConditionConfig).
 
 
 class Node:

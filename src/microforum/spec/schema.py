@@ -96,6 +96,7 @@ def stack_schema() -> Schema:
                 "listener": {"$ref": "#/$defs/listener"},
                 "load_balancer": {"$ref": "#/$defs/load_balancer"},
                 "local": {"$ref": "#/$defs/local"},
+                "cluster": {"$ref": "#/$defs/cluster"},
             },
             required=("services",),
         ),
@@ -144,6 +145,8 @@ def _service_defs() -> dict[str, Schema]:
                     d.LOAD_BALANCING_ALGORITHMS, "How targets are picked.", d.LOAD_BALANCING_ALGORITHM
                 ),
                 "deployment": {"$ref": "#/$defs/deployment"},
+                "autoscaling": {"$ref": "#/$defs/autoscaling"},
+                "alarms": {"$ref": "#/$defs/alarms"},
             },
         ),
         "health_check": section(
@@ -194,6 +197,16 @@ def _service_defs() -> dict[str, Schema]:
                     "Seconds unhealthy checks are ignored after a start.",
                     d.HEALTH_CHECK_GRACE_PERIOD,
                 ),
+                "strategy": choice(
+                    d.DEPLOYMENT_STRATEGIES, "How replicas are replaced.", d.DEPLOYMENT_STRATEGY
+                ),
+                "canary_percent": number(
+                    d.CANARY_PERCENT_RANGE, "canary: % first, multiples of 0.1.", d.CANARY_PERCENT
+                ),
+                "step_percent": number(
+                    d.STEP_PERCENT_RANGE, "linear: % per step, multiples of 0.1.", d.STEP_PERCENT
+                ),
+                "bake_minutes": integer(d.BAKE_MINUTES_RANGE, "Minutes each step is watched by the alarms."),
             },
         ),
     }
@@ -208,6 +221,9 @@ def _listener_defs() -> dict[str, Schema]:
                     d.PORT_RANGE, "The listener's port on AWS (locally: local.port).", d.LISTENER_PORT
                 ),
                 "default_action": {"$ref": "#/$defs/action"},
+                "certificate_arn": string(
+                    "An ACM certificate: HTTPS on AWS (HTTP locally).", d.CERTIFICATE_ARN_PATTERN
+                ),
                 "rules": {
                     "type": "array",
                     "items": {"$ref": "#/$defs/rule"},
@@ -377,6 +393,11 @@ def _stack_defs() -> dict[str, Schema]:
                     "Check interval of new targets, seconds.",
                     d.LOCAL_INITIAL_HEALTH_CHECK_INTERVAL,
                 ),
+                "time_scale": number(
+                    d.LOCAL_TIME_SCALE_RANGE,
+                    "How much faster AWS's minutes pass locally.",
+                    d.LOCAL_TIME_SCALE,
+                ),
                 "access_log": section(
                     "Rotation of .microforum/access.log.",
                     {
@@ -391,6 +412,55 @@ def _stack_defs() -> dict[str, Schema]:
                             d.LOCAL_ACCESS_LOG_MAX_FILES,
                         ),
                     },
+                ),
+            },
+        ),
+        "cluster": section(
+            "The ECS cluster's EC2 capacity.",
+            {
+                "instance_type": string(
+                    "An EC2 instance type.", d.INSTANCE_TYPE_PATTERN, default=d.ECS_INSTANCE_TYPE
+                ),
+                "min_instances": integer(
+                    d.CLUSTER_INSTANCES_RANGE, "At least; not above max.", d.ECS_MIN_INSTANCES
+                ),
+                "max_instances": integer(d.CLUSTER_INSTANCES_RANGE, "At most.", d.ECS_MAX_INSTANCES),
+            },
+        ),
+        "autoscaling": section(
+            "Target tracking on the service's desired count (min <= max).",
+            {
+                "min": integer(d.AUTOSCALING_CAPACITY_RANGE, "Fewest replicas."),
+                "max": integer(d.AUTOSCALING_CAPACITY_RANGE, "Most replicas."),
+                "requests_per_target": number(
+                    d.REQUESTS_PER_TARGET_RANGE, "Requests per target per minute.", 0
+                )
+                | {"default": None},
+                "cpu_percent": number(d.CPU_PERCENT_RANGE, "Average CPU to keep.", 0) | {"default": None},
+            },
+            required=("min", "max"),
+        ),
+        "alarms": section(
+            "The service's alarms; one that trips rolls a deployment back.",
+            {
+                "target_5xx": integer(
+                    (0, 10_000_000), "Target 5XX per period above this.", d.ALARM_TARGET_5XX
+                ),
+                "unhealthy_hosts": integer(
+                    (1, 5000), "Unhealthy hosts at least this.", d.ALARM_UNHEALTHY_HOSTS
+                ),
+                "p99_seconds": number(
+                    (0.001, 3600), "Target response time p99 above this.", d.ALARM_P99_SECONDS
+                ),
+                "error_percent": number(
+                    (0.0, 100.0), "4XX+5XX % of requests above this.", d.ALARM_ERROR_PERCENT
+                ),
+                "datapoints": integer(
+                    (1, d.ALARM_EVALUATION_PERIODS_RANGE[1]),
+                    "Breaching periods needed; not above evaluation_periods.",
+                ),
+                "evaluation_periods": integer(
+                    d.ALARM_EVALUATION_PERIODS_RANGE, "Periods looked at.", d.ALARM_EVALUATION_PERIODS
                 ),
             },
         ),
