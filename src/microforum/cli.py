@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from microforum import __version__
+from microforum import __version__, helptext
 from microforum.errors import MicroforumError
 
 DESCRIPTION = "A forum API as Python microservices behind an ALB: run locally (up), deploy to ECS (deploy)."
@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "microforum.local.command",
     "microforum.images.command",
     "microforum.deploy.command",
+    "microforum.spec.command",
+    "microforum.completion",
 )
 
 
@@ -38,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers.required = True
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_commands(subparsers)
+    helptext.apply(parser)
     return parser
 
 

@@ -47,6 +47,15 @@ def test_status_reads_like_describe_target_health_plus_the_figures() -> None:
     ]
 
 
+def test_status_names_the_console_when_up_serves_one() -> None:
+    lines = format_status(BODY | {"console_url": "http://127.0.0.1:4242/?token=abc"}).splitlines()
+    assert lines[:3] == [
+        "stack microforum at http://127.0.0.1:8080",
+        "console http://127.0.0.1:4242/?token=abc",
+        "",
+    ]
+
+
 def test_status_ends_with_the_log_lines_dropped() -> None:
     body = BODY | {"logs": {"output": {"written": 10, "dropped": 7},
                             "access_log": {"written": 12, "dropped": 0}}}  # fmt: skip

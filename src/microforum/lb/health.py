@@ -34,7 +34,7 @@ out"); refused/reset/malformed is Target.FailedHealthChecks ("Health checks fail
 ⚠ the docs do not say how many failures make an `initial` target unhealthy: we use
 unhealthy_threshold, and healthy_threshold passes to come back from `unhealthy`.
 
-Local deviation (documented in README, spec `local.initial_health_check_interval`): while a
+Local deviation (docs/local-stack.md, spec `local.initial_health_check_interval`): while a
 target is `initial` it is checked every `initial_interval` (0.2 s by default) instead of every
 `interval` seconds, so `microforum up` is ready in about a second. So that the fast cadence does
 not make a slowly booting target unhealthy sooner than ALB would, an `initial` target turns

@@ -91,10 +91,12 @@ class ControlServer:
         for writer in list(self._pending):
             writer.transport.abort()
 
-    def write_file(self, path: Path, stack_url: str) -> None:
-        """Write control.json atomically, readable by this user only."""
+    def write_file(self, path: Path, stack_url: str, **extra: str) -> None:
+        """Write control.json atomically, readable by this user only; `extra` keys are added
+        (`console_url`: the console's address with its token)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         body = {"url": self.url, "token": self.token, "pid": os.getpid(), "stack_url": stack_url}
+        body |= extra
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:

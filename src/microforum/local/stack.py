@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from microforum.console.server import ConsoleServer
 from microforum.errors import MicroforumError
 from microforum.local.control import (
     RESTART_TIMEOUT,
@@ -129,10 +130,12 @@ async def _up(
             await lb.close()
 
     supervisor = Supervisor(stack, lb, runner, log, data_dir=data_dir, api_url=url, on_shutdown=close_lb)
-    control = ControlServer(_handler(supervisor, lb, url, log))
+    console = ConsoleServer(stack, lb, supervisor, data_dir / "access.log", url)
+    console_url = await console.start()
+    control = ControlServer(_handler(supervisor, lb, url, log, console_url))
     await control.start()
-    control.write_file(control_path(data_dir), url)
-    supervisor.on_ready(lambda: _announce(log, stack, url, started, supervisor))
+    control.write_file(control_path(data_dir), url, console_url=console_url)
+    supervisor.on_ready(lambda: _announce(log, stack, url, console_url, started, supervisor))
     loop = asyncio.get_running_loop()
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, supervisor.request_shutdown, f"{signum.name} received")
@@ -141,6 +144,7 @@ async def _up(
     finally:
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
+        await console.close()
         await _cleanup(supervisor, control, close_lb, runner, data_dir)
         _unroute_messages(lb_messages)
     log.line(SUPERVISOR, "stopped")
@@ -200,11 +204,14 @@ async def _start_balancer(lb: Any, port: int) -> int:
         raise MicroforumError(f"start the load balancer on {HOST}:{port}: {exc}") from exc
 
 
-def _announce(log: LogStream, stack: Stack, url: str, started: float, supervisor: Supervisor) -> None:
+def _announce(
+    log: LogStream, stack: Stack, url: str, console_url: str, started: float, supervisor: Supervisor
+) -> None:
     targets = sum(supervisor.reconciler.desired(s.name) for s in stack.services)  # (autoscaling's min)
     elapsed = time.monotonic() - started
     log.line(SUPERVISOR, f"{targets} targets healthy in {elapsed:.2f} s")
     log.line(SUPERVISOR, f"stack '{stack.name}' ready at {url}  (Ctrl-C stops it)")
+    log.line(SUPERVISOR, f"console: {console_url}")
 
 
 async def _cleanup(
@@ -232,12 +239,13 @@ def _listener_note(stack: Stack) -> str:
     )
 
 
-def _handler(supervisor: Supervisor, lb: Any, url: str, log: LogStream) -> Any:
+def _handler(supervisor: Supervisor, lb: Any, url: str, log: LogStream, console_url: str) -> Any:
     async def handle(method: str, path: str, query: dict[str, str]) -> tuple[int, Any]:
         if method == "GET" and path == "/status":
             return 200, {
                 "stack": supervisor.stack.name,
                 "url": url,
+                "console_url": console_url,
                 "target_groups": lb.describe(),
                 "replicas": supervisor.snapshot(),
                 "services": supervisor.policies.describe(),

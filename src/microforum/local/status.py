@@ -17,7 +17,10 @@ COLUMNS = ("TARGET", "PORT", "STATE", "REASON", "DESCRIPTION")
 
 def format_status(body: Mapping[str, Any]) -> str:
     """The whole status report."""
-    out = [f"stack {body.get('stack', '?')} at {body.get('url', '?')}", ""]
+    out = [f"stack {body.get('stack', '?')} at {body.get('url', '?')}"]
+    if body.get("console_url"):
+        out.append(f"console {body['console_url']}")
+    out.append("")
     if body.get("listener"):
         out += [f"listener: {body['listener']}", ""]
     groups = body.get("target_groups") or {}

@@ -56,7 +56,7 @@ DEFAULT_RULES = (
 )
 
 # The local stack: where `microforum up` listens, where it keeps its files, and the cap on the
-# deregistration delay it waits (a laptop need not wait the full AWS delay; documented in README).
+# deregistration delay it waits (a laptop need not wait the full AWS delay; docs/local-stack.md).
 LOCAL_PORT = 8080
 LOCAL_DATA_DIR = ".microforum"
 LOCAL_MAX_DEREGISTRATION_DELAY = 2.0
@@ -69,6 +69,14 @@ LOCAL_ACCESS_LOG_MAX_SIZE_MIB = 10
 LOCAL_ACCESS_LOG_MAX_FILES = 5
 LOCAL_ACCESS_LOG_MAX_SIZE_MIB_RANGE = (1, 1024)
 LOCAL_ACCESS_LOG_MAX_FILES_RANGE = (1, 100)
+# The local console (`up` serves it, docs/console.md): ALB's figures sampled every
+# CONSOLE_SAMPLE_INTERVAL seconds and kept CONSOLE_HISTORY seconds (CloudWatch's ALB metrics have
+# one-minute periods; locally, finer ones show a killed target at once); the page polls every
+# CONSOLE_POLL_INTERVAL seconds and lists up to CONSOLE_LOG_LINES access-log lines.
+CONSOLE_SAMPLE_INTERVAL = 2.0
+CONSOLE_HISTORY = 300.0
+CONSOLE_POLL_INTERVAL = 1.0
+CONSOLE_LOG_LINES = 50
 
 # AWS limits the loader enforces (docs/alb.md §A; the ELBv2 and ECS API references), as inclusive ranges.
 HEALTH_CHECK_INTERVAL_RANGE = (5, 300)
@@ -86,6 +94,19 @@ WILDCARDS_PER_RULE = 5
 TARGET_GROUPS_PER_ACTION = 5
 HTTP_HEADER_NAME_MAX_LENGTH = 40
 FIXED_RESPONSE_BODY_MAX_LENGTH = 1024
+FIXED_RESPONSE_STATUS_RANGE = (200, 599)  # and not 3XX (FixedResponseActionConfig.StatusCode)
+REDIRECT_PART_MAX_LENGTH = 128  # RedirectActionConfig Host, Port, Path, Query
+HEALTH_CHECK_PATH_MAX_LENGTH = 1024
+HOST_PORT_RANGE = (0, 65535)  # 0: a dynamic host port
+CPU_RANGE = (1, 10240)  # ECS task definition cpu units
+MEMORY_RANGE = (1, 122880)  # MiB
+DESIRED_COUNT_RANGE = (0, 100)
+MINIMUM_HEALTHY_PERCENT_RANGE = (0, 100)
+MAXIMUM_PERCENT_RANGE = (100, 200)
+HEALTH_CHECK_GRACE_PERIOD_RANGE = (0, 2_147_483_647)
+# Local-only limits (no AWS counterpart).
+LOCAL_MAX_DEREGISTRATION_DELAY_RANGE = (0, 3600)
+LOCAL_INITIAL_HEALTH_CHECK_INTERVAL_RANGE = (0.05, 300)
 
 # AWS deployment (`microforum deploy`): the cluster template's parameters and deploy's choices.
 ECS_INSTANCE_TYPE = "t3.small"

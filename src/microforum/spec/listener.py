@@ -243,7 +243,7 @@ def _fixed_response(node: Node) -> FixedResponse:
     f = node.mapping(("status_code", "content_type", "message_body"))
     if "status_code" not in f:
         raise node.child("status_code", None).fail("required: 200..599")
-    status = f["status_code"].integer(200, 599)
+    status = f["status_code"].integer(*d.FIXED_RESPONSE_STATUS_RANGE)
     if 300 <= status < 400:
         raise f["status_code"].fail(f"must be 2XX, 4XX or 5XX, got {status}")
     body = optional(f, "message_body", lambda n: n.value if isinstance(n.value, str) else str(n.value), "")
@@ -269,8 +269,10 @@ def _redirect(node: Node) -> Redirect:
     for key in ("host", "port", "path", "query"):
         if key in f:
             parts[key] = str(f[key].value) if f[key].value is not None else ""
-            if len(parts[key]) > 128:
-                raise f[key].fail(f"must be at most 128 characters, got {len(parts[key])}")
+            if len(parts[key]) > d.REDIRECT_PART_MAX_LENGTH:
+                raise f[key].fail(
+                    f"must be at most {d.REDIRECT_PART_MAX_LENGTH} characters, got {len(parts[key])}"
+                )
     if "path" in parts and not parts["path"].startswith("/"):
         raise f["path"].fail(f"must start with /, got {parts['path']!r}")
     if "protocol" in f:

@@ -135,11 +135,13 @@ def _service(node: Node, name: str) -> Service:
         builtin=builtin,
         command=command,
         container_port=container_port,
-        host_port=optional(f, "host_port", lambda n: n.integer(0, 65535), d.HOST_PORT),
+        host_port=optional(f, "host_port", lambda n: n.integer(*d.HOST_PORT_RANGE), d.HOST_PORT),
         network_mode=optional(f, "network_mode", lambda n: n.choice(("bridge",)), d.NETWORK_MODE),
-        cpu=optional(f, "cpu", lambda n: n.integer(1, 10240), d.CPU),
-        memory=optional(f, "memory", lambda n: n.integer(1, 122880), d.MEMORY),
-        desired_count=optional(f, "desired_count", lambda n: n.integer(0, 100), d.DESIRED_COUNT),
+        cpu=optional(f, "cpu", lambda n: n.integer(*d.CPU_RANGE), d.CPU),
+        memory=optional(f, "memory", lambda n: n.integer(*d.MEMORY_RANGE), d.MEMORY),
+        desired_count=optional(
+            f, "desired_count", lambda n: n.integer(*d.DESIRED_COUNT_RANGE), d.DESIRED_COUNT
+        ),
         environment=_environment(f.get("environment")),
         target_group=TargetGroup(
             name=name,
@@ -228,7 +230,7 @@ def _health_check(node: Node) -> HealthCheck:
 
 
 def _health_path(node: Node) -> str:
-    path = node.string(max_len=1024)
+    path = node.string(max_len=d.HEALTH_CHECK_PATH_MAX_LENGTH)
     if not path.startswith("/"):
         raise node.fail(f"must start with /, got {path!r}")
     return path
@@ -257,8 +259,13 @@ def _deployment(node: Node) -> Deployment:
             "bake_minutes",
         )
     )
-    minimum = optional(f, "minimum_healthy_percent", lambda n: n.integer(0, 100), d.MINIMUM_HEALTHY_PERCENT)
-    maximum = optional(f, "maximum_percent", lambda n: n.integer(100, 200), d.MAXIMUM_PERCENT)
+    minimum = optional(
+        f,
+        "minimum_healthy_percent",
+        lambda n: n.integer(*d.MINIMUM_HEALTHY_PERCENT_RANGE),
+        d.MINIMUM_HEALTHY_PERCENT,
+    )
+    maximum = optional(f, "maximum_percent", lambda n: n.integer(*d.MAXIMUM_PERCENT_RANGE), d.MAXIMUM_PERCENT)
     if minimum == 100 and maximum == 100:
         raise (f.get("maximum_percent") or node).fail(
             "maximum_percent must exceed 100 when minimum_healthy_percent is 100"
@@ -271,7 +278,7 @@ def _deployment(node: Node) -> Deployment:
         health_check_grace_period=optional(
             f,
             "health_check_grace_period",
-            lambda n: n.integer(0, 2_147_483_647),
+            lambda n: n.integer(*d.HEALTH_CHECK_GRACE_PERIOD_RANGE),
             d.HEALTH_CHECK_GRACE_PERIOD,
         ),
         strategy=strategy,
@@ -306,13 +313,13 @@ def _local(node: Node) -> Local:
         max_deregistration_delay=optional(
             f,
             "max_deregistration_delay",
-            lambda n: n.number(0, 3600),
+            lambda n: n.number(*d.LOCAL_MAX_DEREGISTRATION_DELAY_RANGE),
             d.LOCAL_MAX_DEREGISTRATION_DELAY,
         ),
         initial_health_check_interval=optional(
             f,
             "initial_health_check_interval",
-            lambda n: n.number(0.05, 300),
+            lambda n: n.number(*d.LOCAL_INITIAL_HEALTH_CHECK_INTERVAL_RANGE),
             d.LOCAL_INITIAL_HEALTH_CHECK_INTERVAL,
         ),
         access_log=_access_log(_section(node, f, "access_log")),
