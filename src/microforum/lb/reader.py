@@ -271,8 +271,6 @@ class RequestReader:
     def _head(self, data: bytes) -> bytes:
         if data[0] == _CR or data[0] == _LF:
             data = data.lstrip(b"\r\n")  # RFC 9112 §2.2: empty lines before a request line
-            if not data:
-                return data
         if _SPLIT_PLAIN is not None:
             found = _SPLIT_PLAIN(data)
             if found is not None:  # the usual head, split in C
@@ -321,7 +319,7 @@ class RequestReader:
     def _incomplete(self, data: bytes) -> None:
         """Refuse a head that is already over a limit before it ends."""
         if data.startswith(_PREFACE):
-            raise ReadError(505, "-")
+            raise ReadError(505)
         line_end = data.find(b"\n")
         if (line_end < 0 and len(data) > MAX_REQUEST_LINE + 2) or len(data) > MAX_HEAD + MAX_REQUEST_LINE:
             raise ReadError(400, "RequestHeaderTooLarge")
@@ -351,7 +349,7 @@ class RequestReader:
                 self.buffer = data
                 return b""
             if data[0] != _CR or data[1] != _LF:
-                raise ReadError(400, "-")  # chunk data not followed by CRLF
+                raise ReadError(400)  # chunk data not followed by CRLF
             self.state = CHUNK_SIZE
             return data[2:]
         end = data.find(b"\r\n")
@@ -380,7 +378,7 @@ def _chunk_size(line: bytes) -> int:
     """A chunk-size line's size (RFC 9112 §7.1: hex digits, then optional extensions)."""
     digits = line.partition(b";")[0].rstrip(b" \t")
     if not digits or len(digits) > 15 or any(b not in _HEX for b in digits):
-        raise ReadError(400, "-")
+        raise ReadError(400)
     return int(digits, 16)
 
 
@@ -388,7 +386,7 @@ def _check_limits(head: RequestHead) -> None:
     """ALB's head limits (docs/alb.md, "Limits"): the whole request line 16 KB, one field
     (name and value) 16 KB; the whole head's 64 KB is checked with its size (routing.py)."""
     if head.raw.startswith(_PREFACE):
-        raise ReadError(505, "-")
+        raise ReadError(505)
     if len(head.raw) <= MAX_HEADER and len(head.raw) <= MAX_REQUEST_LINE:
         return  # (the usual head: under both limits at once)
     line = len(head.method) + len(head.target) + len(head.version) + 2

@@ -76,14 +76,15 @@ class Rollout:
         if strategy == "canary" and self.phase == "launching":
             self.share = self.deployment.canary_percent
             return "canary"
-        self.share = min(100.0, round(self.share + self.deployment.step_percent, 1))
-        return "shifted" if self.share >= 100.0 or strategy != "linear" else "step"
+        # linear (a canary goes from `canary` straight to `shifted`); `shifted` makes it 100
+        self.share = round(self.share + self.deployment.step_percent, 1)
+        return "shifted" if self.share >= 100.0 else "step"
 
     def _say(self) -> str:
-        bake = f", baking {self.deployment.bake_minutes} min" if self.phase in ("canary", "step") else ""
+        bake = f", baking {self.deployment.bake_minutes} min"
         return {
             "canary": f"canary: new replicas get {self.share:g} % of requests{bake}",
             "step": f"linear: new replicas get {self.share:g} % of requests{bake}",
             "shifted": "new replicas get all requests; the old ones drain",
             "rolled_back": "rolled back: the old replicas get all requests; the new ones drain",
-        }.get(self.phase, self.phase)
+        }[self.phase]

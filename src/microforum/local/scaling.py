@@ -90,15 +90,15 @@ def decide(
 
 def _want(policy: _Policy, desired: int, values: Sequence[float | None]) -> tuple[int, str] | None:
     """The count this policy asks for (with its reason), or None when its alarms are quiet."""
-    high = values[-d.SCALE_OUT_DATAPOINTS :]
-    if len(high) == d.SCALE_OUT_DATAPOINTS and all(v is not None and v > policy.target for v in high):
-        figure = float(high[-1] or 0.0)
+    high = [v for v in values[-d.SCALE_OUT_DATAPOINTS :] if v is not None and v > policy.target]
+    if len(high) == d.SCALE_OUT_DATAPOINTS:  # the latest datapoints, every one above the target
+        figure = high[-1]
         count = math.ceil(desired * figure / policy.target)
         return count, (f"{policy.metric} {figure:g} > target {policy.target:g} for {len(high)} datapoints")
-    low = values[-d.SCALE_IN_DATAPOINTS :]
     floor = policy.target * d.SCALE_IN_RATIO
-    if len(low) == d.SCALE_IN_DATAPOINTS and all(v is not None and v < floor for v in low):
-        figure = float(low[-1] or 0.0)
+    low = [v for v in values[-d.SCALE_IN_DATAPOINTS :] if v is not None and v < floor]
+    if len(low) == d.SCALE_IN_DATAPOINTS:
+        figure = low[-1]
         count = max(math.ceil(desired * figure / policy.target), 1 if desired else 0)
         return count, (f"{policy.metric} {figure:g} < {floor:g} (90 % of target) for {len(low)} datapoints")
     return None
