@@ -105,7 +105,10 @@ def test_a_bad_revision_is_rolled_back_by_its_canary_with_about_the_canary_share
         failed, total = load.failures(started), load.count(started)
         share = len(failed) / total
         print(f"\ncanary rollback: {len(failed)} of {total} requests failed ({share:.1%}); canary share 10 %")
-        assert failed and all(outcome == 500 for _, outcome in failed)
+        # 500: the bad revision's answer; 502: a canary request still in flight when the rollback
+        # drained it, cut at once because deregistration_delay is 0 (as ALB cuts it).
+        outcomes = {o for _, o in failed}
+        assert failed and 500 in outcomes and outcomes <= {500, 502}, sorted(outcomes, key=str)
         assert share < 0.2  # the canary's 10 %, and none before or after it
         assert load.failures(done) == []
         after = status(stack_file)
