@@ -3,8 +3,8 @@
 The server is started once per session, lazily (only when a test asks for `postgres`), from
 the machine's PostgreSQL binaries (PATH, then /usr/lib/postgresql/*/bin), in a temporary
 directory on a free port, and stopped at the end. PostgreSQL refuses to run as root, so as
-root the binaries run as the `postgres` user through `runuser` (ARCHITECTURE.md "PostgreSQL
-here"). Where no PostgreSQL exists the tests that need it are skipped with the reason.
+root the binaries run as the `postgres` user through `runuser`
+(docs/development.md). Where no PostgreSQL exists the tests that need it are skipped with the reason.
 
 This directory is on sys.path (no __init__.py): tests import `from helpers import ...`.
 """

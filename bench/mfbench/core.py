@@ -19,7 +19,7 @@ MICROFORUM = str(REPO / ".venv" / "bin" / "microforum")
 PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv").exists() else sys.executable
 NODE_SERVER = str(BENCH / "baseline" / "server.js")
 
-# The original read routes of each service (ARCHITECTURE.md "The services").
+# The original read routes of each service (docs/architecture.md "The services").
 READ_ROUTES = {
     "users": ["/api/users", "/api/users/2"],
     "threads": ["/api/threads", "/api/threads/2"],

@@ -7,7 +7,7 @@ target's health changed, it exited, a restart was asked for, shut down) and then
 `decide(now)`, which returns the actions to carry out (`Start`, `Register`, `Drain`, `Stop`,
 `Report`) and moves the replicas it acted on to their next phase. Time only enters through
 `now`: back-off and timeouts are deadlines compared with it, and `next_wakeup()` tells the loop
-when to call `decide` again. Nothing here sleeps, spawns or touches a socket (STYLE.md 1, 4).
+when to call `decide` again. Nothing here sleeps, spawns or touches a socket (docs/development.md).
 
 A replica goes through these phases (the ECS task lifecycle, locally)::
 

@@ -2,7 +2,7 @@
 
 Everything that happens — a replica listening or exiting, a target's health changing, a
 `restart` from the control channel, SIGINT/SIGTERM — becomes an event on one queue. Signal
-handlers and callbacks only enqueue (STYLE.md 8, uvicorn's multiprocess supervisor); the loop
+handlers and callbacks only enqueue (as uvicorn's multiprocess supervisor does); the loop
 feeds each event to the pure `Reconciler`, asks it what to do, and does it: start a replica on a
 fresh port, register it when its own socket is listening, deregister (drain) before stopping,
 report crash loops. Slow work (draining, waiting for a process) runs in tasks that report back
