@@ -46,6 +46,11 @@ def _mf_stack(
     data = ctx.tmp / f"data-{name}"
     data.mkdir(exist_ok=True)
     proc, port = start_up(ctx, name, configs.forum_stack(free_port(), str(data), databases), cpus)
+    return ready_or_stopped(proc, port)
+
+
+def ready_or_stopped(proc: Proc, port: int) -> tuple[Proc, int]:
+    """`(proc, port)` once the stack on `port` serves; a stack that never does is stopped."""
     try:
         wait_ready(port, READY, proc, deadline_s=READY_DEADLINE_S)
     except RuntimeError:

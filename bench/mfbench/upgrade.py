@@ -20,8 +20,8 @@ from . import configs, stats, wrk
 from .core import MICROFORUM, REPO, Case, Comparison, Context, Metric
 from .postgres import Postgres
 from .procfs import read_cmdline
-from .procs import Proc, free_port, stop_all, wait_ready
-from .stacks import POST_BODY, READY, READY_DEADLINE_S, post_ok
+from .procs import Proc, free_port, stop_all
+from .stacks import POST_BODY, post_ok, ready_or_stopped
 
 GOAL = stats.Goal("at_least", 4.0, "≥ 4× pre-issue")
 OLD = "pre-issue"
@@ -69,12 +69,7 @@ def _start(
     path.write_text(yaml.safe_dump(configs.forum_stack(port, str(data), urls), sort_keys=False))
     argv = [microforum_of(tree), "up", "--stack", str(path), "--port", str(port)]
     proc = ctx.start(name, argv, cpus=ctx.all_cpus(), cwd=str(ctx.tmp), env={"MICROFORUM_NATIVE": "0"})
-    try:
-        wait_ready(port, READY, proc, deadline_s=READY_DEADLINE_S)
-    except RuntimeError:
-        proc.stop(signal.SIGINT)
-        raise
-    return proc, port
+    return ready_or_stopped(proc, port)
 
 
 def run(ctx: Context) -> None:
