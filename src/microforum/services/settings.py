@@ -25,7 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from microforum.errors import UsageError
-from microforum.spec.defaults import CONTAINER_PORT, LOCAL_PORT
+from microforum.spec.defaults import CONTAINER_PORT, LOCAL_PORT, TARGET_KEEP_ALIVE_MARGIN
+from microforum.spec.defaults import IDLE_TIMEOUT as LB_IDLE_TIMEOUT
 
 SERVICES = ("users", "threads", "posts", "monolith")
 # The resources each service owns; the monolith owns them all (in the same files).
@@ -49,11 +50,10 @@ DEPENDENCY_ATTEMPTS = 3
 DEPENDENCY_BACKOFF = 0.1
 DEPENDENCY_RETRY_AFTER = 1  # seconds, in the Retry-After of the 503 when one did not answer
 
-# Longer than the load balancer's idle timeout (60 s, spec.defaults.IDLE_TIMEOUT), as AWS asks
-# of targets, so that the balancer, not the target, closes an idle pooled connection (no
-# request races a close):
-# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout
-IDLE_TIMEOUT = 75.0
+# Longer than the load balancer's idle timeout, as AWS asks of targets, so that the balancer,
+# not the target, closes an idle pooled connection (no request races a close): docs/alb.md §D.6.
+# deploy sets IDLE_TIMEOUT from the stack's own idle timeout the same way.
+IDLE_TIMEOUT = float(LB_IDLE_TIMEOUT + TARGET_KEEP_ALIVE_MARGIN)
 
 # Seconds a client is asked to wait (`Retry-After`) before retrying a 503 because the database
 # did not answer: about one health-check interval; a restarted RDS instance takes longer, a
