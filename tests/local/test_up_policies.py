@@ -19,14 +19,17 @@ services:
   web:
     command: [{json.dumps(sys.executable)}, {json.dumps(str(STANDIN))}]
     desired_count: 1
-    autoscaling: {{min: 2, max: 3, requests_per_target: 2}}
+    autoscaling: {{min: 2, max: 3, requests_per_target: 1}}
     deregistration_delay: 0
 listener:
   default_action: {{forward: web}}
   rules: []
 local:
-  time_scale: 600
+  time_scale: 300
 """
+# A datapoint (one AWS minute) is 0.2 s here. Two clients looping on /whoami send well over
+# one request per target per datapoint even on a loaded CI machine (seen: 45 req/s, 4.5 per
+# target), so scale-out does not hinge on how fast the machine is; idleness is 0 < 0.9.
 
 
 def _wait(stack_file: Path, check: object, timeout: float = 60.0) -> dict:  # type: ignore[type-arg]
@@ -55,12 +58,12 @@ def test_load_scales_the_service_out_to_max_and_idleness_back_in_to_min(tmp_path
         with Load(url, "/whoami", clients=2):
             body = _wait(stack_file, lambda b: b["services"]["web"]["desired"] == 3 and _healthy(b) == 3)
         web = body["services"]["web"]
-        assert "ALBRequestCountPerTarget" in web["desired_reason"] and "> target 2" in web["desired_reason"]
+        assert "ALBRequestCountPerTarget" in web["desired_reason"] and "> target 1" in web["desired_reason"]
         stack.wait_for(r"service 'web': autoscaling: desired 3 ")
         body = _wait(stack_file, lambda b: b["services"]["web"]["desired"] == 2 and _healthy(b) == 2)
-        assert "< 1.8 (90 % of target) for 15 datapoints -> 2" in body["services"]["web"]["desired_reason"]
+        assert "< 0.9 (90 % of target) for 15 datapoints -> 2" in body["services"]["web"]["desired_reason"]
         text = microforum("status", "--stack", str(stack_file))
-        assert "desired 2 (autoscaling 2..3): ALBRequestCountPerTarget 0 < 1.8" in text.stdout
+        assert "desired 2 (autoscaling 2..3): ALBRequestCountPerTarget 0 < 0.9" in text.stdout
         print("\n" + text.stdout)
         assert stack.stop() == 0
 
