@@ -24,8 +24,8 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
     "db-setup": (
         "",
         (
-            "DATABASE_URL=postgresql://admin@db/postgres USERS_DATABASE_URL=postgresql://users:pw@db/users "
-            "THREADS_DATABASE_URL=... POSTS_DATABASE_URL=... microforum db-setup",
+            "microforum db-setup    # with DATABASE_URL=postgresql://admin@db/postgres and "
+            "USERS_DATABASE_URL=postgresql://users:PW@db/users (THREADS_, POSTS_) set",
         ),
     ),
     "up": (
