@@ -16,7 +16,9 @@ from typing import Any
 
 import psycopg
 import pytest
+from service_helpers import call
 
+from helpers import free_port, running
 from microforum.errors import UsageError
 from microforum.services.dbsetup import Grant, Observed, check_distinct, plan_setup
 from microforum.services.dbsetup_apply import run_db_setup
@@ -201,3 +203,38 @@ def test_the_command_exits_1_with_one_line_when_the_server_refuses(tls_postgres:
     assert result.stderr.startswith("microforum: db-setup on postgresql://users_"), result.stderr
     assert ":***@" in result.stderr and "Traceback" not in result.stderr
     assert "permission denied to create role" in result.stderr
+
+
+@pytest.mark.postgres
+def test_services_on_their_own_roles_migrate_serve_and_the_monolith_sees_their_writes(
+    tls_postgres: Any, tmp_path: Any
+) -> None:
+    """As on ECS: each service gets its resource's secret (JSON) and PGSSLMODE=require; the
+    monolith gets the three secrets and reads what the services wrote."""
+    suffix = uuid.uuid4().hex[:8]
+    env = _env(tls_postgres, suffix)
+    _run(env)
+    secrets = {}
+    for resource in ("users", "threads", "posts"):
+        name = f"{resource}_{suffix}"
+        secret = {"username": name, "password": f"secret-1-{resource}", "host": tls_postgres.host,
+                  "port": tls_postgres.port, "dbname": name, "engine": "postgres"}  # fmt: skip
+        secrets[f"{resource.upper()}_DATABASE_SECRET"] = json.dumps(secret)
+    base = {"PGSSLMODE": "require", "DATA_DIR": str(tmp_path)}
+    users_port, monolith_port = free_port(), free_port()
+    users_env = {**base, "PORT": str(users_port), "USERS_DATABASE_SECRET": secrets["USERS_DATABASE_SECRET"]}
+    monolith_env = {**base, "PORT": str(monolith_port), **secrets}
+    serve = [sys.executable, "-m", "microforum", "serve"]
+    with (
+        running([*serve, "users"], users_env, users_port),
+        running([*serve, "monolith"], monolith_env, monolith_port),
+    ):
+        created = call(users_port, "POST", "/api/users", {"username": f"u{suffix}", "name": "N", "bio": "B"})
+        assert created.status == 201, created.body
+        seen = call(monolith_port, "GET", f"/api/users/{created.json['id']}")
+        assert seen.status == 200 and seen.json["username"] == f"u{suffix}"
+    with _connect(env["USERS_DATABASE_URL"]) as conn:  # the tables belong to the role itself
+        owners = conn.execute(
+            "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+    assert owners == [(f"users_{suffix}",)]
