@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from microforum.spec import defaults as d
 from microforum.spec.load import load_stack, parse_stack
 from microforum.spec.model import (
     Condition,
+    Database,
     FixedResponse,
     Forward,
     QueryPair,
@@ -321,3 +323,14 @@ def test_services_keep_connections_longer_than_the_alb() -> None:
         (container,) = desired.task_definitions[name]["containerDefinitions"]
         env = {e["name"]: e["value"] for e in container["environment"]}
         assert float(env["IDLE_TIMEOUT"]) > stack.load_balancer.idle_timeout
+
+
+def test_a_ca_bundle_makes_every_task_verify_the_servers_certificate() -> None:
+    stack = replace(
+        load_stack(ROOT / "stack.yaml"), database=Database("rds.pem", "-----BEGIN CERTIFICATE-----\n")
+    )
+    desired = render(stack, Target("mf", "eu-west-1", OUTPUTS, database=True))
+    for task in desired.task_definitions.values():  # the services and db-setup
+        env = {e["name"]: e["value"] for e in task["containerDefinitions"][0]["environment"]}
+        assert env["PGSSLMODE"] == "verify-full"
+        assert env["DATABASE_CA_BUNDLE"] == "-----BEGIN CERTIFICATE-----\n"

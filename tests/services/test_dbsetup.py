@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -23,6 +24,7 @@ from microforum.errors import UsageError
 from microforum.services.dbsetup import Grant, Observed, check_distinct, plan_setup
 from microforum.services.dbsetup_apply import run_db_setup
 from microforum.services.settings import load_settings, secret_url
+from tls_certs import make_ca
 
 GRANT = Grant("users", "users", "pw'1", "users")
 READY = Observed(
@@ -121,12 +123,14 @@ def test_a_secret_becomes_a_url_and_each_resource_reads_its_own() -> None:
 # ------------------------------------------------------------------------- a real server
 
 
-def _env(server: Any, suffix: str, password: str = "secret-1") -> dict[str, str]:
+def _env(
+    server: Any, suffix: str, password: str = "secret-1", query: str = "?sslmode=require"
+) -> dict[str, str]:
     env = {"DATABASE_URL": server.url()}
     for resource in ("users", "threads", "posts"):
         name = f"{resource}_{suffix}"
         env[f"{resource.upper()}_DATABASE_URL"] = (
-            f"postgresql://{name}:{password}-{resource}@{server.host}:{server.port}/{name}?sslmode=require"
+            f"postgresql://{name}:{password}-{resource}@{server.host}:{server.port}/{name}{query}"
         )
     return env
 
@@ -220,7 +224,9 @@ def test_services_on_their_own_roles_migrate_serve_and_the_monolith_sees_their_w
         secret = {"username": name, "password": f"secret-1-{resource}", "host": tls_postgres.host,
                   "port": tls_postgres.port, "dbname": name, "engine": "postgres"}  # fmt: skip
         secrets[f"{resource.upper()}_DATABASE_SECRET"] = json.dumps(secret)
-    base = {"PGSSLMODE": "require", "DATA_DIR": str(tmp_path)}
+    # The server's certificate and name verified against its CA, as deploy's ca_bundle asks.
+    ca = (Path(tls_postgres.data_dir).parent / "ca.pem").read_text()
+    base = {"PGSSLMODE": "verify-full", "DATABASE_CA_BUNDLE": ca, "DATA_DIR": str(tmp_path)}
     users_port, monolith_port = free_port(), free_port()
     users_env = {**base, "PORT": str(users_port), "USERS_DATABASE_SECRET": secrets["USERS_DATABASE_SECRET"]}
     monolith_env = {**base, "PORT": str(monolith_port), **secrets}
@@ -238,3 +244,29 @@ def test_services_on_their_own_roles_migrate_serve_and_the_monolith_sees_their_w
             "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'"
         ).fetchall()
     assert owners == [(f"users_{suffix}",)]
+
+
+def _db_setup(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "microforum", "db-setup"], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+@pytest.mark.postgres
+def test_verify_full_succeeds_with_the_servers_ca_and_fails_clearly_with_another(tls_postgres: Any) -> None:
+    right = (Path(tls_postgres.data_dir).parent / "ca.pem").read_text()
+    wrong = make_ca("another CA")[0].decode()
+    env = {**_env(tls_postgres, uuid.uuid4().hex[:8], query=""), "PGSSLMODE": "verify-full"}
+
+    refused = _db_setup({**env, "DATABASE_CA_BUNDLE": wrong})
+    assert refused.returncode == 1, refused.stderr
+    message, hint = refused.stderr.splitlines()
+    assert message.startswith("microforum: db-setup on postgresql://postgres@127.0.0.1:")
+    assert "certificate verify failed" in message
+    assert hint == (
+        "hint: the server's certificate is not signed by a CA of DATABASE_CA_BUNDLE (stack.yaml "
+        "database.ca_bundle): give the RDS bundle of the stack's region"
+    )
+
+    done = _db_setup({**env, "DATABASE_CA_BUNDLE": right})
+    assert done.returncode == 0, done.stderr
+    assert "create role users_" in done.stdout

@@ -31,6 +31,7 @@ from microforum.deploy.names import (
     td_ref,
     tg_ref,
 )
+from microforum.services.catrust import BUNDLE_VARIABLE
 from microforum.services.settings import OWNED
 from microforum.spec import defaults as d
 from microforum.spec.model import (
@@ -243,13 +244,18 @@ def convert_environment(stack: Stack, service: Service, target: Target) -> list[
     # Services reach each other through the ALB, like the original (API_URL).
     env.setdefault("API_URL", api_url(stack, target))
     env.setdefault("IDLE_TIMEOUT", str(keep_alive_timeout(stack)))
-    env.update(database_tls(target))
+    env.update(database_tls(stack, target))
     return [{"name": k, "value": v} for k, v in sorted(env.items())]
 
 
-def database_tls(target: Target) -> dict[str, str]:
-    """libpq's TLS settings for RDS: encrypted always (docs/deploying.md#database)."""
-    return {"PGSSLMODE": "require"} if target.database else {}
+def database_tls(stack: Stack, target: Target) -> dict[str, str]:
+    """libpq's TLS settings for RDS: encrypted always, and the server's certificate and name
+    verified when stack.yaml gives the CA bundle (docs/deploying.md#database)."""
+    if not target.database:
+        return {}
+    if not stack.database.ca_pem:
+        return {"PGSSLMODE": "require"}
+    return {"PGSSLMODE": "verify-full", BUNDLE_VARIABLE: stack.database.ca_pem}
 
 
 def secret_variable(resource: str) -> str:
@@ -318,7 +324,7 @@ def convert_setup_task(stack: Stack, target: Target) -> JSON:
     secrets = [{"name": "DATABASE_SECRET", "valueFrom": target.output(MASTER_SECRET_OUTPUT)}]
     secrets += [{"name": secret_variable(r), "valueFrom": target.output(secret_output(r))} for r in RESOURCES]
     secrets.sort(key=lambda s: s["name"])
-    env = database_tls(target)
+    env = database_tls(stack, target)
     container = {
         "name": SETUP,
         "image": target.image(stack.services[0].name),

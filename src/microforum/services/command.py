@@ -46,13 +46,16 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run_db_setup(args: argparse.Namespace) -> int:
     """Set up the resources' databases and roles; exit 0 when done, 1 on a server error."""
+    from microforum.services.catrust import install_ca_bundle
     from microforum.services.dbsetup_apply import run_db_setup as run
 
+    install_ca_bundle(os.environ)
     return run(os.environ, lambda line: print(line, flush=True))
 
 
 def run_serve(args: argparse.Namespace) -> int:
     """Validate the settings (exit 2 on a mistake) and serve until SIGTERM."""
+    from microforum.services.catrust import install_ca_bundle
     from microforum.services.server import serve
 
     settings = load_settings(
@@ -63,4 +66,5 @@ def run_serve(args: argparse.Namespace) -> int:
         database=args.database,
         workers=args.workers,
     )
+    install_ca_bundle(os.environ)  # after the settings: a mistake there writes nothing
     return serve(settings)

@@ -62,13 +62,23 @@ def run_db_setup(env: Mapping[str, str], say: Say) -> int:
                     say(statement.say)
                     _execute(conn, admin, statement)
     except psycopg.Error as exc:
-        raise MicroforumError(
-            f"db-setup on {redact(admin)}: {str(exc).strip()}",
-            hint="the administrator must be able to create roles and databases (RDS: the master user)",
-        ) from exc
+        raise MicroforumError(f"db-setup on {redact(admin)}: {_one_line(exc)}", hint=_hint(exc)) from exc
     if not any(plans):
         say(f"db-setup: nothing to change ({', '.join(g.database for g in wanted)} are set up)")
     return 0
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def _hint(exc: Exception) -> str:
+    if "certificate verify failed" in str(exc):
+        return (
+            "the server's certificate is not signed by a CA of DATABASE_CA_BUNDLE (stack.yaml "
+            "database.ca_bundle): give the RDS bundle of the stack's region"
+        )
+    return "the administrator must be able to create roles and databases (RDS: the master user)"
 
 
 def _options(url: str) -> dict[str, Any]:

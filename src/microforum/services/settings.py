@@ -11,6 +11,7 @@ refused with one line naming the variable and the fix (`UsageError`, exit code 2
 | `DATABASE_URL` | `sqlite:///path.db` or `postgresql://...` | one SQLite file per service |
 | `USERS_DATABASE_URL`, ... | per-resource override of `DATABASE_URL` | `DATABASE_URL` |
 | `USERS_DATABASE_SECRET`, ... | the same as a Secrets Manager JSON secret (what ECS injects) | - |
+| `DATABASE_CA_BUNDLE` | PEM certificates libpq verifies the server's against (catrust.py) | - |
 | `DATA_DIR` | where the default SQLite files live | `./data` |
 | `API_URL` | base URL through which other services are reached | the local load balancer |
 | `USERS_URL`, `THREADS_URL`, `POSTS_URL` | per-service override of `API_URL` | `API_URL` |
