@@ -270,3 +270,22 @@ def test_verify_full_succeeds_with_the_servers_ca_and_fails_clearly_with_another
     done = _db_setup({**env, "DATABASE_CA_BUNDLE": right})
     assert done.returncode == 0, done.stderr
     assert "create role users_" in done.stdout
+
+
+@pytest.mark.postgres
+def test_an_administrator_like_rds_master_user_sets_up_and_then_changes_nothing(tls_postgres: Any) -> None:
+    """RDS's master user is no superuser: it may create roles and databases, and must be a
+    member of a role to make it a database's owner (and to reach that database afterwards)."""
+    suffix = uuid.uuid4().hex[:8]
+    with _connect(tls_postgres.url()) as root:
+        root.execute(f"CREATE ROLE master_{suffix} LOGIN CREATEROLE CREATEDB PASSWORD 'm-pw'")
+    env = _env(tls_postgres, suffix)
+    host = f"{tls_postgres.host}:{tls_postgres.port}"
+    env["DATABASE_URL"] = f"postgresql://master_{suffix}:m-pw@{host}/postgres?sslmode=require"
+    lines = _run(env)
+    assert f"users: let the administrator act as users_{suffix}" in lines
+    assert _run(env) == [
+        f"db-setup: nothing to change (users_{suffix}, threads_{suffix}, posts_{suffix} are set up)"
+    ]
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        _connect(env["POSTS_DATABASE_URL"], dbname=f"users_{suffix}")
