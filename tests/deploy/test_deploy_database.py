@@ -88,7 +88,7 @@ def _secrets(family: str) -> dict[str, str]:
 
 @pytest.mark.aws
 def test_each_service_gets_its_own_secret_and_db_setup_runs_before_the_services(
-    aws: str, stack_file: Path, database_template: Path, capsys: pytest.CaptureFixture[str]
+    aws: str, stack_file: Path, database_template: Path, capsys: pytest.CaptureFixture[str], calls: Any
 ) -> None:
     put_images()
     stack = load_stack(stack_file)
@@ -119,12 +119,20 @@ def test_each_service_gets_its_own_secret_and_db_setup_runs_before_the_services(
     first_service = next(i for i, line in enumerate(lines) if "change service" in line and "[" in line)
     assert setup < first_service
     assert "  db-setup done" in lines
-    task = client("ecs").describe_tasks(cluster=cluster, tasks=[run])["tasks"][0]
+    task = client("ecs").describe_tasks(cluster=cluster, tasks=[run], include=["TAGS"])["tasks"][0]
     assert task["taskDefinitionArn"].split("/")[-1].startswith(f"{STACK_NAME}-db-setup:")
+    assert {"key": "microforum:stack", "value": STACK_NAME} in task["tags"]
+    revision = client("ecs").list_tags_for_resource(resourceArn=task["taskDefinitionArn"])["tags"]
+    assert {t["key"]: t["value"] for t in revision} == {
+        "microforum:stack": STACK_NAME,
+        "microforum:db-setup": "succeeded",
+    }
 
     # Nothing changed: no db-setup again (its revision is tagged as succeeded), no mutating call.
+    calls.made.clear()
     deploy(stack, _options(database_template), Aws("us-east-1"), print, clock)
     assert clock.exited == [run]
+    assert calls.mutating == []
     assert "no changes" in capsys.readouterr().out
 
 
