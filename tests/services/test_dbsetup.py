@@ -176,6 +176,12 @@ def test_a_role_whose_password_no_longer_matches_gets_its_secrets_and_it_is_said
         f"posts: set the password of role posts_{suffix} to its secret's (it no longer logged in)"
     ]
     _connect(env["POSTS_DATABASE_URL"]).close()
+    with _connect(tls_postgres.url()) as admin:
+        admin.execute(f"ALTER ROLE users_{suffix} NOLOGIN")
+    assert _run(env) == [
+        f"users: set the password of role users_{suffix} to its secret's (it no longer logged in)"
+    ]
+    _connect(env["USERS_DATABASE_URL"]).close()
 
 
 @pytest.mark.postgres

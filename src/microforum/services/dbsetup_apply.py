@@ -14,10 +14,13 @@ from typing import Any
 from microforum.errors import MicroforumError, UsageError
 from microforum.services.dbsetup import Grant, Observed, Statement, check_distinct, plan_setup
 from microforum.services.pgconn import connect_options
-from microforum.services.settings import OWNED, check_database_url, load_settings, secret_url
+from microforum.services.settings import check_database_url, resource_databases, secret_url
 from microforum.services.storage import redact
 
 Say = Callable[[str], None]
+# What the server answers when the role's password (or its LOGIN) is not the secret's; any
+# other refusal comes after the login (CONNECT, a missing database) and is not about it.
+_LOGIN_REFUSED = ("password authentication failed", "is not permitted to log in")
 _PG16 = 160000  # from 16 on, making a role a database's owner needs the SET option on it
 
 
@@ -36,7 +39,7 @@ def grants(env: Mapping[str, str]) -> list[Grant]:
     """Each resource's role and database, from its own variable (never from DATABASE_URL)."""
     own = {k: v for k, v in env.items() if k != "DATABASE_URL"}
     found = []
-    for resource, url in load_settings("monolith", own).databases.items():
+    for resource, url in resource_databases("monolith", own).items():
         if not url.startswith("postgres"):
             raise UsageError(
                 f"db-setup: no PostgreSQL database for {resource}: set {resource.upper()}_DATABASE_URL "
@@ -53,7 +56,6 @@ def run_db_setup(env: Mapping[str, str], say: Say) -> int:
 
     admin = admin_url(env)
     wanted = grants(env)
-    assert tuple(g.resource for g in wanted) == OWNED["monolith"]
     try:
         with psycopg.connect(admin, autocommit=True, **_options(admin)) as conn:
             plans = [plan_setup(g, observe(conn, admin, g)) for g in wanted]
@@ -147,7 +149,7 @@ def _logs_in(admin: str, grant: Grant, database: str) -> bool:
     try:
         psycopg.connect(url, **_options(url)).close()
     except psycopg.OperationalError as exc:
-        return "password authentication failed" not in str(exc)
+        return not any(sign in str(exc) for sign in _LOGIN_REFUSED)
     return True
 
 

@@ -166,7 +166,9 @@ def secret_url(name: str, raw: str) -> str:
     )
 
 
-def _databases(service: str, env: Mapping[str, str], flag: str | None) -> dict[str, str]:
+def resource_databases(service: str, env: Mapping[str, str], flag: str | None = None) -> dict[str, str]:
+    """Each resource `service` stores -> its database URL: `flag` (--database), then
+    <RESOURCE>_DATABASE_URL, <RESOURCE>_DATABASE_SECRET, DATABASE_URL, else a SQLite file."""
     resources = OWNED[service]
     url, name = (flag, "--database") if flag else (env.get("DATABASE_URL"), "DATABASE_URL")
     data_dir = os.path.abspath(env.get("DATA_DIR") or DEFAULT_DATA_DIR)
@@ -225,7 +227,7 @@ def load_settings(
         host=host,
         port=port,
         workers=workers,
-        databases=_databases(service, env, database),
+        databases=resource_databases(service, env, database),
         peers=_peers(service, env),
         dependency_timeout=_seconds(
             "DEPENDENCY_TIMEOUT", env.get("DEPENDENCY_TIMEOUT") or str(DEPENDENCY_TIMEOUT), 0.05, 60
