@@ -215,9 +215,9 @@ def test_relayable_catches_every_hop_by_hop_name_it_knows():
 
 
 def test_every_hop_by_hop_rule_comes_from_the_one_set():
-    from microforum.lb import exchange, routing
+    from microforum.lb import decide, exchange
 
     for name in headers.HOP_BY_HOP:
-        assert routing._KIND[name] != routing._PLAIN  # never forwarded as received
+        assert decide._KIND[name] != decide._PLAIN  # never forwarded as received
         assert exchange._RESP_HOP(b"HTTP/1.1 200 OK\r\n" + name + b": x") is not None
         assert not headers.relayable_py(b"HTTP/1.1 200 OK\r\n" + name.title() + b": x")

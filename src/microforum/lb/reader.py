@@ -384,7 +384,7 @@ def _chunk_size(line: bytes) -> int:
 
 def _check_limits(head: RequestHead) -> None:
     """ALB's head limits (docs/alb.md, "Limits"): the whole request line 16 KB, one field
-    (name and value) 16 KB; the whole head's 64 KB is checked with its size (routing.py)."""
+    (name and value) 16 KB; the whole head's 64 KB is checked with its size (decide.py)."""
     if head.raw.startswith(_PREFACE):
         raise ReadError(505)
     if len(head.raw) <= MAX_HEADER and len(head.raw) <= MAX_REQUEST_LINE:
