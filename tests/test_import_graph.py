@@ -1,6 +1,6 @@
 """No import circle in the project: the module graph of src/microforum, built from the source
 with `ast`, every import counted (at the top, under TYPE_CHECKING, inside a function), has no
-cycle. A circle hides an order the modules depend on (docs/development.md)."""
+cycle (docs/architecture.md, "Inside the load balancer")."""
 
 from __future__ import annotations
 
