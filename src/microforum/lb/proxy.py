@@ -19,7 +19,7 @@ from typing import Any
 
 from microforum.lb.accesslog import LineCache, LogRecord
 from microforum.lb.context import ProxyContext
-from microforum.lb.decide import decide, refusal
+from microforum.lb.decide import Decision, decide, refusal
 from microforum.lb.exchange import Exchange
 from microforum.lb.lifecycle import READ
 from microforum.lb.pool import no_delay, unconnected
@@ -33,8 +33,8 @@ class ClientConnection(asyncio.Protocol):
     """A client's connection to the listener."""
 
     __slots__ = (
-        "batching", "closing", "conn_id", "conn_trace", "ctx", "current", "feed", "forwarded",
-        "last_tick", "log_host", "log_lines", "log_origin", "log_record",
+        "batching", "closing", "conn_id", "conn_trace", "ctx", "current", "decided", "decision",
+        "feed", "forwarded", "last_tick", "log_host", "log_lines", "log_origin", "log_record",
         "pauses", "peer", "peer_ip", "peer_port", "queue", "reader", "send", "transport", "wbuf",
         "wfirst",
     )  # fmt: skip
@@ -66,6 +66,10 @@ class ClientConnection(asyncio.Protocol):
         self.wbuf: list[bytes] = []
         # The request being read (its head read, its body maybe not yet)
         self.current: Exchange | None = None
+        # The latest head decided and its decision: `decide` is pure, and the reader hands on
+        # a head repeated byte for byte as the same object (keep-alive clients repeat theirs).
+        self.decided: RequestHead | None = None
+        self.decision: Decision | None = None
 
     def __repr__(self) -> str:
         return f"<ClientConnection #{self.conn_id} {self.peer_ip}:{self.peer_port} queue={len(self.queue)}>"
@@ -141,7 +145,11 @@ class ClientConnection(asyncio.Protocol):
         one in flight). What to read next (reader.NEXT, LAST or STOP)."""
         if self.closing:
             return STOP
-        exchange = Exchange(self, decide(head, self.peer_ip, self.ctx))
+        decision = self.decision
+        if decision is None or head is not self.decided:  # (a head repeated: decided alike)
+            decision = self.decision = decide(head, self.peer_ip, self.ctx)
+            self.decided = head
+        exchange = Exchange(self, decision)
         self.current = exchange
         self.queue.append(exchange)
         if len(self.queue) == 1:
