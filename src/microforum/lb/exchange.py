@@ -67,12 +67,9 @@ _RAW: Final = 1
 _CHUNKED: Final = 2
 # Module-level names read per request are Final: compiled (native.py), they become C statics.
 _now: Final = time.time
-# On a lower-cased response head: its Content-Length, and any header we must not relay as is.
+# On a lower-cased response head: its Content-Length, and a chunked Transfer-Encoding (a
+# hop-by-hop field: headers.hop_field).
 _RESP_LENGTH: Final = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]+)").search
-_HOP_NAMES: Final = b"|".join(sorted(n for n in hdr.HOP_BY_HOP if n != b"connection"))
-_RESP_HOP: Final = re.compile(
-    rb"\r\n(?:%s|connection(?![ \t]*:[ \t]*keep-alive[ \t]*(?:\r|$)))[ \t]*:" % _HOP_NAMES
-).search  # (headers.HOP_BY_HOP; `Connection: keep-alive` alone may pass: the client stays too)
 _RESP_CHUNKED: Final = re.compile(rb"\r\ntransfer-encoding:[^\r]*chunked").search
 
 
@@ -352,7 +349,7 @@ class Exchange:
         lower = head.lower()
         found = _RESP_LENGTH(lower)
         length = head[found.start(1) : found.end(1)] if found else None
-        chunked = _RESP_HOP(lower) is not None and _RESP_CHUNKED(lower) is not None
+        chunked = hdr.hop_field(lower) is not None and _RESP_CHUNKED(lower) is not None
         line, _, rest = head.partition(b"\r\n")
         headers = [_split_header(h) for h in rest.split(b"\r\n")] if rest else []
         reason = line.split(b" ", 2)[2] if line.count(b" ") >= 2 else b""
