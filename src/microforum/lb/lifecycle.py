@@ -6,7 +6,8 @@ An exchange is a request read from a client and the answer it gets. Its request 
 response side move on independently (a target may answer before the body is read whole), so
 each has its own phase. The exchange calls `request_step` / `response_step` with the event
 that happened and keeps the phase returned; an event a phase has no row for is a bug of ours
-and raises `IllegalTransition` (the proxy answers such a bug 500 and closes).
+and raises `IllegalTransition` (while a client's bytes are read, the proxy answers a bug 500
+and closes; in a target's or the clock's event, asyncio logs it).
 
 Request side (what the client sent):
 
