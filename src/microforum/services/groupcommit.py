@@ -13,7 +13,12 @@ two parts:
 - `apply_each` (the database thread's side, inside the open transaction): each write in a
   savepoint of its own, so that one that raises is rolled back alone and its caller gets the
   exception, while the others go on. A batch of one needs no savepoint: its write's failure
-  is the transaction's, which the store rolls back.
+  is the transaction's, which the store rolls back. A write that succeeded leaves its
+  savepoint open (one statement less per write): the next one nests inside it, a rollback
+  goes to the latest savepoint of the name, and COMMIT ends them all. Both stores keep an
+  older savepoint of the same name (https://www.postgresql.org/docs/current/sql-savepoint.html,
+  https://www.sqlite.org/lang_savepoint.html). At most `MAX_BATCH` (64) of them: PostgreSQL
+  caches 64 subtransactions per transaction in shared memory and slows other sessions past that.
 
 Under no concurrency a batch holds one write, as without group commit. No write is answered
 before the commit that holds it succeeded (docs/store.md, "Group commit").
@@ -56,8 +61,7 @@ def apply_each(
             execute(RELEASE)
             outcomes.append((False, translate(exc)))
             continue
-        execute(RELEASE)
-        outcomes.append((True, value))
+        outcomes.append((True, value))  # its savepoint is left open: COMMIT ends them all
     return outcomes
 
 
