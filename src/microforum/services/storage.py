@@ -316,11 +316,14 @@ class SqliteDatabase:
 
 
 class _PgConn:
+    """Statements on one cursor, kept with its connection: a fresh cursor per statement costs
+    about a third of a prepared statement's client time (psycopg 3)."""
+
     dialect = "postgresql"
     _converted: dict[str, str] = {}  # noqa: RUF012 - a process-wide cache of rewritten SQL
 
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
 
     @classmethod
     def _sql(cls, sql: str) -> str:
@@ -330,18 +333,18 @@ class _PgConn:
         return converted
 
     def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
-        return list(self._conn.execute(self._sql(sql), params, prepare=True).fetchall())
+        return list(self._cursor.execute(self._sql(sql), params, prepare=True).fetchall())
 
     def one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
-        row: Row | None = self._conn.execute(self._sql(sql), params, prepare=True).fetchone()
+        row: Row | None = self._cursor.execute(self._sql(sql), params, prepare=True).fetchone()
         return row
 
     def run(self, sql: str, params: tuple[Any, ...] = ()) -> int:
-        return int(self._conn.execute(self._sql(sql), params, prepare=True).rowcount)
+        return int(self._cursor.execute(self._sql(sql), params, prepare=True).rowcount)
 
     def plain(self, sql: str) -> None:
         """Run a statement with no parameters, unprepared (SAVEPOINT and the like)."""
-        self._conn.execute(sql)
+        self._cursor.execute(sql)
 
 
 class PostgresDatabase:
@@ -422,7 +425,7 @@ class PostgresDatabase:
             conn.close()
             self._local.conn = None
         conn = self._connect()
-        self._local.conn = conn
+        self._local.conn, self._local.cursor = conn, conn.cursor()
         with self._lock:
             self._all.append(conn)
         return conn, True
@@ -467,8 +470,9 @@ class PostgresDatabase:
 
     def _run(self, conn: Any, fn: Callable[..., T], kw: dict[str, Any], transaction: bool) -> T:
         if not transaction:
-            return fn(_PgConn(conn), **kw)
-        return run_transaction(conn, lambda: fn(_PgConn(conn), **kw), self._psycopg.OperationalError)
+            return fn(_PgConn(self._local.cursor), **kw)
+        wrapped = _PgConn(self._local.cursor)
+        return run_transaction(conn, lambda: fn(wrapped, **kw), self._psycopg.OperationalError)
 
     async def read(self, fn: Callable[..., T], /, **kw: Any) -> T:
         loop = asyncio.get_running_loop()
