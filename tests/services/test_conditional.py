@@ -24,6 +24,16 @@ def test_remembered_tags_stay_within_their_budget() -> None:
     assert sum(map(len, conditional._memo)) == conditional._memo_size[0]
 
 
+def test_a_created_records_tag_is_not_remembered() -> None:
+    """Under a load of POSTs every 201 body is new: remembering them only held memory."""
+    conditional._memo.clear()
+    conditional._memo_size[0] = 0
+    created = with_etag("POST", None, Response(201, b'{"id": 91}', "application/json"))
+    read = with_etag("GET", None, Response(200, b'{"id": 92}', "application/json"))
+    assert dict(created.headers)["etag"] == etag_of(b'{"id": 91}', remember=False)
+    assert list(conditional._memo) == [read.body]
+
+
 @pytest.mark.parametrize(
     ("header", "expected"),
     [

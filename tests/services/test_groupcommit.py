@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
 
 from microforum.services import store
-from microforum.services.model import NewUser
+from microforum.services.model import NewUser, User
 from microforum.services.schema import migrate
-from microforum.services.storage import Conflict, Conn, SqliteDatabase
+from microforum.services.storage import Conflict, Conn, PostgresDatabase, SqliteDatabase, StorageUnavailable
 
 
 def _create_then_fail(conn: Conn, *, name: str) -> None:
@@ -81,3 +82,98 @@ def test_batches_of_any_size_answer_in_order(tmp_path: Path, count: int) -> None
         assert [u.username for u in made] == [f"o{n}" for n in range(count)]  # type: ignore[attr-defined]
     finally:
         db.close()
+
+
+# --- PostgreSQL: the same batching core (groupcommit.py), BEGIN/COMMIT by hand ---------------
+
+POISON_TRIGGER = """
+CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.username LIKE 'poison%' THEN
+        RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = '53100';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER refuse_poison AFTER INSERT ON users
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_poison();
+"""
+
+
+def _pg_usernames(url: str, pattern: str) -> set[str]:
+    """The usernames like `pattern`, seen through a connection of the test's own."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("SELECT username FROM users WHERE username LIKE %s", (pattern,))
+        return {name for (name,) in rows}
+
+
+@pytest.mark.postgres
+def test_postgres_writes_share_commits_each_seen_once_acknowledged(postgres) -> None:
+    url = postgres.create_database()
+    db = PostgresDatabase(url)
+    migrate(db, "users")
+    unseen: list[str] = []
+
+    async def write_then_look(write: Awaitable[object], name: str) -> object:
+        result = await write
+        if name not in _pg_usernames(url, name):  # committed before it was answered
+            unseen.append(name)
+        return result
+
+    async def main() -> list[object]:
+        writes = [
+            write_then_look(db.write(store.create_user, new=NewUser(f"u{n}", "U")), f"u{n}")
+            for n in range(40)
+        ]
+        writes.insert(5, db.write(store.create_user, new=NewUser("finn", "taken")))
+        writes.insert(9, db.write(_create_then_fail, name="ghost"))
+        return await asyncio.gather(*writes, return_exceptions=True)
+
+    try:
+        results = asyncio.run(main())
+        assert isinstance(results[5], Conflict) and isinstance(results[9], RuntimeError)
+        made = [r for r in results if not isinstance(r, Exception)]
+        assert len(made) == 40 and len({u.id for u in made}) == 40  # type: ignore[attr-defined]
+        assert unseen == []
+        assert _pg_usernames(url, "u%") == {f"u{n}" for n in range(40)}
+        assert _pg_usernames(url, "ghost") == set()  # rolled back to its savepoint alone
+        assert 1 < db._group.batches < 42  # shared: fewer transactions than writes
+    finally:
+        db.close()
+
+
+@pytest.mark.postgres
+def test_postgres_a_failed_commit_fails_every_write_in_its_batch(postgres) -> None:
+    """COMMIT refused by the server (a deferred check, as a full disk would): every write of
+    that batch is told the database is unavailable and nothing of it is applied."""
+    url = postgres.create_database()
+    db = PostgresDatabase(url)
+    migrate(db, "users")
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(POISON_TRIGGER)
+
+    async def main() -> list[object]:
+        # The first write is a batch alone; the next five queue meanwhile and share the second.
+        names = ["first", "b1", "b2", "poison", "b3", "b4"]
+        writes = [db.write(store.create_user, new=NewUser(name, "B")) for name in names]
+        return await asyncio.gather(*writes, return_exceptions=True)
+
+    try:
+        results = asyncio.run(main())
+        assert not isinstance(results[0], Exception)
+        assert all(isinstance(r, StorageUnavailable) for r in results[1:]), results
+        assert all(not r.outcome_unknown for r in results[1:])  # type: ignore[union-attr]
+        assert _pg_usernames(url, "b%") | _pg_usernames(url, "poison") == set()
+        assert _pg_usernames(url, "first") == {"first"}
+        again = asyncio.run(main_after(db))  # the connection is usable afterwards
+        assert again.username == "after"
+    finally:
+        db.close()
+
+
+async def main_after(db: PostgresDatabase) -> User:
+    user: User = await db.write(store.create_user, new=NewUser("after", "A"))
+    return user

@@ -18,16 +18,21 @@ from microforum.services.http import HttpError, Response, encode_json
 _CACHEABLE = (200, 201)
 # Tags already made, by body: the read caches answer the same bytes again and again, and a
 # bytes object keeps its hash, so a lookup costs a tenth of a digest. Bounded by their size.
+# Only 200 answers are remembered: a 201's body (a new record) is answered once, and under a
+# load of writes remembering them only held a megabyte of bodies (and as much again in tags
+# and the dict) that no one would ask for again.
 MEMO_BYTES = 1 << 20
 _memo: dict[bytes, str] = {}
 _memo_size = [0]
 
 
-def etag_of(body: bytes) -> str:
-    """The strong ETag of a representation."""
+def etag_of(body: bytes, *, remember: bool = True) -> str:
+    """The strong ETag of a representation (`remember`: keep it for the same bytes again)."""
     etag = _memo.get(body)
     if etag is None:
         etag = f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
+        if not remember:
+            return etag
         if _memo_size[0] + len(body) > MEMO_BYTES:
             _memo.clear()
             _memo_size[0] = 0
@@ -49,7 +54,7 @@ def with_etag(method: str, if_none_match: str | None, response: Response) -> Res
     """`response` with its ETag; a 304 instead of a GET's 200 the client already has."""
     if response.status not in _CACHEABLE or response.content_type is None:
         return response
-    etag = etag_of(response.body)
+    etag = etag_of(response.body, remember=response.status == 200)
     if if_none_match and method in ("GET", "HEAD") and none_match(if_none_match, etag):
         return Response(304, b"", None, [("etag", etag)])
     response.headers.append(("etag", etag))

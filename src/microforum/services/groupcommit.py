@@ -1,51 +1,88 @@
-"""Group commit for SQLite: the writes waiting while one transaction commits share the next.
+"""Group commit, for both stores: the writes waiting while one transaction commits share the next.
 
-With `synchronous=FULL` every commit waits for an fsync (milliseconds of wall time, and about
-a hundred microseconds of CPU, on an ordinary disk), and one connection commits one
-transaction at a time, so writes queue behind each other's fsyncs. `GroupCommit` runs the
-storage functions queued meanwhile in one transaction on the writer thread, each inside its
-own savepoint, and commits once: each keeps its own all-or-nothing (a function that raises
-is rolled back to its savepoint alone, and its caller gets the exception), and none is
-answered before the commit that holds it is on disk. A failed commit fails every write in it.
-Under no concurrency a batch holds one write, as before.
+A commit costs more than the statements before it: on SQLite (`synchronous=FULL`) an fsync,
+on PostgreSQL a round trip to the server and a flush of its write-ahead log, and in both a
+transaction's BEGIN and COMMIT. `GroupCommit` queues the writes of one process on the event
+loop and runs those waiting in one transaction on a database thread, then commits once. Its
+two parts:
+
+- `GroupCommit` (the event loop's side): the queue, one batch in flight at a time, every
+  write answered from its batch's outcome. A batch whose transaction fails as a whole (its
+  BEGIN or COMMIT, a lost connection) fails every write in it with that error: none of them
+  was committed, and none is answered as if it were.
+- `apply_each` (the database thread's side, inside the open transaction): each write in a
+  savepoint of its own, so that one that raises is rolled back alone and its caller gets the
+  exception, while the others go on. A batch of one needs no savepoint: its write's failure
+  is the transaction's, which the store rolls back. A write that succeeded leaves its
+  savepoint open (one statement less per write): the next one nests inside it, a rollback
+  goes to the latest savepoint of the name, and COMMIT ends them all. Both stores keep an
+  older savepoint of the same name (https://www.postgresql.org/docs/current/sql-savepoint.html,
+  https://www.sqlite.org/lang_savepoint.html). At most `MAX_BATCH` (64) of them: PostgreSQL
+  caches 64 subtransactions per transaction in shared memory and slows other sessions past that.
+
+Under no concurrency a batch holds one write, as without group commit. No write is answered
+before the commit that holds it succeeded (docs/store.md, "Group commit").
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, Final
 
-MAX_BATCH = 64  # writes per transaction at most
-Item = tuple[Callable[..., Any], dict[str, Any], "asyncio.Future[Any]"]
+MAX_BATCH: Final = 64  # writes per transaction at most
+SAVEPOINT: Final = "SAVEPOINT write"
+ROLLBACK_TO: Final = "ROLLBACK TO SAVEPOINT write"
+RELEASE: Final = "RELEASE SAVEPOINT write"
+Write = tuple[Callable[..., Any], dict[str, Any]]  # a storage function and its keywords
+Outcome = tuple[bool, Any]  # (True, its result) or (False, the exception it raised)
+
+
+def apply_each(
+    batch: Sequence[Write],
+    execute: Callable[[str], object],
+    conn: Any,
+    translate: Callable[[Exception], Exception],
+) -> list[Outcome]:
+    """Run every write of `batch` as `fn(conn, **kw)` in the open transaction, each in its own
+    savepoint (`execute` runs the savepoint statements); errors of the database's driver are
+    passed through `translate`. A failing savepoint statement fails the batch."""
+    if len(batch) == 1:
+        fn, kw = batch[0]
+        return [(True, fn(conn, **kw))]
+    outcomes: list[Outcome] = []
+    for fn, kw in batch:
+        execute(SAVEPOINT)
+        try:
+            value = fn(conn, **kw)
+        except Exception as exc:
+            execute(ROLLBACK_TO)
+            execute(RELEASE)
+            outcomes.append((False, translate(exc)))
+            continue
+        outcomes.append((True, value))  # its savepoint is left open: COMMIT ends them all
+    return outcomes
 
 
 class GroupCommit:
-    """Queues writes from the event loop; runs them in batches on `executor` over `conn`."""
+    """Queues writes from the event loop; `run_batch` runs each batch in one transaction on
+    `executor` and returns an outcome per write, or raises when the transaction failed."""
 
-    def __init__(
-        self,
-        conn: sqlite3.Connection,
-        executor: Executor,
-        wrap: Callable[[sqlite3.Connection], Any],
-        translate: Callable[[sqlite3.Error], Exception],
-    ) -> None:
-        self.conn = conn
+    def __init__(self, executor: Executor, run_batch: Callable[[list[Write]], list[Outcome]]) -> None:
         self.executor = executor
-        self.wrap = wrap  # the Conn a storage function is given
-        self.translate = translate  # sqlite3 errors -> the storage module's exceptions
-        self.queue: list[Item] = []
+        self.run_batch = run_batch
+        self.queue: list[tuple[Write, asyncio.Future[Any]]] = []
         self.running = False
+        self.batches = 0  # transactions started so far
 
     def __repr__(self) -> str:
-        return f"GroupCommit(queued={len(self.queue)}, running={self.running})"
+        return f"GroupCommit(queued={len(self.queue)}, running={self.running}, batches={self.batches})"
 
     async def write(self, fn: Callable[..., Any], kw: dict[str, Any]) -> Any:
         """Run `fn(conn, **kw)` in the next transaction; its result once that committed."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.queue.append((fn, kw, future))
+        self.queue.append(((fn, kw), future))
         if not self.running:
             self._start()
         return await future
@@ -53,13 +90,17 @@ class GroupCommit:
     def _start(self) -> None:
         batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
         self.running = True
-        done = asyncio.get_running_loop().run_in_executor(self.executor, self._run, batch)
+        self.batches += 1
+        writes = [write for write, _ in batch]
+        done = asyncio.get_running_loop().run_in_executor(self.executor, self.run_batch, writes)
         done.add_done_callback(lambda finished: self._finish(batch, finished))
 
-    def _finish(self, batch: list[Item], finished: asyncio.Future[list[tuple[bool, Any]]]) -> None:
+    def _finish(
+        self, batch: list[tuple[Write, asyncio.Future[Any]]], finished: asyncio.Future[list[Outcome]]
+    ) -> None:
         self.running = False
         error = finished.exception()
-        for index, (_, _, future) in enumerate(batch):
+        for index, (_, future) in enumerate(batch):
             if future.done():  # its caller was cancelled
                 continue
             if error is not None:
@@ -69,29 +110,3 @@ class GroupCommit:
             future.set_result(value) if ok else future.set_exception(value)
         if self.queue:
             self._start()
-
-    def _run(self, batch: list[Item]) -> list[tuple[bool, Any]]:
-        """On the writer thread: one transaction, a savepoint per write."""
-        conn = self.conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            results = [self._one(fn, kw) for fn, kw, _ in batch]
-            conn.execute("COMMIT")
-            return results
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise self.translate(exc) from exc
-
-    def _one(self, fn: Callable[..., Any], kw: dict[str, Any]) -> tuple[bool, Any]:
-        conn = self.conn
-        conn.execute("SAVEPOINT write")
-        try:
-            value = fn(self.wrap(conn), **kw)
-        except Exception as exc:
-            conn.execute("ROLLBACK TO write")
-            conn.execute("RELEASE write")
-            translated = self.translate(exc) if isinstance(exc, sqlite3.Error) else exc
-            return False, translated
-        conn.execute("RELEASE write")
-        return True, value

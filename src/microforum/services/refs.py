@@ -15,7 +15,9 @@ and deletes check each other, this keeps any record from outliving what it refer
 (docs/consistency.md). The check that decides (`fresh=True`) asks the owner, which reads its
 database. A create's first check is only a courtesy (a quick 422 before writing), so it may
 be answered from the remote answers "referable" seen in the last `HINT_TTL` seconds: a wrong
-hint costs a write and its undo, never an orphan.
+hint costs a write and its undo, never an orphan. Checks of one path asked at about the same
+time share one request not yet sent (`sharedcheck.py`); it carries the trace id of the request
+that asked first.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from microforum.services.settings import (
     DEPENDENCY_BACKOFF,
     DEPENDENCY_TIMEOUT,
 )
+from microforum.services.sharedcheck import SharedChecks
 from microforum.services.storage import Database
 
 # Asked of the owner when a record is about to be referred to: 404 while its delete is in
@@ -129,6 +132,7 @@ class References:
         self.local = dict(local)
         self.remote = {name: Remote(name, url, timeout) for name, url in remote.items()}
         self._hints: dict[str, float] = {}  # path -> when it last answered "referable"
+        self._shared = SharedChecks()  # checks of one path asked at once share a request
 
     def __repr__(self) -> str:
         return f"References(local={sorted(self.local)}, remote={list(self.remote.values())})"
@@ -151,7 +155,7 @@ class References:
         now = time.monotonic()
         if not fresh and self._hints.get(path, 0.0) > now - HINT_TTL:
             return True
-        found = await self.remote[service].exists(path, trace)
+        found = await self._shared.ask(path, lambda: self.remote[service].exists(path, trace))
         if found:
             if len(self._hints) >= MAX_HINTS:
                 self._hints.clear()
