@@ -25,7 +25,12 @@ import json
 from typing import Any
 
 from microforum.deploy.names import tags, tg_ref
-from microforum.deploy.render import Target, convert_action
+from microforum.deploy.render import (
+    Target,
+    convert_internal_listener,
+    convert_listener,
+    convert_redirect_listener,
+)
 from microforum.spec import defaults as d
 from microforum.spec.model import Service, Stack
 
@@ -51,24 +56,11 @@ def rule_ref(service: str) -> str:
 
 
 def convert_listeners(stack: Stack, target: Target) -> list[JSON]:
-    """create_listener arguments: HTTP alone, or HTTPS:443 plus HTTP:80 redirecting to it."""
-    arn = stack.listener.certificate_arn
-    lb = target.output("LoadBalancerArn")
-    if arn is None:
-        return [{"LoadBalancerArn": lb, "Protocol": "HTTP", "Port": stack.listener.port,
-                 "DefaultActions": [convert_action(stack.listener.default_action)],
-                 "Tags": tags(target.stack_name)}]  # fmt: skip
-    redirect = {"Protocol": "HTTPS", "Port": str(d.HTTPS_PORT), "Host": "#{host}",
-                "Path": "/#{path}", "Query": "#{query}", "StatusCode": "HTTP_301"}  # fmt: skip
-    return [
-        {"LoadBalancerArn": lb, "Protocol": "HTTPS", "Port": d.HTTPS_PORT,
-         "Certificates": [{"CertificateArn": arn}], "SslPolicy": d.TLS_POLICY,
-         "DefaultActions": [convert_action(stack.listener.default_action)],
-         "Tags": tags(target.stack_name)},
-        {"LoadBalancerArn": lb, "Protocol": "HTTP", "Port": stack.listener.port,
-         "DefaultActions": [{"Type": "redirect", "RedirectConfig": redirect}],
-         "Tags": tags(target.stack_name)},
-    ]  # fmt: skip
+    """create_listener arguments: HTTP alone, or HTTPS:443, the services' plain-HTTP listener
+    and HTTP:port redirecting to HTTPS (render.py makes each; deploy's plan applies them)."""
+    found = [convert_listener(stack, target), convert_internal_listener(stack, target),
+             convert_redirect_listener(stack, target)]  # fmt: skip
+    return [listener for listener in found if listener is not None]
 
 
 # ------------------------------------------------------------------------- autoscaling

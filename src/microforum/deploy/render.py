@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from microforum.deploy.names import (
@@ -93,9 +93,11 @@ class Desired:
     task_definitions: Mapping[str, JSON]
     target_groups: Mapping[str, JSON]
     target_group_attributes: Mapping[str, list[JSON]]
-    listener: JSON
+    listener: JSON  # carries the rules: HTTP:port, or HTTPS:443 with a certificate
     rules: tuple[JSON, ...]
     services: Mapping[str, JSON]
+    internal: JSON | None = None  # with a certificate: plain HTTP for the services (API_URL)
+    redirect: JSON | None = None  # with a certificate: HTTP:port answering 301 to HTTPS
 
     def as_json(self) -> JSON:
         """The document `microforum render` prints."""
@@ -107,6 +109,8 @@ class Desired:
                 for name, tg in self.target_groups.items()
             },
             "listener": {**self.listener, "Rules": list(self.rules)},
+            **({"internal_listener": {**self.internal, "Rules": list(self.rules)}} if self.internal else {}),
+            **({"redirect_listener": self.redirect} if self.redirect else {}),
             "services": dict(self.services),
         }
 
@@ -119,6 +123,8 @@ def template_parameters(stack: Stack, *, database: bool) -> dict[str, str]:
     lb = stack.load_balancer
     values: dict[str, object] = {
         "ListenerPort": stack.listener.port,
+        "HttpsEnabled": stack.listener.certificate_arn is not None,
+        "ServicesListenerPort": d.INTERNAL_LISTENER_PORT,
         "IdleTimeout": lb.idle_timeout,
         "DesyncMitigationMode": lb.desync_mitigation_mode,
         "DropInvalidHeaderFields": lb.drop_invalid_header_fields,
@@ -210,9 +216,19 @@ def stop_timeout(service: Service) -> int:
 
 
 def api_url(stack: Stack, target: Target) -> str:
-    """The URL of the load balancer's listener (what deploy prints; the services' API_URL)."""
+    """The URL of the load balancer's public listener (what deploy prints)."""
+    if stack.listener.certificate_arn is not None:
+        return f"https://{target.output('LoadBalancerDnsName')}"
     port = stack.listener.port
     return f"http://{target.output('LoadBalancerDnsName')}" + (f":{port}" if port != 80 else "")
+
+
+def services_url(stack: Stack, target: Target) -> str:
+    """The services' API_URL: the public listener, or with HTTPS the plain-HTTP internal one
+    (the services' client speaks HTTP; docs/policies.md#https)."""
+    if stack.listener.certificate_arn is None:
+        return api_url(stack, target)
+    return f"http://{target.output('LoadBalancerDnsName')}:{d.INTERNAL_LISTENER_PORT}"
 
 
 def keep_alive_timeout(stack: Stack) -> int:
@@ -225,7 +241,7 @@ def convert_environment(stack: Stack, service: Service, target: Target) -> list[
     env = dict(service.environment)
     env.setdefault("PORT", str(service.container_port))
     # Services reach each other through the ALB, like the original (API_URL).
-    env.setdefault("API_URL", api_url(stack, target))
+    env.setdefault("API_URL", services_url(stack, target))
     env.setdefault("IDLE_TIMEOUT", str(keep_alive_timeout(stack)))
     return [{"name": k, "value": v} for k, v in sorted(env.items())]
 
@@ -379,13 +395,40 @@ def convert_rule(rule: Rule, target: Target) -> JSON:
 
 
 def convert_listener(stack: Stack, target: Target) -> JSON:
-    return {
+    """The listener carrying the rules: HTTP on listener.port, or with a certificate HTTPS:443
+    with ALB's recommended TLS policy (docs/policies.md#https)."""
+    listener: JSON = {
         "LoadBalancerArn": target.output("LoadBalancerArn"),
         "Protocol": "HTTP",
         "Port": stack.listener.port,
         "DefaultActions": [convert_action(stack.listener.default_action)],
         "Tags": tags(target.stack_name),
     }
+    arn = stack.listener.certificate_arn
+    if arn is not None:
+        listener |= {"Protocol": "HTTPS", "Port": d.HTTPS_PORT,
+                     "Certificates": [{"CertificateArn": arn}], "SslPolicy": d.TLS_POLICY}  # fmt: skip
+    return listener
+
+
+def convert_internal_listener(stack: Stack, target: Target) -> JSON | None:
+    """With a certificate, a plain-HTTP listener carrying the same rules for the services' own
+    calls (their API_URL); None without one."""
+    if stack.listener.certificate_arn is None:
+        return None
+    plain = replace(stack, listener=replace(stack.listener, certificate_arn=None))
+    return {**convert_listener(plain, target), "Port": d.INTERNAL_LISTENER_PORT}
+
+
+def convert_redirect_listener(stack: Stack, target: Target) -> JSON | None:
+    """With a certificate, HTTP:listener.port answering 301 to HTTPS:443; None without one."""
+    if stack.listener.certificate_arn is None:
+        return None
+    redirect = {"Protocol": "HTTPS", "Port": str(d.HTTPS_PORT), "Host": "#{host}",
+                "Path": "/#{path}", "Query": "#{query}", "StatusCode": "HTTP_301"}  # fmt: skip
+    return {"LoadBalancerArn": target.output("LoadBalancerArn"), "Protocol": "HTTP",
+            "Port": stack.listener.port, "DefaultActions": [{"Type": "redirect", "RedirectConfig": redirect}],
+            "Tags": tags(target.stack_name)}  # fmt: skip
 
 
 # ------------------------------------------------------------------------- ECS services
@@ -439,4 +482,6 @@ def render(stack: Stack, target: Target) -> Desired:
         listener=convert_listener(stack, target),
         rules=tuple(convert_rule(r, target) for r in stack.listener.rules),
         services={s.name: convert_service(s, target) for s in services},
+        internal=convert_internal_listener(stack, target),
+        redirect=convert_redirect_listener(stack, target),
     )

@@ -9,6 +9,7 @@ are deleted first, so no priority is ever taken twice; new rules are created las
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from microforum.deploy.names import LISTENER_REF
 from microforum.deploy.steps import JSON, Step, actions_detail, normalize_action, resolve, subset
@@ -35,8 +36,21 @@ def normalize_rule(rule: JSON) -> JSON:
 _LEGACY = {"path-pattern": "PathPatternConfig", "host-header": "HostHeaderConfig"}
 
 
-def plan_rules(wanted: tuple[JSON, ...], remote: tuple[JSON, ...], refs: Mapping[str, str]) -> list[Step]:
-    """Listener rules: delete what left stack.yaml, reorder moved rules, modify, create."""
+def plan_rules(
+    wanted: tuple[JSON, ...], remote: tuple[JSON, ...], refs: Mapping[str, str], listener: str = LISTENER_REF
+) -> list[Step]:
+    """Listener rules: delete what left stack.yaml, reorder moved rules, modify, create (on the
+    listener whose placeholder is `listener`; steps of another than the main one say which)."""
+    steps = _plan_rules(wanted, remote, refs, listener)
+    if listener == LISTENER_REF:
+        return steps
+    on = f" on {listener[1:-1].split(':', 1)[1]}"
+    return [replace(step, name=step.name + on) for step in steps]
+
+
+def _plan_rules(
+    wanted: tuple[JSON, ...], remote: tuple[JSON, ...], refs: Mapping[str, str], listener: str
+) -> list[Step]:
     want = [resolve(r, refs) for r in wanted]
     have = [normalize_rule(r) for r in remote]
     unmatched_have = list(have)
@@ -86,7 +100,7 @@ def plan_rules(wanted: tuple[JSON, ...], remote: tuple[JSON, ...], refs: Mapping
             )
         )
     for rule in create:
-        args = {"ListenerArn": LISTENER_REF, **rule}
+        args = {"ListenerArn": listener, **rule}
         steps.append(
             Step(
                 "create",

@@ -127,6 +127,9 @@ DEPLOY_STABLE_TIMEOUT = 900  # seconds `deploy` waits for the services to become
 # Application Load Balancer": ELBSecurityPolicy-TLS13-1-2-2021-06 is the recommended default),
 # and HTTP:80 answers 301 to https://#{host}:443/#{path}?#{query}. Locally the listener stays HTTP.
 HTTPS_PORT = 443
+# With HTTPS the services still call each other in plain HTTP (their client has no TLS), through
+# a second listener on this port carrying the same rules (docs/policies.md#https).
+INTERNAL_LISTENER_PORT = 8080
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # An ACM certificate ARN: arn:<partition>:acm:<region>:<account>:certificate/<id> (ACM API
 # reference, CertificateArn).
