@@ -54,6 +54,7 @@ Say = Callable[[str], None]
 _PRODUCED: dict[str, Callable[[JSON], str]] = {
     "elbv2.create_target_group": lambda r: r["TargetGroups"][0]["TargetGroupArn"],
     "elbv2.create_listener": lambda r: r["Listeners"][0]["ListenerArn"],
+    "elbv2.create_rule": lambda r: r["Rules"][0]["RuleArn"],
     "ecs.register_task_definition": lambda r: r["taskDefinition"]["taskDefinitionArn"],
 }
 _SIGN = {"create": "+", "change": "~", "delete": "-"}

@@ -48,11 +48,19 @@ def known_refs(desired: Desired, remote: RemoteState) -> dict[str, str]:
         refs[LISTENER_REF] = remote.listener["ListenerArn"]
     if remote.internal and desired.internal:
         refs[INTERNAL_LISTENER_REF] = remote.internal["ListenerArn"]
+    refs.update(_rule_refs(desired, remote))
     for service, want in desired.task_definitions.items():
         have = remote.task_definitions.get(want["family"])
         if have is not None and subset(_compared(want), normalize_task_definition(have)):
             refs[td_ref(service)] = have["taskDefinitionArn"]
     return refs
+
+
+def _rule_refs(desired: Desired, remote: RemoteState) -> dict[str, str]:
+    """`<rule:P>` for production rules that exist: the remote rule at P (kept or modified in
+    place; a rule that moves gets a fresh placeholder from its create step)."""
+    have = {int(r["Priority"]): r["RuleArn"] for r in remote.rules if str(r.get("Priority")).isdigit()}
+    return {f"<rule:{p}>": have[p] for p in desired.ecs_weighted if p in have}
 
 
 def _compared(task: JSON) -> JSON:
@@ -108,7 +116,7 @@ def plan(desired: Desired, remote: RemoteState) -> list[Step]:
     steps += _target_groups(desired, remote)
     steps += _old_listeners(remote)
     steps += _listener(desired.listener, remote.listener, refs, LISTENER_REF)
-    steps += plan_rules(desired.rules, remote.rules, refs)
+    steps += plan_rules(desired.rules, remote.rules, refs, ecs_weighted=desired.ecs_weighted)
     if desired.internal is not None:
         steps += _listener(desired.internal, remote.internal, refs, INTERNAL_LISTENER_REF)
         steps += plan_rules(desired.rules, remote.internal_rules, refs, INTERNAL_LISTENER_REF)
@@ -346,6 +354,7 @@ def _services(desired: Desired, remote: RemoteState, refs: Mapping[str, str]) ->
             )
             continue
         resolved = resolve(want, refs)
+        resolved["loadBalancers"] = _as_swapped(resolved["loadBalancers"], have.get("loadBalancers") or [])
         changed = [k for k in _SERVICE_UPDATABLE if not subset(resolved[k], have.get(k))]
         if changed:
             args = {"cluster": want["cluster"], "service": name, **{k: want[k] for k in changed}}
@@ -355,6 +364,26 @@ def _services(desired: Desired, remote: RemoteState, refs: Mapping[str, str]) ->
                 "change", "service", name, "ecs.update_service", args,
                 detail=", ".join(changed), changes=_service_changes(changed, resolved, have),
             )  # fmt: skip
+
+
+def _as_swapped(want: list[JSON], have: list[JSON]) -> list[JSON]:
+    """A canary or linear deployment leaves the service on its alternate target group (ECS
+    swaps the two when it completes): that is the same setup, not a change."""
+    out = []
+    for entry, current in zip(want, have, strict=False):
+        config = entry.get("advancedConfiguration")
+        pair = (
+            current.get("targetGroupArn"),
+            (current.get("advancedConfiguration") or {}).get("alternateTargetGroupArn"),
+        )
+        if config and pair == (config["alternateTargetGroupArn"], entry["targetGroupArn"]):
+            entry = {
+                **entry,
+                "targetGroupArn": pair[0],
+                "advancedConfiguration": {**config, "alternateTargetGroupArn": pair[1]},
+            }
+        out.append(entry)
+    return out + want[len(out) :]
 
 
 def _service_changes(changed: list[str], want: JSON, have: JSON) -> tuple[str, ...]:

@@ -31,6 +31,15 @@ from microforum.deploy.names import (
     td_ref,
     tg_ref,
 )
+from microforum.deploy.strategy import (
+    alternate_key,
+    alternate_tg_ref,
+    convert_deployment_configuration,
+    convert_load_balancers,
+    production_priorities,
+    production_rule,
+    shifts_traffic,
+)
 from microforum.spec import defaults as d
 from microforum.spec.model import (
     Action,
@@ -98,6 +107,7 @@ class Desired:
     services: Mapping[str, JSON]
     internal: JSON | None = None  # with a certificate: plain HTTP for the services (API_URL)
     redirect: JSON | None = None  # with a certificate: HTTP:port answering 301 to HTTPS
+    ecs_weighted: frozenset[int] = frozenset()  # rule priorities whose weights ECS shifts
 
     def as_json(self) -> JSON:
         """The document `microforum render` prints."""
@@ -384,14 +394,42 @@ def convert_action(action: Action) -> JSON:
     }
 
 
-def convert_rule(rule: Rule, target: Target) -> JSON:
-    """create_rule arguments (the listener ARN is added when it is known)."""
+def convert_rule(rule: Rule, target: Target, shifted: str | None = None) -> JSON:
+    """create_rule arguments (the listener ARN is added when it is known). The production rule
+    of a canary or linear service (`shifted`) also forwards to its alternate target group, at
+    weight 0 until ECS shifts traffic."""
+    action = convert_action(rule.action)
+    if shifted is not None:
+        alternate = {"TargetGroupArn": alternate_tg_ref(shifted), "Weight": 0}
+        action["ForwardConfig"]["TargetGroups"].append(alternate)
     return {
         "Priority": rule.priority,
         "Conditions": sorted((convert_condition(c) for c in rule.conditions), key=lambda c: c["Field"]),
-        "Actions": [convert_action(rule.action)],
+        "Actions": [action],
         "Tags": tags(target.stack_name),
     }
+
+
+def convert_rules(stack: Stack, target: Target) -> tuple[JSON, ...]:
+    shifted = {}
+    for service in stack.services:
+        rule = production_rule(stack, service) if shifts_traffic(service) else None
+        if rule is not None:
+            shifted[rule.priority] = service.name
+    return tuple(convert_rule(r, target, shifted.get(r.priority)) for r in stack.listener.rules)
+
+
+def convert_target_groups(stack: Stack, target: Target) -> tuple[dict[str, JSON], dict[str, list[JSON]]]:
+    """Each service's target group and attributes, plus an alternate one (same settings) for
+    each canary or linear service (`users-alternate`)."""
+    groups, attributes = {}, {}
+    for service in stack.services:
+        keys = [service.name] + ([alternate_key(service.name)] if shifts_traffic(service) else [])
+        for key in keys:
+            group = convert_target_group(service, target)
+            groups[key] = {**group, "Name": target_group_name(target.stack_name, key)}
+            attributes[key] = convert_target_group_attributes(service)
+    return groups, attributes
 
 
 def convert_listener(stack: Stack, target: Target) -> JSON:
@@ -434,27 +472,18 @@ def convert_redirect_listener(stack: Stack, target: Target) -> JSON | None:
 # ------------------------------------------------------------------------- ECS services
 
 
-def convert_service(service: Service, target: Target) -> JSON:
-    """create_service arguments: ALB, circuit breaker with rollback, AZ spread then binpack."""
+def convert_service(stack: Stack, service: Service, target: Target) -> JSON:
+    """create_service arguments: ALB, the deployment strategy with circuit breaker and alarm
+    rollback (deploy/strategy.py), AZ spread then binpack."""
     dep = service.deployment
     return {
         "cluster": target.output("ClusterName"),
         "serviceName": service.name,
         "taskDefinition": td_ref(service.name),
         "desiredCount": service.desired_count,
-        "loadBalancers": [
-            {
-                "targetGroupArn": tg_ref(service.name),
-                "containerName": service.name,
-                "containerPort": service.container_port,
-            }
-        ],
+        "loadBalancers": convert_load_balancers(stack, service, target.outputs),
         "healthCheckGracePeriodSeconds": dep.health_check_grace_period or d.ECS_HEALTH_CHECK_GRACE_PERIOD,
-        "deploymentConfiguration": {
-            "deploymentCircuitBreaker": {"enable": True, "rollback": True},
-            "maximumPercent": dep.maximum_percent,
-            "minimumHealthyPercent": dep.minimum_healthy_percent,
-        },
+        "deploymentConfiguration": convert_deployment_configuration(target.stack_name, service),
         "placementStrategy": [
             {"type": "spread", "field": "attribute:ecs.availability-zone"},
             {"type": "binpack", "field": "memory"},
@@ -474,14 +503,16 @@ def convert_service(service: Service, target: Target) -> JSON:
 def render(stack: Stack, target: Target) -> Desired:
     """All of deploy's API-managed resources for `stack` on `target`."""
     services = stack.services
+    groups, attributes = convert_target_groups(stack, target)
     return Desired(
         repositories={s.name: convert_repository(s, target) for s in services},
         task_definitions={s.name: convert_task_definition(stack, s, target) for s in services},
-        target_groups={s.name: convert_target_group(s, target) for s in services},
-        target_group_attributes={s.name: convert_target_group_attributes(s) for s in services},
+        target_groups=groups,
+        target_group_attributes=attributes,
         listener=convert_listener(stack, target),
-        rules=tuple(convert_rule(r, target) for r in stack.listener.rules),
-        services={s.name: convert_service(s, target) for s in services},
+        rules=convert_rules(stack, target),
+        services={s.name: convert_service(stack, s, target) for s in services},
         internal=convert_internal_listener(stack, target),
         redirect=convert_redirect_listener(stack, target),
+        ecs_weighted=production_priorities(stack),
     )

@@ -63,7 +63,7 @@ def subset(desired: Any, remote: Any) -> bool:
 
 
 # A placeholder, alone or inside a string (`http://<output:LoadBalancerDnsName>:8080`).
-PLACEHOLDER = re.compile(r"<(?:tg|td|output|image|listener|tg-label):[^<>]+>|<listener>|<lb-label>")
+PLACEHOLDER = re.compile(r"<(?:tg|td|output|image|listener|tg-label|rule):[^<>]+>|<listener>|<lb-label>")
 
 
 def resolve(value: Any, refs: Mapping[str, str]) -> Any:
