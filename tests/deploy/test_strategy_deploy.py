@@ -101,6 +101,25 @@ def test_canary_and_linear_services_get_their_strategy_alternate_group_and_rule(
     code, out, _ = cli(*deploy_args(stack_file, moto_template, "--dry-run"), capsys=capsys)
     assert "no changes to make (dry run)" in out, out
 
+    def more(data: dict[str, Any]) -> None:
+        _strategies(data)
+        data["services"]["users"]["deployment"]["canary_percent"] = 20
+        data["services"]["threads"]["deployment"] = {"strategy": "rolling"}
+
+    write_stack(stack_file, more)
+    code, out, _ = cli(*deploy_args(stack_file, moto_template, "--dry-run"), capsys=capsys)
+    lines = out.splitlines()
+    assert "  ~ change service users: deploymentConfiguration" in lines, out
+    assert "      deployment.canary_percent 10.0 → 20.0" in lines
+    assert "      deployment.strategy LINEAR → ROLLING" in lines
+    assert "  ~ change service threads: loadBalancers, deploymentConfiguration" in lines
+    assert f"  - delete target group {STACK_NAME}-threads-alternate: no longer in stack.yaml" in lines
+    code, _, err = cli(*deploy_args(stack_file, moto_template), capsys=capsys)
+    assert code == 0, err
+    assert "advancedConfiguration" not in _service("threads")["loadBalancers"][0]
+    code, out, _ = cli(*deploy_args(stack_file, moto_template, "--dry-run"), capsys=capsys)
+    assert "no changes to make (dry run)" in out, out
+
 
 def test_a_canary_needs_a_rule_forwarding_to_its_service(
     aws: str, stack_file: Path, moto_template: Path, capsys: pytest.CaptureFixture[str]

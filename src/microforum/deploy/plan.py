@@ -355,7 +355,7 @@ def _services(desired: Desired, remote: RemoteState, refs: Mapping[str, str]) ->
             continue
         resolved = resolve(want, refs)
         resolved["loadBalancers"] = _as_swapped(resolved["loadBalancers"], have.get("loadBalancers") or [])
-        changed = [k for k in _SERVICE_UPDATABLE if not subset(resolved[k], have.get(k))]
+        changed = [k for k in _SERVICE_UPDATABLE if _differs(k, resolved[k], have.get(k))]
         if changed:
             args = {"cluster": want["cluster"], "service": name, **{k: want[k] for k in changed}}
             if "capacityProviderStrategy" in changed:
@@ -364,6 +364,19 @@ def _services(desired: Desired, remote: RemoteState, refs: Mapping[str, str]) ->
                 "change", "service", name, "ecs.update_service", args,
                 detail=", ".join(changed), changes=_service_changes(changed, resolved, have),
             )  # fmt: skip
+
+
+def _differs(key: str, want: Any, have: Any) -> bool:
+    """Whether a service field differs; a load balancer that loses its advancedConfiguration
+    (canary or linear back to rolling) differs although the rest is a subset."""
+    if not subset(want, have):
+        return True
+    if key != "loadBalancers":
+        return False
+    return any(
+        "advancedConfiguration" in h and "advancedConfiguration" not in w
+        for w, h in zip(want, have or [], strict=False)
+    )
 
 
 def _as_swapped(want: list[JSON], have: list[JSON]) -> list[JSON]:
