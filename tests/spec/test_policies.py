@@ -184,6 +184,7 @@ REFUSED = [
         "cluster.min_instances",
         "min_instances (5) must not exceed max_instances (2)",
     ),
+    ("cluster", {"min_instances": 0, "max_instances": 0}, "cluster.max_instances", "must be 1..1000, got 0"),
     (
         "cluster",
         {"instance_type": "big"},

@@ -178,6 +178,8 @@ ALARM_EVALUATION_PERIODS_RANGE = (1, 60)
 # The ECS cluster's EC2 capacity in stack.yaml's `cluster` (the template's parameters above).
 INSTANCE_TYPE_PATTERN = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
 CLUSTER_INSTANCES_RANGE = (0, 1000)
+# An Auto Scaling group's MaxSize of 0 could never run a task (the template's MaxSize MinValue).
+CLUSTER_MAX_INSTANCES_RANGE = (1, CLUSTER_INSTANCES_RANGE[1])
 
 # The local stack's time scale: AWS's minutes (alarm periods, cooldowns, bakes) pass this many
 # times faster under `up`, so a canary's 10-minute bake takes a minute on a laptop.
