@@ -20,6 +20,7 @@ from microforum.deploy.aws import Aws
 from microforum.deploy.policies import render_policies
 from microforum.deploy.policy_apply import PolicyState, apply, plan_policies, read_policies, resolve
 from microforum.deploy.render import Target
+from microforum.spec import defaults as d
 from microforum.spec.load import parse_stack
 
 CLUSTER = "mf-cluster"
@@ -191,6 +192,13 @@ def test_logs_of_a_deployed_stack_from_cloudwatch_logs(
 def test_status_of_a_deployed_stack_reads_targets_tasks_alarms_and_figures_from_aws(
     aws: str, stack_file: Path, moto_template: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    arn = client("acm").request_certificate(DomainName="forum.example.com")["CertificateArn"]
+
+    def policies(data: dict[str, Any]) -> None:
+        data["listener"]["certificate_arn"] = arn
+        data["services"]["users"]["autoscaling"] = {"min": 1, "max": 4, "cpu_percent": 60}
+
+    write_stack(stack_file, policies)
     put_images()
     code, _, err = cli(*deploy_args(stack_file, moto_template), capsys=capsys)
     assert code == 0, err
@@ -202,6 +210,13 @@ def test_status_of_a_deployed_stack_reads_targets_tasks_alarms_and_figures_from_
     for service in SERVICES:
         assert f"target group {service}" in out
     assert "  desired 1: 1 running, 0 pending" in out
+    assert "  desired 1 (autoscaling 1..4): 1 running, 0 pending" in out  # users
+    lines = out.splitlines()
+    assert lines[0].startswith(f"stack {STACK_NAME} at https://")
+    https = f"HTTPS:443 ({d.TLS_POLICY}, {arn})"
+    assert (
+        lines[2] == f"listener: HTTP:80 redirect 301 to HTTPS:443, {https}, HTTP:{d.INTERNAL_LISTENER_PORT}"
+    )
     assert "  alarm error-rate: " in out and "requests 0  target 4xx 0" in out
     code, out, _ = cli(*argv, "--json", capsys=capsys)
     body = json.loads(out)

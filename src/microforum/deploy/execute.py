@@ -225,7 +225,7 @@ def execute(
     run = _Executor(aws, the_plan, stack, options, say, clock, dict(the_plan.refs))
     total = len(the_plan.steps)
     for index, step in enumerate(the_plan.steps, 1):
-        say(f"[{index}/{total}] {step.message}")
+        say(f"[{index}/{total}] {resolve(step.message, run.refs)}")  # names known by now
         try:
             run.step(step)
         except BaseException:

@@ -119,7 +119,8 @@ def plan(desired: Desired, remote: RemoteState) -> list[Step]:
     steps += plan_rules(desired.rules, remote.rules, refs, ecs_weighted=desired.ecs_weighted)
     if desired.internal is not None:
         steps += _listener(desired.internal, remote.internal, refs, INTERNAL_LISTENER_REF)
-        steps += plan_rules(desired.rules, remote.internal_rules, refs, INTERNAL_LISTENER_REF)
+        where = _listener_name(desired.internal)
+        steps += plan_rules(desired.rules, remote.internal_rules, refs, INTERNAL_LISTENER_REF, where=where)
     if desired.redirect is not None:
         steps += _redirect(desired.redirect, remote.redirect)
     steps += _services(desired, remote, refs)

@@ -42,16 +42,16 @@ def plan_rules(
     refs: Mapping[str, str],
     listener: str = LISTENER_REF,
     ecs_weighted: frozenset[int] = frozenset(),
+    where: str = "",
 ) -> list[Step]:
     """Listener rules: delete what left stack.yaml, reorder moved rules, modify, create (on the
-    listener whose placeholder is `listener`; steps of another than the main one say which).
+    listener whose placeholder is `listener`; steps of another than the main one say `where`).
     The rules at `ecs_weighted` priorities are compared without their weights: ECS shifts
     them during canary and linear deployments."""
     steps = _plan_rules(wanted, remote, refs, listener, ecs_weighted)
     if listener == LISTENER_REF:
         return steps
-    on = f" on {listener[1:-1].split(':', 1)[1]}"
-    return [replace(step, name=step.name + on) for step in steps]
+    return [replace(step, name=f"{step.name} on {where}") for step in steps]
 
 
 def _plan_rules(
