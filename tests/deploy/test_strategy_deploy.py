@@ -9,11 +9,12 @@ deployment leaves them — changes nothing.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_helpers import STACK_NAME, cli, client, deploy_args, put_images, write_stack
+from deploy_helpers import REGION, STACK_NAME, cli, client, deploy_args, put_images, write_stack
 
 from microforum.spec import defaults as d
 
@@ -100,6 +101,16 @@ def test_canary_and_linear_services_get_their_strategy_alternate_group_and_rule(
     client("ecs").update_service(cluster=service["clusterArn"], service="users", loadBalancers=[swapped])
     code, out, _ = cli(*deploy_args(stack_file, moto_template, "--dry-run"), capsys=capsys)
     assert "no changes to make (dry run)" in out, out
+    # status follows the service to the group it is on now
+    (instance,) = client("ec2").run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"]
+    client("elbv2").register_targets(
+        TargetGroupArn=alternate, Targets=[{"Id": instance["InstanceId"], "Port": 32768}]
+    )
+    argv = ["status", "--region", REGION, "--stack-name", STACK_NAME, "--stack", str(stack_file), "--json"]
+    code, out, err = cli(*argv, capsys=capsys)
+    assert code == 0, err
+    targets = json.loads(out)["target_groups"]["users"]["targets"]
+    assert [(t["id"], t["port"]) for t in targets] == [(instance["InstanceId"], 32768)]
 
     def more(data: dict[str, Any]) -> None:
         _strategies(data)

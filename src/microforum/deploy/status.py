@@ -46,13 +46,21 @@ def aws_status(stack: Stack, aws: Aws, name: str) -> JSON:
         group = groups.get(tg_name)
         if group is None:
             continue
+        arn = _serving(services.get(service, {})) or group["TargetGroupArn"]
         body["target_groups"][service] = {
-            "targets": _targets(aws, group["TargetGroupArn"]),
-            "metrics": _metrics(aws, lb_label, group["TargetGroupArn"].split(":", 5)[-1]),
+            "targets": _targets(aws, arn),
+            "metrics": _metrics(aws, lb_label, arn.split(":", 5)[-1]),
         }
         body["services"][service] = _service(aws, name, service, services.get(service, {}))
         body["services"][service]["autoscaling"] = scaling.get(service)
     return body
+
+
+def _serving(service: JSON) -> str | None:
+    """The target group the service is on now: after a canary or linear deployment ECS leaves
+    it on the one that was its alternate (docs/policies.md#deployment-strategies)."""
+    balancers = service.get("loadBalancers") or [{}]
+    return balancers[0].get("targetGroupArn")
 
 
 def _listeners(aws: Aws, load_balancer_arn: str | None) -> list[JSON]:
