@@ -217,3 +217,37 @@ def test_parking_avoids_the_priorities_that_moving_rules_still_hold() -> None:
         {"RuleArn": "arn:r/2", "Priority": 1},
         {"RuleArn": "arn:r/3", "Priority": 3},
     ]
+
+
+def weighted(priority: int, condition: dict[str, Any], *groups: tuple[str, int]) -> dict[str, Any]:
+    targets = [{"TargetGroupArn": arn, "Weight": weight} for arn, weight in groups]
+    return {"Priority": priority, "Conditions": [condition],
+            "Actions": [{"Type": "forward", "ForwardConfig": {"TargetGroups": targets}}]}  # fmt: skip
+
+
+def test_a_production_rule_is_compared_without_the_weights_ecs_shifts() -> None:
+    want = (weighted(1, path("/a*"), ("<tg:users>", 1), ("<tg:posts>", 0)),)
+    shifted = {**weighted(1, path("/a*"), (POSTS, 1), (USERS, 0)), "RuleArn": "arn:r/1", "Priority": "1"}
+    assert plan_rules(want, (shifted,), REFS, ecs_weighted=frozenset({1})) == []
+    # Not a production rule: the weights are stack.yaml's, put back in place.
+    assert calls(plan_rules(want, (shifted,), REFS)) == [
+        ("elbv2.modify_rule", {"RuleArn": "arn:r/1", "Conditions": [path("/a*")],
+                               "Actions": weighted(1, path("/a*"), (USERS, 1), (POSTS, 0))["Actions"]}),
+    ]  # fmt: skip
+    # A production rule whose groups differ (not only their weights) is changed.
+    other = {**weighted(1, path("/a*"), (USERS, 1)), "RuleArn": "arn:r/1", "Priority": "1"}
+    assert [s.operation for s in plan_rules(want, (other,), REFS, ecs_weighted=frozenset({1}))] == [
+        "elbv2.modify_rule"
+    ]
+
+
+def test_rules_of_another_listener_name_it_and_produce_no_rule_arn() -> None:
+    (main,) = plan_rules((wanted(7, path("/a*")),), (), REFS)
+    assert (main.name, main.produces) == ("priority 7", "<rule:7>")
+    (other,) = plan_rules((wanted(7, path("/a*")),), (), REFS, "<listener:services>", where="HTTP:8080")
+    assert (other.name, other.produces) == ("priority 7 on HTTP:8080", None)
+    assert other.params == {"ListenerArn": "<listener:services>", **wanted(7, path("/a*"), USERS)}
+    (gone,) = plan_rules(
+        (), (remote("arn:r/1", 1, path("/a*")),), REFS, "<listener:services>", where="HTTP:8080"
+    )
+    assert (gone.operation, gone.name) == ("elbv2.delete_rule", "priority 1 on HTTP:8080")

@@ -330,6 +330,51 @@ def test_a_variable_the_new_revision_drops_is_shown() -> None:
     assert step.changes == ("environment.PGDATABASE users → (none)",)
 
 
+CERT = "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+
+
+def _with_certificate(arn: str) -> Any:
+    return lambda data: data["listener"].update(certificate_arn=arn)
+
+
+def _listeners_as_made(desired: Desired) -> dict[str, Any]:
+    """The remote listeners as a finished HTTPS deploy leaves them (no rules, for brevity)."""
+    assert desired.internal is not None and desired.redirect is not None
+    made = {name: {**want, "ListenerArn": f"arn:listener/{name}"}
+            for name, want in (("main", desired.listener), ("internal", desired.internal),
+                               ("redirect", desired.redirect))}  # fmt: skip
+    return made
+
+
+def test_https_listeners_changed_in_place_say_before_and_after() -> None:
+    desired = desired_for(_with_certificate(CERT))
+    made = _listeners_as_made(desired)
+    old = CERT.replace("0a1b2c3d", "ffffffff")
+    made["main"] = {
+        **made["main"],
+        "Certificates": [{"CertificateArn": old}],
+        "SslPolicy": "ELBSecurityPolicy-2016-08",
+    }
+    made["redirect"]["DefaultActions"] = [{"Type": "redirect", "RedirectConfig": {
+        **desired.redirect["DefaultActions"][0]["RedirectConfig"], "StatusCode": "HTTP_302"}}]  # fmt: skip
+    remote = RemoteState(listener=made["main"], internal=made["internal"], redirect=made["redirect"])
+    steps = [s for s in plan(desired, remote) if s.resource == "listener"]
+    assert [(s.operation, s.name) for s in steps] == [
+        ("elbv2.modify_listener", "HTTPS:443"), ("elbv2.modify_listener", "HTTP:80")]  # fmt: skip
+    certificate, policy = steps[0].changes  # (long values are cut at 60 characters)
+    assert certificate.startswith(
+        "Certificates.CertificateArn arn:aws:acm:eu-west-1:123456789012:certificate/ffffffff"
+    )
+    assert " → arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d" in certificate
+    assert policy == "SslPolicy ELBSecurityPolicy-2016-08 → ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert steps[0].params["Certificates"] == [{"CertificateArn": CERT}]
+    assert steps[1].params["DefaultActions"] == desired.redirect["DefaultActions"]
+    assert steps[1].changes == ("DefaultActions.RedirectConfig.StatusCode HTTP_302 → HTTP_301",)
+    fresh = _listeners_as_made(desired)
+    in_place = RemoteState(listener=fresh["main"], internal=fresh["internal"], redirect=fresh["redirect"])
+    assert [s for s in plan(desired, in_place) if s.resource == "listener"] == []
+
+
 def _with_database() -> Desired:
     data = yaml.safe_load((ROOT / "stack.yaml").read_text())
     return render(parse_stack(data), Target("mf", "eu-west-1", OUTPUTS, {"users": "img:1"}, database=True))

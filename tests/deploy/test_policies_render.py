@@ -84,10 +84,13 @@ def test_every_request_is_valid_for_its_api() -> None:
 
 
 def test_https_listener_and_the_redirect() -> None:
-    https, http = _rendered()["listeners"]
+    https, services, http = _rendered()["listeners"]
     assert (https["Protocol"], https["Port"], https["SslPolicy"]) == ("HTTPS", 443, d.TLS_POLICY)
     assert https["Certificates"] == [{"CertificateArn": ARN}]
     assert https["DefaultActions"][0]["Type"] == "forward"
+    # the services' own calls (their client has no TLS) keep a plain-HTTP listener
+    assert (services["Protocol"], services["Port"]) == ("HTTP", d.INTERNAL_LISTENER_PORT)
+    assert services["DefaultActions"] == https["DefaultActions"] and "Certificates" not in services
     assert (http["Protocol"], http["Port"]) == ("HTTP", 80)
     assert http["DefaultActions"] == [{"Type": "redirect", "RedirectConfig": {
         "Protocol": "HTTPS", "Port": "443", "Host": "#{host}", "Path": "/#{path}", "Query": "#{query}",

@@ -20,6 +20,7 @@ from microforum.deploy.aws import Aws
 from microforum.deploy.policies import render_policies
 from microforum.deploy.policy_apply import PolicyState, apply, plan_policies, read_policies, resolve
 from microforum.deploy.render import Target
+from microforum.spec import defaults as d
 from microforum.spec.load import parse_stack
 
 CLUSTER = "mf-cluster"
@@ -49,8 +50,8 @@ def _ecs_services() -> None:
 def _desired(doc: dict[str, Any]) -> PolicyState:
     stack = parse_stack(copy.deepcopy(doc))
     rendered = render_policies(stack, Target("mf", REGION, {"ClusterName": CLUSTER}))
-    arns = {s.name: f"{TG_ARN_PREFIX}/mf-{s.name}/0123456789abcdef" for s in stack.services}
-    return resolve(rendered, LB_ARN, arns)
+    refs = {f"<tg:{s.name}>": f"{TG_ARN_PREFIX}/mf-{s.name}/0123456789abcdef" for s in stack.services}
+    return resolve(rendered, {**refs, "<output:LoadBalancerArn>": LB_ARN})
 
 
 def _run(aws: Aws, want: PolicyState) -> list[str]:
@@ -106,14 +107,41 @@ def test_deploy_and_destroy_make_and_remove_the_policies(
 
     write_stack(stack_file, with_scaling)
     put_images()
+    code, dry, err = cli(*deploy_args(stack_file, moto_template, "--dry-run"), capsys=capsys)
+    assert code == 0, err
+    plan = [line for line in dry.splitlines() if line.startswith("  ")]
+    # the policies are in the plan, their CloudWatch labels still placeholders (no group yet)
+    assert "  + create scaling policy mf-test-users-requests" in plan
+    assert "  + create alarm mf-test-monolith-error-rate" in plan and "  + create dashboard mf-test" in plan
+    assert "  + create scalable target service/<output:ClusterName>/users: 1..3 tasks" in plan
+    assert plan.index("  + create alarm mf-test-users-target-5xx") < plan.index(
+        "  + create service users: 1 tasks"
+    )
+    assert client("cloudwatch").describe_alarms()["MetricAlarms"] == []  # the dry run changed nothing
     code, out, err = cli(*deploy_args(stack_file, moto_template), capsys=capsys)
     assert code == 0, err
-    assert "  create scaling policy mf-test-users-requests" in out
-    assert "  create alarm mf-test-monolith-error-rate" in out and "  create dashboard mf-test" in out
+    assert [line for line in out.splitlines() if line.startswith("  ")][: len(plan)] == plan  # the same plan
     alarms = client("cloudwatch").describe_alarms(AlarmNamePrefix=f"{STACK_NAME}-")["MetricAlarms"]
     assert len(alarms) == 4 * len(SERVICES)
+    dimensions = {d["Name"]: d["Value"] for d in alarms[0]["Dimensions"]}
+    assert dimensions["TargetGroup"].startswith("targetgroup/mf-test-") and "<" not in str(dimensions)
     code, out, err = cli(*deploy_args(stack_file, moto_template), capsys=capsys)
     assert code == 0 and "create alarm" not in out and "no changes" in out.splitlines(), out
+
+    def tighter(data: dict[str, Any]) -> None:
+        with_scaling(data)
+        data["services"]["users"]["autoscaling"]["max"] = 5
+        data["services"]["users"]["alarms"] = {"p99_seconds": 1}
+
+    write_stack(stack_file, tighter)
+    code, out, err = cli(*deploy_args(stack_file, moto_template, "--dry-run"), capsys=capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    at = lines.index("  ~ change alarm mf-test-users-p99-latency")
+    assert lines[at + 1] == "      Threshold 2.0 → 1.0"
+    at = next(i for i, x in enumerate(lines) if x.startswith("  ~ change scalable target service/")
+              and x.endswith("/users: 1..5 tasks"))  # fmt: skip
+    assert lines[at + 1] == "      MaxCapacity 3 → 5"
     argv = ["destroy", "--region", REGION, "--stack-name", STACK_NAME, "--stack", str(stack_file), "--yes"]
     _, out, _ = cli(*argv, capsys=capsys)  # (moto fails the stack's own deletion: its gap)
     assert "  delete scalable target service/" in out
@@ -164,6 +192,13 @@ def test_logs_of_a_deployed_stack_from_cloudwatch_logs(
 def test_status_of_a_deployed_stack_reads_targets_tasks_alarms_and_figures_from_aws(
     aws: str, stack_file: Path, moto_template: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    arn = client("acm").request_certificate(DomainName="forum.example.com")["CertificateArn"]
+
+    def policies(data: dict[str, Any]) -> None:
+        data["listener"]["certificate_arn"] = arn
+        data["services"]["users"]["autoscaling"] = {"min": 1, "max": 4, "cpu_percent": 60}
+
+    write_stack(stack_file, policies)
     put_images()
     code, _, err = cli(*deploy_args(stack_file, moto_template), capsys=capsys)
     assert code == 0, err
@@ -175,6 +210,13 @@ def test_status_of_a_deployed_stack_reads_targets_tasks_alarms_and_figures_from_
     for service in SERVICES:
         assert f"target group {service}" in out
     assert "  desired 1: 1 running, 0 pending" in out
+    assert "  desired 1 (autoscaling 1..4): 1 running, 0 pending" in out  # users
+    lines = out.splitlines()
+    assert lines[0].startswith(f"stack {STACK_NAME} at https://")
+    https = f"HTTPS:443 ({d.TLS_POLICY}, {arn})"
+    assert (
+        lines[2] == f"listener: HTTP:80 redirect 301 to HTTPS:443, {https}, HTTP:{d.INTERNAL_LISTENER_PORT}"
+    )
     assert "  alarm error-rate: " in out and "requests 0  target 4xx 0" in out
     code, out, _ = cli(*argv, "--json", capsys=capsys)
     body = json.loads(out)

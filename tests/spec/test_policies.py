@@ -184,6 +184,7 @@ REFUSED = [
         "cluster.min_instances",
         "min_instances (5) must not exceed max_instances (2)",
     ),
+    ("cluster", {"min_instances": 0, "max_instances": 0}, "cluster.max_instances", "must be 1..1000, got 0"),
     (
         "cluster",
         {"instance_type": "big"},
@@ -196,6 +197,13 @@ REFUSED = [
         "listener.certificate_arn",
         "must be an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID),"
         " got 'arn:aws:iam::123456789012:server-certificate/x'",
+    ),
+    (
+        "listener",
+        {"certificate_arn": ARN, "port": 8080},
+        "listener.port",
+        "with certificate_arn, HTTPS takes 443 and the services' HTTP listener 8080; "
+        "choose another port for the redirect, got 8080",
     ),
     ("local.time_scale", 0.5, "local.time_scale", "must be 1.0..10000.0, got 0.5"),
 ]

@@ -21,6 +21,11 @@ FIELD_NAMES = {
     "healthCheckGracePeriodSeconds": "deployment.health_check_grace_period",
     "deploymentConfiguration.maximumPercent": "deployment.maximum_percent",
     "deploymentConfiguration.minimumHealthyPercent": "deployment.minimum_healthy_percent",
+    "deploymentConfiguration.strategy": "deployment.strategy",
+    "deploymentConfiguration.canaryConfiguration.canaryPercent": "deployment.canary_percent",
+    "deploymentConfiguration.canaryConfiguration.canaryBakeTimeInMinutes": "deployment.bake_minutes",
+    "deploymentConfiguration.linearConfiguration.stepPercent": "deployment.step_percent",
+    "deploymentConfiguration.linearConfiguration.stepBakeTimeInMinutes": "deployment.bake_minutes",
     "deregistration_delay.timeout_seconds": "deregistration_delay",
     "load_balancing.algorithm.type": "algorithm",
 }

@@ -124,7 +124,7 @@ def _listeners(aws: Aws, load_balancer_arn: str, say: Say) -> None:
             if not rule.get("IsDefault"):
                 say(f"- delete listener rule priority {rule['Priority']}")
                 _quietly(aws, "elbv2", "delete_rule", RuleArn=rule["RuleArn"])
-        say(f"- delete listener HTTP:{listener['Port']}")
+        say(f"- delete listener {listener['Protocol']}:{listener['Port']}")
         _quietly(aws, "elbv2", "delete_listener", ListenerArn=listener["ListenerArn"])
 
 

@@ -2,9 +2,10 @@
 
 One code path: `make_plan` reads what exists and runs every pre-flight check, then returns the
 whole plan (the cluster stack's change set, repositories, images to build, task definitions,
-target groups, listener, rules, services). The plan is printed; `--dry-run` stops there, a real
-run executes exactly those steps, replacing placeholders (`<tg:users>`, `<output:VpcId>`) with
-what earlier steps produced. With nothing to change it makes no mutating call, and says
+target groups, listeners, rules, alarms, the dashboard, services, scaling). The plan is
+printed; `--dry-run` stops there, a real run executes exactly those steps, replacing
+placeholders (`<tg:users>`, `<output:VpcId>`, `<tg-label:users>`) with what earlier steps
+produced. With nothing to change it makes no mutating call, and says
 `no changes` only once every service is stable.
 """
 
@@ -21,7 +22,7 @@ from microforum.deploy.aws import Aws
 from microforum.deploy.images import BUILD_OPERATION, build_and_push, content_tag, plan_images
 from microforum.deploy.names import SETUP_OPERATION, output_ref, task_role_output, tg_ref
 from microforum.deploy.plan import RemoteState, Step, known_refs, plan, plan_repositories, resolve
-from microforum.deploy.policy_apply import deploy_policies
+from microforum.deploy.policy_apply import label_refs, plan_stack_policies
 from microforum.deploy.remote import StackState, ecs_role_exists, read_remote, read_repositories, read_stack
 from microforum.deploy.render import (
     DATABASE_OUTPUTS,
@@ -54,6 +55,7 @@ Say = Callable[[str], None]
 _PRODUCED: dict[str, Callable[[JSON], str]] = {
     "elbv2.create_target_group": lambda r: r["TargetGroups"][0]["TargetGroupArn"],
     "elbv2.create_listener": lambda r: r["Listeners"][0]["ListenerArn"],
+    "elbv2.create_rule": lambda r: r["Rules"][0]["RuleArn"],
     "ecs.register_task_definition": lambda r: r["taskDefinition"]["taskDefinitionArn"],
 }
 _SIGN = {"create": "+", "change": "~", "delete": "-"}
@@ -133,10 +135,19 @@ def make_plan(stack: Stack, options: DeployOptions, aws: Aws, clock: Clock) -> P
     first = _cluster_step(stack, options, aws, state, clock)
     role = [] if ecs_role_exists(aws) else [ECS_ROLE_STEP]
     steps = [*role, *([first] if first else []), *plan_repositories(desired, remote), *build]
-    steps += plan(desired, remote)
     refs = {**known_refs(desired, remote), **{output_ref(k): v for k, v in outputs.items()}}
+    steps += _with_policies(plan(desired, remote), plan_stack_policies(stack, target, aws, refs))
     services = tuple(remote.services[s] for s in desired.services if s in remote.services)
     return Plan(name, tuple(steps), refs, outputs, tuple(desired.services), api_url(stack, target), services)
+
+
+def _with_policies(core: list[Step], policies: list[Step]) -> list[Step]:
+    """The policy steps in the plan: alarms and the dashboard before the services (whose
+    deployments name the alarms), scaling and every removal after them."""
+    first = [s for s in policies if s.resource in ("alarm", "dashboard") and s.verb != "delete"]
+    rest = [s for s in policies if s not in first]
+    at = next((i for i, s in enumerate(core) if s.resource == "service"), len(core))
+    return [*core[:at], *first, *core[at:], *rest]
 
 
 def _checked_stack(stack: Stack, options: DeployOptions, aws: Aws) -> StackState | None:
@@ -188,9 +199,6 @@ def deploy(
         say("dry run: nothing changed" if the_plan.steps else "no changes to make (dry run)")
         return None
     refs = execute(aws, the_plan, stack, options, say, clock)
-    deploy_policies(
-        stack, the_plan.stack_name, aws, refs, say
-    )  # autoscaling, alarms, dashboard (docs/policies.md)
     outputs = {key: refs[output_ref(key)] for key in ("ClusterName", "LoadBalancerDnsName")}
     groups = {s: refs[tg_ref(s)] for s in the_plan.services if tg_ref(s) in refs}
     # With nothing changed, the services read while planning are the first look (one call less).
@@ -218,7 +226,7 @@ def execute(
     run = _Executor(aws, the_plan, stack, options, say, clock, dict(the_plan.refs))
     total = len(the_plan.steps)
     for index, step in enumerate(the_plan.steps, 1):
-        say(f"[{index}/{total}] {step.message}")
+        say(f"[{index}/{total}] {resolve(step.message, run.refs)}")  # names known by now
         try:
             run.step(step)
         except BaseException:
@@ -257,7 +265,7 @@ class _Executor:
 
 
 def _resolved(step: Step, refs: Mapping[str, str]) -> Any:
-    params = resolve(step.params, refs)
+    params = resolve(step.params, {**refs, **label_refs(refs)})
     missing = _placeholders(params)
     if missing:
         raise MicroforumError(f"{step.message}: unknown {', '.join(sorted(missing))}")

@@ -13,6 +13,8 @@ from typing import Any
 JSON = dict[str, Any]
 
 LISTENER_REF = "<listener>"
+# With HTTPS: the services' plain-HTTP listener (its name after the colon shows in the plan).
+INTERNAL_LISTENER_REF = "<listener:services>"
 # Tags on everything deploy creates (docs/deploying.md#tags); destroy finds resources by them.
 STACK_TAG = "microforum:stack"
 SERVICE_TAG = "microforum:service"

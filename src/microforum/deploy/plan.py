@@ -19,7 +19,15 @@ from functools import partial
 from typing import Any
 
 from microforum.deploy.changes import changes, named
-from microforum.deploy.names import LISTENER_REF, SETUP_DONE, SETUP_OPERATION, SETUP_TAG, td_ref, tg_ref
+from microforum.deploy.names import (
+    INTERNAL_LISTENER_REF,
+    LISTENER_REF,
+    SETUP_DONE,
+    SETUP_OPERATION,
+    SETUP_TAG,
+    td_ref,
+    tg_ref,
+)
 from microforum.deploy.render import RESOURCES, SETUP, Desired
 from microforum.deploy.rules import plan_rules
 from microforum.deploy.steps import (
@@ -46,11 +54,21 @@ def known_refs(desired: Desired, remote: RemoteState) -> dict[str, str]:
             refs[tg_ref(service)] = found["TargetGroupArn"]
     if remote.listener:
         refs[LISTENER_REF] = remote.listener["ListenerArn"]
+    if remote.internal and desired.internal:
+        refs[INTERNAL_LISTENER_REF] = remote.internal["ListenerArn"]
+    refs.update(_rule_refs(desired, remote))
     for service, want in desired.task_definitions.items():
         have = remote.task_definitions.get(want["family"])
         if have is not None and subset(_compared(want), normalize_task_definition(have)):
             refs[td_ref(service)] = have["taskDefinitionArn"]
     return refs
+
+
+def _rule_refs(desired: Desired, remote: RemoteState) -> dict[str, str]:
+    """`<rule:P>` for production rules that exist: the remote rule at P (kept or modified in
+    place; a rule that moves gets a fresh placeholder from its create step)."""
+    have = {int(r["Priority"]): r["RuleArn"] for r in remote.rules if str(r.get("Priority")).isdigit()}
+    return {f"<rule:{p}>": have[p] for p in desired.ecs_weighted if p in have}
 
 
 def _compared(task: JSON) -> JSON:
@@ -99,14 +117,21 @@ def plan_repositories(desired: Desired, remote: RemoteState) -> list[Step]:
 
 def plan(desired: Desired, remote: RemoteState) -> list[Step]:
     """Every step that brings `remote` to `desired` (after the cluster stack), in a safe order:
-    task definitions, target groups, listener, rules (delete, reorder, modify, create), services."""
+    task definitions, target groups, listeners and their rules (delete, reorder, modify, create),
+    the redirect once HTTPS serves, services."""
     refs = known_refs(desired, remote)
     steps = list(_task_definitions(desired, remote, refs))
     steps += _setup(desired, remote, refs)
     steps += _target_groups(desired, remote)
     steps += _old_listeners(remote)
-    steps += _listener(desired, remote, refs)
-    steps += plan_rules(desired.rules, remote.rules, refs)
+    steps += _listener(desired.listener, remote.listener, refs, LISTENER_REF)
+    steps += plan_rules(desired.rules, remote.rules, refs, ecs_weighted=desired.ecs_weighted)
+    if desired.internal is not None:
+        steps += _listener(desired.internal, remote.internal, refs, INTERNAL_LISTENER_REF)
+        where = _listener_name(desired.internal)
+        steps += plan_rules(desired.rules, remote.internal_rules, refs, INTERNAL_LISTENER_REF, where=where)
+    if desired.redirect is not None:
+        steps += _redirect(desired.redirect, remote.redirect)
     steps += _services(desired, remote, refs)
     steps += _leftovers(desired, remote)
     return steps
@@ -256,35 +281,32 @@ def _attr_detail(attrs: list[JSON]) -> str:
     return ", ".join(f"{a['Key']}={a['Value']}" for a in attrs)
 
 
+def _listener_name(listener: JSON) -> str:
+    return f"{listener['Protocol']}:{listener['Port']}"
+
+
 def _old_listeners(remote: RemoteState) -> Iterator[Step]:
-    """Listeners on a port stack.yaml no longer names (deleting one deletes its rules)."""
+    """Listeners on a port stack.yaml no longer asks for (deleting one deletes its rules)."""
     for listener in remote.other_listeners:
         yield Step(
-            "delete", "listener", f"HTTP:{listener['Port']}", "elbv2.delete_listener",
+            "delete", "listener", _listener_name(listener), "elbv2.delete_listener",
             {"ListenerArn": listener["ListenerArn"]}, detail="its port is no longer listener.port",
         )  # fmt: skip
 
 
-def _listener(desired: Desired, remote: RemoteState, refs: Mapping[str, str]) -> Iterator[Step]:
-    want = desired.listener
-    name = f"HTTP:{want['Port']}"
-    have = remote.listener
+_LISTENER_FIELDS = ("Port", "Protocol", "Certificates", "SslPolicy")
+
+
+def _listener(want: JSON, have: JSON | None, refs: Mapping[str, str], ref: str) -> Iterator[Step]:
+    """A listener carrying the rules: created, or its protocol, certificate, policy and default
+    action changed in place (its rules stay)."""
+    name = _listener_name(want)
     if have is None:
-        yield Step(
-            "create",
-            "listener",
-            name,
-            "elbv2.create_listener",
-            want,
-            LISTENER_REF,
-            actions_detail(want["DefaultActions"]),
-        )
+        yield Step("create", "listener", name, "elbv2.create_listener", want, ref,
+                   _listener_detail(want, want["DefaultActions"]))  # fmt: skip
         return
-    wanted = {
-        "Port": want["Port"],
-        "Protocol": want["Protocol"],
-        "DefaultActions": resolve(want["DefaultActions"], refs),
-    }
+    wanted = {k: want[k] for k in _LISTENER_FIELDS if k in want}
+    wanted["DefaultActions"] = resolve(want["DefaultActions"], refs)
     if not subset(wanted, {**have, "DefaultActions": [normalize_action(a) for a in have["DefaultActions"]]}):
         args = {
             "ListenerArn": have["ListenerArn"],
@@ -292,10 +314,37 @@ def _listener(desired: Desired, remote: RemoteState, refs: Mapping[str, str]) ->
         }
         before = actions_detail(_by_service([normalize_action(a) for a in have["DefaultActions"]], refs))
         after = actions_detail(want["DefaultActions"])
+        lines = [f"default action {before} → {after}"] if before != after else []
+        lines += changes({k: v for k, v in wanted.items() if k != "DefaultActions"}, have)
         yield Step(
             "change", "listener", name, "elbv2.modify_listener", args,
-            detail=after, changes=(f"default action {before} → {after}",),
+            detail=_listener_detail(want, want["DefaultActions"]), changes=tuple(lines),
         )  # fmt: skip
+
+
+def _listener_detail(listener: JSON, actions: list[JSON]) -> str:
+    policy = f", {listener['SslPolicy']}" if "SslPolicy" in listener else ""
+    return actions_detail(actions) + policy
+
+
+def _redirect(want: JSON, have: JSON | None) -> Iterator[Step]:
+    """HTTP:port answering 301 to HTTPS, once HTTPS carries the rules: a listener that still
+    forwards there is replaced (deleting it deletes its rules), a redirect corrected in place."""
+    name = _listener_name(want)
+    detail = "301 to HTTPS:443"
+    wanted = {"Protocol": want["Protocol"], "DefaultActions": want["DefaultActions"]}
+    if have is not None and subset(wanted, have):
+        return
+    if have is not None and have["DefaultActions"][0]["Type"] == "redirect":
+        args = {"ListenerArn": have["ListenerArn"], **wanted}
+        yield Step("change", "listener", name, "elbv2.modify_listener", args, detail=detail,
+                   changes=tuple(changes(wanted, have)))  # fmt: skip
+        return
+    if have is not None:
+        args = {"ListenerArn": have["ListenerArn"]}
+        yield Step("delete", "listener", _listener_name(have), "elbv2.delete_listener", args,
+                   detail="HTTPS:443 carries the rules now")  # fmt: skip
+    yield Step("create", "listener", name, "elbv2.create_listener", want, detail=detail)
 
 
 def _by_service(actions: list[JSON], refs: Mapping[str, str]) -> list[JSON]:
@@ -329,7 +378,8 @@ def _services(desired: Desired, remote: RemoteState, refs: Mapping[str, str]) ->
             )
             continue
         resolved = resolve(want, refs)
-        changed = [k for k in _SERVICE_UPDATABLE if not subset(resolved[k], have.get(k))]
+        resolved["loadBalancers"] = _as_swapped(resolved["loadBalancers"], have.get("loadBalancers") or [])
+        changed = [k for k in _SERVICE_UPDATABLE if _differs(k, resolved[k], have.get(k))]
         if changed:
             args = {"cluster": want["cluster"], "service": name, **{k: want[k] for k in changed}}
             if "capacityProviderStrategy" in changed:
@@ -338,6 +388,39 @@ def _services(desired: Desired, remote: RemoteState, refs: Mapping[str, str]) ->
                 "change", "service", name, "ecs.update_service", args,
                 detail=", ".join(changed), changes=_service_changes(changed, resolved, have),
             )  # fmt: skip
+
+
+def _differs(key: str, want: Any, have: Any) -> bool:
+    """Whether a service field differs; a load balancer that loses its advancedConfiguration
+    (canary or linear back to rolling) differs although the rest is a subset."""
+    if not subset(want, have):
+        return True
+    if key != "loadBalancers":
+        return False
+    return any(
+        "advancedConfiguration" in h and "advancedConfiguration" not in w
+        for w, h in zip(want, have or [], strict=False)
+    )
+
+
+def _as_swapped(want: list[JSON], have: list[JSON]) -> list[JSON]:
+    """A canary or linear deployment leaves the service on its alternate target group (ECS
+    swaps the two when it completes): that is the same setup, not a change."""
+    out = []
+    for entry, current in zip(want, have, strict=False):
+        config = entry.get("advancedConfiguration")
+        pair = (
+            current.get("targetGroupArn"),
+            (current.get("advancedConfiguration") or {}).get("alternateTargetGroupArn"),
+        )
+        if config and pair == (config["alternateTargetGroupArn"], entry["targetGroupArn"]):
+            entry = {
+                **entry,
+                "targetGroupArn": pair[0],
+                "advancedConfiguration": {**config, "alternateTargetGroupArn": pair[1]},
+            }
+        out.append(entry)
+    return out + want[len(out) :]
 
 
 def _service_changes(changed: list[str], want: JSON, have: JSON) -> tuple[str, ...]:

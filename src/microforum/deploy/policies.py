@@ -24,51 +24,41 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from microforum.deploy.names import tags, tg_ref
-from microforum.deploy.render import Target, convert_action
+from microforum.deploy.names import tags
+from microforum.deploy.render import (
+    Target,
+    convert_internal_listener,
+    convert_listener,
+    convert_redirect_listener,
+)
+from microforum.deploy.strategy import (
+    alarm_name,
+    convert_deployment_configuration,
+    convert_load_balancers,
+)
 from microforum.spec import defaults as d
 from microforum.spec.model import Service, Stack
+
+__all__ = ["convert_deployment_configuration", "convert_load_balancers", "render_policies"]
 
 JSON = dict[str, Any]
 NAMESPACE_ALB = "AWS/ApplicationELB"
 LB_LABEL = "<lb-label>"
-STRATEGIES = {"rolling": "ROLLING", "canary": "CANARY", "linear": "LINEAR"}
 
 
 def tg_label(service: str) -> str:
     return f"<tg-label:{service}>"
 
 
-def alternate_tg_ref(service: str) -> str:
-    return f"<tg:{service}-alternate>"
-
-
-def rule_ref(service: str) -> str:
-    return f"<rule:{service}>"
-
-
 # ------------------------------------------------------------------------- listeners
 
 
 def convert_listeners(stack: Stack, target: Target) -> list[JSON]:
-    """create_listener arguments: HTTP alone, or HTTPS:443 plus HTTP:80 redirecting to it."""
-    arn = stack.listener.certificate_arn
-    lb = target.output("LoadBalancerArn")
-    if arn is None:
-        return [{"LoadBalancerArn": lb, "Protocol": "HTTP", "Port": stack.listener.port,
-                 "DefaultActions": [convert_action(stack.listener.default_action)],
-                 "Tags": tags(target.stack_name)}]  # fmt: skip
-    redirect = {"Protocol": "HTTPS", "Port": str(d.HTTPS_PORT), "Host": "#{host}",
-                "Path": "/#{path}", "Query": "#{query}", "StatusCode": "HTTP_301"}  # fmt: skip
-    return [
-        {"LoadBalancerArn": lb, "Protocol": "HTTPS", "Port": d.HTTPS_PORT,
-         "Certificates": [{"CertificateArn": arn}], "SslPolicy": d.TLS_POLICY,
-         "DefaultActions": [convert_action(stack.listener.default_action)],
-         "Tags": tags(target.stack_name)},
-        {"LoadBalancerArn": lb, "Protocol": "HTTP", "Port": stack.listener.port,
-         "DefaultActions": [{"Type": "redirect", "RedirectConfig": redirect}],
-         "Tags": tags(target.stack_name)},
-    ]  # fmt: skip
+    """create_listener arguments: HTTP alone, or HTTPS:443, the services' plain-HTTP listener
+    and HTTP:port redirecting to HTTPS (render.py makes each; deploy's plan applies them)."""
+    found = [convert_listener(stack, target), convert_internal_listener(stack, target),
+             convert_redirect_listener(stack, target)]  # fmt: skip
+    return [listener for listener in found if listener is not None]
 
 
 # ------------------------------------------------------------------------- autoscaling
@@ -126,11 +116,6 @@ def convert_scaling_policies(stack: Stack, service: Service, target: Target) -> 
 
 
 # ------------------------------------------------------------------------- alarms
-
-
-def alarm_name(name: str, service: Service, kind: str) -> str:
-    """`name` is the deployment's (deploy --stack-name), as every name below."""
-    return f"{name}-{service.name}-{kind}"
 
 
 def _dimensions(service: Service) -> list[JSON]:
@@ -194,46 +179,6 @@ def convert_alarms(name: str, service: Service) -> list[JSON]:
     ]  # fmt: skip
 
 
-# ------------------------------------------------------------------------- deployments
-
-
-def convert_deployment_configuration(name: str, service: Service) -> JSON:
-    """The service's `deploymentConfiguration` (create_service / update_service)."""
-    dep = service.deployment
-    out: JSON = {
-        "deploymentCircuitBreaker": {"enable": True, "rollback": True},
-        "maximumPercent": dep.maximum_percent,
-        "minimumHealthyPercent": dep.minimum_healthy_percent,
-        "strategy": STRATEGIES[dep.strategy],
-        "alarms": {
-            "alarmNames": [a["AlarmName"] for a in convert_alarms(name, service)],
-            "enable": True,
-            "rollback": True,
-        },
-    }
-    if dep.strategy == "canary":
-        out["canaryConfiguration"] = {"canaryPercent": dep.canary_percent,
-                                      "canaryBakeTimeInMinutes": dep.bake_minutes}  # fmt: skip
-    elif dep.strategy == "linear":
-        out["linearConfiguration"] = {"stepPercent": dep.step_percent,
-                                      "stepBakeTimeInMinutes": dep.bake_minutes}  # fmt: skip
-    return out
-
-
-def convert_load_balancers(service: Service, target: Target) -> list[JSON]:
-    """The service's `loadBalancers`; canary and linear shift traffic between two target
-    groups through the production listener rule, which ECS changes with its role."""
-    entry: JSON = {"targetGroupArn": tg_ref(service.name), "containerName": service.name,
-                   "containerPort": service.container_port}  # fmt: skip
-    if service.deployment.strategy != "rolling":
-        entry["advancedConfiguration"] = {
-            "alternateTargetGroupArn": alternate_tg_ref(service.name),
-            "productionListenerRule": rule_ref(service.name),
-            "roleArn": target.output("EcsInfrastructureRoleArn"),
-        }
-    return [entry]
-
-
 # ------------------------------------------------------------------------- the dashboard
 
 
@@ -276,7 +221,7 @@ def render_policies(stack: Stack, target: Target) -> JSON:
                 "scaling_policies": convert_scaling_policies(stack, s, target),
                 "alarms": convert_alarms(target.stack_name, s),
                 "deploymentConfiguration": convert_deployment_configuration(target.stack_name, s),
-                "loadBalancers": convert_load_balancers(s, target),
+                "loadBalancers": convert_load_balancers(stack, s, target.outputs),
             }
             for s in stack.services
         },

@@ -1,14 +1,12 @@
-"""Applying the rendered policies that AWS keeps by name: scalable targets, target-tracking
-policies, the alarms and the dashboard (deploy/policies.py renders them).
+"""The rendered policies that AWS keeps by name, as deploy's plan steps: scalable targets,
+target-tracking policies, the alarms and the dashboard (deploy/policies.py renders them).
 
 `resolve` fills the CloudWatch placeholders from known ARNs (pure); `read_policies` reads what
 exists (only what this stack named: `<stack>-…` alarms and policies, its services' scalable
 targets, its dashboard); `plan_policies` compares and returns the steps (pure): create or
-change what differs, delete what the stack no longer asks for. A second run plans nothing;
-`plan_policies(empty, current)` removes everything (destroy).
-
-Not applied here: the listeners (HTTPS, the redirect) and the services' deployment
-configuration, which deploy's own plan owns (docs/policies.md says what is not done).
+change what differs (each changed field before → after), delete what the stack no longer asks
+for. A second run plans nothing; `plan_policies(empty, current)` removes everything (destroy).
+The listeners and the services' deployment configuration are in deploy's plan.py.
 """
 
 from __future__ import annotations
@@ -20,15 +18,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from microforum.deploy.aws import Aws
-from microforum.deploy.names import output_ref, tg_ref
-from microforum.deploy.policies import render_policies
+from microforum.deploy.changes import changes
+from microforum.deploy.names import output_ref
+from microforum.deploy.policies import LB_LABEL, render_policies, tg_label
 from microforum.deploy.render import Target
-from microforum.deploy.steps import Step, Verb
+from microforum.deploy.steps import Step
+from microforum.deploy.steps import resolve as resolve_placeholders
 from microforum.spec.model import Stack
 
 JSON = dict[str, Any]
 AS = "application-autoscaling"
-_TG_LABEL = re.compile(r"<tg-label:([a-z0-9-]+)>")
+_TG_REF = re.compile(r"<tg:([a-z0-9-]+)>")
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,24 @@ def label(arn: str, marker: str) -> str:
     return resource.removeprefix(marker)
 
 
-def resolve(rendered: JSON, load_balancer_arn: str, target_group_arns: Mapping[str, str]) -> PolicyState:
-    """The desired state with `<lb-label>` and `<tg-label:NAME>` filled in."""
-    text = json.dumps(rendered).replace("<lb-label>", label(load_balancer_arn, "loadbalancer/"))
-    text = _TG_LABEL.sub(lambda m: label(target_group_arns[m.group(1)], ""), text)
-    doc = json.loads(text)
+def label_refs(refs: Mapping[str, str]) -> dict[str, str]:
+    """The CloudWatch placeholders (`<lb-label>`, `<tg-label:NAME>`) whose ARN is known in
+    `refs` (the load balancer output, `<tg:NAME>`): the executor adds them as ARNs appear."""
+    found = {}
+    lb = refs.get(output_ref("LoadBalancerArn"))
+    if lb is not None and not lb.startswith("<"):
+        found[LB_LABEL] = label(lb, "loadbalancer/")
+    for ref, arn in refs.items():
+        match = _TG_REF.fullmatch(ref)
+        if match and not arn.startswith("<"):
+            found[tg_label(match.group(1))] = label(arn, "")
+    return found
+
+
+def resolve(rendered: JSON, refs: Mapping[str, str]) -> PolicyState:
+    """The desired state with what `refs` knows filled in (labels, cluster name); unknown
+    placeholders stay, for the executor."""
+    doc = resolve_placeholders(rendered, {**refs, **label_refs(refs)})
     services = doc["services"].values()
     return PolicyState(
         scalable_targets={t["ResourceId"]: t for t in (s["scalable_target"] for s in services) if t},
@@ -101,8 +114,7 @@ _ALARM_FIELDS = ("AlarmDescription", "ActionsEnabled", "EvaluationPeriods", "Dat
 def _alarm_differs(want: JSON, have: JSON) -> bool:
     if any(want.get(k) != have.get(k) for k in _ALARM_FIELDS if k in want):
         return True
-    dims = sorted((d["Name"], d["Value"]) for d in want.get("Dimensions", []))
-    return dims != sorted((d["Name"], d["Value"]) for d in have.get("Dimensions", []))
+    return _dimensions(want) != _dimensions(have)
 
 
 def _contains(want: JSON, have: JSON) -> bool:
@@ -111,9 +123,22 @@ def _contains(want: JSON, have: JSON) -> bool:
                for k, v in want.items())  # fmt: skip
 
 
-def _put(resource: str, name: str, operation: str, params: JSON, exists: bool, detail: str = "") -> Step:
-    verb: Verb = "change" if exists else "create"
-    return Step(verb, resource, name, operation, params, detail=detail)
+def _put(resource: str, name: str, operation: str, params: JSON, old: JSON | None, detail: str = "") -> Step:
+    """Create, or change with the differing fields before → after (tags are not compared)."""
+    if old is None:
+        return Step("create", resource, name, operation, params, detail=detail)
+    skipped = ("Tags", "Dimensions", "Metrics", "DashboardBody")
+    compared = {k: v for k, v in params.items() if k not in skipped}
+    lines = changes(compared, old)
+    if params.get("DashboardBody") and old.get("DashboardBody"):
+        lines += ["widgets"] if _body(params) != _body(old) else []
+    if params.get("Dimensions") is not None and _dimensions(params) != _dimensions(old):
+        lines.append(f"Dimensions {_dimensions(old)} → {_dimensions(params)}")
+    return Step("change", resource, name, operation, params, detail=detail, changes=tuple(lines))
+
+
+def _dimensions(alarm: JSON) -> list[tuple[str, str]]:
+    return sorted((d["Name"], d["Value"]) for d in alarm.get("Dimensions", []))
 
 
 def plan_policies(want: PolicyState, have: PolicyState) -> list[Step]:
@@ -123,24 +148,18 @@ def plan_policies(want: PolicyState, have: PolicyState) -> list[Step]:
         old = have.scalable_targets.get(rid)
         if old is None or not _contains(target, old):
             size = f"{target['MinCapacity']}..{target['MaxCapacity']} tasks"
-            steps.append(
-                _put("scalable target", rid, f"{AS}.register_scalable_target", target, old is not None, size)
-            )
+            steps.append(_put("scalable target", rid, f"{AS}.register_scalable_target", target, old, size))
     for name, policy in want.scaling_policies.items():
         old = have.scaling_policies.get(name)
         if old is None or not _contains(policy, old):
-            steps.append(_put("scaling policy", name, f"{AS}.put_scaling_policy", policy, old is not None))
+            steps.append(_put("scaling policy", name, f"{AS}.put_scaling_policy", policy, old))
     for name, alarm in want.alarms.items():
         old = have.alarms.get(name)
         if old is None or _alarm_differs(alarm, old):
-            steps.append(_put("alarm", name, "cloudwatch.put_metric_alarm", alarm, old is not None))
+            steps.append(_put("alarm", name, "cloudwatch.put_metric_alarm", alarm, old))
     board, old_board = want.dashboard, have.dashboard
     if board is not None and (old_board is None or _body(board) != _body(old_board)):
-        steps.append(
-            _put(
-                "dashboard", board["DashboardName"], "cloudwatch.put_dashboard", board, old_board is not None
-            )
-        )
+        steps.append(_put("dashboard", board["DashboardName"], "cloudwatch.put_dashboard", board, old_board))
     return steps + _deletes(want, have)
 
 
@@ -179,21 +198,15 @@ def apply(aws: Aws, steps: list[Step]) -> None:
         aws.call(client, operation, **dict(step.params))
 
 
-def deploy_policies(
-    stack: Stack, name: str, aws: Aws, refs: Mapping[str, str], say: Callable[[str], None]
-) -> None:
-    """After deploy's own steps (the target groups and services exist): bring the policies AWS
-    keeps by name to what stack.yaml says, saying each change."""
-    cluster, lb = refs.get(output_ref("ClusterName")), refs.get(output_ref("LoadBalancerArn"))
-    groups = {s.name: refs.get(tg_ref(s.name), "") for s in stack.services}
-    if cluster is None or lb is None or not all(groups.values()):
-        return
-    target = Target(name, aws.region, {"ClusterName": cluster})
-    want = resolve(render_policies(stack, target), lb, groups)
-    steps = plan_policies(want, read_policies(aws, name, cluster, list(groups)))
-    for step in steps:
-        say(f"  {step.message}")
-    apply(aws, steps)
+def plan_stack_policies(stack: Stack, target: Target, aws: Aws, refs: Mapping[str, str]) -> list[Step]:
+    """Deploy's policy steps: what stack.yaml asks for (placeholders where the target groups or
+    the stack do not exist yet) against what exists. Reads only."""
+    want = resolve(render_policies(stack, target), refs)
+    cluster = target.outputs.get("ClusterName")
+    if cluster is None:
+        return plan_policies(want, PolicyState())
+    services = [s.name for s in stack.services]
+    return plan_policies(want, read_policies(aws, target.stack_name, cluster, services))
 
 
 def destroy_policies(stack: Stack, name: str, aws: Aws, cluster: str, say: Callable[[str], None]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from microforum.deploy.strategy import production_rule, shifts_traffic
 from microforum.errors import UsageError
 from microforum.services.settings import OWNED
 from microforum.spec import defaults as d
@@ -37,6 +38,7 @@ def check_services(stack: Stack, *, database: bool) -> None:
     _check_images(stack)
     _check_keep_alive(stack)
     _check_reachable(stack)
+    _check_traffic_shifting(stack)
     if not database:
         _check_single_tasks(stack)
 
@@ -48,6 +50,28 @@ def _check_images(stack: Stack) -> None:
                 f"deploy service {service.name}: a `command` service has no image to deploy "
                 "(deploy builds images of the built-in services only)",
                 hint=f"remove {service.name} from {stack.source} for deploy, or run it locally with 'up'",
+            )
+
+
+def _check_traffic_shifting(stack: Stack) -> None:
+    """ECS shifts a canary or linear service's traffic through one listener rule forwarding to
+    it alone; with HTTPS the services' plain-HTTP copy of that rule would not follow."""
+    for service in stack.services:
+        if not shifts_traffic(service):
+            continue
+        key = f"services.{service.name}.deployment.strategy"
+        strategy = service.deployment.strategy
+        if production_rule(stack, service) is None:
+            raise UsageError(
+                f"deploy: {key}: {strategy} needs a listener rule forwarding to {service.name} alone "
+                "(ECS shifts the traffic through it)",
+                hint=f"add such a rule to listener.rules in {stack.source}, or use strategy: rolling",
+            )
+        if stack.listener.certificate_arn is not None:
+            raise UsageError(
+                f"deploy: {key}: {strategy} with listener.certificate_arn is not supported yet "
+                "(ECS would shift the HTTPS rule but not the services' plain-HTTP copy of it)",
+                hint=f"use strategy: rolling for {service.name}, or deploy without the certificate",
             )
 
 

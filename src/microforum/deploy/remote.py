@@ -78,8 +78,12 @@ def read_remote(
     listeners = list(
         aws.paginate("elbv2", "describe_listeners", "Listeners", LoadBalancerArn=outputs["LoadBalancerArn"])
     )
-    port = desired.listener["Port"]
-    listener = next((item for item in listeners if item["Port"] == port), None)
+    by_port = {item["Port"]: item for item in listeners}
+    listener, internal, redirect = (
+        by_port.get(want["Port"]) if want else None
+        for want in (desired.listener, desired.internal, desired.redirect)
+    )
+    wanted = {want["Port"] for want in (desired.listener, desired.internal, desired.redirect) if want}
     return RemoteState(
         repositories=repositories,
         task_definitions=_task_definitions(aws, [t["family"] for t in desired.task_definitions.values()]),
@@ -88,7 +92,10 @@ def read_remote(
         ),
         listener=listener,
         rules=_rules(aws, listener["ListenerArn"]) if listener else (),
-        other_listeners=tuple(item for item in listeners if item["Port"] != port),
+        internal=internal,
+        internal_rules=_rules(aws, internal["ListenerArn"]) if internal else (),
+        redirect=redirect,
+        other_listeners=tuple(item for item in listeners if item["Port"] not in wanted),
         services=read_services(aws, outputs["ClusterName"]),
     )
 

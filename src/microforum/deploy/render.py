@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from microforum.deploy.names import (
@@ -30,6 +30,15 @@ from microforum.deploy.names import (
     task_role_output,
     td_ref,
     tg_ref,
+)
+from microforum.deploy.strategy import (
+    alternate_key,
+    alternate_tg_ref,
+    convert_deployment_configuration,
+    convert_load_balancers,
+    production_priorities,
+    production_rule,
+    shifts_traffic,
 )
 from microforum.services.catrust import BUNDLE_VARIABLE
 from microforum.services.settings import OWNED
@@ -109,9 +118,12 @@ class Desired:
     task_definitions: Mapping[str, JSON]
     target_groups: Mapping[str, JSON]
     target_group_attributes: Mapping[str, list[JSON]]
-    listener: JSON
+    listener: JSON  # carries the rules: HTTP:port, or HTTPS:443 with a certificate
     rules: tuple[JSON, ...]
     services: Mapping[str, JSON]
+    internal: JSON | None = None  # with a certificate: plain HTTP for the services (API_URL)
+    redirect: JSON | None = None  # with a certificate: HTTP:port answering 301 to HTTPS
+    ecs_weighted: frozenset[int] = frozenset()  # rule priorities whose weights ECS shifts
     setup_run: JSON | None = None  # run_task of the db-setup task (with the database only)
 
     def as_json(self) -> JSON:
@@ -124,6 +136,8 @@ class Desired:
                 for name, tg in self.target_groups.items()
             },
             "listener": {**self.listener, "Rules": list(self.rules)},
+            **({"internal_listener": {**self.internal, "Rules": list(self.rules)}} if self.internal else {}),
+            **({"redirect_listener": self.redirect} if self.redirect else {}),
             "services": dict(self.services),
         }
 
@@ -136,6 +150,8 @@ def template_parameters(stack: Stack, *, database: bool) -> dict[str, str]:
     lb = stack.load_balancer
     values: dict[str, object] = {
         "ListenerPort": stack.listener.port,
+        "HttpsEnabled": stack.listener.certificate_arn is not None,
+        "ServicesListenerPort": d.INTERNAL_LISTENER_PORT,
         "IdleTimeout": lb.idle_timeout,
         "DesyncMitigationMode": lb.desync_mitigation_mode,
         "DropInvalidHeaderFields": lb.drop_invalid_header_fields,
@@ -227,9 +243,19 @@ def stop_timeout(service: Service) -> int:
 
 
 def api_url(stack: Stack, target: Target) -> str:
-    """The URL of the load balancer's listener (what deploy prints; the services' API_URL)."""
+    """The URL of the load balancer's public listener (what deploy prints)."""
+    if stack.listener.certificate_arn is not None:
+        return f"https://{target.output('LoadBalancerDnsName')}"
     port = stack.listener.port
     return f"http://{target.output('LoadBalancerDnsName')}" + (f":{port}" if port != 80 else "")
+
+
+def services_url(stack: Stack, target: Target) -> str:
+    """The services' API_URL: the public listener, or with HTTPS the plain-HTTP internal one
+    (the services' client speaks HTTP; docs/policies.md#https)."""
+    if stack.listener.certificate_arn is None:
+        return api_url(stack, target)
+    return f"http://{target.output('LoadBalancerDnsName')}:{d.INTERNAL_LISTENER_PORT}"
 
 
 def keep_alive_timeout(stack: Stack) -> int:
@@ -242,7 +268,7 @@ def convert_environment(stack: Stack, service: Service, target: Target) -> list[
     env = dict(service.environment)
     env.setdefault("PORT", str(service.container_port))
     # Services reach each other through the ALB, like the original (API_URL).
-    env.setdefault("API_URL", api_url(stack, target))
+    env.setdefault("API_URL", services_url(stack, target))
     env.setdefault("IDLE_TIMEOUT", str(keep_alive_timeout(stack)))
     env.update(database_tls(stack, target))
     return [{"name": k, "value": v} for k, v in sorted(env.items())]
@@ -458,50 +484,96 @@ def convert_action(action: Action) -> JSON:
     }
 
 
-def convert_rule(rule: Rule, target: Target) -> JSON:
-    """create_rule arguments (the listener ARN is added when it is known)."""
+def convert_rule(rule: Rule, target: Target, shifted: str | None = None) -> JSON:
+    """create_rule arguments (the listener ARN is added when it is known). The production rule
+    of a canary or linear service (`shifted`) also forwards to its alternate target group, at
+    weight 0 until ECS shifts traffic."""
+    action = convert_action(rule.action)
+    if shifted is not None:
+        alternate = {"TargetGroupArn": alternate_tg_ref(shifted), "Weight": 0}
+        action["ForwardConfig"]["TargetGroups"].append(alternate)
     return {
         "Priority": rule.priority,
         "Conditions": sorted((convert_condition(c) for c in rule.conditions), key=lambda c: c["Field"]),
-        "Actions": [convert_action(rule.action)],
+        "Actions": [action],
         "Tags": tags(target.stack_name),
     }
 
 
+def convert_rules(stack: Stack, target: Target) -> tuple[JSON, ...]:
+    shifted = {}
+    for service in stack.services:
+        rule = production_rule(stack, service) if shifts_traffic(service) else None
+        if rule is not None:
+            shifted[rule.priority] = service.name
+    return tuple(convert_rule(r, target, shifted.get(r.priority)) for r in stack.listener.rules)
+
+
+def convert_target_groups(stack: Stack, target: Target) -> tuple[dict[str, JSON], dict[str, list[JSON]]]:
+    """Each service's target group and attributes, plus an alternate one (same settings) for
+    each canary or linear service (`users-alternate`)."""
+    groups, attributes = {}, {}
+    for service in stack.services:
+        keys = [service.name] + ([alternate_key(service.name)] if shifts_traffic(service) else [])
+        for key in keys:
+            group = convert_target_group(service, target)
+            groups[key] = {**group, "Name": target_group_name(target.stack_name, key)}
+            attributes[key] = convert_target_group_attributes(service)
+    return groups, attributes
+
+
 def convert_listener(stack: Stack, target: Target) -> JSON:
-    return {
+    """The listener carrying the rules: HTTP on listener.port, or with a certificate HTTPS:443
+    with ALB's recommended TLS policy (docs/policies.md#https)."""
+    listener: JSON = {
         "LoadBalancerArn": target.output("LoadBalancerArn"),
         "Protocol": "HTTP",
         "Port": stack.listener.port,
         "DefaultActions": [convert_action(stack.listener.default_action)],
         "Tags": tags(target.stack_name),
     }
+    arn = stack.listener.certificate_arn
+    if arn is not None:
+        listener |= {"Protocol": "HTTPS", "Port": d.HTTPS_PORT,
+                     "Certificates": [{"CertificateArn": arn}], "SslPolicy": d.TLS_POLICY}  # fmt: skip
+    return listener
+
+
+def convert_internal_listener(stack: Stack, target: Target) -> JSON | None:
+    """With a certificate, a plain-HTTP listener carrying the same rules for the services' own
+    calls (their API_URL); None without one."""
+    if stack.listener.certificate_arn is None:
+        return None
+    plain = replace(stack, listener=replace(stack.listener, certificate_arn=None))
+    return {**convert_listener(plain, target), "Port": d.INTERNAL_LISTENER_PORT}
+
+
+def convert_redirect_listener(stack: Stack, target: Target) -> JSON | None:
+    """With a certificate, HTTP:listener.port answering 301 to HTTPS:443; None without one."""
+    if stack.listener.certificate_arn is None:
+        return None
+    redirect = {"Protocol": "HTTPS", "Port": str(d.HTTPS_PORT), "Host": "#{host}",
+                "Path": "/#{path}", "Query": "#{query}", "StatusCode": "HTTP_301"}  # fmt: skip
+    return {"LoadBalancerArn": target.output("LoadBalancerArn"), "Protocol": "HTTP",
+            "Port": stack.listener.port, "DefaultActions": [{"Type": "redirect", "RedirectConfig": redirect}],
+            "Tags": tags(target.stack_name)}  # fmt: skip
 
 
 # ------------------------------------------------------------------------- ECS services
 
 
-def convert_service(service: Service, target: Target) -> JSON:
-    """create_service arguments: ALB, circuit breaker with rollback, AZ spread then binpack."""
+def convert_service(stack: Stack, service: Service, target: Target) -> JSON:
+    """create_service arguments: ALB, the deployment strategy with circuit breaker and alarm
+    rollback (deploy/strategy.py), AZ spread then binpack."""
     dep = service.deployment
     return {
         "cluster": target.output("ClusterName"),
         "serviceName": service.name,
         "taskDefinition": td_ref(service.name),
         "desiredCount": service.desired_count,
-        "loadBalancers": [
-            {
-                "targetGroupArn": tg_ref(service.name),
-                "containerName": service.name,
-                "containerPort": service.container_port,
-            }
-        ],
+        "loadBalancers": convert_load_balancers(stack, service, target.outputs),
         "healthCheckGracePeriodSeconds": dep.health_check_grace_period or d.ECS_HEALTH_CHECK_GRACE_PERIOD,
-        "deploymentConfiguration": {
-            "deploymentCircuitBreaker": {"enable": True, "rollback": True},
-            "maximumPercent": dep.maximum_percent,
-            "minimumHealthyPercent": dep.minimum_healthy_percent,
-        },
+        "deploymentConfiguration": convert_deployment_configuration(target.stack_name, service),
         "placementStrategy": [
             {"type": "spread", "field": "attribute:ecs.availability-zone"},
             {"type": "binpack", "field": "memory"},
@@ -524,13 +596,17 @@ def render(stack: Stack, target: Target) -> Desired:
     tasks = {s.name: convert_task_definition(stack, s, target) for s in services}
     if target.database and services:
         tasks[SETUP] = convert_setup_task(stack, target)
+    groups, attributes = convert_target_groups(stack, target)
     return Desired(
         repositories={s.name: convert_repository(s, target) for s in services},
         task_definitions=tasks,
-        target_groups={s.name: convert_target_group(s, target) for s in services},
-        target_group_attributes={s.name: convert_target_group_attributes(s) for s in services},
+        target_groups=groups,
+        target_group_attributes=attributes,
         listener=convert_listener(stack, target),
-        rules=tuple(convert_rule(r, target) for r in stack.listener.rules),
-        services={s.name: convert_service(s, target) for s in services},
+        rules=convert_rules(stack, target),
+        services={s.name: convert_service(stack, s, target) for s in services},
+        internal=convert_internal_listener(stack, target),
+        redirect=convert_redirect_listener(stack, target),
+        ecs_weighted=production_priorities(stack),
         setup_run=convert_setup_run(target) if SETUP in tasks else None,
     )

@@ -9,6 +9,7 @@ are deleted first, so no priority is ever taken twice; new rules are created las
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from microforum.deploy.names import LISTENER_REF
 from microforum.deploy.steps import JSON, Step, actions_detail, normalize_action, resolve, subset
@@ -35,15 +36,40 @@ def normalize_rule(rule: JSON) -> JSON:
 _LEGACY = {"path-pattern": "PathPatternConfig", "host-header": "HostHeaderConfig"}
 
 
-def plan_rules(wanted: tuple[JSON, ...], remote: tuple[JSON, ...], refs: Mapping[str, str]) -> list[Step]:
-    """Listener rules: delete what left stack.yaml, reorder moved rules, modify, create."""
+def plan_rules(
+    wanted: tuple[JSON, ...],
+    remote: tuple[JSON, ...],
+    refs: Mapping[str, str],
+    listener: str = LISTENER_REF,
+    ecs_weighted: frozenset[int] = frozenset(),
+    where: str = "",
+) -> list[Step]:
+    """Listener rules: delete what left stack.yaml, reorder moved rules, modify, create (on the
+    listener whose placeholder is `listener`; steps of another than the main one say `where`).
+    The rules at `ecs_weighted` priorities are compared without their weights: ECS shifts
+    them during canary and linear deployments."""
+    steps = _plan_rules(wanted, remote, refs, listener, ecs_weighted)
+    if listener == LISTENER_REF:
+        return steps
+    return [replace(step, name=f"{step.name} on {where}") for step in steps]
+
+
+def _plan_rules(
+    wanted: tuple[JSON, ...],
+    remote: tuple[JSON, ...],
+    refs: Mapping[str, str],
+    listener: str,
+    ecs_weighted: frozenset[int],
+) -> list[Step]:
     want = [resolve(r, refs) for r in wanted]
     have = [normalize_rule(r) for r in remote]
     unmatched_have = list(have)
     moves: list[tuple[JSON, JSON]] = []
     pending = []
     for rule in want:
-        same = next((h for h in unmatched_have if _subset_rule(rule, h)), None)
+        same = next(
+            (h for h in unmatched_have if _subset_rule(rule, h, rule["Priority"] in ecs_weighted)), None
+        )
         if same is None:
             pending.append(rule)
             continue
@@ -86,7 +112,8 @@ def plan_rules(wanted: tuple[JSON, ...], remote: tuple[JSON, ...], refs: Mapping
             )
         )
     for rule in create:
-        args = {"ListenerArn": LISTENER_REF, **rule}
+        args = {"ListenerArn": listener, **rule}
+        produces = f"<rule:{rule['Priority']}>" if listener == LISTENER_REF else None
         steps.append(
             Step(
                 "create",
@@ -94,6 +121,7 @@ def plan_rules(wanted: tuple[JSON, ...], remote: tuple[JSON, ...], refs: Mapping
                 f"priority {rule['Priority']}",
                 "elbv2.create_rule",
                 args,
+                produces,
                 detail=_rule_detail(rule),
             )
         )
@@ -144,8 +172,19 @@ def _reorder(moves: list[tuple[JSON, JSON]], kept: list[int], wanted: list[int])
     ]
 
 
-def _subset_rule(want: JSON, have: JSON) -> bool:
-    return subset(want["Conditions"], have["Conditions"]) and subset(want["Actions"], have["Actions"])
+def _subset_rule(want: JSON, have: JSON, ecs_weighted: bool = False) -> bool:
+    if not subset(want["Conditions"], have["Conditions"]):
+        return False
+    if ecs_weighted:
+        return _groups(want["Actions"]) == _groups(have["Actions"])
+    return subset(want["Actions"], have["Actions"])
+
+
+def _groups(actions: list[JSON]) -> list[str]:
+    """The target groups a forward action names, without their weights."""
+    return sorted(
+        g["TargetGroupArn"] for a in actions for g in a.get("ForwardConfig", {}).get("TargetGroups", [])
+    )
 
 
 def _rule_detail(rule: JSON) -> str:

@@ -35,19 +35,62 @@ def aws_status(stack: Stack, aws: Aws, name: str) -> JSON:
                                                              Names=list(names.values()))}  # fmt: skip
     described = aws.call("ecs", "describe_services", cluster=outputs["ClusterName"], services=list(names))
     services = {s["serviceName"]: s for s in described.get("services", [])}
-    body: JSON = {"stack": name, "url": f"http://{outputs.get('LoadBalancerDnsName', '?')}",
+    listeners = _listeners(aws, outputs.get("LoadBalancerArn"))
+    scheme = "https" if any(item["Protocol"] == "HTTPS" for item in listeners) else "http"
+    body: JSON = {"stack": name, "url": f"{scheme}://{outputs.get('LoadBalancerDnsName', '?')}",
+                  "listener": ", ".join(_listener_text(item) for item in listeners) or "(none)",
                   "target_groups": {}, "services": {}}  # fmt: skip
+    scaling = _scaling(aws, outputs["ClusterName"], list(names))
     lb_label = outputs.get("LoadBalancerArn", "").split("loadbalancer/", 1)[-1]
     for service, tg_name in names.items():
         group = groups.get(tg_name)
         if group is None:
             continue
+        arn = _serving(services.get(service, {})) or group["TargetGroupArn"]
         body["target_groups"][service] = {
-            "targets": _targets(aws, group["TargetGroupArn"]),
-            "metrics": _metrics(aws, lb_label, group["TargetGroupArn"].split(":", 5)[-1]),
+            "targets": _targets(aws, arn),
+            "metrics": _metrics(aws, lb_label, arn.split(":", 5)[-1]),
         }
         body["services"][service] = _service(aws, name, service, services.get(service, {}))
+        body["services"][service]["autoscaling"] = scaling.get(service)
     return body
+
+
+def _serving(service: JSON) -> str | None:
+    """The target group the service is on now: after a canary or linear deployment ECS leaves
+    it on the one that was its alternate (docs/policies.md#deployment-strategies)."""
+    balancers = service.get("loadBalancers") or [{}]
+    return balancers[0].get("targetGroupArn")
+
+
+def _listeners(aws: Aws, load_balancer_arn: str | None) -> list[JSON]:
+    if load_balancer_arn is None:
+        return []
+    found = aws.paginate("elbv2", "describe_listeners", "Listeners", LoadBalancerArn=load_balancer_arn)
+    return sorted(found, key=lambda item: item["Port"])
+
+
+def _listener_text(listener: JSON) -> str:
+    """`HTTPS:443 (policy, certificate)`, `HTTP:80 redirect 301 to HTTPS:443`, `HTTP:8080`."""
+    text = f"{listener['Protocol']}:{listener['Port']}"
+    if listener["Protocol"] == "HTTPS":
+        certificates = ", ".join(c["CertificateArn"] for c in listener.get("Certificates", []))
+        text += f" ({listener.get('SslPolicy')}, {certificates})"
+    action = (listener.get("DefaultActions") or [{}])[0]
+    if action.get("Type") == "redirect":
+        config = action["RedirectConfig"]
+        code = config["StatusCode"].removeprefix("HTTP_")
+        text += f" redirect {code} to {config['Protocol']}:{config['Port']}"
+    return text
+
+
+def _scaling(aws: Aws, cluster: str, services: list[str]) -> dict[str, JSON]:
+    """Each service's autoscaling bounds (describe_scalable_targets), as the local body has them."""
+    ids = {f"service/{cluster}/{name}": name for name in services}
+    found = aws.paginate("application-autoscaling", "describe_scalable_targets", "ScalableTargets",
+                         ServiceNamespace="ecs", ResourceIds=list(ids))  # fmt: skip
+    return {ids[t["ResourceId"]]: {"min": t["MinCapacity"], "max": t["MaxCapacity"]} for t in found
+            if t["ResourceId"] in ids}  # fmt: skip
 
 
 def _targets(aws: Aws, arn: str) -> list[JSON]:
@@ -69,7 +112,7 @@ def _service(aws: Aws, name: str, service: str, described: JSON) -> JSON:
     return {
         "desired": described.get("desiredCount"),
         "desired_reason": f"{running} running, {pending} pending",
-        "autoscaling": None,
+        "autoscaling": None,  # filled from the scalable targets
         "strategy": str(described.get("deploymentConfiguration", {}).get("strategy", "ROLLING")).lower(),
         "alarms": [_alarm(a, prefix) for a in alarms],
         "rollout": rollout,

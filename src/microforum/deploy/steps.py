@@ -39,7 +39,10 @@ class RemoteState:
     target_groups: Mapping[str, JSON] = field(default_factory=dict)  # name -> TG + "Attributes"
     listener: JSON | None = None
     rules: tuple[JSON, ...] = ()  # the listener's non-default rules
-    other_listeners: tuple[JSON, ...] = ()  # listeners on other ports (a port that changed)
+    internal: JSON | None = None  # with HTTPS: the services' plain-HTTP listener
+    internal_rules: tuple[JSON, ...] = ()
+    redirect: JSON | None = None  # the listener on the port HTTP:port redirects from, as it is
+    other_listeners: tuple[JSON, ...] = ()  # listeners on no port stack.yaml asks for
     services: Mapping[str, JSON] = field(default_factory=dict)  # name -> ACTIVE service
 
 
@@ -60,7 +63,7 @@ def subset(desired: Any, remote: Any) -> bool:
 
 
 # A placeholder, alone or inside a string (`http://<output:LoadBalancerDnsName>:8080`).
-PLACEHOLDER = re.compile(r"<(?:tg|td|output|image):[^<>]+>|<listener>")
+PLACEHOLDER = re.compile(r"<(?:tg|td|output|image|listener|tg-label|rule):[^<>]+>|<listener>|<lb-label>")
 
 
 def resolve(value: Any, refs: Mapping[str, str]) -> Any:

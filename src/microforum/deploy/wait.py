@@ -113,6 +113,8 @@ def _report(aws: Aws, service: JSON, progress: Progress, say: Say, group: str | 
     for event in reversed(events[:5] if first else events):  # newest first in the API
         say(f"    event: {event['message']}")
     progress.seen.update(e["id"] for e in service.get("events", []))
+    # The group the service is on now (a completed canary leaves it on its alternate one).
+    group = (service.get("loadBalancers") or [{}])[0].get("targetGroupArn") or group
     if group:
         health = aws.call("elbv2", "describe_target_health", TargetGroupArn=group)["TargetHealthDescriptions"]
         for target in health:

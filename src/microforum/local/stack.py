@@ -231,11 +231,12 @@ async def _cleanup(
 
 def _listener_note(stack: Stack) -> str:
     """What the listener is here and what it will be on AWS."""
+    port = stack.listener.port
     if stack.listener.certificate_arn is None:
-        return "HTTP here; on AWS: HTTP:80 (no listener.certificate_arn)"
+        return f"HTTP here; on AWS: HTTP:{port} (no listener.certificate_arn)"
     return (
         f"HTTP here; on AWS: HTTPS:{d.HTTPS_PORT} ({d.TLS_POLICY}, {stack.listener.certificate_arn}),"
-        " HTTP:80 answers 301 to HTTPS"
+        f" HTTP:{port} answers 301 to HTTPS, the services call each other on HTTP:{d.INTERNAL_LISTENER_PORT}"
     )
 
 

@@ -130,6 +130,9 @@ DEPLOY_STABLE_TIMEOUT = 900  # seconds `deploy` waits for the services to become
 # Application Load Balancer": ELBSecurityPolicy-TLS13-1-2-2021-06 is the recommended default),
 # and HTTP:80 answers 301 to https://#{host}:443/#{path}?#{query}. Locally the listener stays HTTP.
 HTTPS_PORT = 443
+# With HTTPS the services still call each other in plain HTTP (their client has no TLS), through
+# a second listener on this port carrying the same rules (docs/policies.md#https).
+INTERNAL_LISTENER_PORT = 8080
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # An ACM certificate ARN: arn:<partition>:acm:<region>:<account>:certificate/<id> (ACM API
 # reference, CertificateArn).
@@ -178,6 +181,8 @@ ALARM_EVALUATION_PERIODS_RANGE = (1, 60)
 # The ECS cluster's EC2 capacity in stack.yaml's `cluster` (the template's parameters above).
 INSTANCE_TYPE_PATTERN = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
 CLUSTER_INSTANCES_RANGE = (0, 1000)
+# An Auto Scaling group's MaxSize of 0 could never run a task (the template's MaxSize MinValue).
+CLUSTER_MAX_INSTANCES_RANGE = (1, CLUSTER_INSTANCES_RANGE[1])
 
 # The local stack's time scale: AWS's minutes (alarm periods, cooldowns, bakes) pass this many
 # times faster under `up`, so a canary's 10-minute bake takes a minute on a laptop.

@@ -74,11 +74,19 @@ def read_listener(node: Node, services: set[str]) -> Listener:
                 .fail(f"priority {rule.priority} is used twice (also rules[{seen[rule.priority]}])")
             )
         seen[rule.priority] = index
+    port = optional(f, "port", lambda n: n.integer(*d.PORT_RANGE), d.LISTENER_PORT)
+    certificate = optional(f, "certificate_arn", read_certificate_arn, None)
+    taken = (d.HTTPS_PORT, d.INTERNAL_LISTENER_PORT)
+    if certificate is not None and port in taken:
+        raise f["port"].fail(
+            f"with certificate_arn, HTTPS takes {taken[0]} and the services' HTTP listener {taken[1]}; "
+            f"choose another port for the redirect, got {port}"
+        )
     return Listener(
-        port=optional(f, "port", lambda n: n.integer(*d.PORT_RANGE), d.LISTENER_PORT),
+        port=port,
         default_action=default_action,
         rules=tuple(sorted(rules, key=lambda r: r.priority)),
-        certificate_arn=optional(f, "certificate_arn", read_certificate_arn, None),
+        certificate_arn=certificate,
     )
 
 

@@ -85,7 +85,9 @@ def read_alarms(node: Node) -> Alarms:
 def read_cluster(node: Node) -> Cluster:
     f = node.mapping(("instance_type", "min_instances", "max_instances"))
     low = optional(f, "min_instances", lambda n: n.integer(*d.CLUSTER_INSTANCES_RANGE), d.ECS_MIN_INSTANCES)
-    high = optional(f, "max_instances", lambda n: n.integer(*d.CLUSTER_INSTANCES_RANGE), d.ECS_MAX_INSTANCES)
+    high = optional(
+        f, "max_instances", lambda n: n.integer(*d.CLUSTER_MAX_INSTANCES_RANGE), d.ECS_MAX_INSTANCES
+    )
     if low > high:
         raise (f.get("min_instances") or f.get("max_instances") or node).fail(
             f"min_instances ({low}) must not exceed max_instances ({high})"

@@ -425,7 +425,7 @@ def _stack_defs() -> dict[str, Schema]:
                 "min_instances": integer(
                     d.CLUSTER_INSTANCES_RANGE, "At least; not above max.", d.ECS_MIN_INSTANCES
                 ),
-                "max_instances": integer(d.CLUSTER_INSTANCES_RANGE, "At most.", d.ECS_MAX_INSTANCES),
+                "max_instances": integer(d.CLUSTER_MAX_INSTANCES_RANGE, "At most.", d.ECS_MAX_INSTANCES),
             },
         ),
         "database": section(
