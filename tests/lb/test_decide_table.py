@@ -11,7 +11,8 @@ from lb_helpers import stack
 
 from microforum.lb.balancer import LoadBalancer
 from microforum.lb.context import ProxyContext
-from microforum.lb.decide import ANSWERS, Decision, decide, refusal
+from microforum.lb.decide import ANSWERS, ERROR, FORWARD, REDIRECT, Decision, decide, refusal
+from microforum.lb.forward import target_group
 from microforum.lb.reader import RequestHead, frame, split_head
 from microforum.spec.model import Forward
 
@@ -260,3 +261,211 @@ def test_a_refusal_is_an_error_that_closes() -> None:
         "ERROR", 400, "-", True, "-", 0,
     )  # fmt: skip
     assert repr(d) == "<Decision error 400 - -/- close priority=->"
+
+
+# What the shell reads off a decision, field by field (each test pins what one stage writes).
+
+
+def fields(d: Decision) -> dict[str, Any]:
+    """Every slot of the decision but the action and headers (objects compared elsewhere)."""
+    out = {name: getattr(d, name) for name in Decision.__slots__ if name not in ("action", "headers")}
+    out["group"] = d.group.name if d.group is not None else None
+    return out
+
+
+PLAIN_GET = {
+    "action_name": "forward", "answer": 0, "check_all": False, "chunked": False,
+    "class_reason": "-", "classification": "Compliant", "close_backend": False, "close_client": False,
+    "connection": None, "cookie": None, "error_reason": "-", "expect_continue": False, "framing": b"",
+    "group": "posts", "host": "a.test", "host_field": b"a.test", "length": None, "method": b"GET",
+    "priority": "9", "raw": GET[:-2], "redirect_url": "-", "size": len(GET) + 1, "status": 0,
+    "trace_in": None, "url": b"/api/posts/1", "user_agent": b"", "version": "1.1", "xff": PEER,
+    "xff_in": None,
+}  # fmt: skip
+
+
+def test_every_field_of_a_plain_get() -> None:
+    assert fields(decided(GET)) == PLAIN_GET
+
+
+def test_every_field_of_a_refusal() -> None:
+    assert fields(refusal(431, "Oversize")) == {
+        **PLAIN_GET, "action_name": "-", "answer": 1, "classification": "-", "close_client": True,
+        "error_reason": "Oversize", "group": None, "host": "", "host_field": None, "method": b"-",
+        "priority": "-", "raw": None, "size": 0, "status": 431, "url": b"", "version": "-", "xff": "",
+    }  # fmt: skip
+    assert (refusal(400, "").headers, refusal(400, "").action) == ([], None)
+
+
+def test_the_fields_the_load_balancer_uses_each_read_once_or_joined() -> None:
+    d = decided(
+        b"POST /api/posts HTTP/1.1\r\nHost: a\r\nHost: b\r\nUser-Agent: ua\r\nCookie: a=1\r\n"
+        b"Cookie: b=2\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n"
+        b"X-Amzn-Trace-Id: Root=1\r\nX-Amzn-Trace-Id: Root=2\r\nConnection: keep-alive\r\n"
+        b"Connection: x-a\r\nContent-Length: 2\r\n"
+    )
+    assert (d.host, d.user_agent, d.cookie, d.xff_in, d.xff, d.trace_in, d.connection, d.length) == (
+        "a", b"ua", b"a=1; b=2", b"1.1.1.1, 2.2.2.2", "1.1.1.1, 2.2.2.2, " + PEER, b"Root=1",
+        [b"keep-alive", b"x-a"], b"2",
+    )  # fmt: skip
+    assert d.raw is None  # X-Forwarded-For and Connection are rewritten
+
+
+def test_user_agent_and_cookie_are_used_but_not_rewritten() -> None:
+    raw = b"GET /api/posts HTTP/1.1\r\nHost: a\r\nUser-Agent: ua\r\nCookie: a=1\r\nAccept: */*\r\n"
+    d = decided(raw)
+    assert (d.raw, d.user_agent, d.cookie, d.check_all) == (raw[:-2], b"ua", b"a=1", False)
+
+
+def test_one_trace_id_is_kept() -> None:
+    assert decided(GET + b"X-Amzn-Trace-Id: Root=1\r\n").trace_in == b"Root=1"
+
+
+@pytest.mark.parametrize(
+    ("raw", "check_all", "as_read"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: a\r\n", False, True),
+        (b"GET / HTTP/1.0\r\nHost: a\r\n", False, False),  # (HTTP/1.0: rebuilt, never as read)
+        (b"GET / HTTP/1.2\r\nHost: a\r\n", True, False),  # NonCompliantVersion
+        (b"PROPFIND / HTTP/1.1\r\nHost: a\r\n", True, True),  # an unusual method: classified
+        (b"GET /a b HTTP/1.1\r\nHost: a\r\n", True, False),  # SpaceInUri
+        (b"GET / HTTP/1.1\r\nHOST: a\r\nX-Custom-1: v\r\n", False, True),  # names in any case
+        (b"GET / HTTP/1.1\r\nHost: a\r\nCONTENT-type: t\r\n", False, True),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX_Y: 1\r\n", True, False),  # dropped: rebuilt
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX.Y: 1\r\n", True, False),
+        # Long names with "ength" or "ncod" may be look-alikes of the framing fields.
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-Length-Abcde: 1\r\n", True, True),  # 14 characters
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-LENGTH-ABCDE: 1\r\n", True, True),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-Encoding-Abc: 1\r\n", True, True),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-Length-Abcd: 1\r\n", False, True),  # 13
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-Long-Name-Abcdef: 1\r\n", False, True),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-Length: 1\r\n", False, True),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n", True, True),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n", True, False),
+    ],
+)
+def test_which_heads_get_the_full_classification(raw: bytes, check_all: bool, as_read: bool) -> None:
+    d = decided(raw)
+    assert (d.check_all, d.raw is not None) == (check_all, as_read)
+
+
+def test_a_framing_field_alone_is_classified() -> None:
+    # A head otherwise plain: the classifier runs for Content-Length and Transfer-Encoding.
+    assert decided(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n").class_reason == (
+        "GetHeadZeroContentLength"
+    )
+    assert decided(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n").classification == (
+        "Ambiguous"
+    )
+
+
+def test_lines_without_a_colon_are_classified() -> None:
+    d = decided(b"GET / HTTP/1.1\r\nHost: a\r\nbadline\r\n")
+    assert (d.classification, d.class_reason) == ("Ambiguous", "MissingHeaderColon")
+
+
+def test_the_head_size_limit_is_inclusive() -> None:
+    # The head's lines with their line ends, plus one (docs/alb.md §D.5: 64 KB).
+    base = b"GET / HTTP/1.1\r\nHost: a\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"x" * 16_000) for i in range(4))
+    at_limit = base + b"X-4: " + b"x" * (65_536 - len(base) - 1 - 7) + b"\r\n"
+    assert decided(at_limit).size == 65_536 and decided(at_limit).answer == FORWARD
+    over = decided(at_limit[:-2] + b"x\r\n")
+    assert (over.answer, over.status, over.error_reason) == (ERROR, 400, "RequestHeaderTooLarge")
+
+
+def test_http_2_and_3_are_answered_505_and_closed_whatever_the_connection_field() -> None:
+    for version in (b"HTTP/2", b"HTTP/3.0"):
+        d = decided(b"GET / " + version + b"\r\nHost: a\r\nConnection: keep-alive\r\n")
+        assert (d.answer, d.status, d.close_client) == (ERROR, 505, True)
+
+
+def test_an_absolute_form_target_without_authority_keeps_the_host_field() -> None:
+    d = decided(b"GET http:///api/posts HTTP/1.1\r\nHost: a\r\n")
+    assert (d.url, d.host, d.headers, d.raw) == (b"/api/posts", "a", [(b"Host", b"a")], None)
+
+
+def test_a_target_of_two_slashes_is_a_path() -> None:
+    d = decided(b"GET //api/posts HTTP/1.1\r\nHost: a\r\n")
+    assert (d.url, d.host, d.priority) == (b"//api/posts", "a", "0")
+
+
+def test_a_missing_host_leaves_the_host_empty() -> None:
+    assert decided(b"GET / HTTP/1.1\r\nAccept: */*\r\n").host == ""
+
+
+BY_REQUEST = """
+listener:
+  default_action: {forward: monolith}
+  rules:
+    - priority: 2
+      conditions: [{source_ip: ["10.0.0.0/24"]}, {http_request_method: ["POST"]}]
+      action: {forward: users}
+    - priority: 3
+      conditions: [{http_header: {name: X-Pick, values: ["posts"]}}]
+      action: {forward: posts}
+    - priority: 4
+      conditions: [{query_string: [{key: q, value: "1?2"}]}]
+      action: {forward: posts}
+    - priority: 6
+      conditions: [{host_header: ["r.test"]}, {path_pattern: ["/old/*"]}]
+      action:
+        redirect:
+          {protocol: "#{protocol}", port: "#{port}", path: "/new/#{path}", query: "#{query}&p=#{protocol}",
+           status_code: HTTP_302}
+"""
+
+
+@pytest.mark.parametrize(
+    ("raw", "priority", "group"),
+    [
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n", "2", "users"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\n", "0", "monolith"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-Pick: posts\r\n", "3", "posts"),
+        (b"GET /?q=1?2 HTTP/1.1\r\nHost: a\r\n", "4", "posts"),
+    ],
+)
+def test_rules_see_the_method_source_headers_and_query(raw: bytes, priority: str, group: str) -> None:
+    assert summary(decided(raw, rules=BY_REQUEST))[6:] == (priority, "forward", group)
+
+
+def test_a_redirect_on_a_listener_of_more_than_paths_gets_its_location() -> None:
+    d = decided(b"GET /old/x?a=1 HTTP/1.1\r\nHost: r.test\r\n", rules=BY_REQUEST)
+    assert (d.answer, d.status, d.priority, d.redirect_url) == (
+        REDIRECT, 302, "6", "http://r.test:8080/new/old/x?a=1&p=http",
+    )  # fmt: skip
+
+
+def test_a_redirect_on_a_path_only_listener_gets_its_location() -> None:
+    d = decided(b"GET /old/x?a=1 HTTP/1.1\r\nHost: r.test\r\n")
+    assert (d.answer, d.status, d.redirect_url) == (REDIRECT, 301, "http://r.test:8080/new/old/x?a=1")
+
+
+def test_a_chunked_forward_says_so() -> None:
+    d = decided(b"POST /api/posts HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n")
+    assert (d.chunked, d.framing) == (True, b"Transfer-Encoding: chunked\r\n")
+
+
+@pytest.mark.parametrize(
+    ("raw", "rules", "shown"),
+    [
+        (GET, RULES, "<Decision forward posts Compliant/- priority=9>"),
+        (b"GET / HTTP/1.1\r\nHost: api.test\r\n", BY_HOST, "<Decision forward ? Compliant/- priority=3>"),
+        (b"GET /api/users HTTP/1.0\r\n", RULES, "<Decision fixed 403 Compliant/- close priority=5>"),
+    ],
+)
+def test_a_decision_shows_what_it_decided(raw: bytes, rules: str, shown: str) -> None:
+    assert repr(decided(raw, rules=rules)) == shown
+
+
+def test_an_empty_target_is_the_root() -> None:
+    d = decided(b"GET  HTTP/1.1\r\nHost: a\r\n")
+    assert (d.url, d.priority, d.host) == (b"/", "0", "a")
+
+
+def test_a_forward_to_one_group_once_looked_up_is_known_on_any_listener() -> None:
+    ctx = context(BY_HOST)
+    head = read(b"GET / HTTP/1.1\r\nHost: api.test\r\n")
+    first = decide(head, PEER, ctx)
+    assert first.group is None and isinstance(first.action, Forward)
+    group, _ = target_group(ctx, first.action, None)  # the shell's look-up, kept in the context
+    assert decide(head, PEER, ctx).group is group and group.name == "users"

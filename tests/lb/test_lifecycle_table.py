@@ -19,6 +19,7 @@ from microforum.lb.lifecycle import (
     RESPONSE_PHASES,
     RESPONSE_TRANSITIONS,
     IllegalTransition,
+    _flat,
     request_step,
     response_step,
 )  # fmt: skip
@@ -93,6 +94,18 @@ def test_response_steps(phase: str, event: str) -> None:
     else:
         with pytest.raises(IllegalTransition, match=f"response {phase}: no transition on {event}"):
             response_step(p, e)
+
+
+@pytest.mark.parametrize(
+    ("table", "phases"),
+    [(REQUEST_TRANSITIONS, REQUEST_PHASES), (RESPONSE_TRANSITIONS, RESPONSE_PHASES)],
+)
+def test_the_flat_table_holds_each_row_at_its_index_and_minus_one_elsewhere(
+    table: dict[tuple[int, int], int], phases: tuple[str, ...]
+) -> None:
+    # request_step and response_step index this list; it is built once, at import.
+    expected = [table.get((p, e), -1) for p in range(len(phases)) for e in range(len(EVENTS))]
+    assert _flat(table, len(phases)) == expected
 
 
 def test_done_and_read_are_final() -> None:

@@ -200,7 +200,7 @@ def _note(d: Decision, kind: int, value: bytes) -> bool:
         d.cookie = value if d.cookie is None else d.cookie + b"; " + value
         return True
     if kind == _CL:
-        d.length = value if d.length is None else d.length
+        d.length = value  # (only whether there is one matters: `_match`)
         d.check_all = True
         return True
     if kind == _TE:
@@ -228,14 +228,14 @@ def _judge(d: Decision, head: RequestHead, peer_ip: str, ctx: ProxyContext, raw_
         )  # fmt: skip
         raw_ok = raw_ok and d.classification == desync.COMPLIANT
     # else: a plain head with usual names and no framing field: Compliant, allowed in any mode.
-    raw_ok = _take_host(d, ctx.port) and raw_ok
+    _take_host(d, ctx.port)
     if d.classification != desync.COMPLIANT:
         verdict = desync.decide(ctx.mode, d.classification)
         if verdict == desync.BLOCK:
             return _error(d, 400, "-", close=True)
         if verdict == desync.ALLOW_THEN_CLOSE:  # defensive Ambiguous: forward, close both after
             d.close_client = d.close_backend = True
-            raw_ok = False
+        # (raw_ok is False already: only a Compliant head goes as read)
     status = _refused_status(d, head, peer_ip)
     if status:
         return _error(d, status, "-", close=status == 505)
@@ -249,17 +249,16 @@ def _error(d: Decision, status: int, error_reason: str, *, close: bool) -> bool:
     return True
 
 
-def _take_host(d: Decision, port: int) -> bool:
-    """The Host field as text; ALB's own Host for an HTTP/1.0 request without one (False:
-    the head is rebuilt for it)."""
+def _take_host(d: Decision, port: int) -> None:
+    """The Host field as text; ALB's own Host for an HTTP/1.0 request without one (the head
+    is rebuilt for it: an HTTP/1.0 head never goes as read, `_read`)."""
     host = d.host_field
     if host is None and d.version != "1.1":  # ALB names itself in a Host it adds (HTTP/1.0)
         host = d.host_field = b"localhost:%d" % port
         d.headers = [*d.headers, (b"Host", host)]
         d.host = host.decode("latin-1")
-        return False
+        return
     d.host = "" if host is None else host.decode("latin-1")
-    return True
 
 
 def _refused_status(d: Decision, head: RequestHead, peer_ip: str) -> int:

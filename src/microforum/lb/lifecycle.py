@@ -146,7 +146,7 @@ _N: Final = 13  # len(EVENTS), as a constant
 def request_step(phase: int, event: int) -> int:
     """The request side's next phase (raises IllegalTransition when the table has no row)."""
     after = _REQUEST[phase * _N + event]
-    if after < 0:
+    if after == -1:
         raise IllegalTransition(f"request {REQUEST_PHASES[phase]}: no transition on {EVENTS[event]}")
     return after
 
@@ -154,6 +154,6 @@ def request_step(phase: int, event: int) -> int:
 def response_step(phase: int, event: int) -> int:
     """The response side's next phase (raises IllegalTransition when the table has no row)."""
     after = _RESPONSE[phase * _N + event]
-    if after < 0:
+    if after == -1:
         raise IllegalTransition(f"response {RESPONSE_PHASES[phase]}: no transition on {EVENTS[event]}")
     return after
