@@ -1,7 +1,9 @@
 """plan: desired vs an in-memory remote state (chalice's InMemoryRemoteState idea).
 
 `InMemoryAws` applies a plan's steps to plain dicts the way the AWS APIs would, so each table
-case can check both the steps and that planning again afterwards gives an empty plan.
+case can check both the steps and that planning again afterwards gives an empty plan. It first
+checks every call against botocore's service model (aws_model.py), so no step can hold a
+parameter AWS would refuse.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_helpers import ROOT
+from aws_model import refusal
+from deploy_helpers import ROOT, SERVICES
 
 from microforum.deploy.plan import RemoteState, Step, known_refs, plan, plan_repositories, resolve, subset
 from microforum.deploy.render import Desired, Target, render
@@ -25,7 +28,8 @@ OUTPUTS = {
 
 
 class InMemoryAws:
-    """Remote state as dicts; `apply(steps)` mutates it like the real APIs."""
+    """Remote state as dicts; `apply(steps)` mutates it like the real APIs, after checking each
+    call as AWS's SDK would (names, types, required members)."""
 
     def __init__(self) -> None:
         self.repositories: dict[str, dict[str, Any]] = {}
@@ -48,7 +52,10 @@ class InMemoryAws:
         refs = known_refs(desired, self.state())
         for step in steps:
             self.calls.append(step.operation)
-            produced = getattr(self, step.operation.replace(".", "_"))(**resolve(step.params, refs))
+            params = resolve(step.params, refs)
+            problem = refusal(step.operation, params)
+            assert not problem, f"{step.message}: {step.operation}: {problem}"
+            produced = getattr(self, step.operation.replace(".", "_"))(**params)
             if step.produces:
                 refs[step.produces] = produced
 
@@ -129,11 +136,13 @@ class InMemoryAws:
         del self.services[service]
 
 
-def desired_for(edit: Any = None) -> Desired:
+def desired_for(edit: Any = None, **outputs: str) -> Desired:
+    """stack.yaml, edited, rendered with the cluster stack's outputs (some replaced)."""
     data = yaml.safe_load((ROOT / "stack.yaml").read_text())
     if edit:
         edit(data)
-    return render(parse_stack(data), Target("mf", "eu-west-1", OUTPUTS, {"users": "img:1"}, database=False))
+    target = Target("mf", "eu-west-1", {**OUTPUTS, **outputs}, {"users": "img:1"}, database=False)
+    return render(parse_stack(data), target)
 
 
 def converge(aws: InMemoryAws, desired: Desired) -> list[Step]:
@@ -196,6 +205,10 @@ def _health_check(data: dict[str, Any]) -> None:
     data["services"]["posts"]["health_check"]["path"] = "/health"
 
 
+def _thresholds(data: dict[str, Any]) -> None:
+    data["services"]["posts"]["health_check"].update(healthy_threshold=3, unhealthy_threshold=4)
+
+
 def _deregistration(data: dict[str, Any]) -> None:
     data["services"]["posts"]["deregistration_delay"] = 5
 
@@ -232,6 +245,12 @@ def _remove_service(data: dict[str, Any]) -> None:
         (_health_check, [
             "change target group mf-posts: health check /health every 6s, timeout 5s, healthy 2, unhealthy 2, codes 200",  # noqa: E501
         ]),
+        (_thresholds, [
+            "change target group mf-posts: health check / every 6s, timeout 5s, healthy 3, unhealthy 4, codes 200",  # noqa: E501
+        ]),
+        ({"CapacityProviderName": "cp-2"}, [  # the cluster stack's outputs changed, not stack.yaml
+            f"change service {name}: capacityProviderStrategy" for name in SERVICES
+        ]),
         (_deregistration, [
             "change task definition mf-posts: new revision",
             "change target group mf-posts: deregistration_delay.timeout_seconds=5, load_balancing.algorithm.type=round_robin",  # noqa: E501
@@ -248,12 +267,14 @@ def _remove_service(data: dict[str, Any]) -> None:
         ]),
     ],
     ids=["nothing", "swap", "drop-rule", "move-rule", "retarget-rule", "new-rule", "health-check",
-         "deregistration-delay", "desired-count", "environment", "default-action", "remove-service"],
+         "thresholds", "capacity-provider", "deregistration-delay", "desired-count", "environment",
+         "default-action", "remove-service"],
 )  # fmt: skip
 def test_a_change_to_stack_yaml_plans_exactly_its_steps(edit: Any, expected: list[str]) -> None:
+    """`edit` changes stack.yaml, or (a dict) the cluster stack's outputs."""
     aws = InMemoryAws()
     converge(aws, desired_for())
-    steps = converge(aws, desired_for(edit))
+    steps = converge(aws, desired_for(**edit) if isinstance(edit, dict) else desired_for(edit))
     assert messages(steps) == expected
 
 
