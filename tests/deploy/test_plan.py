@@ -36,6 +36,7 @@ class InMemoryAws:
         self.task_definitions: dict[str, dict[str, Any]] = {}
         self.target_groups: dict[str, dict[str, Any]] = {}
         self.listener: dict[str, Any] | None = None
+        self.other_listeners: dict[str, dict[str, Any]] = {}  # ARN -> a listener on another port
         self.rules: dict[str, dict[str, Any]] = {}
         self.services: dict[str, dict[str, Any]] = {}
         self.ids = itertools.count(1)
@@ -45,7 +46,8 @@ class InMemoryAws:
         return RemoteState(
             repositories=self.repositories, task_definitions=self.task_definitions,
             target_groups=self.target_groups, listener=self.listener,
-            rules=tuple(self.rules.values()), services=self.services,
+            rules=tuple(self.rules.values()), other_listeners=tuple(self.other_listeners.values()),
+            services=self.services,
         )  # fmt: skip
 
     def apply(self, desired: Desired, steps: list[Step]) -> None:
@@ -64,6 +66,14 @@ class InMemoryAws:
 
     def ecr_put_lifecycle_policy(self, repositoryName: str, lifecyclePolicyText: str) -> None:
         self.repositories[repositoryName]["lifecyclePolicyText"] = lifecyclePolicyText
+
+    def ecr_put_image_tag_mutability(self, repositoryName: str, imageTagMutability: str) -> None:
+        self.repositories[repositoryName]["imageTagMutability"] = imageTagMutability
+
+    def ecr_put_image_scanning_configuration(
+        self, repositoryName: str, imageScanningConfiguration: dict[str, bool]
+    ) -> None:
+        self.repositories[repositoryName]["imageScanningConfiguration"] = imageScanningConfiguration
 
     def ecs_register_task_definition(self, **p: Any) -> str:
         arn = f"arn:td/{p['family']}:{next(self.ids)}"
@@ -103,6 +113,9 @@ class InMemoryAws:
     def elbv2_modify_listener(self, ListenerArn: str, **p: Any) -> None:
         assert self.listener is not None
         self.listener.update(p)
+
+    def elbv2_delete_listener(self, ListenerArn: str) -> None:
+        del self.other_listeners[ListenerArn]
 
     def elbv2_create_rule(self, ListenerArn: str, Priority: int, **p: Any) -> None:
         assert ListenerArn == "arn:listener"
