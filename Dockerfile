@@ -67,21 +67,10 @@ HEALTHCHECK --interval=6s --timeout=5s --start-period=5s --retries=2 \
 STOPSIGNAL SIGTERM
 COPY --from=deps /opt/microforum /opt/microforum
 COPY --from=app /app /app
-# What the image was built from (OCI annotations, docs/containers.md), given by `microforum
-# images build` as build args: as instructions, unlike `--label`, they are part of the layer
-# cache's key, so a cached image never keeps an older build's labels. Metadata only, and last.
-ARG OCI_SOURCE=""
-ARG OCI_REVISION=""
-ARG OCI_CREATED=""
-ARG OCI_VERSION=""
-ARG OCI_BASE_NAME=""
-ARG OCI_BASE_DIGEST=""
-LABEL org.opencontainers.image.source="$OCI_SOURCE" \
-      org.opencontainers.image.revision="$OCI_REVISION" \
-      org.opencontainers.image.created="$OCI_CREATED" \
-      org.opencontainers.image.version="$OCI_VERSION" \
-      org.opencontainers.image.base.name="$OCI_BASE_NAME" \
-      org.opencontainers.image.base.digest="$OCI_BASE_DIGEST"
+# What the image was built from (OCI annotations: source, revision, created, version, base) is
+# added by `microforum images build` in a last stage of literal LABELs after the service's
+# (docs/containers.md): a LABEL reading build args, or `--label`, was served from podman's layer
+# cache with an earlier build's values.
 
 FROM runtime AS users
 LABEL org.opencontainers.image.title="microforum-users"

@@ -21,6 +21,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -89,7 +90,7 @@ class OwnPostgresServer(PostgresServer):
                        check=True, capture_output=True)  # fmt: skip
 
 
-def _start_server(root: str, initdb: str, pg_ctl: str) -> OwnPostgresServer:
+def _start_server(root: str, initdb: str, pg_ctl: str, *, tls: bool = False) -> OwnPostgresServer:
     data_dir = os.path.join(root, "data")
     if os.geteuid() == 0:
         entry = pwd.getpwnam(PG_USER)
@@ -98,6 +99,8 @@ def _start_server(root: str, initdb: str, pg_ctl: str) -> OwnPostgresServer:
     subprocess.run(_as_postgres([initdb, "-D", data_dir, "-A", "trust", "-U", PG_USER, "-E", "UTF8"]), **run)
     port = free_port()
     options = f"-k {root} -h 127.0.0.1 -p {port} -c fsync=off"
+    if tls:
+        options += _tls(root, data_dir)
     server = OwnPostgresServer("127.0.0.1", port, data_dir, pg_ctl, options,
                                os.path.join(root, "server.log"))  # fmt: skip
     server.start()
@@ -116,13 +119,44 @@ def _pg_binaries() -> tuple[str, str]:
     return initdb, pg_ctl
 
 
+# A TLS server (`tls_postgres`): the superuser `postgres` still logs in without a password
+# (the tests' administrator), every other role only over TLS with its SCRAM password.
+_TLS_HBA = """\
+host all postgres 127.0.0.1/32 trust
+hostssl all all 127.0.0.1/32 scram-sha-256
+host all all 127.0.0.1/32 reject
+"""
+
+
+def _tls(root: str, data_dir: str) -> str:
+    """Server options for TLS with a certificate for 127.0.0.1 and localhost from a CA made
+    here (`ca.pem` in `root`), and the password-only pg_hba.conf above."""
+    from tls_certs import make_ca, make_server_certificate
+
+    ca, ca_key = make_ca("microforum test CA")
+    Path(root, "ca.pem").write_bytes(ca)
+    cert, key = make_server_certificate(ca, ca_key, "127.0.0.1", "localhost")
+    for name, data, mode in (
+        ("server.crt", cert, 0o644),
+        ("server.key", key, 0o600),
+        ("pg_hba.conf", _TLS_HBA.encode(), 0o600),
+    ):
+        path = Path(data_dir, name)
+        path.write_bytes(data)
+        path.chmod(mode)
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam(PG_USER)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+    return " -c ssl=on -c password_encryption=scram-sha-256"
+
+
 @contextlib.contextmanager
-def _server() -> Iterator[OwnPostgresServer]:
+def _server(*, tls: bool = False) -> Iterator[OwnPostgresServer]:
     initdb, pg_ctl = _pg_binaries()
     root = tempfile.mkdtemp(prefix="microforum-pg-")
     try:
         try:
-            server = _start_server(root, initdb, pg_ctl)
+            server = _start_server(root, initdb, pg_ctl, tls=tls)
         except subprocess.CalledProcessError as exc:
             pytest.fail(f"start PostgreSQL: {exc.cmd[-1]} failed: {exc.stderr or exc.stdout}")
         try:
@@ -139,6 +173,14 @@ def _server() -> Iterator[OwnPostgresServer]:
 def postgres() -> Iterator[PostgresServer]:
     """A real PostgreSQL server for the session (skips, with the reason, if none is installed)."""
     with _server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tls_postgres() -> Iterator[OwnPostgresServer]:
+    """A server with TLS on (its CA: `ca.pem` beside `data_dir`) where every role but the
+    superuser `postgres` logs in only over TLS with its password (skips like `postgres`)."""
+    with _server(tls=True) as server:
         yield server
 
 

@@ -21,6 +21,13 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
         ("microforum init my-forum", "microforum up", "microforum status", "microforum deploy --help"),
     ),
     "serve": ("", ("microforum serve users --port 3001", "microforum serve monolith --workers 4")),
+    "db-setup": (
+        "",
+        (
+            "microforum db-setup    # with DATABASE_URL=postgresql://admin@db/postgres and "
+            "USERS_DATABASE_URL=postgresql://users:PW@db/users (THREADS_, POSTS_) set",
+        ),
+    ),
     "up": (
         "Run the whole stack in the foreground: each service's replicas on dynamic ports, registered "
         "in their target groups behind the local ALB on local.port (8080), plus a web console "

@@ -372,7 +372,9 @@ def test_a_stack_without_the_database_output_is_refused_when_the_database_is_on(
     # moto lacks; the tool must still refuse to register task definitions without the secret.
     code, _, err = cli(*argv, capsys=capsys)
     assert code == 1
-    assert "DatabaseUrlSecretArn" in err.splitlines()[0]
+    assert (
+        "no output DatabaseSecretArn, DatabaseUsersSecretArn, DatabaseThreadsSecretArn" in err.splitlines()[0]
+    )
 
 
 def test_an_unknown_profile_is_one_line_with_a_hint(aws: str, stack_file: Path, moto_template: Path) -> None:

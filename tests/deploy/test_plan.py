@@ -362,3 +362,32 @@ def test_a_variable_the_new_revision_drops_is_shown() -> None:
     steps = plan(desired_for(), aws.state())
     (step,) = [s for s in steps if s.name == "mf-users"]
     assert step.changes == ("environment.PGDATABASE users → (none)",)
+
+
+def _with_database() -> Desired:
+    data = yaml.safe_load((ROOT / "stack.yaml").read_text())
+    return render(parse_stack(data), Target("mf", "eu-west-1", OUTPUTS, {"users": "img:1"}, database=True))
+
+
+def _setup_steps(remote: RemoteState, desired: Desired) -> list[str]:
+    return [
+        f"{s.operation} {s.name}"
+        for s in plan(desired, remote)
+        if "db-setup" in s.name or s.resource == "databases"
+    ]
+
+
+def test_db_setup_runs_before_the_services_until_a_run_of_its_revision_succeeded() -> None:
+    desired = _with_database()
+    register, run = "ecs.register_task_definition mf-db-setup", "ecs.run_task users, threads, posts"
+    assert _setup_steps(RemoteState(), desired) == [register, run]
+    steps = [s.operation for s in plan(desired, RemoteState())]
+    assert steps.index("ecs.run_task") < steps.index("ecs.create_service")  # before any service
+
+    task = {**desired.task_definitions["db-setup"], "taskDefinitionArn": "arn:td/mf-db-setup:1", "tags": []}
+    registered = RemoteState(task_definitions={"mf-db-setup": task})
+    assert _setup_steps(registered, desired) == [run]  # registered, never succeeded: run it again
+    done = {**task, "tags": [{"key": "microforum:db-setup", "value": "succeeded"}]}
+    assert _setup_steps(RemoteState(task_definitions={"mf-db-setup": done}), desired) == []
+    changed = {**done, "containerDefinitions": [{**done["containerDefinitions"][0], "image": "img:0"}]}
+    assert _setup_steps(RemoteState(task_definitions={"mf-db-setup": changed}), desired) == [register, run]

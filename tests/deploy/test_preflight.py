@@ -13,7 +13,7 @@ from deploy_helpers import ROOT
 
 from microforum.deploy.preflight import (
     check_database_kept,
-    check_one_database,
+    check_own_databases,
     check_services,
     check_stack_name,
     check_stateful_changes,
@@ -165,18 +165,42 @@ def test_change_sets_that_lose_data_are_refused(changes: list[dict[str, str]], r
     check_stateful_changes("mf", changes, delete_database=True)  # the flag allows it
 
 
-def task_with(env: dict[str, str]) -> dict[str, Any]:
-    container = {"name": "users", "environment": [{"name": k, "value": v} for k, v in env.items()]}
+def task_with(env: dict[str, str], name: str = "users", secrets: tuple[str, ...] = ()) -> dict[str, Any]:
+    container = {
+        "name": name,
+        "environment": [{"name": k, "value": v} for k, v in env.items()],
+        "secrets": [{"name": s, "valueFrom": f"arn:{s}"} for s in secrets],
+    }
     return {"containerDefinitions": [container]}
 
 
-def test_services_of_an_earlier_deploy_are_not_moved_to_an_empty_database() -> None:
-    earlier = {"mf-users": task_with({"PORT": "3000", "PGDATABASE": "users"})}
+@pytest.mark.parametrize(
+    ("task", "old"),
+    [
+        (task_with({"PORT": "3000"}, secrets=("DATABASE_URL",)), "microforum"),
+        (task_with({"PGDATABASE": "monolith"}, "monolith", ("DATABASE_URL",)), "microforum"),
+        (task_with({"PGDATABASE": "monolith"}, "monolith"), "monolith"),
+    ],
+    ids=["the shared database", "the shared database (monolith)", "the monolith's own"],
+)
+def test_services_of_an_earlier_deploy_are_not_moved_to_an_empty_database(
+    task: dict[str, Any], old: str
+) -> None:
+    earlier = {"mf-x": task}
+    name = task["containerDefinitions"][0]["name"]
     with pytest.raises(UsageError) as info:
-        check_one_database(earlier, database=True, delete_database=False)
+        check_own_databases(earlier, database=True, delete_database=False)
     assert info.value.message == (
-        "deploy service users: its data is in the database users (an earlier deploy); every service "
-        "now keeps its data in the one database microforum"
+        f"deploy service {name}: its data is in the database {old} (an earlier deploy); each "
+        "resource now has a database of its own (users, threads, posts)"
     )
-    check_one_database(earlier, database=True, delete_database=True)  # copied over, confirmed
-    check_one_database({"mf-users": task_with({"PORT": "3000"})}, database=True, delete_database=False)
+    check_own_databases(earlier, database=True, delete_database=True)  # copied over, confirmed
+
+
+def test_services_already_on_their_own_database_pass() -> None:
+    for task in (
+        task_with({"PORT": "3000"}, secrets=("USERS_DATABASE_SECRET",)),
+        task_with({"PGDATABASE": "users"}),  # the first deploys: users' own database, kept
+        task_with({"PGDATABASE": "posts"}, "posts"),
+    ):
+        check_own_databases({"mf-x": task}, database=True, delete_database=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from microforum.spec import defaults as d
 from microforum.spec.load import load_stack, parse_stack
 from microforum.spec.model import (
     Condition,
+    Database,
     FixedResponse,
     Forward,
     QueryPair,
@@ -46,7 +48,10 @@ OUTPUTS = {
     "LoadBalancerDnsName": "mf-123.eu-west-1.elb.amazonaws.com",
     "ExecutionRoleArn": "arn:aws:iam::123456789012:role/mf-exec",
     "LogGroupName": "mf-logs",
-    "DatabaseUrlSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mf-db-url",
+    "DatabaseSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mf-db-master",
+    "DatabaseUsersSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mf-db-users",
+    "DatabaseThreadsSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mf-db-threads",
+    "DatabasePostsSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mf-db-posts",
     "TaskRoleUsersArn": "arn:aws:iam::123456789012:role/mf-users",
 }
 
@@ -94,11 +99,14 @@ def test_render_takes_every_number_from_the_model() -> None:
         {"containerPort": d.CONTAINER_PORT, "hostPort": d.HOST_PORT, "protocol": "tcp"}
     ]
     assert task["networkMode"] == d.NETWORK_MODE
-    assert container["secrets"] == [{"name": "DATABASE_URL", "valueFrom": OUTPUTS["DatabaseUrlSecretArn"]}]
+    assert container["secrets"] == [
+        {"name": "USERS_DATABASE_SECRET", "valueFrom": OUTPUTS["DatabaseUsersSecretArn"]}
+    ]
     env = {e["name"]: e["value"] for e in container["environment"]}
     assert env == {
         "API_URL": "http://mf-123.eu-west-1.elb.amazonaws.com",
         "IDLE_TIMEOUT": str(d.IDLE_TIMEOUT + d.TARGET_KEEP_ALIVE_MARGIN),
+        "PGSSLMODE": "require",
         "PORT": "3000",
     }
     assert task["taskRoleArn"] == OUTPUTS["TaskRoleUsersArn"]
@@ -251,29 +259,78 @@ def test_custom_command_services_get_their_command() -> None:
     assert "secrets" not in desired.task_definitions["web"]["containerDefinitions"][0]
 
 
-def test_the_template_creates_in_a_safe_order_and_encrypts_the_database_connection() -> None:
+def test_the_template_creates_in_a_safe_order_and_a_secret_per_resource() -> None:
     resources = load_template(default_template_path())["Resources"]
     # The ALB and the instances need the internet gateway attached (and routed) first.
     assert resources["LoadBalancer"]["DependsOn"] == "GatewayAttachment"
     assert {"GatewayAttachment", "PublicDefaultRoute"} <= set(resources["AutoScalingGroup"]["DependsOn"])
-    # One database for every service and the monolith; TLS required on the connection.
+    # The master's database; each resource's credentials generated, with the instance's address.
     assert resources["Database"]["Properties"]["DBName"] == "microforum"
-    url = resources["DatabaseUrlSecret"]["Properties"]["SecretString"]["Fn::Sub"]
-    assert url.startswith("postgresql://") and url.endswith("/microforum?sslmode=require")
+    for resource in ("users", "threads", "posts"):
+        secret = resources[f"Database{resource.capitalize()}Secret"]["Properties"]["GenerateSecretString"]
+        assert json.loads(secret["SecretStringTemplate"]) == {"username": resource, "dbname": resource}
+        assert secret["GenerateStringKey"] == "password"
+        attachment = resources[f"Database{resource.capitalize()}SecretAttachment"]["Properties"]
+        assert attachment["TargetId"] == {"Ref": "Database"}
+    assert "DatabaseUrlSecret" not in resources  # no URL with the master's password in it
     # The data survives a deletion or a replacement of the instance.
     assert (
         resources["Database"]["DeletionPolicy"] == resources["Database"]["UpdateReplacePolicy"] == "Snapshot"
     )
 
 
-def test_every_service_gets_the_same_database_and_keeps_connections_longer_than_the_alb() -> None:
+def test_each_service_gets_its_own_database_secret_and_the_monolith_the_three() -> None:
     stack = load_stack(ROOT / "stack.yaml")
     desired = render(stack, Target("mf", "eu-west-1", OUTPUTS, database=True))
+    secrets = {
+        name: [
+            (s["name"], s["valueFrom"].rsplit(":", 1)[-1]) for s in task["containerDefinitions"][0]["secrets"]
+        ]
+        for name, task in desired.task_definitions.items()
+    }
+    assert secrets == {
+        "users": [("USERS_DATABASE_SECRET", "mf-db-users")],
+        "threads": [("THREADS_DATABASE_SECRET", "mf-db-threads")],
+        "posts": [("POSTS_DATABASE_SECRET", "mf-db-posts")],
+        "monolith": [  # by name, as ECS returns them
+            ("POSTS_DATABASE_SECRET", "mf-db-posts"),
+            ("THREADS_DATABASE_SECRET", "mf-db-threads"),
+            ("USERS_DATABASE_SECRET", "mf-db-users"),
+        ],
+        "db-setup": [
+            ("DATABASE_SECRET", "mf-db-master"),
+            ("POSTS_DATABASE_SECRET", "mf-db-posts"),
+            ("THREADS_DATABASE_SECRET", "mf-db-threads"),
+            ("USERS_DATABASE_SECRET", "mf-db-users"),
+        ],
+    }
+    setup = desired.task_definitions["db-setup"]["containerDefinitions"][0]
+    assert setup["command"] == ["microforum", "db-setup"] and "portMappings" not in setup
+    assert desired.setup_run is not None and desired.setup_run["taskDefinition"] == "<td:db-setup>"
     for task in desired.task_definitions.values():
         (container,) = task["containerDefinitions"]
-        assert container["secrets"] == [
-            {"name": "DATABASE_URL", "valueFrom": OUTPUTS["DatabaseUrlSecretArn"]}
-        ]
         env = {e["name"]: e["value"] for e in container["environment"]}
-        assert "PGDATABASE" not in env  # no per-service database: the monolith sees the services' data
+        assert env["PGSSLMODE"] == "require"  # every connection to RDS is encrypted
+        assert "PGDATABASE" not in env
+    without = render(stack, Target("mf", "eu-west-1", OUTPUTS, database=False))
+    assert "db-setup" not in without.task_definitions and without.setup_run is None
+
+
+def test_services_keep_connections_longer_than_the_alb() -> None:
+    stack = load_stack(ROOT / "stack.yaml")
+    desired = render(stack, Target("mf", "eu-west-1", OUTPUTS, database=True))
+    for name in [s.name for s in stack.services]:
+        (container,) = desired.task_definitions[name]["containerDefinitions"]
+        env = {e["name"]: e["value"] for e in container["environment"]}
         assert float(env["IDLE_TIMEOUT"]) > stack.load_balancer.idle_timeout
+
+
+def test_a_ca_bundle_makes_every_task_verify_the_servers_certificate() -> None:
+    stack = replace(
+        load_stack(ROOT / "stack.yaml"), database=Database("rds.pem", "-----BEGIN CERTIFICATE-----\n")
+    )
+    desired = render(stack, Target("mf", "eu-west-1", OUTPUTS, database=True))
+    for task in desired.task_definitions.values():  # the services and db-setup
+        env = {e["name"]: e["value"] for e in task["containerDefinitions"][0]["environment"]}
+        assert env["PGSSLMODE"] == "verify-full"
+        assert env["DATABASE_CA_BUNDLE"] == "-----BEGIN CERTIFICATE-----\n"

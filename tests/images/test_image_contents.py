@@ -5,6 +5,7 @@ user meets first (no base image, pushing a tag never built)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -60,6 +61,28 @@ def test_labels_and_size(built: Built, base_image: str) -> None:
         assert labels[PREFIX + "base.name"] == base_image
         assert labels[PREFIX + "base.digest"].startswith("sha256:")
         assert image["Size"] <= MAX_IMAGE_BYTES, f"{ref}: {image['Size'] / 1e6:.0f} MB"
+
+
+def test_a_rebuild_from_unchanged_sources_carries_its_own_labels(built: Built, base_image: str) -> None:
+    """Every layer comes from the cache, yet the labels are this build's: podman kept a LABEL
+    step built from args in its cache, and the image said it was created by the first build."""
+    ref = f"localhost/microforum/users:{built.tag}-again"
+    argv = [sys.executable, "-m", "microforum", "images", "build", "users", "--engine", "podman"]
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "86400"}
+    try:
+        proc = subprocess.run(
+            [*argv, "--base-image", base_image, "--tag", f"{built.tag}-again"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=900,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        labels = json.loads(podman("image", "inspect", ref).stdout)[0]["Config"]["Labels"]
+        assert labels[PREFIX + "created"] == "1970-01-02T00:00:00Z"
+    finally:
+        podman("rmi", "--force", ref, check=False)
 
 
 def layers(ref: str) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from microforum.images.labels import PREFIX, build_args, oci_labels
+from microforum.images.labels import PREFIX, labelled_stage, oci_labels
 
 
 def test_every_fact_becomes_its_label() -> None:
@@ -49,14 +49,12 @@ def test_a_base_given_by_digest_is_named_without_it() -> None:
     assert labels[PREFIX + "base.digest"] == "sha256:ff"
 
 
-def test_each_label_has_its_build_arg_in_the_dockerfile() -> None:
-    from pathlib import Path
-
-    labels = oci_labels(
-        version="1", created=0.0, revision="r", source="s", base_name="b", base_digest="b@sha256:d"
-    )
-    args = build_args(labels)
-    assert args["OCI_BASE_DIGEST"] == "sha256:d" and args["OCI_REVISION"] == "r"
-    dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
-    for key, arg in zip(labels, args, strict=True):
-        assert f"ARG {arg}=" in dockerfile and f'{key}="${arg}"' in dockerfile
+def test_the_labelled_stage_holds_every_label_literally() -> None:
+    text = labelled_stage("users", {PREFIX + "revision": "abc", PREFIX + "source": 'x"$HOME\\y\nz'})
+    assert text.splitlines() == [
+        "",
+        "FROM users AS users-labelled",
+        f'LABEL "{PREFIX}revision"="abc" \\',
+        f'      "{PREFIX}source"="x\\"\\$HOME\\\\y z"',
+    ]
+    assert labelled_stage("users", {}) == "\nFROM users AS users-labelled\n"

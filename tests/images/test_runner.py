@@ -71,11 +71,19 @@ def test_the_services_variables_reach_containers_and_nothing_else() -> None:
     }
 
 
-def test_a_sqlite_database_url_is_refused_for_containers() -> None:
-    with pytest.raises(
-        UsageError, match=r"^DATABASE_URL=sqlite:////tmp/x.db names a SQLite file on this host"
-    ):
-        passed_env({"DATABASE_URL": "sqlite:////tmp/x.db"})
+@pytest.mark.parametrize("name", ["DATABASE_URL", "POSTS_DATABASE_URL"])
+def test_a_sqlite_database_url_is_refused_for_containers(name: str) -> None:
+    with pytest.raises(UsageError, match=rf"^{name}=sqlite:////tmp/x.db names a SQLite file on this host"):
+        passed_env({name: "sqlite:////tmp/x.db"})
+
+
+def test_each_resources_database_reaches_the_containers() -> None:
+    environ = {
+        "USERS_DATABASE_SECRET": "{}",
+        "POSTS_DATABASE_URL": "postgresql://p@db/posts",
+        "DATABASE_CA_BUNDLE": "x",
+    }
+    assert passed_env(environ) == environ
 
 
 def test_container_env_points_data_dir_at_the_mount() -> None:

@@ -91,3 +91,23 @@ def test_a_severe_request_is_refused_and_nothing_reaches_the_target(rig):
     answer = rig.peer.data()
     assert answer.startswith(b"HTTP/1.1 400 ") and b"Connection: close" in answer
     assert rig.access_log()[0].endswith(f'"Severe" "MultipleContentLength" {rig.client.conn_trace}')
+
+
+def test_a_repeated_head_is_decided_once_and_forwarded_afresh(rig):
+    # decide() is pure: a head repeated byte for byte on the connection reuses its decision;
+    # each request still gets its own trace id, target bytes and log line.
+    get = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
+    decisions, heads = [], []
+    for data in (get, get, b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n"):
+        rig.client_sends(data)
+        decisions.append(rig.client.queue[0].d)
+        heads.append(forwarded_head(rig))
+        rig.target_sends(OK)
+        assert rig.peer.data() == OK
+    assert decisions[0] is decisions[1] and decisions[2] is not decisions[1]
+    assert heads[0][:5] == heads[1][:5] and heads[0][5] != heads[1][5]  # a new trace id
+    assert heads[2][0] == b"GET /b HTTP/1.1"
+    assert [line.split(" ")[12] for line in rig.access_log()] == ['"GET', '"GET', '"GET']
+    assert [line.split(" ")[13] for line in rig.access_log()] == [
+        "http://h:8080/a", "http://h:8080/a", "http://h:8080/b",
+    ]  # fmt: skip

@@ -481,3 +481,60 @@ def test_a_whole_head_up_to_80_kb_is_read_here_and_judged_by_its_size_later() ->
     assert read(raw + b"\r\n\r\n")[2].flags[0][0] == raw
     with pytest.raises(ReadError):
         read(raw + b"b\r\n\r\n")
+
+
+class Heads(Recorder):
+    """A recorder that keeps the head objects too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heads: list[RequestHead] = []
+
+    def on_head(self, head: RequestHead) -> int:
+        self.heads.append(head)
+        return super().on_head(head)
+
+
+A = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("second", "same"),
+    [
+        (A, True),  # repeated byte for byte: the same head, judged and framed once
+        (b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n", False),
+        (b"GET /a HTTP/1.1\r\nHost: xy\r\n\r\n", False),  # the previous head and more of a line
+        (b"GET /a HTTP/1.1\r\nHost: x\r\nA: b\r\n\r\n", False),  # ... and more lines
+        (b"GET /a HTTP/1.1\r\nHost: x\r\n\r\r\n\r\n", False),
+        (b"\r\n" + A, True),  # empty lines before it are skipped first
+    ],
+)
+def test_a_plain_head_repeated_is_handed_on_as_the_same_head(second: bytes, same: bool) -> None:
+    for bytewise in (False, True):
+        sink = Heads()
+        reader = RequestReader(sink)
+        for piece in [A, second] if not bytewise else [A, *(second[i : i + 1] for i in range(len(second)))]:
+            reader.feed(piece)
+        first, then = sink.heads
+        assert (then is first) is same
+        alone = Recorder()
+        RequestReader(alone).feed(second)  # the same as read on a fresh connection
+        assert (sink.events[2:], sink.flags[1:]) == (alone.events, alone.flags)
+
+
+def test_a_repeated_head_is_read_with_its_body_again() -> None:
+    post = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n"
+    sink = Heads()
+    RequestReader(sink).feed(post + b"ab" + post + b"cd" + post + b"ef")
+    assert sink.heads[0] is sink.heads[1] is sink.heads[2]
+    assert [e for e in sink.events if e[0] == "body"] == [("body", b"ab"), ("body", b"cd"), ("body", b"ef")]
+
+
+def test_only_a_plain_head_is_remembered() -> None:
+    bare = b"GET /a HTTP/1.1\nHost: x\n\n"
+    sink = Heads()
+    reader = RequestReader(sink)
+    reader.feed(bare + bare)
+    assert sink.heads[0] is not sink.heads[1] and reader.previous is None
+    reader.feed(A)
+    assert reader.previous is sink.heads[2]

@@ -52,6 +52,7 @@ listener:
 load_balancer: {idle_timeout: 60}
 local: {port: 8080, access_log: {max_size_mib: 10}}
 cluster: {min_instances: 0, max_instances: 1000}
+database: {}
 """)
 # Each object of the schema (a JSON pointer) and where it is in FULL.
 SECTIONS = {
@@ -73,6 +74,7 @@ SECTIONS = {
     "/$defs/load_balancer": ["load_balancer"],
     "/$defs/local": ["local"],
     "/$defs/cluster": ["cluster"],
+    "/$defs/database": ["database"],
     "/$defs/autoscaling": ["services", "web", "autoscaling"],
     "/$defs/alarms": ["services", "web", "alarms"],
     "/$defs/local/properties/access_log": ["local", "access_log"],

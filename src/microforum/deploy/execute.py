@@ -19,12 +19,12 @@ from typing import Any
 from microforum.deploy import preflight
 from microforum.deploy.aws import Aws
 from microforum.deploy.images import BUILD_OPERATION, build_and_push, content_tag, plan_images
-from microforum.deploy.names import output_ref, task_role_output, tg_ref
+from microforum.deploy.names import SETUP_OPERATION, output_ref, task_role_output, tg_ref
 from microforum.deploy.plan import RemoteState, Step, known_refs, plan, plan_repositories, resolve
 from microforum.deploy.policy_apply import deploy_policies
 from microforum.deploy.remote import StackState, ecs_role_exists, read_remote, read_repositories, read_stack
 from microforum.deploy.render import (
-    DATABASE_OUTPUT,
+    DATABASE_OUTPUTS,
     REQUIRED_OUTPUTS,
     Target,
     api_url,
@@ -32,6 +32,7 @@ from microforum.deploy.render import (
     render_template,
     template_parameters,
 )
+from microforum.deploy.setup_task import run_setup
 from microforum.deploy.stack import (
     apply_stack,
     check_usable,
@@ -121,7 +122,7 @@ def make_plan(stack: Stack, options: DeployOptions, aws: Aws, clock: Clock) -> P
     wanted = {s: r["repositoryName"] for s, r in unimaged.repositories.items()}
     repositories = read_repositories(aws, list(wanted.values()))
     remote = read_remote(aws, unimaged, outputs, repositories)
-    preflight.check_one_database(
+    preflight.check_own_databases(
         remote.task_definitions, database=options.database, delete_database=options.delete_database
     )
     tag = options.image_tag or content_tag()
@@ -247,15 +248,24 @@ class _Executor:
             self.refs.update({output_ref(k): v for k, v in outputs.items()})
         elif step.operation == BUILD_OPERATION:
             build_and_push(self.aws, step, self.options.engine, self.say)
+        elif step.operation == SETUP_OPERATION:
+            params = _resolved(step, self.refs)
+            wait = (self.clock.sleep, self.clock.monotonic, self.options.timeout, self.options.poll)
+            run_setup(self.aws, params, self.refs[output_ref("LogGroupName")], self.say, wait)
         else:
             _call(self.aws, step, self.refs)
 
 
-def _call(aws: Aws, step: Step, refs: dict[str, str]) -> None:
+def _resolved(step: Step, refs: Mapping[str, str]) -> Any:
     params = resolve(step.params, refs)
     missing = _placeholders(params)
     if missing:
         raise MicroforumError(f"{step.message}: unknown {', '.join(sorted(missing))}")
+    return params
+
+
+def _call(aws: Aws, step: Step, refs: dict[str, str]) -> None:
+    params = _resolved(step, refs)
     client, operation = step.operation.split(".")
     response = aws.call(client, operation, **params)
     if step.produces:
@@ -274,7 +284,7 @@ def _placeholders(value: Any) -> set[str]:
 
 def _check_outputs(name: str, stack: Stack, outputs: Mapping[str, str], database: bool) -> None:
     wanted = [*REQUIRED_OUTPUTS, *(task_role_output(s.name) for s in stack.services)]
-    wanted += [DATABASE_OUTPUT] if database else []
+    wanted += list(DATABASE_OUTPUTS) if database else []
     missing = [k for k in wanted if k not in outputs]
     if missing:
         raise MicroforumError(

@@ -16,6 +16,11 @@ LISTENER_REF = "<listener>"
 # Tags on everything deploy creates (docs/deploying.md#tags); destroy finds resources by them.
 STACK_TAG = "microforum:stack"
 SERVICE_TAG = "microforum:service"
+# A db-setup task definition revision whose run succeeded carries this tag (value SETUP_DONE):
+# deploy runs the set-up again until one has (docs/deploying.md#database).
+SETUP_TAG = "microforum:db-setup"
+SETUP_DONE = "succeeded"
+SETUP_OPERATION = "ecs.run_task"  # the plan step that runs it (and waits for its exit code)
 _NAME_LIMIT = 32  # target group names: at most 32 alphanumerics and hyphens (BOTO-ELBV2)
 
 

@@ -19,8 +19,8 @@ from functools import partial
 from typing import Any
 
 from microforum.deploy.changes import changes, named
-from microforum.deploy.names import LISTENER_REF, td_ref, tg_ref
-from microforum.deploy.render import Desired
+from microforum.deploy.names import LISTENER_REF, SETUP_DONE, SETUP_OPERATION, SETUP_TAG, td_ref, tg_ref
+from microforum.deploy.render import RESOURCES, SETUP, Desired
 from microforum.deploy.rules import plan_rules
 from microforum.deploy.steps import (
     JSON,
@@ -102,6 +102,7 @@ def plan(desired: Desired, remote: RemoteState) -> list[Step]:
     task definitions, target groups, listener, rules (delete, reorder, modify, create), services."""
     refs = known_refs(desired, remote)
     steps = list(_task_definitions(desired, remote, refs))
+    steps += _setup(desired, remote, refs)
     steps += _target_groups(desired, remote)
     steps += _old_listeners(remote)
     steps += _listener(desired, remote, refs)
@@ -156,6 +157,20 @@ def _task_definitions(desired: Desired, remote: RemoteState, refs: dict[str, str
             verb, "task definition", want["family"], "ecs.register_task_definition",
             want, td_ref(service), detail, lines,
         )  # fmt: skip
+
+
+def _setup(desired: Desired, remote: RemoteState, refs: Mapping[str, str]) -> Iterator[Step]:
+    """Run db-setup, before any service rolls, unless the revision to run has succeeded."""
+    if desired.setup_run is None:
+        return
+    have = remote.task_definitions.get(desired.task_definitions[SETUP]["family"])
+    tags = {t["key"]: t["value"] for t in (have or {}).get("tags", [])}
+    if td_ref(SETUP) in refs and tags.get(SETUP_TAG) == SETUP_DONE:
+        return
+    yield Step(
+        "change", "databases", ", ".join(RESOURCES), SETUP_OPERATION, desired.setup_run,
+        detail="run microforum db-setup (each its own role; only it may connect)",
+    )  # fmt: skip
 
 
 def _task_changes(want: JSON, have: JSON) -> tuple[str, ...]:

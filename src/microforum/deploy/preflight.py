@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from microforum.errors import UsageError
+from microforum.services.settings import OWNED
 from microforum.spec import defaults as d
 from microforum.spec.model import Action, Forward, Stack
 
@@ -100,22 +101,29 @@ def check_database_kept(
         )
 
 
-def check_one_database(
+# The one database every service used in the deploys before each got its own (issue 16).
+SHARED_DATABASE = "microforum"
+
+
+def check_own_databases(
     task_definitions: Mapping[str, Mapping[str, Any]], *, database: bool, delete_database: bool
 ) -> None:
-    """Refuse to move services off the per-service databases of an earlier deployment (their
-    task definitions set PGDATABASE) onto the one shared database: it would start empty."""
+    """Refuse to move a service off a database an earlier deploy gave it (the shared
+    `microforum`, its DATABASE_URL secret; or PGDATABASE=monolith) onto its own: it would
+    start empty. Services of a deploy with PGDATABASE=users (threads, posts) keep their data."""
     if not database or delete_database:
         return
     for task in task_definitions.values():
         for container in task.get("containerDefinitions", []):
-            old = {e["name"]: e["value"] for e in container.get("environment", [])}.get("PGDATABASE")
-            if old:
+            env = {e["name"]: e["value"] for e in container.get("environment", [])}
+            shared = any(s["name"] == "DATABASE_URL" for s in container.get("secrets", []))
+            old = SHARED_DATABASE if shared else env.get("PGDATABASE")
+            if old and old not in OWNED.get(container["name"], ()):
                 raise UsageError(
                     f"deploy service {container['name']}: its data is in the database {old} (an earlier "
-                    "deploy); every service now keeps its data in the one database microforum",
-                    hint="copy each service's tables into microforum first (pg_dump, psql), then pass "
-                    "--delete-database to confirm the old databases are no longer used",
+                    "deploy); each resource now has a database of its own (users, threads, posts)",
+                    hint=f"copy each resource's tables from {old} into its database (pg_dump -t, psql), "
+                    "then pass --delete-database to confirm the old database is no longer used",
                 )
 
 

@@ -97,7 +97,9 @@ def _task_definitions(aws: Aws, families: list[str]) -> dict[str, JSON]:
     found = {}
     for family in families:
         try:
-            task = aws.call("ecs", "describe_task_definition", taskDefinition=family)["taskDefinition"]
+            # With its tags: a db-setup revision's tell whether its run succeeded (plan.py).
+            answer = aws.call("ecs", "describe_task_definition", taskDefinition=family, include=["TAGS"])
+            task = {**answer["taskDefinition"], "tags": answer.get("tags", [])}
         except MicroforumError as exc:
             if error_code(exc) in (
                 "ClientException",

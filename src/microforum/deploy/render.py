@@ -31,6 +31,8 @@ from microforum.deploy.names import (
     td_ref,
     tg_ref,
 )
+from microforum.services.catrust import BUNDLE_VARIABLE
+from microforum.services.settings import OWNED
 from microforum.spec import defaults as d
 from microforum.spec.model import (
     Action,
@@ -55,7 +57,21 @@ REQUIRED_OUTPUTS = (
     "ExecutionRoleArn",
     "LogGroupName",
 )
-DATABASE_OUTPUT = "DatabaseUrlSecretArn"
+# The database secrets (docs/deploying.md#database): the master's, for the db-setup task only,
+# and one per resource, for the services that store it (the monolith stores all three).
+MASTER_SECRET_OUTPUT = "DatabaseSecretArn"
+RESOURCES = OWNED["monolith"]
+SETUP = "db-setup"  # the key of the one-off database set-up task among the task definitions
+SETUP_COMMAND = ("microforum", "db-setup")
+SETUP_CPU, SETUP_MEMORY = 128, 256  # CPU units and MiB: a few statements over one connection
+
+
+def secret_output(resource: str) -> str:
+    """The stack output holding `resource`'s database secret ARN."""
+    return f"Database{logical_id(resource)}SecretArn"
+
+
+DATABASE_OUTPUTS = (MASTER_SECRET_OUTPUT, *(secret_output(r) for r in RESOURCES))
 
 
 @dataclass(frozen=True)
@@ -96,6 +112,7 @@ class Desired:
     listener: JSON
     rules: tuple[JSON, ...]
     services: Mapping[str, JSON]
+    setup_run: JSON | None = None  # run_task of the db-setup task (with the database only)
 
     def as_json(self) -> JSON:
         """The document `microforum render` prints."""
@@ -227,13 +244,36 @@ def convert_environment(stack: Stack, service: Service, target: Target) -> list[
     # Services reach each other through the ALB, like the original (API_URL).
     env.setdefault("API_URL", api_url(stack, target))
     env.setdefault("IDLE_TIMEOUT", str(keep_alive_timeout(stack)))
+    env.update(database_tls(stack, target))
     return [{"name": k, "value": v} for k, v in sorted(env.items())]
 
 
-def convert_secrets(target: Target) -> list[JSON]:
+def database_tls(stack: Stack, target: Target) -> dict[str, str]:
+    """libpq's TLS settings for RDS: encrypted always, and the server's certificate and name
+    verified when stack.yaml gives the CA bundle (docs/deploying.md#database)."""
     if not target.database:
+        return {}
+    if not stack.database.ca_pem:
+        return {"PGSSLMODE": "require"}
+    return {"PGSSLMODE": "verify-full", BUNDLE_VARIABLE: stack.database.ca_pem}
+
+
+def secret_variable(resource: str) -> str:
+    return f"{resource.upper()}_DATABASE_SECRET"
+
+
+def convert_secrets(service: Service, target: Target) -> list[JSON]:
+    """The database secrets of the resources `service` stores, and no other."""
+    if not target.database or not service.builtin:
         return []
-    return [{"name": "DATABASE_URL", "valueFrom": target.output(DATABASE_OUTPUT)}]
+    # By name, as ECS returns them (the plan compares with what it returns).
+    return sorted(
+        (
+            {"name": secret_variable(r), "valueFrom": target.output(secret_output(r))}
+            for r in OWNED.get(service.name, ())
+        ),
+        key=lambda s: s["name"],
+    )
 
 
 def convert_container(stack: Stack, service: Service, target: Target) -> JSON:
@@ -259,7 +299,7 @@ def convert_container(stack: Stack, service: Service, target: Target) -> JSON:
     }
     if not service.builtin:
         container["command"] = list(service.command)
-    secrets = convert_secrets(target)
+    secrets = convert_secrets(service, target)
     if secrets:
         container["secrets"] = secrets
     return container
@@ -275,6 +315,56 @@ def convert_task_definition(stack: Stack, service: Service, target: Target) -> J
         "requiresCompatibilities": ["EC2"],
         "containerDefinitions": [convert_container(stack, service, target)],
         "tags": ecs_tags(target.stack_name, service.name),
+    }
+
+
+def convert_setup_task(stack: Stack, target: Target) -> JSON:
+    """The one-off `microforum db-setup` task: the master secret and every resource's, run by
+    deploy before the services roll (any service's image holds the command)."""
+    secrets = [{"name": "DATABASE_SECRET", "valueFrom": target.output(MASTER_SECRET_OUTPUT)}]
+    secrets += [{"name": secret_variable(r), "valueFrom": target.output(secret_output(r))} for r in RESOURCES]
+    secrets.sort(key=lambda s: s["name"])
+    env = database_tls(stack, target)
+    container = {
+        "name": SETUP,
+        "image": target.image(stack.services[0].name),
+        "essential": True,
+        "cpu": SETUP_CPU,
+        "memory": SETUP_MEMORY,
+        "command": list(SETUP_COMMAND),
+        "environment": [{"name": k, "value": v} for k, v in sorted(env.items())],
+        "secrets": secrets,
+        "logConfiguration": {
+            "logDriver": "awslogs",
+            "options": {
+                "awslogs-group": target.output("LogGroupName"),
+                "awslogs-region": target.region,
+                "awslogs-stream-prefix": SETUP,
+            },
+        },
+    }
+    return {
+        "family": task_family(target.stack_name, SETUP),
+        "executionRoleArn": target.output("ExecutionRoleArn"),
+        "networkMode": "bridge",
+        "requiresCompatibilities": ["EC2"],
+        "containerDefinitions": [container],
+        "tags": ecs_tags(target.stack_name),
+    }
+
+
+def convert_setup_run(target: Target) -> JSON:
+    """run_task arguments for the set-up task (on the services' capacity provider)."""
+    return {
+        "cluster": target.output("ClusterName"),
+        "taskDefinition": td_ref(SETUP),
+        "count": 1,
+        "startedBy": "microforum-deploy",
+        "capacityProviderStrategy": [
+            {"capacityProvider": target.output("CapacityProviderName"), "weight": 1, "base": 0}
+        ],
+        "tags": ecs_tags(target.stack_name),
+        "propagateTags": "TASK_DEFINITION",
     }
 
 
@@ -431,12 +521,16 @@ def convert_service(service: Service, target: Target) -> JSON:
 def render(stack: Stack, target: Target) -> Desired:
     """All of deploy's API-managed resources for `stack` on `target`."""
     services = stack.services
+    tasks = {s.name: convert_task_definition(stack, s, target) for s in services}
+    if target.database and services:
+        tasks[SETUP] = convert_setup_task(stack, target)
     return Desired(
         repositories={s.name: convert_repository(s, target) for s in services},
-        task_definitions={s.name: convert_task_definition(stack, s, target) for s in services},
+        task_definitions=tasks,
         target_groups={s.name: convert_target_group(s, target) for s in services},
         target_group_attributes={s.name: convert_target_group_attributes(s) for s in services},
         listener=convert_listener(stack, target),
         rules=tuple(convert_rule(r, target) for r in stack.listener.rules),
         services={s.name: convert_service(s, target) for s in services},
+        setup_run=convert_setup_run(target) if SETUP in tasks else None,
     )

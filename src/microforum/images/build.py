@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 from microforum.errors import MicroforumError
 from microforum.images.content import content_digest, context_files, project_root, snapshot
 from microforum.images.engine import Engine, detect_engine
-from microforum.images.labels import build_args, gather_labels
+from microforum.images.labels import LABELLED, gather_labels, labelled_stage
 from microforum.images.refs import check_services, check_tag, local_ref
 from microforum.images.stream import run
 
@@ -63,12 +63,14 @@ def build(
         tag = check_tag(tag)
         pinned = pin_base(chosen, base or DEFAULT_BASE_IMAGE, platform, on_progress)
         labels = gather_labels(context or project_root(), base or DEFAULT_BASE_IMAGE, pinned)
+        with (root / "Dockerfile").open("a") as dockerfile:  # the snapshot's copy
+            dockerfile.writelines(labelled_stage(name, labels) for name in names)
         built = {}
         for name in names:
             ref = local_ref(chosen.name, name, tag)
             on_progress(f"build {name}: {ref} with {chosen.name}")
             argv = build_argv(
-                chosen, ref, root, target=name, base_image=pinned or base, platform=platform, labels=labels
+                chosen, ref, root, target=name + LABELLED, base_image=pinned or base, platform=platform
             )
             run(argv, doing=f"build image for service {name!r}", on_progress=on_progress, prefix=f"{name}: ")
             built[name] = ref
@@ -113,7 +115,6 @@ def build_argv(
     target: str | None = None,
     base_image: str | None = None,
     platform: str | None = None,
-    labels: Mapping[str, str] | None = None,
 ) -> list[str]:
     """The engine command that builds stage `target` of root/Dockerfile as `ref`."""
     argv = [engine.binary, "build", "--file", str(root / "Dockerfile")]
@@ -126,8 +127,6 @@ def build_argv(
         argv += ["--build-arg", f"BASE_IMAGE={base_image}"]
     if platform:
         argv += ["--platform", platform]
-    for key, value in sorted(build_args(labels or {}).items()):
-        argv += ["--build-arg", f"{key}={value}"]
     return [*argv, str(root)]
 
 

@@ -6,8 +6,10 @@ Keys from the OCI image spec's annotations
 `revision` (the commit; `-dirty` appended when the build context differs from it), `created`
 (RFC 3339; `SOURCE_DATE_EPOCH` is honoured for reproducible builds), `version` (the package's)
 and `base.name` / `base.digest` (the image the build started FROM). `oci_labels` decides from
-facts; `gather_labels` collects them (git, the clock); the build passes them as the
-Dockerfile's `OCI_*` build args (`build_args`), which its LABEL instruction uses.
+facts; `gather_labels` collects them (git, the clock); `labelled_stage` writes them as a last
+Dockerfile stage of literal LABELs. Literal, because podman 4.3 (buildah 1.28) keys its layer
+cache on the instruction's text: a LABEL reading build args, or a `--label`, was served from the
+cache with an earlier build's values when the sources had not changed (docs/containers.md).
 """
 
 from __future__ import annotations
@@ -46,11 +48,21 @@ def oci_labels(
     return {PREFIX + key: value for key, value in labels.items() if value}
 
 
-def build_args(labels: Mapping[str, str]) -> dict[str, str]:
-    """The Dockerfile's build args that set `labels` (`...image.base.digest` -> OCI_BASE_DIGEST)."""
-    return {
-        "OCI_" + key.removeprefix(PREFIX).replace(".", "_").upper(): value for key, value in labels.items()
-    }
+LABELLED = "-labelled"  # the suffix of the stage `labelled_stage` adds after a service's
+
+
+def labelled_stage(target: str, labels: Mapping[str, str]) -> str:
+    """Dockerfile text for a stage FROM `target` that only adds `labels`, named target+LABELLED.
+
+    Values are quoted with `$` and quotes escaped, so nothing in them is read as a variable.
+    """
+    pairs = " \\\n      ".join(f"{_quoted(key)}={_quoted(value)}" for key, value in sorted(labels.items()))
+    return f"\nFROM {target} AS {target}{LABELLED}\n" + (f"LABEL {pairs}\n" if labels else "")
+
+
+def _quoted(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("\n", " ")
+    return f'"{escaped}"'
 
 
 def gather_labels(root: Path, base_image: str, pinned_base: str | None) -> dict[str, str]:

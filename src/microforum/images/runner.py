@@ -62,6 +62,13 @@ IMAGE_UID = IMAGE_GID = 10001  # the Dockerfile's microforum user and group
 # supervisor sets, and libpq's own variables (PGPASSWORD, PGSSLMODE, ...).
 SERVICE_VARIABLES = (
     "DATABASE_URL",
+    "USERS_DATABASE_URL",
+    "THREADS_DATABASE_URL",
+    "POSTS_DATABASE_URL",
+    "USERS_DATABASE_SECRET",
+    "THREADS_DATABASE_SECRET",
+    "POSTS_DATABASE_SECRET",
+    "DATABASE_CA_BUNDLE",
     "API_URL",
     "USERS_URL",
     "THREADS_URL",
@@ -88,13 +95,13 @@ def passed_env(environ: Mapping[str, str]) -> dict[str, str]:
     Raises a UsageError for a `DATABASE_URL` naming a SQLite file: it is a path on this host.
     """
     env = {k: v for k, v in environ.items() if k in SERVICE_VARIABLES or k.startswith(PASSED_PREFIXES)}
-    if env.get("DATABASE_URL", "").startswith("sqlite:"):
-        raise UsageError(
-            f"DATABASE_URL={env['DATABASE_URL']} names a SQLite file on this host, which the "
-            "containers cannot open",
-            hint="unset DATABASE_URL (containers keep SQLite files in the stack's data directory) "
-            "or give a postgresql:// URL",
-        )
+    for name in (n for n in SERVICE_VARIABLES if n.endswith("DATABASE_URL")):
+        if env.get(name, "").startswith("sqlite:"):
+            raise UsageError(
+                f"{name}={env[name]} names a SQLite file on this host, which the containers cannot open",
+                hint=f"unset {name} (containers keep SQLite files in the stack's data directory) "
+                "or give a postgresql:// URL",
+            )
     return env
 
 

@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from microforum.lb.accesslog import AccessLog, target_group_arn
+from microforum.lb.context import ProxyContext
 from microforum.lb.groups import GroupState
 from microforum.lb.health import CheckResult, HealthTracker, Transition, classify_status
 from microforum.lb.metrics import Metrics
-from microforum.lb.proxy import ProxyContext, protocol_factory
+from microforum.lb.proxy import protocol_factory
 from microforum.lb.rules import Router
 from microforum.lb.targets import Target
 from microforum.logfiles import RotatingFile

@@ -1,13 +1,15 @@
-"""One request/response exchange through the load balancer.
+"""One request/response exchange through the load balancer: the shell around `decide`.
 
-`route` decides (routing.py: desync classification, limits, rule match, target choice) and
-prepares the bytes for the target; `start` acts once the exchange is first in its connection's queue; the
-target connection's parser events (`response_head`, `response_body`, `response_done`, and the
-failures) relay the answer to the client; `_finish` counts and logs it.
+`decide` (decide.py) has read, judged and matched the request head; the exchange acts on that
+`Decision`: it prepares the load balancer's own answer, or picks the target and the head it
+receives (forward.py); `start` runs it once the exchange is first in its connection's queue;
+the target connection's events (`response_head`, `response_body`, `response_done`, and the
+failures) relay the answer to the client; `_finish` counts and logs it. Its life cycle is two
+phases, the request's and the response's, moved by the transition tables of lifecycle.py.
 
 Errors follow ALB (docs/alb.md §A, C): no registered target 503; refused, reset, closed early or
 malformed answer 502; no answer within the idle timeout (or no connection within 10 s) 504;
-TRACE 405; more than 30 X-Forwarded-For addresses 463; desync Severe 400 (then close).
+a client that leaves while waiting 460, one that cuts its body short 400.
 """
 
 from __future__ import annotations
@@ -15,33 +17,59 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
-from microforum.lb import accesslog, desync, responses, routing
+from microforum.lb import accesslog, forward, responses
 from microforum.lb import headers as hdr
-from microforum.lb.pool import spawn
+from microforum.lb.decide import ERROR, FIXED, FORWARD, REDIRECT, Decision
+from microforum.lb.lifecycle import (
+    CONNECTING,
+    DONE,
+    E_ANSWER,
+    E_BODY,
+    E_COMPLETE,
+    E_CUT,
+    E_DONE,
+    E_DROP,
+    E_GONE,
+    E_HEAD,
+    E_HOLD,
+    E_RELEASE,
+    E_RETRY,
+    E_SEND,
+    E_START,
+    HEAD,
+    HELD,
+    READ,
+    RELAYING,
+    REQUEST_PHASES,
+    RESPONSE_PHASES,
+    WAITING,
+    request_step,
+    response_step,
+)  # fmt: skip
+from microforum.lb.pool import BatchingClient, spawn
 from microforum.lb.rules import host_without_port
+from microforum.spec.model import FixedResponse, Forward
 
 if TYPE_CHECKING:
+    from microforum.lb.accesslog import LineCache, LogRecord
+    from microforum.lb.context import ProxyContext
     from microforum.lb.groups import GroupState
     from microforum.lb.pool import BackendConnection, TargetPool
-    from microforum.lb.proxy import ClientConnection
-    from microforum.lb.reader import RequestHead
     from microforum.lb.targets import Slot
 
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+MAX_PENDING_BODY: Final = 1024 * 1024  # buffered while the target connection opens; then we pause
 # How the response body is relayed to the client (Final: mypyc inlines them).
 _NONE: Final = 0
 _RAW: Final = 1
 _CHUNKED: Final = 2
 # Module-level names read per request are Final: compiled (native.py), they become C statics.
 _now: Final = time.time
-# On a lower-cased response head: its Content-Length, and any header we must not relay as is.
+# On a lower-cased response head: its Content-Length, and a chunked Transfer-Encoding (a
+# hop-by-hop field: headers.hop_field).
 _RESP_LENGTH: Final = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]+)").search
-_HOP_NAMES: Final = b"|".join(sorted(n for n in hdr.HOP_BY_HOP if n != b"connection"))
-_RESP_HOP: Final = re.compile(
-    rb"\r\n(?:%s|connection(?![ \t]*:[ \t]*keep-alive[ \t]*(?:\r|$)))[ \t]*:" % _HOP_NAMES
-).search  # (headers.HOP_BY_HOP; `Connection: keep-alive` alone may pass: the client stays too)
 _RESP_CHUNKED: Final = re.compile(rb"\r\ntransfer-encoding:[^\r]*chunked").search
 
 
@@ -50,116 +78,155 @@ def _split_header(line: bytes) -> tuple[bytes, bytes]:
     return name, value.strip(b" \t")
 
 
+class ClientSide(BatchingClient, Protocol):
+    """What an exchange uses of its client connection (proxy.ClientConnection), and its
+    target connection through it (pool.BatchingClient)."""
+
+    log_host: str  # the last Host logged on the connection, and its origin as logged
+    log_origin: bytes
+
+    @property
+    def ctx(self) -> ProxyContext: ...
+    @property
+    def peer(self) -> str: ...
+    @property
+    def forwarded(self) -> bytes: ...
+    @property
+    def conn_trace(self) -> str: ...
+    @property
+    def last_tick(self) -> int: ...
+    @property
+    def pauses(self) -> set[str]: ...
+    @property
+    def log_record(self) -> LogRecord: ...
+    @property
+    def log_lines(self) -> LineCache: ...
+    def write(self, data: bytes) -> None: ...
+    def exchange_done(self, exchange: object) -> None: ...
+    def pause_reading(self, reason: str) -> None: ...
+    def resume_reading(self, reason: str) -> None: ...
+    def close(self) -> None: ...
+    def cut(self) -> None: ...
+
+
 class Exchange:
     """A request from a client and the answer it gets (from a target or from the LB)."""
 
     # Slots: attribute access on the hot path without a per-instance dict.
     __slots__ = (
-        "action_name", "body_seen", "class_reason", "classification", "client",
-        "close_backend", "close_client", "conn", "created", "dispatched", "error_reason",
-        "expect_continue", "group", "headers", "held_head", "held_size", "holding", "host", "is_head",
-        "local", "method", "out", "out_size", "pool", "priority", "received",
-        "redirect_url", "replay", "req_chunked", "req_done", "resp_at", "resp_done",
-        "resp_mode", "resp_started", "retried", "sent", "sent_at", "slot", "started",
-        "status", "sticky", "target_status", "tick", "trace", "until_close", "url",
-        "user_agent", "version",
+        "client", "close_backend", "close_client", "conn", "created", "d", "error_reason", "group",
+        "held_head", "held_size", "is_head", "local", "out", "out_size", "pool", "received",
+        "replay", "request", "resp_at", "resp_mode", "response", "sent", "sent_at", "slot",
+        "status", "sticky", "target_status", "tick", "trace", "until_close", "version",
     )  # fmt: skip
 
-    def __init__(self, client: ClientConnection, method: bytes, url: bytes, version: str,
-                 headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:  # fmt: skip
-        self.client, self.method, self.url, self.version = client, method, url, version
-        self.headers = headers
-        self.is_head = method == b"HEAD"
-        self.close_client = not keep_alive
+    def __init__(self, client: ClientSide, d: Decision) -> None:
+        # The request, as decided (decide.py)
+        self.client, self.d = client, d
+        self.version, self.is_head = d.version, d.method == b"HEAD"
+        self.close_client, self.close_backend = d.close_client, d.close_backend
         self.created = _now()
+        # Its life cycle (lifecycle.py) and the clock tick of its latest progress
+        self.request, self.response = HEAD, WAITING
         self.tick = client.ctx.tick
-        self.out: list[bytes] = []
-        self.started = False
-        self.dispatched = False
-        self.req_done = False
-        self.resp_done = False
-        self.resp_started = False
-        self.body_seen = False
-        self.req_chunked = False
-        self.until_close = False
-        self.expect_continue = False
-        self.retried = False
-        self.close_backend = False
+        # Where it goes: the load balancer's own answer, or a target's
         self.local: bytes | None = None
         self.group: GroupState | None = None
         self.slot: Slot | None = None
         self.pool: TargetPool | None = None
         self.conn: BackendConnection | None = None
+        self.replay: bytes | None = None  # sent on a reused connection: may be sent once more
+        # What goes to the target, not sent yet (and how much of it is body)
+        self.out: list[bytes] = []
         self.out_size = 0
-        self.received = 0
-        self.sent = 0
-        self.status = 0
+        # The answer: how its body is relayed, an answer not relayed yet (see response_head:
+        # its head, and how many bytes of its body followed it in the same read, still in the
+        # read: not copied), the cookies of a sticky forward
         self.resp_mode = _NONE
-        self.sent_at = 0.0
-        self.resp_at = 0.0
-        self.replay: bytes | None = None
-        self.sticky: list[str] | None = None
-        self.target_status = b"-"
-        self.priority = "-"
-        self.action_name = "-"
-        self.redirect_url = "-"
-        self.error_reason = "-"
-        self.class_reason = "-"
-        self.trace = b"-"
-        self.classification = desync.COMPLIANT
-        self.host = ""
-        self.user_agent = b""
-        # An answer not relayed yet (see response_head): its head, and how many bytes of its
-        # body followed it in the same read (they are still in the read: not copied).
-        self.holding = False
+        self.until_close = False
         self.held_head = b""
         self.held_size = 0
+        self.sticky: list[str] | None = None
+        # For the access log
+        self.status, self.error_reason = d.status, d.error_reason
+        self.target_status = b"-"
+        self.received, self.sent = d.size, 0
+        self.sent_at = self.resp_at = 0.0
+        self.trace = b"-"
+        self._prepare(d)
 
     def __repr__(self) -> str:
         return (
-            f"<Exchange {self.method.decode(errors='replace')} {self.url.decode(errors='replace')} "
-            f"status={self.status or '-'} req_done={self.req_done} resp_done={self.resp_done}>"
+            f"<Exchange {self.d.method.decode(errors='replace')} {self.d.url.decode(errors='replace')} "
+            f"request={REQUEST_PHASES[self.request]} response={RESPONSE_PHASES[self.response]} "
+            f"status={self.status or '-'}>"
         )
 
     @classmethod
-    def refused(cls, client: ClientConnection, url: bytes, headers: list[tuple[bytes, bytes]],
-                status: int, error_reason: str, classification: tuple[str, str]) -> Exchange:  # fmt: skip
-        """An exchange for bytes the parser refused: `status`, then the connection closes."""
-        ex = cls(client, b"-", url, "-", headers, keep_alive=False)
-        ex.classification, ex.class_reason = classification
-        ex.error_reason = error_reason or "-"
-        ex.req_done = True
-        ex._local(responses.error(status, client.ctx.date(), close=True), status)
+    def refused(cls, client: ClientSide, d: Decision) -> Exchange:
+        """An exchange for bytes the reader refused: `d.status`, then the connection closes."""
+        ex = cls(client, d)
+        ex.request = READ
         return ex
 
-    # Deciding
+    @property
+    def dispatched(self) -> bool:
+        """Whether bytes of the request went to a target (for this attempt)."""
+        return self.sent_at != 0.0
 
-    def route(self, head: RequestHead) -> None:
-        """Classify, check limits, match a rule and prepare the response or the forward."""
-        routing.route(self, head)
+    # Preparing what `start` will do
 
-    def _local(self, data: bytes, status: int) -> None:
-        self.local, self.status = data, status
+    def _prepare(self, d: Decision) -> None:
+        ctx = self.client.ctx
+        if d.answer == FORWARD:
+            self._forward(d)
+        elif d.answer == ERROR:
+            self._error(d.status)
+        elif d.answer == FIXED:
+            assert isinstance(d.action, FixedResponse)
+            self.local = responses.fixed(
+                d.action, ctx.date(), close=self.close_client, head_only=self.is_head
+            )
+        elif d.answer == REDIRECT:
+            self.local = responses.redirect(d.status, d.redirect_url, ctx.date(), close=self.close_client,
+                                            head_only=self.is_head)  # fmt: skip
 
     def _error(self, status: int) -> None:
         ctx = self.client.ctx
         (self.group.metrics if self.group else ctx.metrics).elb_response(status)
-        data = responses.error(status, ctx.date(), close=self.close_client, head_only=self.is_head)
-        self._local(data, status)
+        self.status = status
+        self.local = responses.error(status, ctx.date(), close=self.close_client, head_only=self.is_head)
+
+    def _forward(self, d: Decision) -> None:
+        """Pick the target and prepare the head it receives."""
+        ctx = self.client.ctx
+        group = d.group
+        if group is None:
+            assert isinstance(d.action, Forward)
+            group, self.sticky = forward.target_group(ctx, d.action, d.cookie)
+        self.group = group
+        picked = group.pick()
+        if picked is None:  # "The target groups for the load balancer have no registered targets."
+            self._error(503)
+            return
+        self.slot, self.pool = picked
+        self.slot.outstanding += 1
+        self.trace = forward.trace(ctx, d, self.created)
+        self.out.append(forward.target_head(ctx, d, self.client.forwarded, self.trace))
 
     # Acting
 
     def start(self) -> None:
         """Run the decision: write a local response, or get a target connection."""
-        if self.started:
+        if self.response != WAITING:
             return
-        self.started = True
         if self.local is not None:
             self._respond_locally()
             return
         if self.pool is None:
             return
-        if self.expect_continue and not self.req_done:
+        self.response = response_step(self.response, E_START)
+        if self.d.expect_continue and self.request != READ:
             self.client.write(CONTINUE)  # ALB answers 100 Continue itself (docs/alb.md §D)
         conn = self.pool.take()
         if conn is not None:
@@ -173,18 +240,18 @@ class Exchange:
         self.sent += len(data)
         if self.group is None and self.status < 400:
             self.client.ctx.metrics.requests += 1  # fixed-response and redirect: LB-wide count
-        self._finish()
+        self._finish(E_ANSWER)
 
     async def _connect(self) -> None:
         assert self.pool is not None
         try:
             conn = await self.pool.connect()
         except (TimeoutError, OSError) as exc:
-            if not self.resp_done:
+            if self.response != DONE:
                 self.error_reason = "TargetConnectionError"
                 self._target_failed(504 if isinstance(exc, asyncio.TimeoutError) else 502)
             return
-        if self.resp_done:  # the client went away meanwhile
+        if self.response == DONE:  # the client went away meanwhile
             self.pool.give_back(conn)
             return
         self._attach(conn)
@@ -195,43 +262,43 @@ class Exchange:
         self.flush()
 
     def flush(self) -> None:
-        """Send what the parser has accepted so far to the target."""
+        """Send what the reader has accepted so far to the target."""
         conn = self.conn
         if conn is None or not self.out:
             return
-        if self.req_chunked and not self.body_seen and not self.req_done:
+        if self.d.chunked and self.request == HEAD:
             return  # hold a chunked request's head until its first chunk parsed cleanly
         out = self.out
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()  # (the same list: no new one per request)
         self.out_size = 0
-        if not self.dispatched:
-            self.dispatched = True
+        if self.response == CONNECTING:
             self.sent_at = _now()
             self.tick = self.client.ctx.tick
-            if conn.reused and self.req_done:
+            if conn.reused and self.request == READ:
                 self.replay = data  # a stale keep-alive connection may be retried once
+        self.response = response_step(self.response, E_SEND)
         conn.send(data)
         if self.client.pauses:
             self.client.resume_reading("buffer")
 
     def request_body(self, body: bytes) -> None:
-        """A piece of the request body (de-chunked by the parser)."""
+        """A piece of the request body (de-chunked by the reader)."""
         self.received += len(body)
-        if self.resp_done or self.pool is None:
+        self.request = request_step(self.request, E_BODY)
+        if self.response == DONE or self.pool is None:
             return  # answered already (or never forwarded): the rest is read and dropped
-        self.body_seen = True
-        self.out.append(b"%x\r\n%s\r\n" % (len(body), body) if self.req_chunked else body)
+        self.out.append(b"%x\r\n%s\r\n" % (len(body), body) if self.d.chunked else body)
         self.out_size += len(body)
-        if self.conn is None and self.out_size > 1024 * 1024:
+        if self.conn is None and self.out_size > MAX_PENDING_BODY:
             self.client.pause_reading("buffer")
 
     def request_complete(self) -> None:
-        """The parser saw the end of the request."""
-        self.req_done = True
-        if self.req_chunked and not self.resp_done and self.pool is not None:
+        """The reader saw the end of the request."""
+        self.request = request_step(self.request, E_COMPLETE)
+        if self.d.chunked and self.response != DONE and self.pool is not None:
             self.out.append(b"0\r\n\r\n")
-        if self.resp_done:
+        if self.response == DONE:
             self.client.exchange_done(self)
 
     # Relaying the target's answer
@@ -241,7 +308,6 @@ class Exchange:
 
     def response_head(self, conn: BackendConnection, status: int, head: bytes) -> None:
         """The target's status line and headers (`head`, as received, without the blank line)."""
-        self.resp_started = True
         self.resp_at = _now()
         self.status = status
         self.target_status = accesslog.decimal(status)
@@ -251,16 +317,17 @@ class Exchange:
             # Nothing in this head needs rewriting. If the whole answer is this one read, it is
             # relayed as received (response_done); if not, `release` sends it the usual way
             # when the read ends.
-            self.holding = True
+            self.response = response_step(self.response, E_HOLD)
             self.held_head = head
             self.held_size = 0
             return
+        self.response = response_step(self.response, E_HEAD)
         self._send_head(conn, status, head)
 
     def release(self, conn: BackendConnection) -> None:
         """A target read ended with the answer held and incomplete: send its head (rebuilt)
         and the body held so far; the rest is relayed as it comes."""
-        self.holding = False
+        self.response = response_step(self.response, E_RELEASE)
         self._send_head(conn, self.status, self.held_head)
         if self.held_size:
             # Held only when the head began this read and nothing in it is rewritten (no
@@ -269,10 +336,20 @@ class Exchange:
             self.response_body(conn.chunk[start : start + self.held_size])
 
     def _send_head(self, conn: BackendConnection, status: int, head: bytes) -> None:
+        data = self._client_head(status, head)
+        self.client.write(data)
+        self.sent += len(data)
+        if self.is_head:  # llhttp would wait for a HEAD response's body: we know there is none
+            conn.reset_parser = True
+            self.response_done(conn, conn.parser.should_keep_alive())
+
+    def _client_head(self, status: int, head: bytes) -> bytes:
+        """The target's head as the client gets it: hop-by-hop fields out, the framing the
+        client can read, stickiness cookies, Connection as we keep it (sets `resp_mode`)."""
         lower = head.lower()
         found = _RESP_LENGTH(lower)
         length = head[found.start(1) : found.end(1)] if found else None
-        chunked = _RESP_HOP(lower) is not None and _RESP_CHUNKED(lower) is not None
+        chunked = hdr.hop_field(lower) is not None and _RESP_CHUNKED(lower) is not None
         line, _, rest = head.partition(b"\r\n")
         headers = [_split_header(h) for h in rest.split(b"\r\n")] if rest else []
         reason = line.split(b" ", 2)[2] if line.count(b" ") >= 2 else b""
@@ -305,15 +382,10 @@ class Exchange:
             extra.append(b"Connection: keep-alive\r\n")
         extra.append(b"\r\n")
         line = b"HTTP/1.1 %d %s\r\n" % (status, reason)
-        head = hdr.response_head(line, headers, b"".join(extra))
-        self.client.write(head)
-        self.sent += len(head)
-        if self.is_head:  # llhttp would wait for a HEAD response's body: we know there is none
-            conn.reset_parser = True
-            self.response_done(conn, conn.parser.should_keep_alive())
+        return hdr.response_head(line, headers, b"".join(extra))
 
     def response_body(self, body: bytes) -> None:
-        if self.holding:
+        if self.response == HELD:
             self.held_size += len(body)
             return
         data = b"%x\r\n%s\r\n" % (len(body), body) if self.resp_mode == _CHUNKED else body
@@ -322,12 +394,12 @@ class Exchange:
 
     def response_done(self, conn: BackendConnection, keep_alive: bool) -> None:
         """The target's answer is complete."""
-        if self.resp_done:
+        if self.response == DONE:
             return
-        if self.holding:
+        if self.response == HELD:
             chunk = conn.chunk
             if len(chunk) == len(self.held_head) + 4 + self.held_size:
-                self.holding = False  # the whole answer is this read: relayed as received
+                # the whole answer is this read: relayed as received
                 self.client.write(chunk)
                 self.sent += len(chunk)
             else:
@@ -337,30 +409,32 @@ class Exchange:
             self.sent += 5
         conn.exchange = None
         self.conn = None
-        if keep_alive and self.req_done and not self.close_backend and self.pool is not None:
+        if keep_alive and self.request == READ and not self.close_backend and self.pool is not None:
             self.pool.give_back(conn)
         else:
             conn.close()
         if self.group is not None:
             self.group.metrics.target_response(self.status, self.resp_at - self.sent_at)
-        self._finish()
+        self._finish(E_DONE)
 
     def backend_lost(self, conn: BackendConnection) -> None:
         """The target connection closed while this exchange was using it."""
         self.conn = None
-        if self.resp_done:
+        response = self.response
+        if response == DONE:
             return
-        if self.resp_started:
+        if response in (HELD, RELAYING):
             if self.until_close:
                 self.response_done(conn, keep_alive=False)
             else:
                 self._abort_client("TargetResponseTruncated")
             return
-        if conn.reused and self.replay is not None and not self.retried:
+        if conn.reused and self.replay is not None:
             # The target closed an idle keep-alive connection as we reused it (docs/alb.md §D.6's
-            # race); the request was sent whole and nothing came back: try once more.
-            self.retried, self.dispatched = True, False
-            self.out = [self.replay]
+            # race); the request was sent whole and nothing came back: try once more (on a new
+            # connection, never reused: so only once).
+            self.response = response_step(response, E_RETRY)
+            self.out, self.replay, self.sent_at = [self.replay], None, 0.0
             spawn(self._connect())
             return
         self.error_reason = "TargetConnectionError"
@@ -370,19 +444,16 @@ class Exchange:
         """The target answered with something that is not HTTP (or a head over 32 K)."""
         conn.exchange = None
         self.conn = None
-        if self.resp_done:
+        if self.response == DONE:
             return
-        if self.resp_started:
+        if self.response == HELD or self.response == RELAYING:
             self._abort_client("TargetResponseMalformed")
             return
         self.error_reason = "TargetResponseMalformed"
         self._target_failed(502)
 
     def _target_failed(self, status: int) -> None:
-        if self.conn is not None:
-            self.conn.exchange = None
-            self.conn.abort()
-            self.conn = None
+        self._cut_backend()
         ctx = self.client.ctx
         self.target_status = b"-"
         self.status = status
@@ -390,7 +461,7 @@ class Exchange:
             self.group.metrics.elb_response(status)
         self.client.write(responses.error(status, ctx.date(), close=self.close_client,
                                           head_only=self.is_head))  # fmt: skip
-        self._finish()
+        self._finish(E_ANSWER)
 
     def _abort_client(self, reason: str) -> None:
         """The answer had begun and cannot be completed: cut the client connection."""
@@ -399,23 +470,29 @@ class Exchange:
         if self.group is not None:
             self.group.metrics.target_response(self.status, _now() - self.sent_at)
         client = self.client
-        self._finish()
-        client.drop_batch()
-        client.closing = True
-        if client.transport is not None:
-            client.transport.abort()
+        self._finish(E_CUT)
+        client.cut()
+
+    def _cut_backend(self) -> None:
+        """Abort the target connection (never reused: it may hold part of this request)."""
+        conn = self.conn
+        if conn is not None:
+            conn.exchange = None
+            conn.abort()
+            self.conn = None
 
     # Ending
 
     def sweep(self, idle_ticks: int) -> None:
         """The idle timeout: no byte from the target (or the client) for that long."""
         ctx = self.client.ctx
-        if not self.started or (self.resp_done and ctx.tick - self.client.last_tick < idle_ticks):
+        response = self.response
+        if response == WAITING or (response == DONE and ctx.tick - self.client.last_tick < idle_ticks):
             return
-        if self.resp_done:
+        if response == DONE:
             self.client.close()
         elif ctx.tick - max(self.tick, self.client.last_tick) >= idle_ticks:
-            if self.resp_started:
+            if response in (HELD, RELAYING):
                 self._abort_client("TargetTimeout")
             else:
                 self.error_reason = "TargetTimeout"
@@ -423,58 +500,50 @@ class Exchange:
 
     def client_gone(self) -> None:
         """The client closed its connection (ALB logs 460 if we were still waiting)."""
-        if self.resp_done:
+        if self.response == DONE:
             return
-        if self.conn is not None:
-            self.conn.exchange = None
-            self.conn.abort()
-            self.conn = None
-        if self.started:
+        self._cut_backend()
+        if self.response != WAITING:
             self.status = 460
-            self._finish(notify=False)
+            self._finish(E_GONE, notify=False)
         else:
-            self.resp_done = True
+            self.response = response_step(self.response, E_DROP)
             self._release_slot()
 
     def client_closed_midway(self) -> None:
         """The client closed before sending the whole body: ALB's 400, logged; the target
         connection (if the request reached one) is cut, never reused; nothing is counted
         against the target group."""
-        self.req_done = True
+        self.request = request_step(self.request, E_COMPLETE)
         self.close_client = True
-        if self.conn is not None:
-            self.conn.exchange = None
-            self.conn.abort()
-            self.conn = None
-        if not self.resp_done:
+        self._cut_backend()
+        response = self.response
+        if response != DONE:
             self.target_status = b"-"
             self.status = 400
-            self._finish(notify=False)
+            self._finish(E_CUT if response in (HELD, RELAYING) else E_ANSWER, notify=False)
 
-    def abort_midway(self, status: int, classification: tuple[str, str]) -> None:
-        """The parser refused the request after part of it went to the target."""
-        if classification[0] != "-":
-            self.classification, self.class_reason = classification
+    def abort_midway(self, status: int) -> None:
+        """The reader refused the request after part of it went to the target."""
         self.close_client = True
-        self.req_done = True
-        if self.conn is not None:
-            self.conn.exchange = None
-            self.conn.abort()  # the target saw a truncated request on a connection never reused
-            self.conn = None
-        if self.resp_done:
+        self.request = request_step(self.request, E_COMPLETE)
+        self._cut_backend()  # the target saw a truncated request on a connection never reused
+        response = self.response
+        if response == DONE:
             self.client.close()
-        elif self.resp_started:
+        elif response in (HELD, RELAYING):
             self._abort_client("ClientRequestMalformed")
         else:
             self.target_status = b"-"
             self.status = status
             self.client.write(responses.error(status, self.client.ctx.date(), close=True))
-            self._finish()
+            self._finish(E_ANSWER)
 
     def abandon(self) -> None:
-        """Drop an exchange whose request the parser refused before any byte of it was sent:
+        """Drop an exchange whose request the reader refused before any byte of it was sent:
         its target connection (if one was attached) goes back to the pool unused."""
-        self.resp_done = True
+        if self.response != DONE:
+            self.response = response_step(self.response, E_DROP)
         self.out = []
         conn, self.conn = self.conn, None
         if conn is not None:
@@ -496,37 +565,40 @@ class Exchange:
             self.slot.outstanding -= 1
             self.slot = None
 
-    def _finish(self, notify: bool = True) -> None:
-        self.resp_done = True
+    def _finish(self, event: int, notify: bool = True) -> None:
+        """The exchange ends (`event`: how, lifecycle.py): the slot is given back, the line
+        logged, and the connection moves on to its next exchange."""
+        self.response = response_step(self.response, event)
         slot = self.slot
         if slot is not None:
             slot.outstanding -= 1
             self.slot = None
         if self.client.ctx.log.stream is not None:
-            self._log(slot.addr if slot is not None and self.dispatched else "-")
-        if notify and (self.req_done or self.close_client):
+            self._log(slot.addr if slot is not None and self.sent_at != 0.0 else "-")
+        if notify and (self.request == READ or self.close_client):
             self.client.exchange_done(self)
 
     def _log(self, target: str) -> None:
         client = self.client
         ctx = client.ctx
+        d = self.d
         now = _now()
-        if self.dispatched:
+        if self.sent_at != 0.0:
             resp_at = self.resp_at or now
             request_time = self.sent_at - self.created
             target_time = resp_at - self.sent_at
             response_time = now - resp_at
         else:
             request_time = target_time = response_time = -1.0
-        if self.method == b"-":
+        if d.method == b"-":
             request = b"- - - "
         else:
-            if self.host != client.log_host:  # one Host per connection, as a rule
-                client.log_host = self.host
-                origin = f"http://{host_without_port(self.host) or '-'}:{ctx.port}"
+            if d.host != client.log_host:  # one Host per connection, as a rule
+                client.log_host = d.host
+                origin = f"http://{host_without_port(d.host) or '-'}:{ctx.port}"
                 client.log_origin = origin.encode("latin-1")  # the client's bytes, as sent
             protocol = b"HTTP/1.1" if self.version == "1.1" else f"HTTP/{self.version}".encode()
-            request = b"%s %s%s %s" % (self.method, client.log_origin, self.url, protocol)
+            request = b"%s %s%s %s" % (d.method, client.log_origin, d.url, protocol)
         # The connection's record, filled anew (allocated once: a new one per line costs more
         # than the line).
         r = client.log_record
@@ -541,16 +613,16 @@ class Exchange:
         r.received = self.received
         r.sent = self.sent
         r.request = request
-        r.user_agent = self.user_agent
+        r.user_agent = d.user_agent
         r.target_group = self.group.arn if self.group else "-"
         r.trace = self.trace
-        r.priority = self.priority
+        r.priority = d.priority
         r.created = self.created
         r.sent_at = now
-        r.action = self.action_name
-        r.redirect_url = self.redirect_url
+        r.action = d.action_name
+        r.redirect_url = d.redirect_url
         r.error_reason = self.error_reason
-        r.classification = self.classification
-        r.classification_reason = self.class_reason
+        r.classification = d.classification
+        r.classification_reason = d.class_reason
         r.conn_trace = client.conn_trace
         ctx.log.add(client.log_lines.line(ctx.log.clock, r))

@@ -250,11 +250,20 @@ _U: Final = ord("u")
 _RELAYABLE_C: Final[Callable[[bytes, frozenset[bytes]], bool] | None] = speedups.helper("relayable")
 
 
+# On a lower-cased response head: a hop-by-hop field (HOP_BY_HOP), `Connection: keep-alive`
+# alone aside (the client connection stays open too). `relayable_py` says the same line by line.
+_HOP_NAMES: Final = b"|".join(sorted(n for n in HOP_BY_HOP if n != b"connection"))
+hop_field: Final = re.compile(
+    rb"\r\n(?:%s|connection(?![ \t]*:[ \t]*keep-alive[ \t]*(?:\r|$)))[ \t]*:" % _HOP_NAMES
+).search
+
+
 def relayable(head: bytes) -> bool:
-    """`relayable_py`, in C when built (lb/_speedups.c)."""
+    """`relayable_py`, in C when built (lb/_speedups.c); interpreted, one regular expression
+    on the lower-cased head (C too, and fewer bytecodes than the line loop)."""
     if _RELAYABLE_C is not None:
         return _RELAYABLE_C(head, HOP_BY_HOP)
-    return relayable_py(head)
+    return hop_field(head.lower()) is None
 
 
 def relayable_py(head: bytes) -> bool:

@@ -51,8 +51,8 @@ from microforum.lb.compiled import (
 # The modules a proxied request runs through; the rest of the LB (balancer, health) stays
 # interpreted: it runs a few times a second, not per request.
 HOT_MODULES = (
-    "accesslog", "desync", "exchange", "groups", "headers", "metrics", "pool", "proxy",
-    "reader", "responses", "routing", "rules", "targets",
+    "accesslog", "context", "decide", "desync", "exchange", "forward", "groups", "headers",
+    "lifecycle", "metrics", "pool", "proxy", "reader", "responses", "rules", "targets",
 )  # fmt: skip
 SPEEDUPS = "_speedups.c"  # per-request helpers written in C (used when built; see the file)
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.so", "*.pyc")

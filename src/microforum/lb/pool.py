@@ -12,18 +12,41 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 import httptools
 
 from microforum.lb.headers import head_of
+from microforum.lb.lifecycle import HELD
 from microforum.lb.targets import Target
-
-if TYPE_CHECKING:
-    from microforum.lb.exchange import Exchange
 
 CONNECT_TIMEOUT: Final = 10.0  # seconds; ALB gives 504 when a target cannot be reached in 10 s (C)
 MAX_RESPONSE_HEAD: Final = 32 * 1024  # a larger response head is a 502 (docs/alb.md §D.5)
+
+
+class BatchingClient(Protocol):
+    """What a target connection uses of the client connection its exchange belongs to."""
+
+    def begin_batch(self) -> None: ...
+    def end_batch(self) -> None: ...
+    def pause_reading_for_backend(self) -> None: ...
+    def resume_reading_for_backend(self) -> None: ...
+
+
+class ExchangeEvents(Protocol):
+    """What a target connection reports to the exchange bound to it (exchange.Exchange)."""
+
+    @property
+    def client(self) -> BatchingClient: ...
+    @property
+    def response(self) -> int: ...  # its response phase (lifecycle.py)
+    def touch(self) -> None: ...
+    def response_head(self, conn: BackendConnection, status: int, head: bytes) -> None: ...
+    def response_body(self, body: bytes) -> None: ...
+    def response_done(self, conn: BackendConnection, keep_alive: bool) -> None: ...
+    def release(self, conn: BackendConnection) -> None: ...
+    def backend_lost(self, conn: BackendConnection) -> None: ...
+    def backend_failed(self, conn: BackendConnection, why: str) -> None: ...
 
 
 def no_delay(transport: asyncio.BaseTransport) -> None:
@@ -60,7 +83,7 @@ class BackendConnection(asyncio.Protocol):
         self.send_bytes: Callable[[bytes], None] = unconnected  # transport.write, bound once
         self.parser = httptools.HttpResponseParser(self)
         self.feed: Callable[[bytes], None] = self.parser.feed_data  # bound once: cheaper calls
-        self.exchange: Exchange | None = None
+        self.exchange: ExchangeEvents | None = None
         self.informational = False
         self.reset_parser = False
         self.reused = False
@@ -102,7 +125,7 @@ class BackendConnection(asyncio.Protocol):
             exchange.backend_failed(self, "malformed")
             self.close()
         else:
-            if exchange.holding:  # the answer goes on in a later read
+            if exchange.response == HELD:  # the answer goes on in a later read
                 exchange.release(self)
         finally:
             client.end_batch()

@@ -4,7 +4,7 @@
 Per connection, requests are answered strictly in order. A request arriving while another is
 in flight waits in `queue` and reading pauses until the queue drains, so a pipelining client
 cannot make us buffer without bound. Every byte a target receives belongs to a request the
-reader delimited and the exchange classified and routed: the head is rebuilt or forwarded as
+reader delimited and `decide` classified and routed: the head is rebuilt or forwarded as
 read, the body as the reader framed it.
 """
 
@@ -14,96 +14,27 @@ import asyncio
 import itertools
 import logging
 import os
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any
 
-from microforum.lb import headers as hdr
-from microforum.lb import responses
 from microforum.lb.accesslog import LineCache, LogRecord
+from microforum.lb.context import ProxyContext
+from microforum.lb.decide import Decision, decide, refusal
 from microforum.lb.exchange import Exchange
-from microforum.lb.headers import TraceIds
+from microforum.lb.lifecycle import READ
 from microforum.lb.pool import no_delay, unconnected
 from microforum.lb.reader import LAST, NEXT, STOP, ReadError, RequestHead, RequestReader
-from microforum.spec.model import Forward
-
-if TYPE_CHECKING:
-    from microforum.lb.accesslog import AccessLog
-    from microforum.lb.groups import GroupState
-    from microforum.lb.metrics import Metrics
-    from microforum.lb.rules import Router
-    from microforum.spec.model import Action
-
-    # (priority as logged, action, the target group of a forward to one group)
-    Decision = tuple[str, Action, GroupState | None]
-
-MAX_PENDING_BODY: Final = 1024 * 1024  # buffered while the target connection opens; then we pause
-_SLASH: Final = 47
-URL_CACHE_SIZE: Final = 4096  # decisions remembered per request target on a path-only listener
 
 _conn_ids = itertools.count(1)
 log = logging.getLogger("microforum.lb")
-
-
-class ProxyContext:
-    """What every connection shares: routing, groups, modes, log, figures, the clock tick."""
-
-    def __init__(self, router: Router, groups: dict[str, GroupState], *, mode: str,
-                 drop_invalid: bool, idle_timeout: float, log: AccessLog, metrics: Metrics,
-                 elb: str, stack_name: str) -> None:  # fmt: skip
-        self.router, self.groups, self.mode = router, groups, mode
-        self.drop_invalid, self.idle_timeout = drop_invalid, idle_timeout
-        self.log, self.metrics, self.elb, self.stack_name = log, metrics, elb, stack_name
-        self.port = 0
-        self.forwarded_static = b""  # X-Forwarded-Proto/-Port lines, set once the port is bound
-        self.tick = 0  # advanced by the balancer's sweeper every TICK seconds
-        self.trace_ids = TraceIds()
-        # Forward actions with one target group, by id(): the router keeps the actions alive.
-        self.single_forwards: dict[int, GroupState] = {}
-        # A path-only listener's decisions by request target (see `decide`).
-        self.decisions: dict[bytes, Decision] = {}
-        self.connections: set[ClientConnection] = set()
-        self.accepting = True
-        self._date_second, self._date = -1, ""
-
-    def decide(self, url: bytes) -> Decision:
-        """(priority as logged, action, its target group if it forwards to one) for a request
-        target on a path-only listener (`router.path_only`).
-
-        The answer depends on the path alone, so it is remembered per request target: most
-        requests repeat a few URLs. The cache is emptied when full, so that clients sending
-        endless distinct URLs cost memory bounded by `URL_CACHE_SIZE` entries.
-        """
-        decision = self.decisions.get(url)
-        if decision is None:
-            priority, action = self.router.match_url(url)
-            group = None
-            if isinstance(action, Forward) and len(action.target_groups) == 1:
-                group = self.groups[action.target_groups[0].name]
-            decision = (str(priority), action, group)
-            if len(self.decisions) >= URL_CACHE_SIZE:
-                self.decisions.clear()
-            self.decisions[url] = decision
-        return decision
-
-    def date(self) -> str:
-        """The Date header value, formatted once per second."""
-        now = int(time.time())
-        if now != self._date_second:
-            self._date_second, self._date = now, responses.http_date(now)
-        return self._date
-
-    def bound(self, port: int) -> None:
-        self.port = port
-        self.forwarded_static = b"X-Forwarded-Proto: http\r\nX-Forwarded-Port: %d\r\n" % port
 
 
 class ClientConnection(asyncio.Protocol):
     """A client's connection to the listener."""
 
     __slots__ = (
-        "batching", "closing", "conn_id", "conn_trace", "ctx", "current", "feed", "forwarded",
-        "host_sent", "host_text", "last_tick", "log_host", "log_lines", "log_origin", "log_record",
+        "batching", "closing", "conn_id", "conn_trace", "ctx", "current", "decided", "decision",
+        "feed", "forwarded", "last_tick", "log_host", "log_lines", "log_origin", "log_record",
         "pauses", "peer", "peer_ip", "peer_port", "queue", "reader", "send", "transport", "wbuf",
         "wfirst",
     )  # fmt: skip
@@ -127,7 +58,6 @@ class ClientConnection(asyncio.Protocol):
         self.last_tick = ctx.tick
         self.conn_trace = f"TID_{os.urandom(16).hex()}"
         self.log_host, self.log_origin = "", b"http://-:0"  # the last Host logged, as logged
-        self.host_sent, self.host_text = b"", ""  # the last Host received, and as text
         self.log_lines = LineCache()
         self.log_record = LogRecord()  # each request's fields, for log_lines
         self.conn_id = next(_conn_ids)
@@ -136,6 +66,10 @@ class ClientConnection(asyncio.Protocol):
         self.wbuf: list[bytes] = []
         # The request being read (its head read, its body maybe not yet)
         self.current: Exchange | None = None
+        # The latest head decided and its decision: `decide` is pure, and the reader hands on
+        # a head repeated byte for byte as the same object (keep-alive clients repeat theirs).
+        self.decided: RequestHead | None = None
+        self.decision: Decision | None = None
 
     def __repr__(self) -> str:
         return f"<ClientConnection #{self.conn_id} {self.peer_ip}:{self.peer_port} queue={len(self.queue)}>"
@@ -181,7 +115,7 @@ class ClientConnection(asyncio.Protocol):
         # a request whose body stops short is a 400, and the answers still awaited end as
         # 460 when asyncio closes the transport (connection_lost).
         current = self.current
-        if current is not None and not current.req_done:
+        if current is not None and current.request != READ:
             self.current = None
             self.reader.stop()
             current.client_closed_midway()
@@ -207,17 +141,17 @@ class ClientConnection(asyncio.Protocol):
     # Reader callbacks
 
     def on_head(self, head: RequestHead) -> int:
-        """A request head was read: classify, route and start it (or queue it behind the
+        """A request head was read: decide (decide.py) and start it (or queue it behind the
         one in flight). What to read next (reader.NEXT, LAST or STOP)."""
         if self.closing:
             return STOP
-        url = head.target
-        if not url or url[0] != _SLASH:
-            url = self._origin_form(head)
-        exchange = Exchange(self, head.method, url, head.version_text, head.headers, head.keep_alive)
+        decision = self.decision
+        if decision is None or head is not self.decided:  # (a head repeated: decided alike)
+            decision = self.decision = decide(head, self.peer_ip, self.ctx)
+            self.decided = head
+        exchange = Exchange(self, decision)
         self.current = exchange
         self.queue.append(exchange)
-        exchange.route(head)
         if len(self.queue) == 1:
             exchange.start()
         else:  # pipelined behind a request still in flight: stop reading until it is done
@@ -225,19 +159,6 @@ class ClientConnection(asyncio.Protocol):
         if not exchange.close_client:
             return NEXT
         return LAST if exchange.local is None else STOP
-
-    def _origin_form(self, head: RequestHead) -> bytes:
-        """An absolute-form target (`GET http://host/path`) as the path that rules match and
-        the target receives, with the Host header taken from it (docs/alb.md, "Request
-        target"); an empty one as `/`; any other target as it is."""
-        split = hdr.origin_form(head.target)
-        if split is None:
-            return head.target or b"/"
-        path, authority = split
-        if authority:
-            head.headers = hdr.with_host(head.headers, authority)
-        head.plain = False  # the head is rebuilt, never forwarded as received
-        return path
 
     def on_body(self, body: bytes) -> None:
         if self.current is not None:
@@ -279,7 +200,15 @@ class ClientConnection(asyncio.Protocol):
         if self.wbuf:
             self.wbuf.clear()
 
-    def exchange_done(self, exchange: Exchange) -> None:
+    def cut(self) -> None:
+        """Abort the connection: what the batch gathered is not sent (an answer that cannot
+        be completed is cut, never ended as if whole)."""
+        self.drop_batch()
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def exchange_done(self, exchange: object) -> None:
         """`exchange` answered (and, unless closing, read whole): move on to the next."""
         if not self.queue or self.queue[0] is not exchange:
             return
@@ -303,17 +232,16 @@ class ClientConnection(asyncio.Protocol):
     def fail(self, status: int, error_reason: str) -> None:
         """Answer a request the reader refused with `status`, then close; nothing more of it
         is forwarded."""
-        classification = ("-", "-")
         bad = self.current
         self.current = None
         self.reader.stop()
         if bad is not None and bad.dispatched:  # refused mid-body: the target must not reuse it
-            bad.abort_midway(status, classification)
+            bad.abort_midway(status)
         else:
             if bad is not None:
                 self.queue.remove(bad)
                 bad.abandon()
-            error = Exchange.refused(self, b"", [], status, error_reason, classification)
+            error = Exchange.refused(self, refusal(status, error_reason))
             self.queue.append(error)
             if len(self.queue) == 1:
                 error.start()

@@ -233,8 +233,8 @@ def _keep_alive(tokens: bytes, version: str) -> bool:
 class RequestReader:
     """Requests from one client connection, one after another (pipelining in order)."""
 
-    __slots__ = ("buffer", "last", "on_body", "on_complete", "on_head", "remaining", "state",
-                 "trailer_bytes")  # fmt: skip
+    __slots__ = ("buffer", "last", "on_body", "on_complete", "on_head", "previous", "remaining",
+                 "state", "trailer_bytes")  # fmt: skip
 
     def __init__(self, sink: Sink) -> None:
         # The sink's methods, bound once: compiled, a call is then a plain vectorcall.
@@ -246,6 +246,9 @@ class RequestReader:
         self.remaining = 0
         self.trailer_bytes = 0  # field bytes so far: the head's, then the trailers' (64 KB in all)
         self.last = False  # the request being read is the connection's last
+        # The previous head when it was plain: a head repeated byte for byte is that one again
+        # (split, checked and framed alike), handed on as the same object.
+        self.previous: RequestHead | None = None
 
     def __repr__(self) -> str:
         return f"<RequestReader state={self.state} buffered={len(self.buffer)} remaining={self.remaining}>"
@@ -271,6 +274,13 @@ class RequestReader:
     def _head(self, data: bytes) -> bytes:
         if data[0] == _CR or data[0] == _LF:
             data = data.lstrip(b"\r\n")  # RFC 9112 §2.2: empty lines before a request line
+        previous = self.previous
+        if previous is not None:
+            # A plain head has no empty line and only CRLF line ends: the same bytes followed
+            # by CRLF CRLF are the same head, ending at the same place.
+            size = len(previous.raw)
+            if data.startswith(previous.raw) and data.startswith(b"\r\n\r\n", size):
+                return self._hand_on(previous, data[size + 4 :])
         if _SPLIT_PLAIN is not None:
             found = _SPLIT_PLAIN(data)
             if found is not None:  # the usual head, split in C
@@ -296,6 +306,11 @@ class RequestReader:
         """Judge, frame and hand on a head; then read its body from `rest`."""
         _check_limits(head)
         frame(head)
+        self.previous = head if head.plain else None
+        return self._hand_on(head, rest)
+
+    def _hand_on(self, head: RequestHead, rest: bytes) -> bytes:
+        """Hand on a head judged and framed; then read its body from `rest`."""
         self.trailer_bytes = len(head.raw)
         then = self.on_head(head)
         if then == STOP:
@@ -384,7 +399,7 @@ def _chunk_size(line: bytes) -> int:
 
 def _check_limits(head: RequestHead) -> None:
     """ALB's head limits (docs/alb.md, "Limits"): the whole request line 16 KB, one field
-    (name and value) 16 KB; the whole head's 64 KB is checked with its size (routing.py)."""
+    (name and value) 16 KB; the whole head's 64 KB is checked with its size (decide.py)."""
     if head.raw.startswith(_PREFACE):
         raise ReadError(505)
     if len(head.raw) <= MAX_HEADER and len(head.raw) <= MAX_REQUEST_LINE:

@@ -15,7 +15,8 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         "serve",
         help="run one service (users, threads, posts) or the monolith",
         description="Run a service on its single-threaded HTTP/1.1 server (asyncio, uvloop, "
-        "httptools). Settings come from the environment (PORT, HOST, DATABASE_URL, DATA_DIR, "
+        "httptools). Settings come from the environment (PORT, HOST, DATABASE_URL or "
+        "USERS_DATABASE_URL / USERS_DATABASE_SECRET per resource, DATA_DIR, "
         "API_URL, USERS_URL, THREADS_URL, POSTS_URL, WORKERS, IDLE_TIMEOUT); flags override "
         "them.",
     )
@@ -30,10 +31,31 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--workers", type=int, help="worker processes (env WORKERS; default 1)")
     p.set_defaults(func=run_serve)
+    p = subparsers.add_parser(
+        "db-setup",
+        help="give each service a PostgreSQL database and role of its own (deploy runs it)",
+        description="Create, once, each resource's PostgreSQL role and database (users, threads, "
+        "posts), the role its owner and the only one that may connect; a second run changes "
+        "nothing. The administrator's connection comes from DATABASE_URL or DATABASE_SECRET, "
+        "each resource's from USERS_DATABASE_URL or USERS_DATABASE_SECRET (THREADS_, POSTS_): "
+        "the same variables the services read. deploy runs it as an ECS task before the "
+        "services roll.",
+    )
+    p.set_defaults(func=run_db_setup)
+
+
+def run_db_setup(args: argparse.Namespace) -> int:
+    """Set up the resources' databases and roles; exit 0 when done, 1 on a server error."""
+    from microforum.services.catrust import install_ca_bundle
+    from microforum.services.dbsetup_apply import run_db_setup as run
+
+    install_ca_bundle(os.environ)
+    return run(os.environ, lambda line: print(line, flush=True))
 
 
 def run_serve(args: argparse.Namespace) -> int:
     """Validate the settings (exit 2 on a mistake) and serve until SIGTERM."""
+    from microforum.services.catrust import install_ca_bundle
     from microforum.services.server import serve
 
     settings = load_settings(
@@ -44,4 +66,5 @@ def run_serve(args: argparse.Namespace) -> int:
         database=args.database,
         workers=args.workers,
     )
+    install_ca_bundle(os.environ)  # after the settings: a mistake there writes nothing
     return serve(settings)

@@ -9,6 +9,9 @@ refused with one line naming the variable and the fix (`UsageError`, exit code 2
 | `PORT` | listening port | 3000 (the container port) |
 | `HOST` | listening address | 127.0.0.1 (the images set 0.0.0.0) |
 | `DATABASE_URL` | `sqlite:///path.db` or `postgresql://...` | one SQLite file per service |
+| `USERS_DATABASE_URL`, ... | per-resource override of `DATABASE_URL` | `DATABASE_URL` |
+| `USERS_DATABASE_SECRET`, ... | the same as a Secrets Manager JSON secret (what ECS injects) | - |
+| `DATABASE_CA_BUNDLE` | PEM certificates libpq verifies the server's against (catrust.py) | - |
 | `DATA_DIR` | where the default SQLite files live | `./data` |
 | `API_URL` | base URL through which other services are reached | the local load balancer |
 | `USERS_URL`, `THREADS_URL`, `POSTS_URL` | per-service override of `API_URL` | `API_URL` |
@@ -19,6 +22,8 @@ refused with one line naming the variable and the fix (`UsageError`, exit code 2
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import urllib.parse
 from collections.abc import Mapping
@@ -42,6 +47,7 @@ OWNED = {
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_DATA_DIR = "data"
 DEFAULT_API_URL = f"http://127.0.0.1:{LOCAL_PORT}"
+SECRET_KEYS = ("username", "password", "host")  # a database secret's keys that must be there
 
 # Cross-service calls: each attempt may take this long, and is tried this many times, with this
 # pause between attempts (seconds). Worst case before a 503: about 3 * 2 + 0.1 + 0.2 s.
@@ -141,16 +147,47 @@ def _http_url(name: str, url: str) -> str:
     return url.rstrip("/")
 
 
-def _databases(service: str, env: Mapping[str, str], flag: str | None) -> dict[str, str]:
+def secret_url(name: str, raw: str) -> str:
+    """The postgresql:// URL of a Secrets Manager database secret: the JSON RDS gives its
+    secrets (username, password, host, port, dbname; docs/deploying.md#database). TLS comes
+    from libpq's PGSSLMODE and PGSSLROOTCERT, which deploy sets in the task's environment."""
+    try:
+        secret = json.loads(raw)
+    except ValueError:
+        secret = None
+    if not isinstance(secret, dict) or not all(isinstance(secret.get(k), str) for k in SECRET_KEYS):
+        raise UsageError(f"{name}: must be a JSON object with the strings {', '.join(SECRET_KEYS)}")
+    quote = functools.partial(urllib.parse.quote, safe="")
+    port = secret.get("port") or 5432
+    dbname = secret.get("dbname") or secret["username"]
+    return (
+        f"postgresql://{quote(secret['username'])}:{quote(secret['password'])}"
+        f"@{secret['host']}:{port}/{quote(str(dbname))}"
+    )
+
+
+def resource_databases(service: str, env: Mapping[str, str], flag: str | None = None) -> dict[str, str]:
+    """Each resource `service` stores -> its database URL: `flag` (--database), then
+    <RESOURCE>_DATABASE_URL, <RESOURCE>_DATABASE_SECRET, DATABASE_URL, else a SQLite file."""
     resources = OWNED[service]
     url, name = (flag, "--database") if flag else (env.get("DATABASE_URL"), "DATABASE_URL")
-    if url:
-        checked = check_database_url(name, url)
-        return dict.fromkeys(resources, checked)
     data_dir = os.path.abspath(env.get("DATA_DIR") or DEFAULT_DATA_DIR)
-    # Without DATABASE_URL every resource has its own file, named after it, so the monolith
-    # reads the very files the users, threads and posts services write.
-    return {r: f"sqlite:///{os.path.join(data_dir, r)}.db" for r in resources}
+    found = {}
+    for resource in resources:
+        own, secret = f"{resource.upper()}_DATABASE_URL", f"{resource.upper()}_DATABASE_SECRET"
+        if flag:
+            found[resource] = check_database_url(name, flag)
+        elif env.get(own):
+            found[resource] = check_database_url(own, env[own])
+        elif env.get(secret):
+            found[resource] = secret_url(secret, env[secret])
+        elif url:
+            found[resource] = check_database_url(name, url)
+        else:
+            # Without DATABASE_URL every resource has its own file, named after it, so the
+            # monolith reads the very files the users, threads and posts services write.
+            found[resource] = f"sqlite:///{os.path.join(data_dir, resource)}.db"
+    return found
 
 
 def _peers(service: str, env: Mapping[str, str]) -> dict[str, str]:
@@ -190,7 +227,7 @@ def load_settings(
         host=host,
         port=port,
         workers=workers,
-        databases=_databases(service, env, database),
+        databases=resource_databases(service, env, database),
         peers=_peers(service, env),
         dependency_timeout=_seconds(
             "DEPENDENCY_TIMEOUT", env.get("DEPENDENCY_TIMEOUT") or str(DEPENDENCY_TIMEOUT), 0.05, 60

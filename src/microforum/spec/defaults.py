@@ -116,6 +116,9 @@ ECS_TARGET_CAPACITY = 100  # capacity provider managed scaling, percent
 LOG_RETENTION_DAYS = 30  # one of CloudWatch Logs' allowed values
 DATABASE_INSTANCE_CLASS = "db.t4g.micro"
 DATABASE_STORAGE_GIB = 20  # RDS gp3 minimum
+# database.ca_bundle travels in the task definitions' environment, and a task definition holds
+# at most 64 KiB (ECS service quotas): a region's RDS bundle (a few KiB) fits, the global one not.
+DATABASE_CA_BUNDLE_MAX_BYTES = 32 * 1024
 ECR_KEEP_IMAGES = 10  # lifecycle policy: the last N images of each repository
 # ECS containerDefinition.stopTimeout is at most 120 s (ECS task definition parameters); deploy
 # uses min(deregistration delay, this) so in-flight requests finish while the target drains.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from microforum.spec import defaults as d
 from microforum.spec.listener import read_listener
 from microforum.spec.model import (
     AccessLogRotation,
+    Database,
     Deployment,
     HealthCheck,
     LoadBalancer,
@@ -66,7 +68,7 @@ def load_stack(path: str | Path = d.STACK_FILE) -> Stack:
 def parse_stack(data: Any, source: str = d.STACK_FILE) -> Stack:
     """Validate a parsed stack document and fill its gaps from `defaults`."""
     document = Node(source, "", data)
-    root = document.mapping(("name", "services", "listener", "load_balancer", "local", "cluster"))
+    root = document.mapping(("name", "services", "listener", "load_balancer", "local", "cluster", "database"))
     if "services" not in root or not root["services"].value:
         raise SpecError(source, "services", "must name at least one service")
     services_node = root["services"]
@@ -90,8 +92,42 @@ def parse_stack(data: Any, source: str = d.STACK_FILE) -> Stack:
         load_balancer=_load_balancer(_section(document, root, "load_balancer")),
         local=_local(_section(document, root, "local")),
         cluster=read_cluster(_section(document, root, "cluster")),
+        database=_database(_section(document, root, "database")),
         source=source,
     )
+
+
+def _database(node: Node) -> Database:
+    f = node.mapping(("ca_bundle",))
+    if "ca_bundle" not in f:
+        return Database()
+    given = f["ca_bundle"].string(None, "a path to a PEM file")
+    # Relative to the stack file, as every path in it.
+    path = Path(node.source).parent / given
+    try:
+        pem = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise f["ca_bundle"].fail(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    return Database(ca_bundle=given, ca_pem=_checked_pem(f["ca_bundle"], str(path), pem))
+
+
+def _checked_pem(node: Node, path: str, pem: str) -> str:
+    """`pem` when it holds CA certificates in PEM that fit a task definition."""
+    size, most = len(pem.encode()) // 1024, d.DATABASE_CA_BUNDLE_MAX_BYTES // 1024
+    if len(pem.encode()) > d.DATABASE_CA_BUNDLE_MAX_BYTES:
+        raise node.fail(
+            f"{path} is {size} KiB, over the {most} KiB a task definition can carry: use the "
+            "RDS bundle of the stack's region (<region>-bundle.pem)"
+        )
+    problem = "" if "-----BEGIN CERTIFICATE-----" in pem else "no BEGIN CERTIFICATE line"
+    if not problem:
+        try:
+            ssl.create_default_context(cadata=pem)
+        except ssl.SSLError as exc:
+            problem = str(exc.reason or exc.args[-1])
+    if problem:
+        raise node.fail(f"{path} is not a PEM file of certificates ({problem})")
+    return pem
 
 
 def _section(node: Node, fields: Mapping[str, Node], key: str) -> Node:

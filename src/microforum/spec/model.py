@@ -195,6 +195,14 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class Database:
+    """The PostgreSQL database on AWS: the CA certificates its server's is verified against."""
+
+    ca_bundle: str | None = None  # the PEM file's path, as stack.yaml gives it
+    ca_pem: str = ""  # its certificates (checked when loaded); "" without a bundle
+
+
+@dataclass(frozen=True)
 class Stack:
     name: str
     services: tuple[Service, ...]
@@ -202,6 +210,7 @@ class Stack:
     load_balancer: LoadBalancer
     local: Local
     cluster: Cluster
+    database: Database = field(default_factory=Database)
     source: str = field(default="stack.yaml", compare=False)
 
     @property

@@ -97,6 +97,7 @@ def stack_schema() -> Schema:
                 "load_balancer": {"$ref": "#/$defs/load_balancer"},
                 "local": {"$ref": "#/$defs/local"},
                 "cluster": {"$ref": "#/$defs/cluster"},
+                "database": {"$ref": "#/$defs/database"},
             },
             required=("services",),
         ),
@@ -425,6 +426,17 @@ def _stack_defs() -> dict[str, Schema]:
                     d.CLUSTER_INSTANCES_RANGE, "At least; not above max.", d.ECS_MIN_INSTANCES
                 ),
                 "max_instances": integer(d.CLUSTER_INSTANCES_RANGE, "At most.", d.ECS_MAX_INSTANCES),
+            },
+        ),
+        "database": section(
+            "The PostgreSQL database on AWS (deploy without --no-database).",
+            {
+                "ca_bundle": string(
+                    "A PEM file of CA certificates, relative to this file (the RDS bundle of the "
+                    "stack's region): the services verify the server's certificate and name "
+                    "(sslmode verify-full) instead of only encrypting (require). At most "
+                    f"{d.DATABASE_CA_BUNDLE_MAX_BYTES // 1024} KiB."
+                ),
             },
         ),
         "autoscaling": section(
