@@ -17,6 +17,7 @@ import yaml
 from aws_model import refusal
 from deploy_helpers import ROOT, SERVICES
 
+from microforum.deploy.names import SETUP_DONE, SETUP_TAG
 from microforum.deploy.plan import RemoteState, Step, known_refs, plan, plan_repositories, resolve, subset
 from microforum.deploy.render import Desired, Target, render
 from microforum.spec.load import parse_stack
@@ -136,6 +137,11 @@ class InMemoryAws:
             assert not held, f"priority {p['Priority']} in use"
             self.rules[p["RuleArn"]]["Priority"] = str(p["Priority"])
         assert moving <= set(self.rules)
+
+    def ecs_run_task(self, taskDefinition: str, **p: Any) -> None:
+        """A db-setup run that succeeds: its revision is tagged so (setup_task.py does it)."""
+        task = next(t for t in self.task_definitions.values() if t["taskDefinitionArn"] == taskDefinition)
+        task["tags"] = [*task.get("tags", []), {"key": SETUP_TAG, "value": SETUP_DONE}]
 
     def ecs_create_service(self, **p: Any) -> None:
         self.services[p["serviceName"]] = dict(p)

@@ -181,7 +181,7 @@ def test_a_secret_the_new_revision_drops_is_shown_by_name() -> None:
 
 def test_what_aws_reorders_or_leaves_out_of_a_revision_is_no_change() -> None:
     aws = deployed(with_database())
-    for task in aws.task_definitions.values():
+    for task in (aws.task_definitions[f"mf-{name}"] for name in SERVICES):
         task["containerDefinitions"][0]["environment"].reverse()  # returned in any order
         assert task.pop("tags")  # the family's, not the revision's: described without them
     assert plan(with_database(), aws.state()) == []
