@@ -194,3 +194,14 @@ def test_a_task_definition_without_containers_normalizes_to_none() -> None:
 def test_repositories_as_wanted_need_no_step() -> None:
     aws = deployed()
     assert plan_repositories(desired_for(), aws.state()) == []
+
+
+def test_db_setup_is_run_once_with_what_render_asks() -> None:
+    desired = with_database()
+    aws = InMemoryAws()
+    (run,) = [s for s in converge(aws, desired) if s.operation == "ecs.run_task"]
+    assert run == Step(
+        "change", "databases", "users, threads, posts", "ecs.run_task", desired.setup_run,
+        detail="run microforum db-setup (each its own role; only it may connect)",
+    )  # fmt: skip
+    assert converge(aws, desired) == []
