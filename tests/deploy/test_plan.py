@@ -1,7 +1,9 @@
 """plan: desired vs an in-memory remote state (chalice's InMemoryRemoteState idea).
 
 `InMemoryAws` applies a plan's steps to plain dicts the way the AWS APIs would, so each table
-case can check both the steps and that planning again afterwards gives an empty plan.
+case can check both the steps and that planning again afterwards gives an empty plan. It first
+checks every call against botocore's service model (aws_model.py), so no step can hold a
+parameter AWS would refuse.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_helpers import ROOT
+from aws_model import refusal
+from deploy_helpers import ROOT, SERVICES
 
+from microforum.deploy.names import SETUP_DONE, SETUP_TAG
 from microforum.deploy.plan import RemoteState, Step, known_refs, plan, plan_repositories, resolve, subset
 from microforum.deploy.render import Desired, Target, render
 from microforum.spec.load import parse_stack
@@ -25,13 +29,15 @@ OUTPUTS = {
 
 
 class InMemoryAws:
-    """Remote state as dicts; `apply(steps)` mutates it like the real APIs."""
+    """Remote state as dicts; `apply(steps)` mutates it like the real APIs, after checking each
+    call as AWS's SDK would (names, types, required members)."""
 
     def __init__(self) -> None:
         self.repositories: dict[str, dict[str, Any]] = {}
         self.task_definitions: dict[str, dict[str, Any]] = {}
         self.target_groups: dict[str, dict[str, Any]] = {}
         self.listener: dict[str, Any] | None = None
+        self.other_listeners: dict[str, dict[str, Any]] = {}  # ARN -> a listener on another port
         self.rules: dict[str, dict[str, Any]] = {}
         self.services: dict[str, dict[str, Any]] = {}
         self.ids = itertools.count(1)
@@ -41,14 +47,18 @@ class InMemoryAws:
         return RemoteState(
             repositories=self.repositories, task_definitions=self.task_definitions,
             target_groups=self.target_groups, listener=self.listener,
-            rules=tuple(self.rules.values()), services=self.services,
+            rules=tuple(self.rules.values()), other_listeners=tuple(self.other_listeners.values()),
+            services=self.services,
         )  # fmt: skip
 
     def apply(self, desired: Desired, steps: list[Step]) -> None:
         refs = known_refs(desired, self.state())
         for step in steps:
             self.calls.append(step.operation)
-            produced = getattr(self, step.operation.replace(".", "_"))(**resolve(step.params, refs))
+            params = resolve(step.params, refs)
+            problem = refusal(step.operation, params)
+            assert not problem, f"{step.message}: {step.operation}: {problem}"
+            produced = getattr(self, step.operation.replace(".", "_"))(**params)
             if step.produces:
                 refs[step.produces] = produced
 
@@ -57,6 +67,14 @@ class InMemoryAws:
 
     def ecr_put_lifecycle_policy(self, repositoryName: str, lifecyclePolicyText: str) -> None:
         self.repositories[repositoryName]["lifecyclePolicyText"] = lifecyclePolicyText
+
+    def ecr_put_image_tag_mutability(self, repositoryName: str, imageTagMutability: str) -> None:
+        self.repositories[repositoryName]["imageTagMutability"] = imageTagMutability
+
+    def ecr_put_image_scanning_configuration(
+        self, repositoryName: str, imageScanningConfiguration: dict[str, bool]
+    ) -> None:
+        self.repositories[repositoryName]["imageScanningConfiguration"] = imageScanningConfiguration
 
     def ecs_register_task_definition(self, **p: Any) -> str:
         arn = f"arn:td/{p['family']}:{next(self.ids)}"
@@ -97,6 +115,9 @@ class InMemoryAws:
         assert self.listener is not None
         self.listener.update(p)
 
+    def elbv2_delete_listener(self, ListenerArn: str) -> None:
+        del self.other_listeners[ListenerArn]
+
     def elbv2_create_rule(self, ListenerArn: str, Priority: int, **p: Any) -> None:
         assert ListenerArn == "arn:listener"
         assert all(int(r["Priority"]) != Priority for r in self.rules.values()), f"priority {Priority} in use"
@@ -117,6 +138,11 @@ class InMemoryAws:
             self.rules[p["RuleArn"]]["Priority"] = str(p["Priority"])
         assert moving <= set(self.rules)
 
+    def ecs_run_task(self, taskDefinition: str, **p: Any) -> None:
+        """A db-setup run that succeeds: its revision is tagged so (setup_task.py does it)."""
+        task = next(t for t in self.task_definitions.values() if t["taskDefinitionArn"] == taskDefinition)
+        task["tags"] = [*task.get("tags", []), {"key": SETUP_TAG, "value": SETUP_DONE}]
+
     def ecs_create_service(self, **p: Any) -> None:
         self.services[p["serviceName"]] = dict(p)
 
@@ -129,11 +155,13 @@ class InMemoryAws:
         del self.services[service]
 
 
-def desired_for(edit: Any = None) -> Desired:
+def desired_for(edit: Any = None, **outputs: str) -> Desired:
+    """stack.yaml, edited, rendered with the cluster stack's outputs (some replaced)."""
     data = yaml.safe_load((ROOT / "stack.yaml").read_text())
     if edit:
         edit(data)
-    return render(parse_stack(data), Target("mf", "eu-west-1", OUTPUTS, {"users": "img:1"}, database=False))
+    target = Target("mf", "eu-west-1", {**OUTPUTS, **outputs}, {"users": "img:1"}, database=False)
+    return render(parse_stack(data), target)
 
 
 def converge(aws: InMemoryAws, desired: Desired) -> list[Step]:
@@ -196,6 +224,10 @@ def _health_check(data: dict[str, Any]) -> None:
     data["services"]["posts"]["health_check"]["path"] = "/health"
 
 
+def _thresholds(data: dict[str, Any]) -> None:
+    data["services"]["posts"]["health_check"].update(healthy_threshold=3, unhealthy_threshold=4)
+
+
 def _deregistration(data: dict[str, Any]) -> None:
     data["services"]["posts"]["deregistration_delay"] = 5
 
@@ -232,6 +264,12 @@ def _remove_service(data: dict[str, Any]) -> None:
         (_health_check, [
             "change target group mf-posts: health check /health every 6s, timeout 5s, healthy 2, unhealthy 2, codes 200",  # noqa: E501
         ]),
+        (_thresholds, [
+            "change target group mf-posts: health check / every 6s, timeout 5s, healthy 3, unhealthy 4, codes 200",  # noqa: E501
+        ]),
+        ({"CapacityProviderName": "cp-2"}, [  # the cluster stack's outputs changed, not stack.yaml
+            f"change service {name}: capacityProviderStrategy" for name in SERVICES
+        ]),
         (_deregistration, [
             "change task definition mf-posts: new revision",
             "change target group mf-posts: deregistration_delay.timeout_seconds=5, load_balancing.algorithm.type=round_robin",  # noqa: E501
@@ -248,12 +286,14 @@ def _remove_service(data: dict[str, Any]) -> None:
         ]),
     ],
     ids=["nothing", "swap", "drop-rule", "move-rule", "retarget-rule", "new-rule", "health-check",
-         "deregistration-delay", "desired-count", "environment", "default-action", "remove-service"],
+         "thresholds", "capacity-provider", "deregistration-delay", "desired-count", "environment",
+         "default-action", "remove-service"],
 )  # fmt: skip
 def test_a_change_to_stack_yaml_plans_exactly_its_steps(edit: Any, expected: list[str]) -> None:
+    """`edit` changes stack.yaml, or (a dict) the cluster stack's outputs."""
     aws = InMemoryAws()
     converge(aws, desired_for())
-    steps = converge(aws, desired_for(edit))
+    steps = converge(aws, desired_for(**edit) if isinstance(edit, dict) else desired_for(edit))
     assert messages(steps) == expected
 
 

@@ -191,3 +191,34 @@ def test_a_stuck_replica_after_a_crash_is_the_second_failure() -> None:
     actions = rec.decide(START_TIMEOUT)
     assert actions == [Stop("users", second, f"not listening after {START_TIMEOUT:g} s", True)]
     assert (rec.failures("users"), rec.next_wakeup()) == (2, START_TIMEOUT + 1)
+
+
+def test_a_scale_in_drains_unhealthy_extras_first_then_the_newest() -> None:
+    rec = Reconciler([policy(desired=1, low=0, high=200)])
+    (first,) = started(rec.decide(0))
+    make_healthy(rec, [first], 0)
+    rec.set_desired("users", 2)
+    (second,) = started(rec.decide(1))
+    rec.set_desired("users", 3)
+    (third,) = started(rec.decide(2))
+    make_healthy(rec, [third], 2)
+    rec.listening(second)
+    assert rec.decide(3) == [Register("users", second)]  # registered, not yet healthy
+    rec.set_desired("users", 2)
+    assert rec.decide(4) == [Drain("users", second, "more replicas than the desired count (2)", False)]
+    rec.set_desired("users", 1)
+    assert rec.decide(5) == [Drain("users", third, "more replicas than the desired count (1)", False)]
+
+
+def test_a_rollback_clears_the_crash_loop_of_the_new_generation() -> None:
+    rec = Reconciler([policy()])
+    (old,) = started(rec.decide(0))
+    make_healthy(rec, [old], 0)
+    rec.restart("users", hold=True)
+    for now in (0.1, 0.2):
+        (new,) = started(rec.decide(now))
+        rec.exited(new, 1, [], now=now)
+    assert (rec.failures("users"), rec.next_wakeup()) == (2, 1.2)  # the 2nd failure: 1 s
+    assert rec.rollback("users") == 1
+    assert (rec.failures("users"), rec.next_wakeup()) == (0, None)
+    assert rec.settled()

@@ -101,7 +101,7 @@ def _database(node: Node) -> Database:
     f = node.mapping(("ca_bundle",))
     if "ca_bundle" not in f:
         return Database()
-    given = f["ca_bundle"].string(None, "a path to a PEM file")
+    given = f["ca_bundle"].string()
     # Relative to the stack file, as every path in it.
     path = Path(node.source).parent / given
     try:
