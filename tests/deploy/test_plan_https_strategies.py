@@ -130,7 +130,8 @@ def test_a_canary_whose_alternate_group_was_changed_by_hand_is_set_back() -> Non
     (step,) = plan(desired, aws.state())
     assert (step.operation, step.name, step.detail) == ("ecs.update_service", "users", "loadBalancers")
     assert step.changes == (
-        "loadBalancers.advancedConfiguration.alternateTargetGroupArn arn:tg/elsewhere → arn:tg/mf-users-alternate",
+        "loadBalancers.advancedConfiguration.alternateTargetGroupArn"
+        " arn:tg/elsewhere → arn:tg/mf-users-alternate",
     )
 
 
