@@ -251,3 +251,14 @@ def test_rules_of_another_listener_name_it_and_produce_no_rule_arn() -> None:
         (), (remote("arn:r/1", 1, path("/a*")),), REFS, "<listener:services>", where="HTTP:8080"
     )
     assert (gone.operation, gone.name) == ("elbv2.delete_rule", "priority 1 on HTTP:8080")
+
+
+def test_a_canary_s_rule_turned_into_a_fixed_response_by_hand_forwards_again() -> None:
+    """Weights are ignored at an ECS-weighted priority, the target groups are not: a rule
+    that forwards nowhere any more is modified back."""
+    want = {"Priority": 1, "Conditions": [path("/api/users*")], "Actions": [forward("<tg:users>")]}
+    fixed = {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "503"}}
+    have = {**remote("arn:r/1", 1, path("/api/users*")), "Actions": [fixed]}
+    steps = plan_rules((want,), (have,), REFS, ecs_weighted=frozenset({1}))
+    assert calls(steps) == [("elbv2.modify_rule", {"RuleArn": "arn:r/1", "Conditions": [path("/api/users*")],
+                                                    "Actions": [forward(USERS)]})]  # fmt: skip

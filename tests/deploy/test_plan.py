@@ -118,11 +118,12 @@ class InMemoryAws:
     def elbv2_delete_listener(self, ListenerArn: str) -> None:
         del self.other_listeners[ListenerArn]
 
-    def elbv2_create_rule(self, ListenerArn: str, Priority: int, **p: Any) -> None:
+    def elbv2_create_rule(self, ListenerArn: str, Priority: int, **p: Any) -> str:
         assert ListenerArn == "arn:listener"
         assert all(int(r["Priority"]) != Priority for r in self.rules.values()), f"priority {Priority} in use"
         arn = f"arn:rule/{next(self.ids)}"
         self.rules[arn] = {**p, "RuleArn": arn, "Priority": str(Priority)}
+        return arn
 
     def elbv2_modify_rule(self, RuleArn: str, **p: Any) -> None:
         self.rules[RuleArn].update(p)

@@ -172,7 +172,7 @@ def _reorder(moves: list[tuple[JSON, JSON]], kept: list[int], wanted: list[int])
     ]
 
 
-def _subset_rule(want: JSON, have: JSON, ecs_weighted: bool = False) -> bool:
+def _subset_rule(want: JSON, have: JSON, ecs_weighted: bool) -> bool:
     if not subset(want["Conditions"], have["Conditions"]):
         return False
     if ecs_weighted:
