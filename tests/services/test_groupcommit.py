@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -21,21 +21,35 @@ def _create_then_fail(conn: Conn, *, name: str) -> None:
     raise RuntimeError("after the insert")
 
 
+def _mixed_writes(
+    db: SqliteDatabase | PostgresDatabase,
+    count: int,
+    answered: Callable[[Awaitable[object], str], Awaitable[object]] = lambda write, _name: write,
+) -> list[object]:
+    """The results, in order, of `count` new users written at once with a taken name at index 5
+    and a write that fails after its insert at index 9 (`answered` wraps each new user's write)."""
+
+    async def main() -> list[object]:
+        writes = [
+            answered(db.write(store.create_user, new=NewUser(f"u{n}", "U")), f"u{n}") for n in range(count)
+        ]
+        writes.insert(5, db.write(store.create_user, new=NewUser("finn", "taken")))
+        writes.insert(9, db.write(_create_then_fail, name="ghost"))
+        return await asyncio.gather(*writes, return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert isinstance(results[5], Conflict) and isinstance(results[9], RuntimeError)
+    return results
+
+
 def test_concurrent_writes_share_commits_and_fail_alone(tmp_path: Path) -> None:
     db = SqliteDatabase(str(tmp_path / "users.db"))
     migrate(db, "users")
     commits: list[int] = []
     db._writer.set_trace_callback(lambda sql: commits.append(1) if sql == "COMMIT" else None)
 
-    async def main() -> list[object]:
-        writes = [db.write(store.create_user, new=NewUser(f"u{n}", "U")) for n in range(20)]
-        writes.insert(5, db.write(store.create_user, new=NewUser("finn", "taken")))
-        writes.insert(9, db.write(_create_then_fail, name="ghost"))
-        return await asyncio.gather(*writes, return_exceptions=True)
-
     try:
-        results = asyncio.run(main())
-        assert isinstance(results[5], Conflict) and isinstance(results[9], RuntimeError)
+        results = _mixed_writes(db, 20)
         made = [r for r in results if not isinstance(r, Exception)]
         assert len(made) == 20 and len({u.id for u in made}) == 20
         names = {u.username for u in asyncio.run(db.read(store.list_users))}
@@ -121,18 +135,8 @@ def test_postgres_writes_share_commits_each_seen_once_acknowledged(postgres) -> 
             unseen.append(name)
         return result
 
-    async def main() -> list[object]:
-        writes = [
-            write_then_look(db.write(store.create_user, new=NewUser(f"u{n}", "U")), f"u{n}")
-            for n in range(40)
-        ]
-        writes.insert(5, db.write(store.create_user, new=NewUser("finn", "taken")))
-        writes.insert(9, db.write(_create_then_fail, name="ghost"))
-        return await asyncio.gather(*writes, return_exceptions=True)
-
     try:
-        results = asyncio.run(main())
-        assert isinstance(results[5], Conflict) and isinstance(results[9], RuntimeError)
+        results = _mixed_writes(db, 40, write_then_look)
         made = [r for r in results if not isinstance(r, Exception)]
         assert len(made) == 40 and len({u.id for u in made}) == 40  # type: ignore[attr-defined]
         assert unseen == []
