@@ -117,7 +117,7 @@ def _check_field(name: bytes, value: bytes, verdict: _Verdict, encodings: list[b
     fields (and their look-alikes) are collected for `_check_framing`."""
     te = similarity(_TE, name)
     cl = similarity(_CL, name) if te == _DISTANT else _DISTANT
-    tier = max(_name_tier(name), _value_tier(value))
+    tier = max(_tier(name, _TCHAR), _tier(value, _VALUE_BYTES))
     if verdict.classification != SEVERE:
         if tier == _BAD:
             verdict.worse(SEVERE, "BadHeader")
@@ -135,20 +135,12 @@ def _check_field(name: bytes, value: bytes, verdict: _Verdict, encodings: list[b
         verdict.worse(AMBIGUOUS, "SuspiciousHeader")
 
 
-def _name_tier(name: bytes) -> int:
+def _tier(data: bytes, allowed: frozenset[int]) -> int:
+    """_OK when every byte of `data` is `allowed`, _BAD at the first byte of _BAD_BYTES, else
+    _NON_COMPLIANT (a header name against _TCHAR, a value against _VALUE_BYTES)."""
     tier = _OK
-    for b in name:
-        if b not in _TCHAR:
-            if b in _BAD_BYTES:
-                return _BAD
-            tier = _NON_COMPLIANT
-    return tier
-
-
-def _value_tier(value: bytes) -> int:
-    tier = _OK
-    for b in value:
-        if b not in _VALUE_BYTES:
+    for b in data:
+        if b not in allowed:
             if b in _BAD_BYTES:
                 return _BAD
             tier = _NON_COMPLIANT
