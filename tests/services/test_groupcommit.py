@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -181,3 +182,76 @@ def test_postgres_a_failed_commit_fails_every_write_in_its_batch(postgres) -> No
 async def main_after(db: PostgresDatabase) -> User:
     user: User = await db.write(store.create_user, new=NewUser("after", "A"))
     return user
+
+
+# --- SQLite: statements staged on the event loop, the COMMIT on the writer thread -----------
+
+
+def test_a_batch_runs_its_statements_on_the_loop_and_commits_on_the_writer_thread(tmp_path: Path) -> None:
+    db = SqliteDatabase(str(tmp_path / "users.db"))
+    migrate(db, "users")
+    seen: list[tuple[str, str]] = []
+    db._writer.set_trace_callback(lambda sql: seen.append((threading.current_thread().name, sql.split()[0])))
+
+    async def main() -> list[User]:
+        return await asyncio.gather(
+            *(db.write(store.create_user, new=NewUser(f"s{n}", "S")) for n in range(5))
+        )
+
+    try:
+        made = asyncio.run(main())
+        assert [u.username for u in made] == [f"s{n}" for n in range(5)]
+    finally:
+        db.close()
+    where = {sql: thread for thread, sql in seen if sql in ("INSERT", "COMMIT")}
+    assert where["INSERT"] == "MainThread" and where["COMMIT"].startswith("sqlite-writer"), seen
+
+
+@pytest.mark.timeout(60, method="thread")  # the loop stuck in C: a signal would wait
+def test_the_loop_never_waits_for_another_connections_write_lock(tmp_path: Path) -> None:
+    """Another process holds the lock; the loop releases it a moment later. Had the loop waited
+    on the busy timeout (10 minutes here) in BEGIN, the release could not run: the test would
+    time out."""
+    db = SqliteDatabase(str(tmp_path / "users.db"))
+    migrate(db, "users")
+    db._writer.execute("PRAGMA busy_timeout = 600000")
+    blocker = sqlite3.connect(tmp_path / "users.db", isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+
+    async def main() -> User:
+        asyncio.get_running_loop().call_later(0.05, blocker.execute, "COMMIT")
+        return await db.write(store.create_user, new=NewUser("waiter", "W"))
+
+    try:
+        assert asyncio.run(main()).username == "waiter"
+        assert db._writer.execute("PRAGMA busy_timeout").fetchone() == (600000,)  # set back
+    finally:
+        blocker.close()
+        db.close()
+
+
+def test_a_commit_that_fails_on_the_writer_thread_fails_every_staged_write(tmp_path: Path) -> None:
+    """A deferred foreign key is checked at COMMIT: the batch's commit fails, no write stays."""
+    db = SqliteDatabase(str(tmp_path / "users.db"))
+    migrate(db, "users")
+    db._writer.execute("PRAGMA foreign_keys = ON")
+    db._writer.execute(
+        "CREATE TABLE badge (user_id INTEGER REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED)"
+    )
+
+    def _orphan_badge(conn: Conn, *, name: str) -> None:
+        store.create_user(conn, new=NewUser(name, name))
+        conn.run("INSERT INTO badge (user_id) VALUES (999999)")
+
+    async def main() -> list[object]:
+        writes = [db.write(store.create_user, new=NewUser(f"f{n}", "F")) for n in range(3)]
+        writes.append(db.write(_orphan_badge, name="orphan"))
+        return await asyncio.gather(*writes, return_exceptions=True)
+
+    try:
+        results = asyncio.run(main())
+        assert all(isinstance(r, Conflict) for r in results[1:]), results
+        names = {u.username for u in asyncio.run(db.read(store.list_users))}
+        assert not {"f1", "f2", "orphan"} & names
+    finally:
+        db.close()

@@ -20,6 +20,12 @@ two parts:
   https://www.sqlite.org/lang_savepoint.html). At most `MAX_BATCH` (64) of them: PostgreSQL
   caches 64 subtransactions per transaction in shared memory and slows other sessions past that.
 
+A store may also *stage* a batch on the event loop (`stage`): run its statements there in an
+open transaction and return what is left to do on the executor (the COMMIT, where the waiting
+on the disk is), or None to have the executor run the whole batch. SQLite does (statements on a
+local file take microseconds; sent to a thread, each of them would hand the interpreter's lock
+back and forth with the event loop: docs/store.md, "Group commit").
+
 Under no concurrency a batch holds one write, as without group commit. No write is answered
 before the commit that holds it succeeded (docs/store.md, "Group commit").
 """
@@ -37,6 +43,9 @@ ROLLBACK_TO: Final = "ROLLBACK TO SAVEPOINT write"
 RELEASE: Final = "RELEASE SAVEPOINT write"
 Write = tuple[Callable[..., Any], dict[str, Any]]  # a storage function and its keywords
 Outcome = tuple[bool, Any]  # (True, its result) or (False, the exception it raised)
+# On the event loop: the batch staged in an open transaction, and what finishes it on the
+# executor (commit; the outcomes), or None when it cannot be staged now.
+Stage = Callable[[list[Write]], Callable[[], list[Outcome]] | None]
 
 
 def apply_each(
@@ -67,11 +76,18 @@ def apply_each(
 
 class GroupCommit:
     """Queues writes from the event loop; `run_batch` runs each batch in one transaction on
-    `executor` and returns an outcome per write, or raises when the transaction failed."""
+    `executor` and returns an outcome per write, or raises when the transaction failed.
+    With `stage`, a batch is first offered to it (on the loop; see the module's docstring)."""
 
-    def __init__(self, executor: Executor, run_batch: Callable[[list[Write]], list[Outcome]]) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        run_batch: Callable[[list[Write]], list[Outcome]],
+        stage: Stage | None = None,
+    ) -> None:
         self.executor = executor
         self.run_batch = run_batch
+        self.stage = stage
         self.queue: list[tuple[Write, asyncio.Future[Any]]] = []
         self.running = False
         self.batches = 0  # transactions started so far
@@ -92,7 +108,18 @@ class GroupCommit:
         self.running = True
         self.batches += 1
         writes = [write for write, _ in batch]
-        done = asyncio.get_running_loop().run_in_executor(self.executor, self.run_batch, writes)
+        loop = asyncio.get_running_loop()
+        try:
+            finish = self.stage(writes) if self.stage is not None else None
+        except Exception as exc:  # the transaction could not be staged: no write was made
+            failed: asyncio.Future[list[Outcome]] = loop.create_future()
+            failed.set_exception(exc)
+            loop.call_soon(self._finish, batch, failed)
+            return
+        if finish is None:
+            done = loop.run_in_executor(self.executor, self.run_batch, writes)
+        else:
+            done = loop.run_in_executor(self.executor, finish)
         done.add_done_callback(lambda finished: self._finish(batch, finished))
 
     def _finish(

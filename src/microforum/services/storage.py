@@ -13,11 +13,13 @@ placeholders; a `Database` runs them:
   it gave while the database's wal-index header (`WalIndex`, a memory read) stays the same: any
   commit by any connection of any process changes it, so a cached answer is never stale.
   PostgreSQL keeps them until a change is notified (LISTEN/NOTIFY, `pgcache.py`).
-- `await db.write(fn, **kw)` runs `fn` in one transaction on a database thread, answered once
-  that committed; writes queued while one commits share the next commit, each in its own
-  savepoint (groupcommit.py). SQLite: `BEGIN IMMEDIATE`, so replicas on one file queue on the
-  busy timeout instead of failing; synchronous=FULL, so an acknowledged write is on disk before
-  the response is sent. PostgreSQL: BEGIN and COMMIT by hand (pgconn.run_transaction).
+- `await db.write(fn, **kw)` runs `fn` in one transaction, answered once that committed;
+  writes queued while one commits share the next commit, each in its own savepoint
+  (groupcommit.py). SQLite: `BEGIN IMMEDIATE`, the statements on the event loop when the write
+  lock is free at once and the COMMIT on the writer thread (else the whole batch there, so
+  replicas on one file queue on the busy timeout instead of failing); synchronous=FULL, so an
+  acknowledged write is on disk before the response is sent. PostgreSQL: on a database thread,
+  BEGIN and COMMIT by hand (pgconn.run_transaction).
 
 Foreign exceptions are translated here, once: a unique-constraint violation becomes
 `Conflict`, an unreachable or locked database becomes `StorageUnavailable` (the HTTP layer
@@ -199,6 +201,22 @@ def _wal(conn: sqlite3.Connection) -> None:
             time.sleep(0.01)
 
 
+def _begin_at_once(conn: sqlite3.Connection) -> bool:
+    """BEGIN IMMEDIATE without waiting: False (nothing begun) when another connection holds
+    the write lock. The connection's busy timeout is set back as it was."""
+    (waits,) = conn.execute("PRAGMA busy_timeout").fetchone()
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return False
+        raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(waits)}")
+    return True
+
+
 def _sqlite_errors(exc: Exception) -> Exception:
     """The storage module's exception for one of sqlite3's (others are returned as they are)."""
     if isinstance(exc, sqlite3.IntegrityError):
@@ -225,7 +243,7 @@ class SqliteDatabase:
         self._writer = _sqlite_connect(path)
         self._reader = _SqliteConn(_sqlite_connect(path))
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
-        self._group = GroupCommit(self._pool, self._run_batch)
+        self._group = GroupCommit(self._pool, self._run_batch, self._stage)
         self._cache: dict[Hashable, bytes | None] = {}
         self._cache_version: Hashable = ()  # no version is (): the first read fills the cache
         self._wal = WalIndex.open(path)  # opened after the reader: its connection keeps it valid
@@ -286,6 +304,35 @@ class SqliteDatabase:
             if isinstance(exc, sqlite3.Error):
                 raise _sqlite_errors(exc) from exc
             raise
+
+    def _stage(self, batch: list[Write]) -> Callable[[], list[Outcome]] | None:
+        """On the event loop: the batch's statements in a transaction begun only if the write
+        lock is free at once (the loop never waits on another connection's lock); its COMMIT
+        (the fsync) is left to the writer thread. None when another connection holds the lock:
+        the writer thread then runs the whole batch, waiting within the busy timeout."""
+        conn = self._writer
+        try:
+            if not _begin_at_once(conn):
+                return None
+            outcomes = apply_each(batch, conn.execute, _SqliteConn(conn), _sqlite_errors)
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _sqlite_errors(exc) from exc
+            raise
+        return lambda: self._commit(outcomes)
+
+    def _commit(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """On the writer thread: COMMIT the staged transaction (synchronous=FULL: on disk)."""
+        conn = self._writer
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise _sqlite_errors(exc) from exc
+        return outcomes
 
     def write_now(self, fn: Callable[..., T], /, **kw: Any) -> T:
         conn = self._writer
