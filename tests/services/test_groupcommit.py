@@ -4,6 +4,8 @@ and each is answered only once the commit that holds it is done."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
@@ -255,3 +257,27 @@ def test_a_commit_that_fails_on_the_writer_thread_fails_every_staged_write(tmp_p
         assert not {"f1", "f2", "orphan"} & names
     finally:
         db.close()
+
+
+def test_a_large_batch_keeps_its_savepoints_journal_in_memory(tmp_path: Path) -> None:
+    """40 writes nest 40 savepoints; their journal must not spill to a temporary file (opened,
+    written and deleted per batch). Seen from inside the batch: the process's open files."""
+    db = SqliteDatabase(str(tmp_path / "users.db"))
+    migrate(db, "users")
+    open_files: set[str] = set()
+
+    def _look(conn: Conn, *, name: str) -> None:
+        store.create_user(conn, new=NewUser(name, name))
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                open_files.add(os.readlink(f"/proc/self/fd/{fd}"))
+
+    async def main() -> None:
+        await asyncio.gather(*(db.write(_look, name=f"j{n}") for n in range(40)))
+
+    try:
+        asyncio.run(main())
+    finally:
+        db.close()
+    # SQLite names its temporary files etilqs_* (its SQLITE_TEMP_FILE_PREFIX).
+    assert open_files and not [f for f in open_files if "etilqs" in f], open_files

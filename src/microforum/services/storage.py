@@ -183,6 +183,9 @@ def _sqlite_connect(path: str) -> sqlite3.Connection:
     conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
     _wal(conn)
     conn.execute("PRAGMA synchronous = FULL")
+    # A batch's savepoints nest (groupcommit.py): past 64 KiB their journal would spill to a
+    # temporary file, opened, written and deleted per batch (docs/store.md, "Group commit").
+    conn.execute("PRAGMA temp_store = MEMORY")
     return conn
 
 
