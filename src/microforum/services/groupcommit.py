@@ -10,13 +10,17 @@ two parts:
   write answered from its batch's outcome. A batch whose transaction fails as a whole (its
   BEGIN or COMMIT, a lost connection) fails every write in it with that error: none of them
   was committed, and none is answered as if it were.
-- `apply_each` (the database thread's side, inside the open transaction): each write in a
-  savepoint of its own, so that one that raises is rolled back alone and its caller gets the
-  exception, while the others go on. A batch of one needs no savepoint: its write's failure
-  is the transaction's, which the store rolls back. A write that succeeded leaves its
-  savepoint open (one statement less per write): the next one nests inside it, a rollback
-  goes to the latest savepoint of the name, and COMMIT ends them all. Both stores keep an
-  older savepoint of the same name (https://www.postgresql.org/docs/current/sql-savepoint.html,
+- `apply_each` (inside the open transaction): every write runs as it is, after one savepoint
+  for the whole batch. When one raises, the batch goes back to that savepoint (then released)
+  and runs again, each write in a savepoint of its own, so that the one that raises is rolled
+  back alone and its caller gets the exception, while the others go on. Writes rarely fail (a
+  409, a 412), so a batch usually costs one savepoint, not one per write: on PostgreSQL each
+  statement is a round trip to the server, which a savepoint per write doubled. A batch of one
+  needs no savepoint: its write's failure is the transaction's, which the store rolls back. In
+  the second pass, a write that succeeded leaves its savepoint open (one statement less per
+  write): the next one nests inside it, a rollback goes to the latest savepoint of the name,
+  and COMMIT ends them all. Both stores keep an older savepoint of the same name
+  (https://www.postgresql.org/docs/current/sql-savepoint.html,
   https://www.sqlite.org/lang_savepoint.html). At most `MAX_BATCH` (64) of them: PostgreSQL
   caches 64 subtransactions per transaction in shared memory and slows other sessions past that.
 
@@ -41,6 +45,9 @@ MAX_BATCH: Final = 64  # writes per transaction at most
 SAVEPOINT: Final = "SAVEPOINT write"
 ROLLBACK_TO: Final = "ROLLBACK TO SAVEPOINT write"
 RELEASE: Final = "RELEASE SAVEPOINT write"
+BATCH_SAVEPOINT: Final = "SAVEPOINT batch"
+ROLLBACK_BATCH: Final = "ROLLBACK TO SAVEPOINT batch"
+RELEASE_BATCH: Final = "RELEASE SAVEPOINT batch"
 Write = tuple[Callable[..., Any], dict[str, Any]]  # a storage function and its keywords
 Outcome = tuple[bool, Any]  # (True, its result) or (False, the exception it raised)
 # On the event loop: the batch staged in an open transaction, and what finishes it on the
@@ -54,12 +61,28 @@ def apply_each(
     conn: Any,
     translate: Callable[[Exception], Exception],
 ) -> list[Outcome]:
-    """Run every write of `batch` as `fn(conn, **kw)` in the open transaction, each in its own
-    savepoint (`execute` runs the savepoint statements); errors of the database's driver are
-    passed through `translate`. A failing savepoint statement fails the batch."""
+    """Run every write of `batch` as `fn(conn, **kw)` in the open transaction: all at once
+    after one savepoint, or, when one of them raises, again from that savepoint, each in its
+    own (`execute` runs the savepoint statements); errors of the database's driver are passed
+    through `translate`. A failing savepoint statement fails the batch."""
     if len(batch) == 1:
         fn, kw = batch[0]
         return [(True, fn(conn, **kw))]
+    execute(BATCH_SAVEPOINT)
+    try:
+        return [(True, fn(conn, **kw)) for fn, kw in batch]
+    except Exception:  # the writes go again, each on its own: the failing one alone is undone
+        execute(ROLLBACK_BATCH)
+        execute(RELEASE_BATCH)  # so the writes' savepoints do not nest in it: 64 at most
+    return _each_alone(batch, execute, conn, translate)
+
+
+def _each_alone(
+    batch: Sequence[Write],
+    execute: Callable[[str], object],
+    conn: Any,
+    translate: Callable[[Exception], Exception],
+) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for fn, kw in batch:
         execute(SAVEPOINT)
