@@ -15,6 +15,7 @@ from microforum.services.groupcommit import (
     SAVEPOINT,
     Write,
     apply_each,
+    opening,
 )
 
 
@@ -78,3 +79,12 @@ def test_a_batch_of_one_needs_no_savepoint() -> None:
     table = Table()
     assert apply_each(_writes("a"), table.execute, table, _translate) == [(True, "a")]
     assert table.said == []
+
+
+def test_a_batch_opened_by_its_store_does_not_set_its_savepoint_again() -> None:
+    table = Table()
+    assert opening(_writes("a", "b")) == BATCH_SAVEPOINT and opening(_writes("a")) is None
+    table.execute(BATCH_SAVEPOINT)  # sent by the store with its BEGIN
+    outcomes: list[Any] = apply_each(_writes("a", "bad"), table.execute, table, _translate, opened=True)
+    assert [ok for ok, _ in outcomes] == [True, False] and table.rows == ["a"]
+    assert table.said[:3] == [BATCH_SAVEPOINT, ROLLBACK_BATCH, RELEASE_BATCH]

@@ -281,3 +281,37 @@ def test_a_large_batch_keeps_its_savepoints_journal_in_memory(tmp_path: Path) ->
         db.close()
     # SQLite names its temporary files etilqs_* (its SQLITE_TEMP_FILE_PREFIX).
     assert open_files and not [f for f in open_files if "etilqs" in f], open_files
+
+
+class _SaidOn:
+    """A psycopg connection that records the statements run on it (not on its cursors)."""
+
+    def __init__(self, conn: object) -> None:
+        self.conn = conn
+        self.said: list[str] = []
+
+    def execute(self, sql: str, *args: object, **kwargs: object) -> object:
+        self.said.append(sql)
+        return self.conn.execute(sql, *args, **kwargs)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.conn, name)
+
+
+@pytest.mark.postgres
+def test_postgres_a_batch_opens_with_its_savepoint_in_one_round_trip(postgres) -> None:
+    """BEGIN and the batch's savepoint go to the server together, as one statement string."""
+    db = PostgresDatabase(postgres.create_database())
+    migrate(db, "users")
+    try:
+        db._conn()  # this thread's connection, then watched
+        spy = _SaidOn(db._local.conn)
+        db._local.conn = spy
+        batch = [(store.create_user, {"new": NewUser(f"r{n}", "R")}) for n in range(3)]
+        outcomes = db._run_batch(batch)  # what a database thread runs for a batch
+        assert [ok for ok, _ in outcomes] == [True, True, True]
+        assert spy.said == ["BEGIN; SAVEPOINT batch", "COMMIT"]
+        names = {u.username for u in asyncio.run(db.read(store.list_users))}
+        assert {"r0", "r1", "r2"} <= names
+    finally:
+        db.close()

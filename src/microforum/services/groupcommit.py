@@ -55,20 +55,30 @@ Outcome = tuple[bool, Any]  # (True, its result) or (False, the exception it rai
 Stage = Callable[[list[Write]], Callable[[], list[Outcome]] | None]
 
 
+def opening(batch: Sequence[Write]) -> str | None:
+    """The statement a batch starts with in its transaction (`apply_each` runs it unless told
+    it ran): a store may send it with its BEGIN, in one round trip to the server."""
+    return BATCH_SAVEPOINT if len(batch) > 1 else None
+
+
 def apply_each(
     batch: Sequence[Write],
     execute: Callable[[str], object],
     conn: Any,
     translate: Callable[[Exception], Exception],
+    *,
+    opened: bool = False,
 ) -> list[Outcome]:
     """Run every write of `batch` as `fn(conn, **kw)` in the open transaction: all at once
     after one savepoint, or, when one of them raises, again from that savepoint, each in its
     own (`execute` runs the savepoint statements); errors of the database's driver are passed
-    through `translate`. A failing savepoint statement fails the batch."""
+    through `translate`. A failing savepoint statement fails the batch. `opened`: the caller
+    ran `opening(batch)` already."""
     if len(batch) == 1:
         fn, kw = batch[0]
         return [(True, fn(conn, **kw))]
-    execute(BATCH_SAVEPOINT)
+    if not opened:
+        execute(BATCH_SAVEPOINT)
     try:
         return [(True, fn(conn, **kw)) for fn, kw in batch]
     except Exception:  # the writes go again, each on its own: the failing one alone is undone
