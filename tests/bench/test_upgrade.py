@@ -49,6 +49,23 @@ def test_each_tree_runs_its_own_microforum(tmp_path: Path) -> None:
     assert upgrade.microforum_of(tmp_path) == str(tmp_path / ".venv" / "bin" / "microforum")
 
 
+def test_each_tree_builds_its_load_balancer_with_its_own_python(tmp_path: Path) -> None:
+    assert upgrade.python_of(tmp_path) == str(tmp_path / ".venv" / "bin" / "python")
+    assert upgrade.python_of(REPO) == str(Path(MICROFORUM).parent / "python")
+
+
+def test_the_report_says_which_load_balancer_each_stack_ran(tmp_path: Path) -> None:
+    log = tmp_path / "up.log"
+    assert upgrade.lb_mode(log) == "load balancer: not said"
+    log.write_text(
+        "microforum  | users-1 serving\n"
+        "microforum  | load balancer compiled with mypyc (17 modules, build e7499391ce7b)\n"
+    )
+    assert upgrade.lb_mode(log) == "load balancer compiled with mypyc (17 modules, build e7499391ce7b)"
+    log.write_text("microforum: load balancer interpreted (no compiled build of this source yet; …)\n")
+    assert upgrade.lb_mode(log).startswith("load balancer interpreted (no compiled build")
+
+
 def test_an_old_tree_without_its_venv_is_named_with_the_fix(tmp_path: Path) -> None:
     assert "--old-tree" in (upgrade.old_tree_missing("") or "")
     assert "pip install -e ." in (upgrade.old_tree_missing(str(tmp_path)) or "")

@@ -4,7 +4,10 @@ and each is answered only once the commit that holds it is done."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -181,3 +184,134 @@ def test_postgres_a_failed_commit_fails_every_write_in_its_batch(postgres) -> No
 async def main_after(db: PostgresDatabase) -> User:
     user: User = await db.write(store.create_user, new=NewUser("after", "A"))
     return user
+
+
+# --- SQLite: statements staged on the event loop, the COMMIT on the writer thread -----------
+
+
+def test_a_batch_runs_its_statements_on_the_loop_and_commits_on_the_writer_thread(tmp_path: Path) -> None:
+    db = SqliteDatabase(str(tmp_path / "users.db"))
+    migrate(db, "users")
+    seen: list[tuple[str, str]] = []
+    db._writer.set_trace_callback(lambda sql: seen.append((threading.current_thread().name, sql.split()[0])))
+
+    async def main() -> list[User]:
+        return await asyncio.gather(
+            *(db.write(store.create_user, new=NewUser(f"s{n}", "S")) for n in range(5))
+        )
+
+    try:
+        made = asyncio.run(main())
+        assert [u.username for u in made] == [f"s{n}" for n in range(5)]
+    finally:
+        db.close()
+    where = {sql: thread for thread, sql in seen if sql in ("INSERT", "COMMIT")}
+    assert where["INSERT"] == "MainThread" and where["COMMIT"].startswith("sqlite-writer"), seen
+
+
+@pytest.mark.timeout(60, method="thread")  # the loop stuck in C: a signal would wait
+def test_the_loop_never_waits_for_another_connections_write_lock(tmp_path: Path) -> None:
+    """Another process holds the lock; the loop releases it a moment later. Had the loop waited
+    on the busy timeout (10 minutes here) in BEGIN, the release could not run: the test would
+    time out."""
+    db = SqliteDatabase(str(tmp_path / "users.db"))
+    migrate(db, "users")
+    db._writer.execute("PRAGMA busy_timeout = 600000")
+    blocker = sqlite3.connect(tmp_path / "users.db", isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+
+    async def main() -> User:
+        asyncio.get_running_loop().call_later(0.05, blocker.execute, "COMMIT")
+        return await db.write(store.create_user, new=NewUser("waiter", "W"))
+
+    try:
+        assert asyncio.run(main()).username == "waiter"
+        assert db._writer.execute("PRAGMA busy_timeout").fetchone() == (600000,)  # set back
+    finally:
+        blocker.close()
+        db.close()
+
+
+def test_a_commit_that_fails_on_the_writer_thread_fails_every_staged_write(tmp_path: Path) -> None:
+    """A deferred foreign key is checked at COMMIT: the batch's commit fails, no write stays."""
+    db = SqliteDatabase(str(tmp_path / "users.db"))
+    migrate(db, "users")
+    db._writer.execute("PRAGMA foreign_keys = ON")
+    db._writer.execute(
+        "CREATE TABLE badge (user_id INTEGER REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED)"
+    )
+
+    def _orphan_badge(conn: Conn, *, name: str) -> None:
+        store.create_user(conn, new=NewUser(name, name))
+        conn.run("INSERT INTO badge (user_id) VALUES (999999)")
+
+    async def main() -> list[object]:
+        writes = [db.write(store.create_user, new=NewUser(f"f{n}", "F")) for n in range(3)]
+        writes.append(db.write(_orphan_badge, name="orphan"))
+        return await asyncio.gather(*writes, return_exceptions=True)
+
+    try:
+        results = asyncio.run(main())
+        assert all(isinstance(r, Conflict) for r in results[1:]), results
+        names = {u.username for u in asyncio.run(db.read(store.list_users))}
+        assert not {"f1", "f2", "orphan"} & names
+    finally:
+        db.close()
+
+
+def test_a_large_batch_keeps_its_savepoints_journal_in_memory(tmp_path: Path) -> None:
+    """40 writes nest 40 savepoints; their journal must not spill to a temporary file (opened,
+    written and deleted per batch). Seen from inside the batch: the process's open files."""
+    db = SqliteDatabase(str(tmp_path / "users.db"))
+    migrate(db, "users")
+    open_files: set[str] = set()
+
+    def _look(conn: Conn, *, name: str) -> None:
+        store.create_user(conn, new=NewUser(name, name))
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                open_files.add(os.readlink(f"/proc/self/fd/{fd}"))
+
+    async def main() -> None:
+        await asyncio.gather(*(db.write(_look, name=f"j{n}") for n in range(40)))
+
+    try:
+        asyncio.run(main())
+    finally:
+        db.close()
+    # SQLite names its temporary files etilqs_* (its SQLITE_TEMP_FILE_PREFIX).
+    assert open_files and not [f for f in open_files if "etilqs" in f], open_files
+
+
+class _SaidOn:
+    """A psycopg connection that records the statements run on it (not on its cursors)."""
+
+    def __init__(self, conn: object) -> None:
+        self.conn = conn
+        self.said: list[str] = []
+
+    def execute(self, sql: str, *args: object, **kwargs: object) -> object:
+        self.said.append(sql)
+        return self.conn.execute(sql, *args, **kwargs)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.conn, name)
+
+
+@pytest.mark.postgres
+def test_postgres_a_batch_opens_with_its_savepoint_in_one_round_trip(postgres) -> None:
+    """BEGIN and the batch's savepoint go to the server together, as one statement string."""
+    db = PostgresDatabase(postgres.create_database())
+    migrate(db, "users")
+    try:
+        db._conn()  # this thread's connection, then watched
+        spy = _SaidOn(db._local.conn)
+        db._local.conn = spy
+        batch = [(store.create_user, {"new": NewUser(f"r{n}", "R")}) for n in range(3)]
+        outcomes = db._run_batch(batch)  # what a database thread runs for a batch
+        assert [ok for ok, _ in outcomes] == [True, True, True]
+        assert spy.said == ["BEGIN; SAVEPOINT batch", "COMMIT"]
+        names = {u.username for u in asyncio.run(db.read(store.list_users))}
+        assert {"r0", "r1", "r2"} <= names
+    finally:
+        db.close()

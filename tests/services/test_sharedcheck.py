@@ -89,3 +89,15 @@ def test_nothing_is_left_pending_once_answered(paths: list[str]) -> None:
 
     shared = asyncio.run(main())
     assert shared.pending == {} and shared.sent == len(paths)
+
+
+def test_a_started_check_is_under_way_before_its_caller_awaits_it() -> None:
+    async def main() -> tuple[list[str], bool]:
+        shared, owner = SharedChecks(), Owner()
+        answer = shared.start("/api/users/2", owner.check("/api/users/2"))
+        await asyncio.sleep(0)  # one turn of the loop: the caller has not awaited `answer`
+        sent = list(owner.requests)
+        owner.release.set()
+        return sent, await answer
+
+    assert asyncio.run(main()) == (["/api/users/2"], True)

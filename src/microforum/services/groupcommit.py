@@ -10,15 +10,25 @@ two parts:
   write answered from its batch's outcome. A batch whose transaction fails as a whole (its
   BEGIN or COMMIT, a lost connection) fails every write in it with that error: none of them
   was committed, and none is answered as if it were.
-- `apply_each` (the database thread's side, inside the open transaction): each write in a
-  savepoint of its own, so that one that raises is rolled back alone and its caller gets the
-  exception, while the others go on. A batch of one needs no savepoint: its write's failure
-  is the transaction's, which the store rolls back. A write that succeeded leaves its
-  savepoint open (one statement less per write): the next one nests inside it, a rollback
-  goes to the latest savepoint of the name, and COMMIT ends them all. Both stores keep an
-  older savepoint of the same name (https://www.postgresql.org/docs/current/sql-savepoint.html,
+- `apply_each` (inside the open transaction): every write runs as it is, after one savepoint
+  for the whole batch. When one raises, the batch goes back to that savepoint (then released)
+  and runs again, each write in a savepoint of its own, so that the one that raises is rolled
+  back alone and its caller gets the exception, while the others go on. Writes rarely fail (a
+  409, a 412), so a batch usually costs one savepoint, not one per write: on PostgreSQL each
+  statement is a round trip to the server, which a savepoint per write doubled. A batch of one
+  needs no savepoint: its write's failure is the transaction's, which the store rolls back. In
+  the second pass, a write that succeeded leaves its savepoint open (one statement less per
+  write): the next one nests inside it, a rollback goes to the latest savepoint of the name,
+  and COMMIT ends them all. Both stores keep an older savepoint of the same name
+  (https://www.postgresql.org/docs/current/sql-savepoint.html,
   https://www.sqlite.org/lang_savepoint.html). At most `MAX_BATCH` (64) of them: PostgreSQL
   caches 64 subtransactions per transaction in shared memory and slows other sessions past that.
+
+A store may also *stage* a batch on the event loop (`stage`): run its statements there in an
+open transaction and return what is left to do on the executor (the COMMIT, where the waiting
+on the disk is), or None to have the executor run the whole batch. SQLite does (statements on a
+local file take microseconds; sent to a thread, each of them would hand the interpreter's lock
+back and forth with the event loop: docs/store.md, "Group commit").
 
 Under no concurrency a batch holds one write, as without group commit. No write is answered
 before the commit that holds it succeeded (docs/store.md, "Group commit").
@@ -35,8 +45,20 @@ MAX_BATCH: Final = 64  # writes per transaction at most
 SAVEPOINT: Final = "SAVEPOINT write"
 ROLLBACK_TO: Final = "ROLLBACK TO SAVEPOINT write"
 RELEASE: Final = "RELEASE SAVEPOINT write"
+BATCH_SAVEPOINT: Final = "SAVEPOINT batch"
+ROLLBACK_BATCH: Final = "ROLLBACK TO SAVEPOINT batch"
+RELEASE_BATCH: Final = "RELEASE SAVEPOINT batch"
 Write = tuple[Callable[..., Any], dict[str, Any]]  # a storage function and its keywords
 Outcome = tuple[bool, Any]  # (True, its result) or (False, the exception it raised)
+# On the event loop: the batch staged in an open transaction, and what finishes it on the
+# executor (commit; the outcomes), or None when it cannot be staged now.
+Stage = Callable[[list[Write]], Callable[[], list[Outcome]] | None]
+
+
+def opening(batch: Sequence[Write]) -> str | None:
+    """The statement a batch starts with in its transaction (`apply_each` runs it unless told
+    it ran): a store may send it with its BEGIN, in one round trip to the server."""
+    return BATCH_SAVEPOINT if len(batch) > 1 else None
 
 
 def apply_each(
@@ -44,13 +66,33 @@ def apply_each(
     execute: Callable[[str], object],
     conn: Any,
     translate: Callable[[Exception], Exception],
+    *,
+    opened: bool = False,
 ) -> list[Outcome]:
-    """Run every write of `batch` as `fn(conn, **kw)` in the open transaction, each in its own
-    savepoint (`execute` runs the savepoint statements); errors of the database's driver are
-    passed through `translate`. A failing savepoint statement fails the batch."""
+    """Run every write of `batch` as `fn(conn, **kw)` in the open transaction: all at once
+    after one savepoint, or, when one of them raises, again from that savepoint, each in its
+    own (`execute` runs the savepoint statements); errors of the database's driver are passed
+    through `translate`. A failing savepoint statement fails the batch. `opened`: the caller
+    ran `opening(batch)` already."""
     if len(batch) == 1:
         fn, kw = batch[0]
         return [(True, fn(conn, **kw))]
+    if not opened:
+        execute(BATCH_SAVEPOINT)
+    try:
+        return [(True, fn(conn, **kw)) for fn, kw in batch]
+    except Exception:  # the writes go again, each on its own: the failing one alone is undone
+        execute(ROLLBACK_BATCH)
+        execute(RELEASE_BATCH)  # so the writes' savepoints do not nest in it: 64 at most
+    return _each_alone(batch, execute, conn, translate)
+
+
+def _each_alone(
+    batch: Sequence[Write],
+    execute: Callable[[str], object],
+    conn: Any,
+    translate: Callable[[Exception], Exception],
+) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for fn, kw in batch:
         execute(SAVEPOINT)
@@ -67,11 +109,18 @@ def apply_each(
 
 class GroupCommit:
     """Queues writes from the event loop; `run_batch` runs each batch in one transaction on
-    `executor` and returns an outcome per write, or raises when the transaction failed."""
+    `executor` and returns an outcome per write, or raises when the transaction failed.
+    With `stage`, a batch is first offered to it (on the loop; see the module's docstring)."""
 
-    def __init__(self, executor: Executor, run_batch: Callable[[list[Write]], list[Outcome]]) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        run_batch: Callable[[list[Write]], list[Outcome]],
+        stage: Stage | None = None,
+    ) -> None:
         self.executor = executor
         self.run_batch = run_batch
+        self.stage = stage
         self.queue: list[tuple[Write, asyncio.Future[Any]]] = []
         self.running = False
         self.batches = 0  # transactions started so far
@@ -92,7 +141,18 @@ class GroupCommit:
         self.running = True
         self.batches += 1
         writes = [write for write, _ in batch]
-        done = asyncio.get_running_loop().run_in_executor(self.executor, self.run_batch, writes)
+        loop = asyncio.get_running_loop()
+        try:
+            finish = self.stage(writes) if self.stage is not None else None
+        except Exception as exc:  # the transaction could not be staged: no write was made
+            failed: asyncio.Future[list[Outcome]] = loop.create_future()
+            failed.set_exception(exc)
+            loop.call_soon(self._finish, batch, failed)
+            return
+        if finish is None:
+            done = loop.run_in_executor(self.executor, self.run_batch, writes)
+        else:
+            done = loop.run_in_executor(self.executor, finish)
         done.add_done_callback(lambda finished: self._finish(batch, finished))
 
     def _finish(

@@ -17,11 +17,11 @@ least one sees the other's write, and refuses.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from asyncio import Future
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,14 +40,41 @@ class Requirement:
 
     field: str
     detail: str  # the 422's detail when it is missing
-    referable: Callable[[bool], Awaitable[bool]]  # fresh: decide (False: a recent hint will do)
+    # fresh: decide (False: a recent hint will do). The answer, or an awaitable of it; a
+    # future is under way already, so the questions of one create are asked together.
+    referable: Callable[[bool], bool | Awaitable[bool]]
 
 
 async def _require(requirements: list[Requirement], *, fresh: bool) -> None:
-    found = await asyncio.gather(*(r.referable(fresh) for r in requirements))
+    """422 naming the first requirement not referable; an owner that cannot answer raises
+    (503), in the requirements' order. Every answer is awaited, none left unretrieved."""
+    asked = [r.referable(fresh) for r in requirements]
+    found: list[bool] = []
+    failed: Exception | None = None
+    try:
+        for answer in asked:
+            try:
+                found.append(answer if isinstance(answer, bool) else await answer)
+            except Exception as exc:  # each answer is awaited, whatever the others'
+                failed = failed or exc
+                found.append(False)
+    except BaseException:  # cancelled: the answers not awaited yet are dropped
+        for answer in asked[len(found) :]:
+            _drop(answer)
+        raise
+    if failed is not None:
+        raise failed
     for requirement, ok in zip(requirements, found, strict=True):
         if not ok:
             raise HttpError(422, requirement.detail, field=requirement.field)
+
+
+def _drop(answer: bool | Awaitable[bool]) -> None:
+    """Cancel an answer nobody will await (a future under way, or a coroutine not started)."""
+    if isinstance(answer, Future):
+        answer.cancel()
+    elif isinstance(answer, Coroutine):
+        answer.close()
 
 
 @dataclass(frozen=True)

@@ -64,10 +64,11 @@ class CommitLost(Exception):
     """The connection was lost while COMMIT was on its way: the write may have been applied."""
 
 
-def run_transaction(conn: Any, work: Callable[[], T], lost: type[Exception]) -> T:
-    """`work()` in one transaction on an autocommit `conn`; CommitLost when the connection
-    (`lost`: psycopg's OperationalError) fails during COMMIT."""
-    conn.execute("BEGIN")
+def run_transaction(conn: Any, work: Callable[[], T], lost: type[Exception], begin: str = "BEGIN") -> T:
+    """`work()` in one transaction on an autocommit `conn`, opened by `begin` (BEGIN, maybe
+    followed by statements without parameters: one round trip); CommitLost when the
+    connection (`lost`: psycopg's OperationalError) fails during COMMIT."""
+    conn.execute(begin)
     try:
         result = work()
     except BaseException:

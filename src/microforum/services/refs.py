@@ -26,7 +26,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from microforum.lb.headers import new_trace_id, trace_id
 from microforum.services import store
@@ -42,6 +42,8 @@ from microforum.services.storage import Database
 # Asked of the owner when a record is about to be referred to: 404 while its delete is in
 # progress too, and answered from the database, not a cache.
 REFERABLE_QUERY = "?referable=true"
+# A reference question's answer: known at once, or an awaitable of it already under way.
+Answer = bool | Awaitable[bool]
 HINT_TTL = 5.0  # seconds a remote "referable" answer may serve as a create's first check
 MAX_HINTS = 4096  # hints kept; forgotten all at once past this
 
@@ -137,32 +139,39 @@ class References:
     def __repr__(self) -> str:
         return f"References(local={sorted(self.local)}, remote={list(self.remote.values())})"
 
-    async def user_referable(self, user_id: int, trace: str | None = None, *, fresh: bool = True) -> bool:
+    def user_referable(self, user_id: int, trace: str | None = None, *, fresh: bool = True) -> Answer:
         """May a new record refer to user `user_id` (it exists, no delete in progress)?"""
         if "users" in self.local:
-            return await self.local["users"].read(store.referable_user, user_id=user_id) is not None
-        return await self._referable("users", f"/api/users/{user_id}{REFERABLE_QUERY}", trace, fresh)
+            return self._local("users", store.referable_user, user_id=user_id)
+        return self._referable("users", f"/api/users/{user_id}{REFERABLE_QUERY}", trace, fresh)
 
-    async def thread_referable(self, thread_id: int, trace: str | None = None, *, fresh: bool = True) -> bool:
+    def thread_referable(self, thread_id: int, trace: str | None = None, *, fresh: bool = True) -> Answer:
         """May a new post be in thread `thread_id` (it exists, no delete in progress)?"""
         if "threads" in self.local:
-            found = await self.local["threads"].read(store.referable_thread, thread_id=thread_id)
-            return found is not None
-        path = f"/api/threads/{thread_id}{REFERABLE_QUERY}"
-        return await self._referable("threads", path, trace, fresh)
+            return self._local("threads", store.referable_thread, thread_id=thread_id)
+        return self._referable("threads", f"/api/threads/{thread_id}{REFERABLE_QUERY}", trace, fresh)
 
-    async def _referable(self, service: str, path: str, trace: str | None, fresh: bool) -> bool:
-        now = time.monotonic()
-        if not fresh and self._hints.get(path, 0.0) > now - HINT_TTL:
+    async def _local(self, resource: str, referable: Callable[..., object], **where: int) -> bool:
+        return await self.local[resource].read(referable, **where) is not None
+
+    def _referable(self, service: str, path: str, trace: str | None, fresh: bool) -> Answer:
+        """True at once from a recent hint (`fresh=False`), else a check under way."""
+        if not fresh and self._hints.get(path, 0.0) > time.monotonic() - HINT_TTL:
             return True
-        found = await self._shared.ask(path, lambda: self.remote[service].exists(path, trace))
-        if found:
+        found = self._shared.start(path, lambda: self.remote[service].exists(path, trace))
+        found.add_done_callback(lambda done: self._remember(path, done))
+        return found
+
+    def _remember(self, path: str, done: asyncio.Future[bool]) -> None:
+        """Keep a "referable" answer as a hint, forget a "not referable" one."""
+        if done.cancelled() or done.exception() is not None:
+            return
+        if done.result():
             if len(self._hints) >= MAX_HINTS:
                 self._hints.clear()
-            self._hints[path] = now
+            self._hints[path] = time.monotonic()
         else:
             self._hints.pop(path, None)
-        return found
 
     async def user_referenced(self, user_id: int, trace: str | None = None) -> str | None:
         """What still refers to user `user_id` ("threads", "posts"), or None."""

@@ -29,15 +29,22 @@ class SharedChecks:
 
     async def ask(self, path: str, check: Callable[[], Awaitable[bool]]) -> bool:
         """The answer of a `check()` of `path` sent after this call began."""
+        return await self.start(path, check)
+
+    def start(self, path: str, check: Callable[[], Awaitable[bool]]) -> asyncio.Future[bool]:
+        """A future of the answer of a `check()` of `path` sent after this call: the check not
+        sent yet, joined, or a new one, under way at once (so a caller may start several and
+        then await them, with no task of its own for each)."""
         future = self.pending.get(path)
         if future is None:
-            future = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
             future.add_done_callback(_retrieved)
             self.pending[path] = future
-            task = asyncio.get_running_loop().create_task(self._send(path, future, check))
+            task = loop.create_task(self._send(path, future, check))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return await asyncio.shield(future)  # a cancelled caller leaves the others waiting
+        return asyncio.shield(future)  # a cancelled caller leaves the others waiting
 
     async def _send(
         self, path: str, future: asyncio.Future[bool], check: Callable[[], Awaitable[bool]]

@@ -13,11 +13,13 @@ placeholders; a `Database` runs them:
   it gave while the database's wal-index header (`WalIndex`, a memory read) stays the same: any
   commit by any connection of any process changes it, so a cached answer is never stale.
   PostgreSQL keeps them until a change is notified (LISTEN/NOTIFY, `pgcache.py`).
-- `await db.write(fn, **kw)` runs `fn` in one transaction on a database thread, answered once
-  that committed; writes queued while one commits share the next commit, each in its own
-  savepoint (groupcommit.py). SQLite: `BEGIN IMMEDIATE`, so replicas on one file queue on the
-  busy timeout instead of failing; synchronous=FULL, so an acknowledged write is on disk before
-  the response is sent. PostgreSQL: BEGIN and COMMIT by hand (pgconn.run_transaction).
+- `await db.write(fn, **kw)` runs `fn` in one transaction, answered once that committed;
+  writes queued while one commits share the next commit, each in its own savepoint
+  (groupcommit.py). SQLite: `BEGIN IMMEDIATE`, the statements on the event loop when the write
+  lock is free at once and the COMMIT on the writer thread (else the whole batch there, so
+  replicas on one file queue on the busy timeout instead of failing); synchronous=FULL, so an
+  acknowledged write is on disk before the response is sent. PostgreSQL: on a database thread,
+  BEGIN and COMMIT by hand (pgconn.run_transaction).
 
 Foreign exceptions are translated here, once: a unique-constraint violation becomes
 `Conflict`, an unreachable or locked database becomes `StorageUnavailable` (the HTTP layer
@@ -41,7 +43,7 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from microforum.logfiles import create_private
-from microforum.services.groupcommit import GroupCommit, Outcome, Write, apply_each
+from microforum.services.groupcommit import GroupCommit, Outcome, Write, apply_each, opening
 from microforum.services.pgcache import MISSING, ChangeListener, ReadCache
 from microforum.services.pgconn import (
     RECONNECT_PAUSE,
@@ -181,6 +183,9 @@ def _sqlite_connect(path: str) -> sqlite3.Connection:
     conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
     _wal(conn)
     conn.execute("PRAGMA synchronous = FULL")
+    # A batch's savepoints nest (groupcommit.py): past 64 KiB their journal would spill to a
+    # temporary file, opened, written and deleted per batch (docs/store.md, "Group commit").
+    conn.execute("PRAGMA temp_store = MEMORY")
     return conn
 
 
@@ -197,6 +202,22 @@ def _wal(conn: sqlite3.Connection) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+def _begin_at_once(conn: sqlite3.Connection) -> bool:
+    """BEGIN IMMEDIATE without waiting: False (nothing begun) when another connection holds
+    the write lock. The connection's busy timeout is set back as it was."""
+    (waits,) = conn.execute("PRAGMA busy_timeout").fetchone()
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return False
+        raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(waits)}")
+    return True
 
 
 def _sqlite_errors(exc: Exception) -> Exception:
@@ -225,7 +246,7 @@ class SqliteDatabase:
         self._writer = _sqlite_connect(path)
         self._reader = _SqliteConn(_sqlite_connect(path))
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
-        self._group = GroupCommit(self._pool, self._run_batch)
+        self._group = GroupCommit(self._pool, self._run_batch, self._stage)
         self._cache: dict[Hashable, bytes | None] = {}
         self._cache_version: Hashable = ()  # no version is (): the first read fills the cache
         self._wal = WalIndex.open(path)  # opened after the reader: its connection keeps it valid
@@ -286,6 +307,35 @@ class SqliteDatabase:
             if isinstance(exc, sqlite3.Error):
                 raise _sqlite_errors(exc) from exc
             raise
+
+    def _stage(self, batch: list[Write]) -> Callable[[], list[Outcome]] | None:
+        """On the event loop: the batch's statements in a transaction begun only if the write
+        lock is free at once (the loop never waits on another connection's lock); its COMMIT
+        (the fsync) is left to the writer thread. None when another connection holds the lock:
+        the writer thread then runs the whole batch, waiting within the busy timeout."""
+        conn = self._writer
+        try:
+            if not _begin_at_once(conn):
+                return None
+            outcomes = apply_each(batch, conn.execute, _SqliteConn(conn), _sqlite_errors)
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _sqlite_errors(exc) from exc
+            raise
+        return lambda: self._commit(outcomes)
+
+    def _commit(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """On the writer thread: COMMIT the staged transaction (synchronous=FULL: on disk)."""
+        conn = self._writer
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise _sqlite_errors(exc) from exc
+        return outcomes
 
     def write_now(self, fn: Callable[..., T], /, **kw: Any) -> T:
         conn = self._writer
@@ -430,9 +480,10 @@ class PostgresDatabase:
             self._all.append(conn)
         return conn, True
 
-    def _call(self, fn: Callable[..., T], kw: dict[str, Any], transaction: bool) -> T:
+    def _call(self, fn: Callable[..., T], kw: dict[str, Any], begin: str | None) -> T:
+        """`fn` on this thread's connection: in a transaction opened by `begin`, or (None) not."""
         try:
-            return self._on_a_connection(fn, kw, transaction)
+            return self._on_a_connection(fn, kw, begin)
         except CommitLost as exc:
             raise StorageUnavailable(f"postgresql: {exc}", outcome_unknown=True) from exc
         except self._psycopg.Error as exc:
@@ -451,32 +502,34 @@ class PostgresDatabase:
 
     def _run_batch(self, batch: list[Write]) -> list[Outcome]:
         """On a database thread: one transaction for the batch (groupcommit.py)."""
-        return self._call(self._apply, {"batch": batch}, True)
+        first = opening(batch)  # sent with BEGIN: one round trip less per batch
+        begin = "BEGIN" if first is None else f"BEGIN; {first}"
+        return self._call(self._apply, {"batch": batch}, begin)
 
     def _apply(self, conn: _PgConn, *, batch: list[Write]) -> list[Outcome]:
-        return apply_each(batch, conn.plain, conn, self._translate)
+        return apply_each(batch, conn.plain, conn, self._translate, opened=True)
 
-    def _on_a_connection(self, fn: Callable[..., T], kw: dict[str, Any], transaction: bool) -> T:
+    def _on_a_connection(self, fn: Callable[..., T], kw: dict[str, Any], begin: str | None) -> T:
         conn, new = self._conn()
         try:
-            return self._run(conn, fn, kw, transaction)
+            return self._run(conn, fn, kw, begin)
         except self._psycopg.OperationalError:
             if new or not conn.broken:
                 raise
         # A pooled connection the server had closed unnoticed (it died between the check and
         # the query): nothing was committed on it, so once more on a new one.
         conn, _ = self._conn()
-        return self._run(conn, fn, kw, transaction)
+        return self._run(conn, fn, kw, begin)
 
-    def _run(self, conn: Any, fn: Callable[..., T], kw: dict[str, Any], transaction: bool) -> T:
-        if not transaction:
+    def _run(self, conn: Any, fn: Callable[..., T], kw: dict[str, Any], begin: str | None) -> T:
+        if begin is None:
             return fn(_PgConn(self._local.cursor), **kw)
         wrapped = _PgConn(self._local.cursor)
-        return run_transaction(conn, lambda: fn(wrapped, **kw), self._psycopg.OperationalError)
+        return run_transaction(conn, lambda: fn(wrapped, **kw), self._psycopg.OperationalError, begin)
 
     async def read(self, fn: Callable[..., T], /, **kw: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._call, fn, kw, False)
+        return await loop.run_in_executor(self._pool, self._call, fn, kw, None)
 
     async def write(self, fn: Callable[..., T], /, **kw: Any) -> T:
         try:
@@ -507,7 +560,7 @@ class PostgresDatabase:
         self._listener.start()
 
     def write_now(self, fn: Callable[..., T], /, **kw: Any) -> T:
-        return self._call(fn, kw, True)
+        return self._call(fn, kw, "BEGIN")
 
     def close(self) -> None:
         if self._listener is not None:
