@@ -12,6 +12,8 @@ import importlib.util
 import itertools
 import random
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -221,3 +223,12 @@ def test_split_plain_agrees_on_random_heads(c: ModuleType) -> None:
         data = b"GET / HTTP/1.1\r\n" + b"".join(rng.choice(pieces) for _ in range(rng.randrange(12)))
         data += b"\r\n\r\n"
         assert c.split_plain(data) == split_plain_py(data), data
+
+
+def test_the_installed_package_has_the_c_helpers() -> None:
+    # setup.py builds them at install time where a C compiler is (as here): the interpreted
+    # load balancer uses them too. (A fresh interpreter: this module's fixture loads its own.)
+    names = ("split_plain", "relayable", "head_of", "forward_raw", "escaped")
+    check = f"from microforum.lb import speedups; print([n for n in {names!r} if not speedups.helper(n)])"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -1,6 +1,7 @@
 /* Per-request helpers of the load balancer, in C.
 
-   Built with the compiled load balancer (lb/native.py) and used when present; the Python
+   Built at install time (setup.py, optional) and with the compiled load balancer
+   (lb/native.py), and used when present, interpreted or compiled; the Python
    functions they stand in for stay the reference, and a test checks the two agree
    (tests/lb/test_speedups.py):
 
