@@ -34,7 +34,7 @@ class ClientConnection(asyncio.Protocol):
 
     __slots__ = (
         "batching", "closing", "conn_id", "conn_trace", "ctx", "current", "decided", "decision",
-        "feed", "forwarded", "last_tick", "log_host", "log_lines", "log_origin", "log_record",
+        "feed", "forwarded", "last_tick", "log_lines", "log_record",
         "pauses", "peer", "peer_ip", "peer_port", "queue", "reader", "send", "transport", "wbuf",
         "wfirst",
     )  # fmt: skip
@@ -57,7 +57,6 @@ class ClientConnection(asyncio.Protocol):
         self.closing = False
         self.last_tick = ctx.tick
         self.conn_trace = f"TID_{os.urandom(16).hex()}"
-        self.log_host, self.log_origin = "", b"http://-:0"  # the last Host logged, as logged
         self.log_lines = LineCache()
         self.log_record = LogRecord()  # each request's fields, for log_lines
         self.conn_id = next(_conn_ids)
