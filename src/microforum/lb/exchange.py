@@ -150,7 +150,10 @@ class Exchange:
         self.received, self.sent = d.size, 0
         self.sent_at = self.resp_at = 0.0
         self.trace = b"-"
-        self._prepare(d)
+        if d.answer == FORWARD:
+            self._forward(d)
+        else:
+            self._prepare_answer(d)
 
     def __repr__(self) -> str:
         return (
@@ -173,11 +176,10 @@ class Exchange:
 
     # Preparing what `start` will do
 
-    def _prepare(self, d: Decision) -> None:
+    def _prepare_answer(self, d: Decision) -> None:
+        """Prepare the load balancer's own answer (an error, a fixed response, a redirect)."""
         ctx = self.client.ctx
-        if d.answer == FORWARD:
-            self._forward(d)
-        elif d.answer == ERROR:
+        if d.answer == ERROR:
             self._error(d.status)
         elif d.answer == FIXED:
             assert isinstance(d.action, FixedResponse)

@@ -106,7 +106,7 @@ class ClientConnection(asyncio.Protocol):
             log.error("load balancer bug while handling a request", exc_info=exc)
             self.fail(500, "InternalError")
             return
-        if self.queue:
+        if self.queue and self.queue[0].out:  # (what the reader accepted, not sent yet)
             self.queue[0].flush()
 
     def eof_received(self) -> bool | None:
@@ -219,7 +219,7 @@ class ClientConnection(asyncio.Protocol):
             self.queue[0].start()
             if self.queue:
                 self.queue[0].flush()
-        if len(self.queue) <= 1:
+        if len(self.queue) <= 1 and self.pauses:
             self.resume_reading("pipeline")
 
     def closing_after_current(self) -> None:
