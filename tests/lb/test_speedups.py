@@ -8,6 +8,7 @@ inputs. Skipped without a C compiler or Python headers (CI has both).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import itertools
 import random
@@ -19,7 +20,7 @@ from types import ModuleType
 
 import pytest
 
-from microforum.lb import accesslog, headers
+from microforum.lb import accesslog, headers, lifecycle
 from microforum.lb.native import SPEEDUPS, compile_speedups, missing_tool
 
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "microforum" / "lb" / SPEEDUPS
@@ -262,7 +263,38 @@ def test_compose_refuses_wrong_arguments(c: ModuleType) -> None:
 def test_the_installed_package_has_the_c_helpers() -> None:
     # setup.py builds them at install time where a C compiler is (as here): the interpreted
     # load balancer uses them too. (A fresh interpreter: this module's fixture loads its own.)
-    names = ("split_plain", "relayable", "head_of", "forward_raw", "escaped", "compose")
+    names = ("split_plain", "relayable", "head_of", "forward_raw", "escaped", "compose", "step")
     check = f"from microforum.lb import speedups; print([n for n in {names!r} if not speedups.helper(n)])"
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+# --- step --------------------------------------------------------------------------------
+
+
+def test_step_agrees_on_every_phase_and_event(c: ModuleType) -> None:
+    for table, reference, illegal, phases in (
+        (lifecycle._REQUEST, lifecycle.request_step_py, lifecycle._illegal_request, lifecycle.REQUEST_PHASES),
+        (
+            lifecycle._RESPONSE,
+            lifecycle.response_step_py,
+            lifecycle._illegal_response,
+            lifecycle.RESPONSE_PHASES,
+        ),
+    ):
+        step = functools.partial(c.step, table, len(lifecycle.EVENTS), illegal)
+        for phase, event in itertools.product(range(len(phases)), range(len(lifecycle.EVENTS))):
+            try:
+                expected: object = reference(phase, event)
+            except lifecycle.IllegalTransition as exc:
+                with pytest.raises(lifecycle.IllegalTransition, match=str(exc)):
+                    step(phase, event)
+            else:
+                assert step(phase, event) == expected
+
+
+def test_step_refuses_wrong_arguments(c: ModuleType) -> None:
+    with pytest.raises(TypeError):
+        c.step((1, 2), 1, print, 0, 0)
+    with pytest.raises(TypeError):
+        c.step([1], 1, print, 0)

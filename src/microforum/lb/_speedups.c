@@ -14,6 +14,9 @@
      tuple and the copies `partition` makes;
    - split_plain(data): reader.split_plain_py, a plain request head split into its request
      line's parts and its fields in one pass (anything unusual is left to the Python reader).
+   - step(table, events, illegal, phase, event): lifecycle.request_step_py and
+     response_step_py, a transition looked up in the flat table lifecycle.py gives it
+     (interpreted only: see there);
    - compose(clock, source, ...): accesslog.compose_py, an access-log line from its cached
      runs and the request's own fields, in one buffer (used interpreted only: see there).
 
@@ -603,6 +606,33 @@ wrong:
     return NULL;
 }
 
+/* --- the exchange's life cycle: lifecycle.request_step_py / response_step_py --------------- */
+
+/* step(table, events, illegal, phase, event): table[phase * events + event] (a list of ints,
+   -1 where the transition table has no row), or what illegal(phase, event) gives (it raises).
+   Bound to a table by functools.partial in lifecycle.py. */
+static PyObject *
+step(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "step(table: list, events, illegal, phase, event)");
+        return NULL;
+    }
+    Py_ssize_t events = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t phase = PyLong_AsSsize_t(args[3]);
+    Py_ssize_t event = PyLong_AsSsize_t(args[4]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (phase >= 0 && event >= 0 && event < events && phase * events + event < PyList_GET_SIZE(args[0])) {
+        PyObject *after = PyList_GET_ITEM(args[0], phase * events + event);
+        if (!(PyLong_Check(after) && PyLong_AsLong(after) == -1)) {
+            return Py_NewRef(after);
+        }
+    }
+    return PyObject_Vectorcall(args[2], args + 3, 2, NULL);
+}
+
 static PyMethodDef methods[] = {
     {"split_plain", split_plain, METH_O,
      "split_plain(data): (head, method, target, version, fields, end) of a plain head; None "
@@ -616,6 +646,8 @@ static PyMethodDef methods[] = {
      "forward_raw(chunk, forwarded, trace): the client's head as received, then our lines."},
     {"escaped", escaped, METH_O,
      "escaped(text): text for inside a quoted access-log field; b'-' when empty."},
+    {"step", (PyCFunction)(void (*)(void))step, METH_FASTCALL,
+     "step(table, events, illegal, phase, event): a life-cycle transition (lifecycle.py)."},
     {"compose", (PyCFunction)(void (*)(void))compose, METH_FASTCALL,
      "compose(clock, source, ...): an access-log line from its runs and per-request fields."},
     {NULL, NULL, 0, NULL},

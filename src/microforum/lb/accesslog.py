@@ -59,6 +59,7 @@ _MILLIS: Final = tuple(b"0.%03d " % ms for ms in range(1000))
 # Small numbers, looked up rather than formatted: status codes (three digits: llhttp refuses
 # others), byte counts of most heads and small bodies.
 _DECIMAL: Final = tuple(b"%d" % n for n in range(4096))
+STATUS: Final = _DECIMAL[:1000]  # a target's status code as logged (three digits at most)
 _DECIMAL_SPACE: Final = tuple(b"%d " % n for n in range(4096))
 # Thousandths as three digits: a timestamp's microseconds are two of them.
 _DIGITS3: Final = tuple(b"%03d" % n for n in range(1000))

@@ -309,7 +309,7 @@ class Exchange:
         """The target's status line and headers (`head`, as received, without the blank line)."""
         self.resp_at = _now()
         self.status = status
-        self.target_status = accesslog.decimal(status)
+        self.target_status = accesslog.STATUS[status]  # (llhttp reads three digits)
         if (conn.single and not self.close_client and not self.is_head and not self.sticky
                 and self.version == "1.1" and status != 204 and status != 304
                 and hdr.relayable(head)):  # fmt: skip

@@ -92,22 +92,17 @@ class ClientConnection(asyncio.Protocol):
         self.last_tick = self.ctx.tick
         self.batching = True
         try:
-            self._feed(data)
-        finally:
-            self.end_batch()
-
-    def _feed(self, data: bytes) -> None:
-        try:
             self.feed(data)
         except ReadError as exc:
             self.fail(exc.status, exc.error_reason)
-            return
         except Exception as exc:  # a bug of ours: the client gets 500, the log the traceback
             log.error("load balancer bug while handling a request", exc_info=exc)
             self.fail(500, "InternalError")
-            return
-        if self.queue and self.queue[0].out:  # (what the reader accepted, not sent yet)
-            self.queue[0].flush()
+        else:
+            if self.queue and self.queue[0].out:  # (what the reader accepted, not sent yet)
+                self.queue[0].flush()
+        finally:
+            self.end_batch()
 
     def eof_received(self) -> bool | None:
         # The client closed its side (ALB treats it as gone, docs/alb.md "Clients that close"):
