@@ -183,8 +183,11 @@ class ClientConnection(asyncio.Protocol):
     def end_batch(self) -> None:
         self.batching = False
         if self.wfirst:
-            data = self.wfirst if not self.wbuf else b"".join([self.wfirst, *self.wbuf])
-            self.drop_batch()
+            data = self.wfirst
+            self.wfirst = b""
+            if self.wbuf:  # (see `drop_batch`)
+                data = b"".join([data, *self.wbuf])
+                self.wbuf.clear()
             if self.transport is not None and not self.closing:
                 self.send(data)
 
