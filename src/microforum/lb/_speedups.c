@@ -433,6 +433,27 @@ digits3(char *to, long n)
     to[2] = (char)('0' + n % 10);
 }
 
+/* `n` in decimal at `to` (room for 21 bytes, as "%lld" writes it); its length. */
+static Py_ssize_t
+decimal(char *to, long long n)
+{
+    char digits[20];
+    int count = 0;
+    unsigned long long rest = n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n;
+    do {
+        digits[count++] = (char)('0' + rest % 10);
+        rest /= 10;
+    } while (rest != 0);
+    Py_ssize_t size = 0;
+    if (n < 0) {
+        to[size++] = '-';
+    }
+    while (count > 0) {
+        to[size++] = digits[--count];
+    }
+    return size;
+}
+
 /* A processing time and its space, as accesslog._seconds_space writes it, at `to` (room for
    64 bytes); its length, or -1 with an exception set. */
 static Py_ssize_t
@@ -465,39 +486,28 @@ seconds_space(char *to, double duration)
     return (Py_ssize_t)size + 1;
 }
 
-static PyObject *second_name, *head_name; /* "_second", "_head": interned at import */
+/* The clock's head for `second` (a new reference): what `clock.head(second)` gives, kept for
+   the next line of the same second (a line's head depends on its second alone). */
+static long long head_second = -1;
+static PyObject *head_bytes = NULL;
 
-/* The clock's head for `second` (a new reference): the one it cached when it is that
-   second's (accesslog.Clock keeps `_second` and `_head`), else what `clock.head` gives. */
 static PyObject *
 clock_head(PyObject *clock, long long second)
 {
-    PyObject *cached = PyObject_GetAttr(clock, second_name);
-    if (cached == NULL) {
-        return NULL;
-    }
-    long long at = PyLong_AsLongLong(cached);
-    Py_DECREF(cached);
-    if (at == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    PyObject *head;
-    if (at == second) {
-        head = PyObject_GetAttr(clock, head_name);
-    } else {
-        PyObject *arg = PyLong_FromLongLong(second);
-        if (arg == NULL) {
+    if (second != head_second || head_bytes == NULL) {
+        PyObject *head = PyObject_CallMethod(clock, "head", "L", second);
+        if (head == NULL) {
             return NULL;
         }
-        head = PyObject_CallMethod(clock, "head", "O", arg);
-        Py_DECREF(arg);
+        if (!PyBytes_Check(head)) {
+            Py_DECREF(head);
+            PyErr_SetString(PyExc_TypeError, "clock.head gave no bytes");
+            return NULL;
+        }
+        Py_XSETREF(head_bytes, head);
+        head_second = second;
     }
-    if (head != NULL && !PyBytes_Check(head)) {
-        Py_DECREF(head);
-        PyErr_SetString(PyExc_TypeError, "clock.head gave no bytes");
-        return NULL;
-    }
-    return head;
+    return Py_NewRef(head_bytes);
 }
 
 /* compose(clock, source, request_time, target_time, response_time, statuses, received, sent,
@@ -541,9 +551,10 @@ compose(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         at += lengths[i];
     }
-    lengths[3] = sprintf(numbers + at, "%lld ", received);
+    lengths[3] = decimal(numbers + at, received);
+    numbers[at + lengths[3]++] = ' ';
     at += lengths[3];
-    lengths[4] = sprintf(numbers + at, "%lld", sent);
+    lengths[4] = decimal(numbers + at, sent);
     PyObject *head = clock_head(args[0], second);
     if (head == NULL) {
         return NULL;
@@ -661,10 +672,5 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    second_name = PyUnicode_InternFromString("_second");
-    head_name = PyUnicode_InternFromString("_head");
-    if (second_name == NULL || head_name == NULL) {
-        return NULL;
-    }
     return PyModule_Create(&speedups_module);
 }
