@@ -177,9 +177,6 @@ class ClientConnection(asyncio.Protocol):
         elif self.transport is not None and not self.closing:
             self.send(data)
 
-    def begin_batch(self) -> None:
-        self.batching = True
-
     def end_batch(self) -> None:
         self.batching = False
         if self.wfirst:
