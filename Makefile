@@ -10,13 +10,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.run: pyproject.toml | $(BIN)/python
+$(VENV)/.run: pyproject.toml setup.py src/microforum/lb/_speedups.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
 # The test environment from the lock file (every file checked against its hash; CI runs this),
 # then the project itself; requirements/update.sh regenerates the lock from pyproject.toml.
-$(VENV)/.test: pyproject.toml requirements/dev.txt | $(BIN)/python
+$(VENV)/.test: pyproject.toml setup.py src/microforum/lb/_speedups.c requirements/dev.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --require-hashes --requirement requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@ $(VENV)/.run

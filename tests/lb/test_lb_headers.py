@@ -119,7 +119,7 @@ def test_access_log_line_has_albs_fields_in_order():
 
 
 def test_a_connections_line_cache_writes_what_line_writes():
-    clock, cache = accesslog.Clock(), accesslog.LineCache()
+    clock, cache, keyed_cache = accesslog.Clock(), accesslog.LineCache(), accesslog.LineCache()
     base = ["app/s/local", "10.0.0.1:5000", "127.0.0.1:4000", 0.0004, 0.0123, 0.00005, 200, b"200",
             120, 340, b"GET http://h:80/p?q HTTP/1.1", b"curl/8", "arn:tg", f"Root={NEW}".encode(),
             "3", 1_700_000_000.25, 1_700_000_000.5, "forward", "-", "-", "Compliant", "-",
@@ -130,9 +130,19 @@ def test_a_connections_line_cache_writes_what_line_writes():
         {19: "TargetTimeout"}, {1: "10.0.0.2:6000", 22: "TID_2"}, {12: "arn:tg2"},
         {3: 1.5, 4: -1.0, 5: 0.0}, {8: 5000, 9: 0}, {},
     ]  # fmt: skip
+    keyed = [FIELDS.index(name) for name in accesslog.KEYED]
+    key, previous = object(), base
     for change in changes:
         args = [change.get(i, v) for i, v in enumerate(base)]
         assert cache.line(clock, record(*args)) == accesslog.line(clock, record(*args))
+        # Keyed as the load balancer keys them: a new key when a field the request brings
+        # differs from the previous line's, the same key otherwise.
+        if any(args[i] != previous[i] for i in keyed):
+            key = object()
+        previous = args
+        keyed_record = record(*args)
+        keyed_record.key = key
+        assert keyed_cache.line(clock, keyed_record) == accesslog.line(clock, record(*args))
 
 
 def test_metrics_snapshot_and_percentiles():

@@ -8,16 +8,19 @@ inputs. Skipped without a C compiler or Python headers (CI has both).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import itertools
 import random
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from microforum.lb import accesslog, headers
+from microforum.lb import accesslog, headers, lifecycle
 from microforum.lb.native import SPEEDUPS, compile_speedups, missing_tool
 
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "microforum" / "lb" / SPEEDUPS
@@ -221,3 +224,77 @@ def test_split_plain_agrees_on_random_heads(c: ModuleType) -> None:
         data = b"GET / HTTP/1.1\r\n" + b"".join(rng.choice(pieces) for _ in range(rng.randrange(12)))
         data += b"\r\n\r\n"
         assert c.split_plain(data) == split_plain_py(data), data
+
+
+# --- compose -----------------------------------------------------------------------------
+
+TIMES = [-1.0, 0.0, 0.0004, 0.0123, 0.9994, 0.9999999, 1.0, 1.0005, 12.3456, 86400.25, 1e7]
+COUNTS = [0, 1, 4095, 4096, 123_456, 10**12, -7, 2**63 - 1, -(2**63)]
+STAMPS = [1_700_000_000.0, 1_700_000_000.25, 1_700_000_000.999999, 1_700_000_001.5, 1_764_900_000.000001]
+RUNS = [b"", b"Z app/s/local 10.0.0.1:5000 127.0.0.1:4000 ", b"200 200 ", b'" "curl/8" - - arn:tg "']
+CLIENT = [b"", b"GET http://h:80/p?q HTTP/1.1", b'ag"ent\\\xff', b"Root=1-5759e988-bd862e3fe1be46a994272793"]
+
+
+def compose_args(rng: random.Random, clock: accesslog.Clock) -> tuple[object, ...]:
+    return (clock, rng.choice(RUNS), rng.choice(TIMES), rng.choice(TIMES), rng.choice(TIMES),
+            rng.choice(RUNS), rng.choice(COUNTS), rng.choice(COUNTS), rng.choice(CLIENT),
+            rng.choice(RUNS), rng.choice(CLIENT), rng.choice(RUNS), rng.choice(STAMPS),
+            rng.choice(STAMPS), rng.choice(RUNS) + b"\n")  # fmt: skip
+
+
+def test_compose_agrees_on_random_fields(c: ModuleType) -> None:
+    rng = random.Random(3)
+    clock_c, clock_py = accesslog.Clock(), accesslog.Clock()  # each side's cache, hit and missed
+    for _ in range(5_000):
+        seed = rng.random()
+        line = c.compose(*compose_args(random.Random(seed), clock_c))
+        assert line == accesslog.compose_py(*compose_args(random.Random(seed), clock_py))
+
+
+def test_compose_refuses_wrong_arguments(c: ModuleType) -> None:
+    args = list(compose_args(random.Random(1), accesslog.Clock()))
+    for at, wrong in ((1, "text"), (6, 1.5), (8, None), (14, "tail")):
+        with pytest.raises(TypeError):
+            c.compose(*args[:at], wrong, *args[at + 1 :])
+    with pytest.raises(TypeError):
+        c.compose(*args[:-1])
+
+
+def test_the_installed_package_has_the_c_helpers() -> None:
+    # setup.py builds them at install time where a C compiler is (as here): the interpreted
+    # load balancer uses them too. (A fresh interpreter: this module's fixture loads its own.)
+    names = ("split_plain", "relayable", "head_of", "forward_raw", "escaped", "compose", "step")
+    check = f"from microforum.lb import speedups; print([n for n in {names!r} if not speedups.helper(n)])"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+# --- step --------------------------------------------------------------------------------
+
+
+def test_step_agrees_on_every_phase_and_event(c: ModuleType) -> None:
+    for table, reference, illegal, phases in (
+        (lifecycle._REQUEST, lifecycle.request_step_py, lifecycle._illegal_request, lifecycle.REQUEST_PHASES),
+        (
+            lifecycle._RESPONSE,
+            lifecycle.response_step_py,
+            lifecycle._illegal_response,
+            lifecycle.RESPONSE_PHASES,
+        ),
+    ):
+        step = functools.partial(c.step, table, len(lifecycle.EVENTS), illegal)
+        for phase, event in itertools.product(range(len(phases)), range(len(lifecycle.EVENTS))):
+            try:
+                expected: object = reference(phase, event)
+            except lifecycle.IllegalTransition as exc:
+                with pytest.raises(lifecycle.IllegalTransition, match=str(exc)):
+                    step(phase, event)
+            else:
+                assert step(phase, event) == expected
+
+
+def test_step_refuses_wrong_arguments(c: ModuleType) -> None:
+    with pytest.raises(TypeError):
+        c.step((1, 2), 1, print, 0, 0)
+    with pytest.raises(TypeError):
+        c.step([1], 1, print, 0)

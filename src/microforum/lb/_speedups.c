@@ -1,6 +1,7 @@
 /* Per-request helpers of the load balancer, in C.
 
-   Built with the compiled load balancer (lb/native.py) and used when present; the Python
+   Built at install time (setup.py, optional) and with the compiled load balancer
+   (lb/native.py), and used when present, interpreted or compiled; the Python
    functions they stand in for stay the reference, and a test checks the two agree
    (tests/lb/test_speedups.py):
 
@@ -13,11 +14,17 @@
      tuple and the copies `partition` makes;
    - split_plain(data): reader.split_plain_py, a plain request head split into its request
      line's parts and its fields in one pass (anything unusual is left to the Python reader).
+   - step(table, events, illegal, phase, event): lifecycle.request_step_py and
+     response_step_py, a transition looked up in the flat table lifecycle.py gives it
+     (interpreted only: see there);
+   - compose(clock, source, ...): accesslog.compose_py, an access-log line from its cached
+     runs and the request's own fields, in one buffer (used interpreted only: see there).
 
    Why: compiled by mypyc, the Python versions cost about 1,700 and 400 instructions per call
    (a bytes object per head line; two `in` tests through the sequence protocol), and
-   `partition` makes a tuple and two copies; these scan the bytes in place. (An access-log line
-   composed here instead of by mypyc's one-join template measured no cheaper: left in Python.) */
+   `partition` makes a tuple and two copies; these scan the bytes in place. An access-log line
+   composed here costs the compiled build more than mypyc's one-join template (the numbers
+   boxed for the call), and the interpreted one a tenth of compose_py. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -415,6 +422,228 @@ not_plain:
     Py_RETURN_NONE;
 }
 
+/* --- the access-log line: accesslog._compose_py --------------------------------------- */
+
+/* Three decimal digits of `n` (0-999) at `to`. */
+static void
+digits3(char *to, long n)
+{
+    to[0] = (char)('0' + n / 100);
+    to[1] = (char)('0' + n / 10 % 10);
+    to[2] = (char)('0' + n % 10);
+}
+
+/* `n` in decimal at `to` (room for 21 bytes, as "%lld" writes it); its length. */
+static Py_ssize_t
+decimal(char *to, long long n)
+{
+    char digits[20];
+    int count = 0;
+    unsigned long long rest = n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n;
+    do {
+        digits[count++] = (char)('0' + rest % 10);
+        rest /= 10;
+    } while (rest != 0);
+    Py_ssize_t size = 0;
+    if (n < 0) {
+        to[size++] = '-';
+    }
+    while (count > 0) {
+        to[size++] = digits[--count];
+    }
+    return size;
+}
+
+/* A processing time and its space, as accesslog._seconds_space writes it, at `to` (room for
+   64 bytes); its length, or -1 with an exception set. */
+static Py_ssize_t
+seconds_space(char *to, double duration)
+{
+    if (duration < 0) {
+        memcpy(to, "-1 ", 3);
+        return 3;
+    }
+    long ms = duration < 1 ? (long)(duration * 1000) : 1000;
+    if (ms < 1000) {
+        memcpy(to, "0.", 2);
+        digits3(to + 2, ms);
+        to[5] = ' ';
+        return 6;
+    }
+    char *text = PyOS_double_to_string(duration, 'f', 3, 0, NULL); /* as b"%.3f" does */
+    if (text == NULL) {
+        return -1;
+    }
+    size_t size = strlen(text);
+    if (size > 62) {
+        PyMem_Free(text);
+        PyErr_SetString(PyExc_ValueError, "processing time out of range");
+        return -1;
+    }
+    memcpy(to, text, size);
+    to[size] = ' ';
+    PyMem_Free(text);
+    return (Py_ssize_t)size + 1;
+}
+
+/* The clock's head for `second` (a new reference): what `clock.head(second)` gives, kept for
+   the next line of the same second (a line's head depends on its second alone). */
+static long long head_second = -1;
+static PyObject *head_bytes = NULL;
+
+static PyObject *
+clock_head(PyObject *clock, long long second)
+{
+    if (second != head_second || head_bytes == NULL) {
+        PyObject *head = PyObject_CallMethod(clock, "head", "L", second);
+        if (head == NULL) {
+            return NULL;
+        }
+        if (!PyBytes_Check(head)) {
+            Py_DECREF(head);
+            PyErr_SetString(PyExc_TypeError, "clock.head gave no bytes");
+            return NULL;
+        }
+        Py_XSETREF(head_bytes, head);
+        head_second = second;
+    }
+    return Py_NewRef(head_bytes);
+}
+
+/* compose(clock, source, request_time, target_time, response_time, statuses, received, sent,
+   request, agent, trace, rule, created, sent_at, tail): accesslog._compose_py's line. */
+static PyObject *
+compose(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const int bytes_args[] = {1, 5, 8, 9, 10, 11, 14};
+    if (nargs != 15) {
+        goto wrong;
+    }
+    for (size_t i = 0; i < sizeof bytes_args / sizeof bytes_args[0]; i++) {
+        if (!PyBytes_Check(args[bytes_args[i]])) {
+            goto wrong;
+        }
+    }
+    if (!PyLong_Check(args[6]) || !PyLong_Check(args[7])) {
+        goto wrong;
+    }
+    double times[3], created = PyFloat_AsDouble(args[12]), sent_at = PyFloat_AsDouble(args[13]);
+    for (int i = 0; i < 3; i++) {
+        times[i] = PyFloat_AsDouble(args[2 + i]);
+    }
+    long long received = PyLong_AsLongLong(args[6]), sent = PyLong_AsLongLong(args[7]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    long long second = (long long)sent_at;
+    long at_us = (long)((sent_at - (double)second) * 1000000);
+    long created_us = (long)((created - (double)(long long)created) * 1000000);
+    if (at_us < 0 || at_us > 999999 || created_us < 0 || created_us > 999999) {
+        PyErr_SetString(PyExc_ValueError, "time out of range");
+        return NULL;
+    }
+    char numbers[3 * 64 + 64];
+    Py_ssize_t lengths[5], at = 0;
+    for (int i = 0; i < 3; i++) {
+        lengths[i] = seconds_space(numbers + at, times[i]);
+        if (lengths[i] < 0) {
+            return NULL;
+        }
+        at += lengths[i];
+    }
+    lengths[3] = decimal(numbers + at, received);
+    numbers[at + lengths[3]++] = ' ';
+    at += lengths[3];
+    lengths[4] = decimal(numbers + at, sent);
+    PyObject *head = clock_head(args[0], second);
+    if (head == NULL) {
+        return NULL;
+    }
+    PyObject *request = escaped(module, args[8]);
+    PyObject *trace = request == NULL ? NULL : escaped(module, args[10]);
+    if (trace == NULL) {
+        Py_DECREF(head);
+        Py_XDECREF(request);
+        return NULL;
+    }
+    PyObject *runs[] = {head, args[1], args[5], request, args[9], trace, args[11], args[14]};
+    Py_ssize_t size = 6 + 6 + 2;
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        size += PyBytes_GET_SIZE(runs[i]);
+    }
+    for (int i = 0; i < 5; i++) {
+        size += lengths[i];
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
+    if (out != NULL) {
+        char *to = PyBytes_AS_STRING(out);
+#define RUN(object)                                                                     \
+    do {                                                                                \
+        memcpy(to, PyBytes_AS_STRING(object), (size_t)PyBytes_GET_SIZE(object));     \
+        to += PyBytes_GET_SIZE(object);                                                 \
+    } while (0)
+        RUN(head);
+        digits3(to, at_us / 1000);
+        digits3(to + 3, at_us % 1000);
+        to += 6;
+        RUN(args[1]);
+        Py_ssize_t times_size = lengths[0] + lengths[1] + lengths[2];
+        memcpy(to, numbers, (size_t)times_size);
+        to += times_size;
+        RUN(args[5]);
+        memcpy(to, numbers + times_size, (size_t)(lengths[3] + lengths[4]));
+        to += lengths[3] + lengths[4];
+        memcpy(to, " \"", 2);
+        to += 2;
+        RUN(request);
+        RUN(args[9]);
+        RUN(trace);
+        RUN(args[11]);
+        digits3(to, created_us / 1000);
+        digits3(to + 3, created_us % 1000);
+        to += 6;
+        RUN(args[14]);
+#undef RUN
+    }
+    Py_DECREF(head);
+    Py_DECREF(request);
+    Py_DECREF(trace);
+    return out;
+wrong:
+    PyErr_SetString(PyExc_TypeError,
+                    "compose(clock, source: bytes, 3 times: float, statuses: bytes, received: int, "
+                    "sent: int, request, agent, trace, rule: bytes, created, sent_at: float, "
+                    "tail: bytes)");
+    return NULL;
+}
+
+/* --- the exchange's life cycle: lifecycle.request_step_py / response_step_py --------------- */
+
+/* step(table, events, illegal, phase, event): table[phase * events + event] (a list of ints,
+   -1 where the transition table has no row), or what illegal(phase, event) gives (it raises).
+   Bound to a table by functools.partial in lifecycle.py. */
+static PyObject *
+step(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "step(table: list, events, illegal, phase, event)");
+        return NULL;
+    }
+    Py_ssize_t events = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t phase = PyLong_AsSsize_t(args[3]);
+    Py_ssize_t event = PyLong_AsSsize_t(args[4]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (phase >= 0 && event >= 0 && event < events && phase * events + event < PyList_GET_SIZE(args[0])) {
+        PyObject *after = PyList_GET_ITEM(args[0], phase * events + event);
+        if (!(PyLong_Check(after) && PyLong_AsLong(after) == -1)) {
+            return Py_NewRef(after);
+        }
+    }
+    return PyObject_Vectorcall(args[2], args + 3, 2, NULL);
+}
+
 static PyMethodDef methods[] = {
     {"split_plain", split_plain, METH_O,
      "split_plain(data): (head, method, target, version, fields, end) of a plain head; None "
@@ -428,6 +657,10 @@ static PyMethodDef methods[] = {
      "forward_raw(chunk, forwarded, trace): the client's head as received, then our lines."},
     {"escaped", escaped, METH_O,
      "escaped(text): text for inside a quoted access-log field; b'-' when empty."},
+    {"step", (PyCFunction)(void (*)(void))step, METH_FASTCALL,
+     "step(table, events, illegal, phase, event): a life-cycle transition (lifecycle.py)."},
+    {"compose", (PyCFunction)(void (*)(void))compose, METH_FASTCALL,
+     "compose(clock, source, ...): an access-log line from its runs and per-request fields."},
     {NULL, NULL, 0, NULL},
 };
 

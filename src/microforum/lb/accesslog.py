@@ -59,6 +59,7 @@ _MILLIS: Final = tuple(b"0.%03d " % ms for ms in range(1000))
 # Small numbers, looked up rather than formatted: status codes (three digits: llhttp refuses
 # others), byte counts of most heads and small bodies.
 _DECIMAL: Final = tuple(b"%d" % n for n in range(4096))
+STATUS: Final = _DECIMAL[:1000]  # a target's status code as logged (three digits at most)
 _DECIMAL_SPACE: Final = tuple(b"%d " % n for n in range(4096))
 # Thousandths as three digits: a timestamp's microseconds are two of them.
 _DIGITS3: Final = tuple(b"%03d" % n for n in range(1000))
@@ -92,7 +93,7 @@ class LogRecord:
 
     __slots__ = (
         "action", "classification", "classification_reason", "client", "conn_trace", "created",
-        "elb", "elb_status", "error_reason", "priority", "received", "redirect_url", "request",
+        "elb", "elb_status", "error_reason", "key", "priority", "received", "redirect_url", "request",
         "request_time", "response_time", "sent", "sent_at", "target", "target_group",
         "target_status", "target_time", "trace", "user_agent",
     )  # fmt: skip
@@ -122,6 +123,7 @@ class LogRecord:
         classification: str = "-",
         classification_reason: str = "-",
         conn_trace: str = "-",
+        key: object = None,
     ) -> None:
         self.elb = elb
         self.client = client
@@ -146,6 +148,7 @@ class LogRecord:
         self.classification = classification
         self.classification_reason = classification_reason
         self.conn_trace = conn_trace
+        self.key = key  # stands for the `KEYED` fields' values (see LineCache); None: nothing
 
 
 def line(clock: Clock, r: LogRecord) -> bytes:
@@ -160,72 +163,58 @@ def line(clock: Clock, r: LogRecord) -> bytes:
     )  # fmt: skip
 
 
+# The fields a request brings with it, keyed by `LogRecord.key` (see LineCache).
+KEYED: Final = ("elb", "client", "request", "user_agent", "priority", "action", "redirect_url",
+                "classification", "classification_reason", "conn_trace")  # fmt: skip
+
+
 class LineCache:
     """`line` for the requests of one client connection: the runs of fields between the
     per-request ones (source and target, statuses, user agent and target group, rule and the
-    creation second, and the tail) are rendered once and reused while their fields stay the
-    same, as they mostly do (compared one by one: nothing is allocated to compare them)."""
+    creation second, and the tail) are rendered once and reused while the fields they come
+    from stay the same, as they mostly do.
 
-    __slots__ = (
-        "_action_in", "_agent", "_agent_in", "_class_in", "_class_reason_in", "_client_in",
-        "_conn_trace_in", "_created_in", "_elb_in", "_error_in", "_group_in", "_priority_in",
-        "_redirect_in", "_rule", "_source", "_status_in", "_statuses", "_tail",
-        "_tail_status_in", "_tail_target_in", "_target_in", "_target_status_in",
-    )  # fmt: skip
+    Which stay the same is said by `r.key` for the fields a request brings with it (`KEYED`):
+    a record whose key is the last one's object (not None) has the same values in them (the
+    load balancer keys them with the request's decision: the same decision, the same fields).
+    The other fields the runs hold are compared, and the creation second."""
+
+    __slots__ = ("_agent", "_created", "_error", "_group", "_key", "_rule", "_source", "_status",
+                 "_statuses", "_tail", "_target", "_target_status")  # fmt: skip
 
     def __init__(self) -> None:
-        self._elb_in = self._client_in = self._target_in = ""
-        self._source = b""
-        self._status_in = -1
-        self._target_status_in = b""
-        self._statuses = b""
-        self._agent_in = b""
-        self._group_in = ""
-        self._agent = b""
-        self._priority_in = ""
-        self._created_in = -1
-        self._rule = b""
-        self._action_in = self._redirect_in = self._error_in = self._tail_target_in = ""
-        self._class_in = self._class_reason_in = self._conn_trace_in = ""
-        self._tail_status_in = b""
-        self._tail = b""
+        self._key: object = None
+        self._target = self._group = self._error = ""
+        self._status = -1
+        self._target_status = b""
+        self._created = -1
+        self._source = self._statuses = self._agent = self._rule = self._tail = b""
 
     def line(self, clock: Clock, r: LogRecord) -> bytes:
         """The same bytes as `line(clock, r)`."""
-        if r.target != self._target_in or r.client != self._client_in or r.elb != self._elb_in:
-            self._elb_in, self._client_in, self._target_in = r.elb, r.client, r.target
-            self._source = _source(r.elb, r.client, r.target)
-        if r.elb_status != self._status_in or r.target_status != self._target_status_in:
-            self._status_in, self._target_status_in = r.elb_status, r.target_status
-            self._statuses = _statuses(r.elb_status, r.target_status)
-        if r.user_agent != self._agent_in or r.target_group != self._group_in:
-            self._agent_in, self._group_in = r.user_agent, r.target_group
-            self._agent = _agent(r.user_agent, r.target_group)
+        key = r.key
+        if (key is not self._key or key is None or r.target != self._target
+                or r.elb_status != self._status or r.target_status != self._target_status
+                or r.target_group != self._group or r.error_reason != self._error):  # fmt: skip
+            self._render(r)
         created_second = int(r.created)
-        if created_second != self._created_in or r.priority != self._priority_in:
-            self._created_in, self._priority_in = created_second, r.priority
+        if created_second != self._created:
+            self._created = created_second
             self._rule = _rule(r.priority) + clock.prefix(created_second) + b"."
-        if self._tail_changed(r):
-            self._tail = _tail(r.action, r.redirect_url, r.error_reason, r.target, r.target_status,
-                               r.classification, r.classification_reason, r.conn_trace)  # fmt: skip
         return _compose(clock, self._source, r.request_time, r.target_time, r.response_time,
                         self._statuses, r.received, r.sent, r.request, self._agent, r.trace,
                         self._rule, r.created, r.sent_at, self._tail)  # fmt: skip
 
-    def _tail_changed(self, r: LogRecord) -> bool:
-        """Whether a field of the line's tail differs from the last line's (then remembered)."""
-        if (r.action == self._action_in and r.redirect_url == self._redirect_in
-                and r.error_reason == self._error_in and r.target == self._tail_target_in
-                and r.target_status == self._tail_status_in
-                and r.classification == self._class_in
-                and r.classification_reason == self._class_reason_in
-                and r.conn_trace == self._conn_trace_in):  # fmt: skip
-            return False
-        self._action_in, self._redirect_in, self._error_in = r.action, r.redirect_url, r.error_reason
-        self._tail_target_in, self._tail_status_in = r.target, r.target_status
-        self._class_in, self._class_reason_in = r.classification, r.classification_reason
-        self._conn_trace_in = r.conn_trace
-        return True
+    def _render(self, r: LogRecord) -> None:
+        """Render the runs from `r` and remember what they were rendered from."""
+        self._key, self._target, self._group, self._error = r.key, r.target, r.target_group, r.error_reason
+        self._status, self._target_status = r.elb_status, r.target_status
+        self._created = -1  # (the rule holds the priority: rendered anew too)
+        self._source = _source(r.elb, r.client, r.target)
+        self._statuses = _statuses(r.elb_status, r.target_status)
+        self._agent = _agent(r.user_agent, r.target_group)
+        self._tail = _tail(r.action, r.redirect_url, r.error_reason, r.target, r.target_status,
+                           r.classification, r.classification_reason, r.conn_trace)  # fmt: skip
 
 
 # The runs of fields between the per-request ones, each with its separators.
@@ -325,6 +314,9 @@ def _compose(clock: Clock, source: bytes, request_time: float, target_time: floa
     )
 
 
+compose_py: Final = _compose  # the reference of the C helper (tests/lb/test_speedups.py)
+
+
 # Bytes written as they are inside a quoted field: printable ASCII but the quote and the
 # backslash. Translated through `_PLAIN_OR_NUL`, every other byte becomes NUL: for the usual
 # all-plain field, one table pass and one memchr say so (a third of the cost of deleting them).
@@ -351,6 +343,11 @@ def escaped_py(text: bytes) -> bytes:
 # `escaped_py`, in C when built (lb/_speedups.c: one pass over the bytes).
 escaped: Final[Callable[[bytes], bytes]] = speedups.helper("escaped") or escaped_py
 _escaped: Final = escaped
+# Interpreted, `_compose` is `compose_py` in C when built (lb/_speedups.c: the line in one
+# buffer, where the interpreter pays per field). Compiled it stays the Python function: mypyc
+# calls it natively with unboxed numbers, which costs less than a call into the C helper.
+if __file__.endswith(".py") and speedups.helper("compose") is not None:
+    globals()["_compose"] = speedups.helper("compose")
 
 
 # Lines handed to the writer per batch at most: fewer, larger hand-overs cost less, and a quiet

@@ -82,9 +82,6 @@ class ClientSide(BatchingClient, Protocol):
     """What an exchange uses of its client connection (proxy.ClientConnection), and its
     target connection through it (pool.BatchingClient)."""
 
-    log_host: str  # the last Host logged on the connection, and its origin as logged
-    log_origin: bytes
-
     @property
     def ctx(self) -> ProxyContext: ...
     @property
@@ -153,7 +150,10 @@ class Exchange:
         self.received, self.sent = d.size, 0
         self.sent_at = self.resp_at = 0.0
         self.trace = b"-"
-        self._prepare(d)
+        if d.answer == FORWARD:
+            self._forward(d)
+        else:
+            self._prepare_answer(d)
 
     def __repr__(self) -> str:
         return (
@@ -176,11 +176,10 @@ class Exchange:
 
     # Preparing what `start` will do
 
-    def _prepare(self, d: Decision) -> None:
+    def _prepare_answer(self, d: Decision) -> None:
+        """Prepare the load balancer's own answer (an error, a fixed response, a redirect)."""
         ctx = self.client.ctx
-        if d.answer == FORWARD:
-            self._forward(d)
-        elif d.answer == ERROR:
+        if d.answer == ERROR:
             self._error(d.status)
         elif d.answer == FIXED:
             assert isinstance(d.action, FixedResponse)
@@ -310,7 +309,7 @@ class Exchange:
         """The target's status line and headers (`head`, as received, without the blank line)."""
         self.resp_at = _now()
         self.status = status
-        self.target_status = accesslog.decimal(status)
+        self.target_status = accesslog.STATUS[status]  # (llhttp reads three digits)
         if (conn.single and not self.close_client and not self.is_head and not self.sticky
                 and self.version == "1.1" and status != 204 and status != 304
                 and hdr.relayable(head)):  # fmt: skip
@@ -581,48 +580,52 @@ class Exchange:
     def _log(self, target: str) -> None:
         client = self.client
         ctx = client.ctx
-        d = self.d
         now = _now()
-        if self.sent_at != 0.0:
-            resp_at = self.resp_at or now
-            request_time = self.sent_at - self.created
-            target_time = resp_at - self.sent_at
-            response_time = now - resp_at
-        else:
-            request_time = target_time = response_time = -1.0
-        if d.method == b"-":
-            request = b"- - - "
-        else:
-            if d.host != client.log_host:  # one Host per connection, as a rule
-                client.log_host = d.host
-                origin = f"http://{host_without_port(d.host) or '-'}:{ctx.port}"
-                client.log_origin = origin.encode("latin-1")  # the client's bytes, as sent
-            protocol = b"HTTP/1.1" if self.version == "1.1" else f"HTTP/{self.version}".encode()
-            request = b"%s %s%s %s" % (d.method, client.log_origin, d.url, protocol)
-        # The connection's record, filled anew (allocated once: a new one per line costs more
-        # than the line).
+        # The connection's record (allocated once: a new one per line costs more than the
+        # line). The fields the request brings are filled when its decision is not the last
+        # line's, and keyed by it (accesslog.LineCache): `decide` is pure, a decision never
+        # changes.
         r = client.log_record
-        r.elb = ctx.elb
-        r.client = client.peer
+        d = self.d
+        if r.key is not d:
+            _log_request(r, d, client)
+        sent_at = self.sent_at
+        if sent_at != 0.0:
+            resp_at = self.resp_at or now
+            r.request_time = sent_at - self.created
+            r.target_time = resp_at - sent_at
+            r.response_time = now - resp_at
+        else:
+            r.request_time = r.target_time = r.response_time = -1.0
         r.target = target
-        r.request_time = request_time
-        r.target_time = target_time
-        r.response_time = response_time
         r.elb_status = self.status
         r.target_status = self.target_status
         r.received = self.received
         r.sent = self.sent
-        r.request = request
-        r.user_agent = d.user_agent
         r.target_group = self.group.arn if self.group else "-"
         r.trace = self.trace
-        r.priority = d.priority
         r.created = self.created
         r.sent_at = now
-        r.action = d.action_name
-        r.redirect_url = d.redirect_url
         r.error_reason = self.error_reason
-        r.classification = d.classification
-        r.classification_reason = d.class_reason
-        r.conn_trace = client.conn_trace
         ctx.log.add(client.log_lines.line(ctx.log.clock, r))
+
+
+def _log_request(r: LogRecord, d: Decision, client: ClientSide) -> None:
+    """Fill the access-log fields that come with the request (accesslog.KEYED), keyed by `d`."""
+    r.key = d
+    r.elb = client.ctx.elb
+    port = client.ctx.port
+    if d.method == b"-":
+        r.request = b"- - - "
+    else:
+        origin = f"http://{host_without_port(d.host) or '-'}:{port}".encode("latin-1")
+        protocol = b"HTTP/1.1" if d.version == "1.1" else f"HTTP/{d.version}".encode()
+        r.request = b"%s %s%s %s" % (d.method, origin, d.url, protocol)  # the client's bytes, as sent
+    r.client = client.peer
+    r.user_agent = d.user_agent
+    r.priority = d.priority
+    r.action = d.action_name
+    r.redirect_url = d.redirect_url
+    r.classification = d.classification
+    r.classification_reason = d.class_reason
+    r.conn_trace = client.conn_trace

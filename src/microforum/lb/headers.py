@@ -55,42 +55,42 @@ def new_trace_id(epoch_seconds: int, random96: int) -> str:
 
 class TraceIds:
     """Fresh X-Ray ids, as `new_trace_id` makes them but cheaper per request: the epoch part is
-    formatted once per second and the random part cut from a batch of random bytes. Bytes, as
-    they go into the head sent on and the access log."""
+    formatted once per second and the random parts cut from a batch of random bytes, all at
+    once (each request takes one from the list). Bytes, as they go into the head sent on and
+    the access log."""
 
-    __slots__ = ("_at", "_pool", "_prefix", "_random", "_root", "_second")
+    __slots__ = ("_parts", "_prefix", "_random", "_root", "_second")
     BATCH = 64  # ids per call to the random source
 
     def __init__(self, random_bytes: Callable[[int], bytes] = os.urandom) -> None:
         self._random = random_bytes
-        self._pool = b""
-        self._at = 0
+        self._parts: list[bytes] = []  # random parts not used yet (24 hex digits each)
         self._second = -1
         self._prefix = self._root = b""
 
     def new(self, epoch_seconds: int) -> bytes:
         if epoch_seconds != self._second:
             self._start_second(epoch_seconds)
-        return self._prefix + self._random_part()
+        parts = self._parts
+        return self._prefix + (parts.pop() if parts else self._refill())
 
     def root(self, epoch_seconds: int) -> bytes:
         """`Root=` and a new id: the X-Amzn-Trace-Id of a request that brought none."""
         if epoch_seconds != self._second:
             self._start_second(epoch_seconds)
-        return self._root + self._random_part()
+        parts = self._parts
+        return self._root + (parts.pop() if parts else self._refill())
 
     def _start_second(self, epoch_seconds: int) -> None:
         self._second = epoch_seconds
         self._prefix = new_trace_id(epoch_seconds, 0)[:11].encode()  # "1-" + 8 hex digits + "-"
         self._root = b"Root=" + self._prefix
 
-    def _random_part(self) -> bytes:
-        at = self._at
-        if at >= len(self._pool):
-            self._pool = binascii.hexlify(self._random(12 * self.BATCH))
-            at = 0
-        self._at = at + 24
-        return self._pool[at : at + 24]
+    def _refill(self) -> bytes:
+        """A new batch of random parts; one of them, taken."""
+        pool = binascii.hexlify(self._random(12 * self.BATCH))
+        self._parts = [pool[at : at + 24] for at in range(0, len(pool), 24)]
+        return self._parts.pop()
 
 
 def is_trace_id(value: str) -> bool:

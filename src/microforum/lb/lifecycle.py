@@ -61,7 +61,10 @@ is released or relayed before the read that holds it ends). The phases are Final
 
 from __future__ import annotations
 
-from typing import Final
+import functools
+from typing import Final, NoReturn
+
+from microforum.lb import speedups
 
 # Request side
 HEAD: Final = 0
@@ -147,7 +150,7 @@ def request_step(phase: int, event: int) -> int:
     """The request side's next phase (raises IllegalTransition when the table has no row)."""
     after = _REQUEST[phase * _N + event]
     if after == -1:
-        raise IllegalTransition(f"request {REQUEST_PHASES[phase]}: no transition on {EVENTS[event]}")
+        _illegal_request(phase, event)
     return after
 
 
@@ -155,5 +158,24 @@ def response_step(phase: int, event: int) -> int:
     """The response side's next phase (raises IllegalTransition when the table has no row)."""
     after = _RESPONSE[phase * _N + event]
     if after == -1:
-        raise IllegalTransition(f"response {RESPONSE_PHASES[phase]}: no transition on {EVENTS[event]}")
+        _illegal_response(phase, event)
     return after
+
+
+def _illegal_request(phase: int, event: int) -> NoReturn:
+    raise IllegalTransition(f"request {REQUEST_PHASES[phase]}: no transition on {EVENTS[event]}")
+
+
+def _illegal_response(phase: int, event: int) -> NoReturn:
+    raise IllegalTransition(f"response {RESPONSE_PHASES[phase]}: no transition on {EVENTS[event]}")
+
+
+# The references of the C helper `step` (tests/lb/test_speedups.py).
+request_step_py: Final = request_step
+response_step_py: Final = response_step
+# Interpreted, the two steps are the C helper `step` bound to the same flat tables when it is
+# built (lb/_speedups.c): a call into C costs the interpreter a fraction of a Python call, and
+# an exchange steps five times per request. Compiled, they stay these native functions.
+if __file__.endswith(".py") and speedups.helper("step") is not None:
+    globals()["request_step"] = functools.partial(speedups.helper("step"), _REQUEST, _N, _illegal_request)
+    globals()["response_step"] = functools.partial(speedups.helper("step"), _RESPONSE, _N, _illegal_response)

@@ -27,7 +27,8 @@ MAX_RESPONSE_HEAD: Final = 32 * 1024  # a larger response head is a 502 (docs/al
 class BatchingClient(Protocol):
     """What a target connection uses of the client connection its exchange belongs to."""
 
-    def begin_batch(self) -> None: ...
+    batching: bool  # set: what is written is gathered until `end_batch` sends it at once
+
     def end_batch(self) -> None: ...
     def pause_reading_for_backend(self) -> None: ...
     def resume_reading_for_backend(self) -> None: ...
@@ -115,7 +116,7 @@ class BackendConnection(asyncio.Protocol):
             return
         exchange.touch()
         client = exchange.client
-        client.begin_batch()  # the client gets this read's head and body in one write
+        client.batching = True  # the client gets this read's head and body in one write
         if self.in_head:
             self.head_more.append(data)
         self.chunk, self.fresh = data, True

@@ -34,7 +34,7 @@ class ClientConnection(asyncio.Protocol):
 
     __slots__ = (
         "batching", "closing", "conn_id", "conn_trace", "ctx", "current", "decided", "decision",
-        "feed", "forwarded", "last_tick", "log_host", "log_lines", "log_origin", "log_record",
+        "feed", "forwarded", "last_tick", "log_lines", "log_record",
         "pauses", "peer", "peer_ip", "peer_port", "queue", "reader", "send", "transport", "wbuf",
         "wfirst",
     )  # fmt: skip
@@ -57,7 +57,6 @@ class ClientConnection(asyncio.Protocol):
         self.closing = False
         self.last_tick = ctx.tick
         self.conn_trace = f"TID_{os.urandom(16).hex()}"
-        self.log_host, self.log_origin = "", b"http://-:0"  # the last Host logged, as logged
         self.log_lines = LineCache()
         self.log_record = LogRecord()  # each request's fields, for log_lines
         self.conn_id = next(_conn_ids)
@@ -93,22 +92,17 @@ class ClientConnection(asyncio.Protocol):
         self.last_tick = self.ctx.tick
         self.batching = True
         try:
-            self._feed(data)
-        finally:
-            self.end_batch()
-
-    def _feed(self, data: bytes) -> None:
-        try:
             self.feed(data)
         except ReadError as exc:
             self.fail(exc.status, exc.error_reason)
-            return
         except Exception as exc:  # a bug of ours: the client gets 500, the log the traceback
             log.error("load balancer bug while handling a request", exc_info=exc)
             self.fail(500, "InternalError")
-            return
-        if self.queue:
-            self.queue[0].flush()
+        else:
+            if self.queue and self.queue[0].out:  # (what the reader accepted, not sent yet)
+                self.queue[0].flush()
+        finally:
+            self.end_batch()
 
     def eof_received(self) -> bool | None:
         # The client closed its side (ALB treats it as gone, docs/alb.md "Clients that close"):
@@ -183,14 +177,14 @@ class ClientConnection(asyncio.Protocol):
         elif self.transport is not None and not self.closing:
             self.send(data)
 
-    def begin_batch(self) -> None:
-        self.batching = True
-
     def end_batch(self) -> None:
         self.batching = False
         if self.wfirst:
-            data = self.wfirst if not self.wbuf else b"".join([self.wfirst, *self.wbuf])
-            self.drop_batch()
+            data = self.wfirst
+            self.wfirst = b""
+            if self.wbuf:  # (see `drop_batch`)
+                data = b"".join([data, *self.wbuf])
+                self.wbuf.clear()
             if self.transport is not None and not self.closing:
                 self.send(data)
 
@@ -220,7 +214,7 @@ class ClientConnection(asyncio.Protocol):
             self.queue[0].start()
             if self.queue:
                 self.queue[0].flush()
-        if len(self.queue) <= 1:
+        if len(self.queue) <= 1 and self.pauses:
             self.resume_reading("pipeline")
 
     def closing_after_current(self) -> None:

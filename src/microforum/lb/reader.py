@@ -233,8 +233,8 @@ def _keep_alive(tokens: bytes, version: str) -> bool:
 class RequestReader:
     """Requests from one client connection, one after another (pipelining in order)."""
 
-    __slots__ = ("buffer", "last", "on_body", "on_complete", "on_head", "previous", "remaining",
-                 "state", "trailer_bytes")  # fmt: skip
+    __slots__ = ("buffer", "last", "on_body", "on_complete", "on_head", "previous",
+                 "previous_whole", "remaining", "state", "trailer_bytes")  # fmt: skip
 
     def __init__(self, sink: Sink) -> None:
         # The sink's methods, bound once: compiled, a call is then a plain vectorcall.
@@ -249,6 +249,7 @@ class RequestReader:
         # The previous head when it was plain: a head repeated byte for byte is that one again
         # (split, checked and framed alike), handed on as the same object.
         self.previous: RequestHead | None = None
+        self.previous_whole = b""  # its bytes with the blank line after them
 
     def __repr__(self) -> str:
         return f"<RequestReader state={self.state} buffered={len(self.buffer)} remaining={self.remaining}>"
@@ -272,15 +273,14 @@ class RequestReader:
                 data = self._chunked(data)
 
     def _head(self, data: bytes) -> bytes:
-        if data[0] == _CR or data[0] == _LF:
-            data = data.lstrip(b"\r\n")  # RFC 9112 §2.2: empty lines before a request line
         previous = self.previous
-        if previous is not None:
-            # A plain head has no empty line and only CRLF line ends: the same bytes followed
-            # by CRLF CRLF are the same head, ending at the same place.
-            size = len(previous.raw)
-            if data.startswith(previous.raw) and data.startswith(b"\r\n\r\n", size):
-                return self._hand_on(previous, data[size + 4 :])
+        # A plain head has no empty line and only CRLF line ends: the same bytes followed by
+        # CRLF CRLF (`previous_whole`) are the same head, ending at the same place.
+        if previous is not None and data.startswith(self.previous_whole):
+            return self._hand_on(previous, data[len(self.previous_whole) :])
+        if data[0] == _CR or data[0] == _LF:  # RFC 9112 §2.2: empty lines before a request line
+            data = data.lstrip(b"\r\n")
+            return self._head(data) if data else b""  # (read anew: it starts with neither now)
         if _SPLIT_PLAIN is not None:
             found = _SPLIT_PLAIN(data)
             if found is not None:  # the usual head, split in C
@@ -307,6 +307,7 @@ class RequestReader:
         _check_limits(head)
         frame(head)
         self.previous = head if head.plain else None
+        self.previous_whole = head.raw + b"\r\n\r\n" if head.plain else b""
         return self._hand_on(head, rest)
 
     def _hand_on(self, head: RequestHead, rest: bytes) -> bytes:

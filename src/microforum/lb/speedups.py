@@ -1,8 +1,10 @@
-"""The C helpers of lb/_speedups.c, when the compiled build provides them.
+"""The C helpers of lb/_speedups.c, when they are built.
 
-They are built only with the compiled load balancer (lb/native.py) and loaded with it
-(lb/compiled.py); interpreted, `helper` gives None and the callers keep their Python version,
-which stays the reference (a test checks that the two agree).
+They are built at install time (setup.py: an optional extension, so an install without a C
+compiler goes on without them) and with the compiled load balancer (lb/native.py, loaded by
+lb/compiled.py): the interpreted load balancer uses them too. Not built, `helper` gives None
+and the callers keep their Python version, which stays the reference (a test checks that the
+two agree). An edited _speedups.c takes effect after a reinstall (`make` does it).
 """
 
 from __future__ import annotations
