@@ -302,9 +302,6 @@ class Exchange:
 
     # Relaying the target's answer
 
-    def touch(self) -> None:
-        self.tick = self.client.ctx.tick
-
     def response_head(self, conn: BackendConnection, status: int, head: bytes) -> None:
         """The target's status line and headers (`head`, as received, without the blank line)."""
         self.resp_at = _now()
