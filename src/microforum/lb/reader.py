@@ -322,8 +322,10 @@ class RequestReader:
             self.state = CHUNK_SIZE
         elif head.length and head.framed:
             self.state, self.remaining = LENGTH, head.length
-        else:
-            self._complete()
+        else:  # no body: complete already (`_complete`, the state still HEAD)
+            self.on_complete()
+            if self.last:
+                self.stop()
         return rest
 
     def _complete(self) -> None:
