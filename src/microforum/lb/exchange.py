@@ -287,7 +287,8 @@ class Exchange:
             if conn.reused and self.request == READ:
                 self.replay = data  # a stale keep-alive connection may be retried once
         self.response = response_step(self.response, E_SEND)
-        conn.send(data)
+        if not conn.closed:  # (attached: connected, its `send_bytes` the transport's write)
+            conn.send_bytes(data)
         if self.client.pauses:
             self.client.resume_reading("buffer")
 

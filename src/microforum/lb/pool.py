@@ -216,10 +216,6 @@ class BackendConnection(asyncio.Protocol):
 
     # Used by the exchange and the pool
 
-    def send(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
-            self.send_bytes(data)
-
     def close(self) -> None:
         if not self.closed and self.transport is not None:
             self.closed = True
