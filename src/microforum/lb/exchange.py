@@ -210,8 +210,16 @@ class Exchange:
             return
         self.slot, self.pool = picked
         self.slot.outstanding += 1
-        self.trace = forward.trace(ctx, d, self.created)
-        self.out.append(forward.target_head(ctx, d, self.client.forwarded, self.trace))
+        # (the usual request, with no trace id of its own and nothing to rewrite, prepared
+        # here: forward.trace and forward.target_head do the same for it)
+        if d.trace_in is None:
+            self.trace = ctx.trace_ids.root(int(self.created))
+        else:
+            self.trace = forward.trace(ctx, d, self.created)
+        if d.raw is not None:
+            self.out.append(hdr.forward_raw(d.raw, self.client.forwarded, self.trace))
+        else:
+            self.out.append(forward.target_head(ctx, d, self.client.forwarded, self.trace))
 
     # Acting
 
@@ -228,10 +236,12 @@ class Exchange:
         if self.d.expect_continue and self.request != READ:
             self.client.write(CONTINUE)  # ALB answers 100 Continue itself (docs/alb.md §D)
         conn = self.pool.take()
-        if conn is not None:
-            self._attach(conn)
-        else:
+        if conn is None:
             spawn(self._connect())
+            return
+        self.conn = conn  # (`_attach`, without the call)
+        conn.exchange = self
+        self.flush()
 
     def _respond_locally(self) -> None:
         data = self.local or b""
@@ -277,7 +287,8 @@ class Exchange:
             if conn.reused and self.request == READ:
                 self.replay = data  # a stale keep-alive connection may be retried once
         self.response = response_step(self.response, E_SEND)
-        conn.send(data)
+        if not conn.closed:  # (attached: connected, its `send_bytes` the transport's write)
+            conn.send_bytes(data)
         if self.client.pauses:
             self.client.resume_reading("buffer")
 
@@ -301,9 +312,6 @@ class Exchange:
             self.client.exchange_done(self)
 
     # Relaying the target's answer
-
-    def touch(self) -> None:
-        self.tick = self.client.ctx.tick
 
     def response_head(self, conn: BackendConnection, status: int, head: bytes) -> None:
         """The target's status line and headers (`head`, as received, without the blank line)."""

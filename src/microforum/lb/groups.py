@@ -73,7 +73,8 @@ class GroupState:
         """The slot and pool for a new request, or None (no registered live target: 503)."""
         self.counter += 1
         pool = self._split_pool() if self.split else self.live
-        slot = pick_from(pool, self.algorithm, self.counter)
+        # (a group of one live target, as most are locally: no algorithm to run)
+        slot = pool[0] if len(pool) == 1 else pick_from(pool, self.algorithm, self.counter)
         return None if slot is None else (slot, self.pools[slot])
 
     def set_split(self, new_ids: frozenset[str] | None, percent: float) -> None:

@@ -24,10 +24,20 @@ CONNECT_TIMEOUT: Final = 10.0  # seconds; ALB gives 504 when a target cannot be 
 MAX_RESPONSE_HEAD: Final = 32 * 1024  # a larger response head is a 502 (docs/alb.md §D.5)
 
 
+class Ticking(Protocol):
+    """The load balancer's clock, as far as a target connection reads it."""
+
+    tick: int  # the sweeper's tick: an exchange notes the one of its latest progress
+
+
 class BatchingClient(Protocol):
     """What a target connection uses of the client connection its exchange belongs to."""
 
     batching: bool  # set: what is written is gathered until `end_batch` sends it at once
+    wfirst: bytes  # the batch's first piece (empty: nothing gathered, `end_batch` has no work)
+
+    @property
+    def ctx(self) -> Ticking: ...
 
     def end_batch(self) -> None: ...
     def pause_reading_for_backend(self) -> None: ...
@@ -41,7 +51,9 @@ class ExchangeEvents(Protocol):
     def client(self) -> BatchingClient: ...
     @property
     def response(self) -> int: ...  # its response phase (lifecycle.py)
-    def touch(self) -> None: ...
+
+    tick: int  # the clock tick of its latest progress (idle timeout)
+
     def response_head(self, conn: BackendConnection, status: int, head: bytes) -> None: ...
     def response_body(self, body: bytes) -> None: ...
     def response_done(self, conn: BackendConnection, keep_alive: bool) -> None: ...
@@ -114,8 +126,8 @@ class BackendConnection(asyncio.Protocol):
         if exchange is None:  # a target talking out of turn: this connection is unusable
             self.close()
             return
-        exchange.touch()
         client = exchange.client
+        exchange.tick = client.ctx.tick
         client.batching = True  # the client gets this read's head and body in one write
         if self.in_head:
             self.head_more.append(data)
@@ -129,7 +141,10 @@ class BackendConnection(asyncio.Protocol):
             if exchange.response == HELD:  # the answer goes on in a later read
                 exchange.release(self)
         finally:
-            client.end_batch()
+            if client.wfirst:
+                client.end_batch()
+            else:  # nothing gathered (a read that ends no head)
+                client.batching = False
         if self.reset_parser:  # after a HEAD response (see exchange.response_head)
             self.reset_parser = False
             self.parser = httptools.HttpResponseParser(self)
@@ -200,10 +215,6 @@ class BackendConnection(asyncio.Protocol):
             self.exchange.response_done(self, self.parser.should_keep_alive())
 
     # Used by the exchange and the pool
-
-    def send(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
-            self.send_bytes(data)
 
     def close(self) -> None:
         if not self.closed and self.transport is not None:

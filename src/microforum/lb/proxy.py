@@ -102,7 +102,10 @@ class ClientConnection(asyncio.Protocol):
             if self.queue and self.queue[0].out:  # (what the reader accepted, not sent yet)
                 self.queue[0].flush()
         finally:
-            self.end_batch()
+            if self.wfirst:
+                self.end_batch()
+            else:  # nothing gathered (as for most requests: the answer comes later)
+                self.batching = False
 
     def eof_received(self) -> bool | None:
         # The client closed its side (ALB treats it as gone, docs/alb.md "Clients that close"):

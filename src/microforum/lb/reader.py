@@ -266,21 +266,21 @@ class RequestReader:
         while data and self.state != DONE:
             state = self.state
             if state == HEAD:
-                data = self._head(data)
+                previous = self.previous
+                # A plain head has no empty line and only CRLF line ends: the same bytes followed
+                # by CRLF CRLF (`previous_whole`) are the same head, ending at the same place.
+                if previous is not None and data.startswith(self.previous_whole):
+                    data = self._hand_on(previous, data[len(self.previous_whole) :])
+                else:
+                    data = self._head(data)
             elif state == LENGTH:
                 data = self._length(data)
             else:
                 data = self._chunked(data)
 
     def _head(self, data: bytes) -> bytes:
-        previous = self.previous
-        # A plain head has no empty line and only CRLF line ends: the same bytes followed by
-        # CRLF CRLF (`previous_whole`) are the same head, ending at the same place.
-        if previous is not None and data.startswith(self.previous_whole):
-            return self._hand_on(previous, data[len(self.previous_whole) :])
         if data[0] == _CR or data[0] == _LF:  # RFC 9112 §2.2: empty lines before a request line
-            data = data.lstrip(b"\r\n")
-            return self._head(data) if data else b""  # (read anew: it starts with neither now)
+            return data.lstrip(b"\r\n")  # (read anew by `feed`: it starts with neither now)
         if _SPLIT_PLAIN is not None:
             found = _SPLIT_PLAIN(data)
             if found is not None:  # the usual head, split in C
@@ -322,8 +322,10 @@ class RequestReader:
             self.state = CHUNK_SIZE
         elif head.length and head.framed:
             self.state, self.remaining = LENGTH, head.length
-        else:
-            self._complete()
+        else:  # no body: complete already (`_complete`, the state still HEAD)
+            self.on_complete()
+            if self.last:
+                self.stop()
         return rest
 
     def _complete(self) -> None:
