@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -125,6 +126,14 @@ class Conn(Protocol):
     def run(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         """Run a statement and return the number of rows it changed."""
         ...
+
+
+# A write that is one statement, described without running it: its SQL, its parameters, and
+# what makes the write's result of the row the statement returns.
+Statement = tuple[str, tuple[Any, ...], Callable[[Row | None], Any]]
+# Writes of one statement each, by the function that describes it from the write's keywords:
+# PostgreSQL sends those of a batch together, in pipeline mode (docs/store.md, "Group commit").
+ONE_STATEMENT: dict[Callable[..., Any], Callable[..., Statement]] = {}
 
 
 class Database(Protocol):
@@ -396,6 +405,28 @@ class _PgConn:
         """Run a statement with no parameters, unprepared (SAVEPOINT and the like)."""
         self._cursor.execute(sql)
 
+    def pipelined(self, statements: list[tuple[str, tuple[Any, ...]]]) -> list[Row | None]:
+        """Run `statements` in pipeline mode (sent together, their results read after, one
+        round trip) and return the first row of each; the first error raises (the others
+        are then not run: the server skips them)."""
+        conn = self._cursor.connection
+        cursors = [conn.cursor() for _ in statements]
+        with conn.pipeline():
+            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                cursor.execute(self._sql(sql), params, prepare=True)
+        return [cursor.fetchone() for cursor in cursors]
+
+
+def _together(conn: _PgConn, batch: Sequence[Write]) -> list[Any]:
+    """A batch's first pass: when every write is one statement (ONE_STATEMENT), all are
+    sent in one pipeline, one round trip instead of one each; else one after another."""
+    described = [ONE_STATEMENT.get(fn) for fn, _ in batch]
+    if any(describe is None for describe in described):
+        return [fn(conn, **kw) for fn, kw in batch]
+    statements = [describe(**kw) for describe, (_, kw) in zip(described, batch, strict=True) if describe]
+    rows = conn.pipelined([(sql, params) for sql, params, _ in statements])
+    return [make(row) for (_, _, make), row in zip(statements, rows, strict=True)]
+
 
 class PostgresDatabase:
     """A PostgreSQL database reached by a few threads, each with its own connection."""
@@ -417,6 +448,7 @@ class PostgresDatabase:
         self._cache = ReadCache(MAX_CACHED)  # pgcache.py: kept fresh by LISTEN/NOTIFY
         self._listener: ChangeListener | None = None
         self._group = GroupCommit(self._pool, self._run_batch)
+        self._pipeline = psycopg.Pipeline.is_supported()  # libpq >= 14
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({_redact(self.url)!r})"
@@ -507,7 +539,8 @@ class PostgresDatabase:
         return self._call(self._apply, {"batch": batch}, begin)
 
     def _apply(self, conn: _PgConn, *, batch: list[Write]) -> list[Outcome]:
-        return apply_each(batch, conn.plain, conn, self._translate, opened=True)
+        together = functools.partial(_together, conn) if self._pipeline else None
+        return apply_each(batch, conn.plain, conn, self._translate, opened=True, together=together)
 
     def _on_a_connection(self, fn: Callable[..., T], kw: dict[str, Any], begin: str | None) -> T:
         conn, new = self._conn()
