@@ -6,7 +6,7 @@ transaction's BEGIN and COMMIT. `GroupCommit` queues the writes of one process o
 loop and runs those waiting in one transaction on a database thread, then commits once. Its
 two parts:
 
-- `GroupCommit` (the event loop's side): the queue, one batch in flight at a time, every
+- `GroupCommit` (the event loop's side): the queue, at most `in_flight` batches at a time (one on SQLite), every
   write answered from its batch's outcome. A batch whose transaction fails as a whole (its
   BEGIN or COMMIT, a lost connection) fails every write in it with that error: none of them
   was committed, and none is answered as if it were.
@@ -114,19 +114,23 @@ def _each_alone(
 class GroupCommit:
     """Queues writes from the event loop; `run_batch` runs each batch in one transaction on
     `executor` and returns an outcome per write, or raises when the transaction failed.
-    With `stage`, a batch is first offered to it (on the loop; see the module's docstring)."""
+    With `stage`, a batch is first offered to it (on the loop; see the module's docstring).
+    At most `in_flight` batches run at once (SQLite: one, its single writer; PostgreSQL: more,
+    so that one batch's round trips overlap another's commit)."""
 
     def __init__(
         self,
         executor: Executor,
         run_batch: Callable[[list[Write]], list[Outcome]],
         stage: Stage | None = None,
+        in_flight: int = 1,
     ) -> None:
         self.executor = executor
         self.run_batch = run_batch
         self.stage = stage
+        self.in_flight = in_flight
         self.queue: list[tuple[Write, asyncio.Future[Any]]] = []
-        self.running = False
+        self.running = 0  # batches under way
         self.batches = 0  # transactions started so far
 
     def __repr__(self) -> str:
@@ -136,13 +140,13 @@ class GroupCommit:
         """Run `fn(conn, **kw)` in the next transaction; its result once that committed."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.queue.append(((fn, kw), future))
-        if not self.running:
+        if self.running < self.in_flight:
             self._start()
         return await future
 
     def _start(self) -> None:
         batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
-        self.running = True
+        self.running += 1
         self.batches += 1
         writes = [write for write, _ in batch]
         loop = asyncio.get_running_loop()
@@ -162,7 +166,7 @@ class GroupCommit:
     def _finish(
         self, batch: list[tuple[Write, asyncio.Future[Any]]], finished: asyncio.Future[list[Outcome]]
     ) -> None:
-        self.running = False
+        self.running -= 1
         error = finished.exception()
         for index, (_, future) in enumerate(batch):
             if future.done():  # its caller was cancelled
@@ -172,5 +176,5 @@ class GroupCommit:
                 continue
             ok, value = finished.result()[index]
             future.set_result(value) if ok else future.set_exception(value)
-        if self.queue:
+        if self.queue and self.running < self.in_flight:
             self._start()
