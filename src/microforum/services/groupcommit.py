@@ -6,8 +6,8 @@ transaction's BEGIN and COMMIT. `GroupCommit` queues the writes of one process o
 loop and runs those waiting in one transaction on a database thread, then commits once. Its
 two parts:
 
-- `GroupCommit` (the event loop's side): the queue, at most `in_flight` batches at a time (one on SQLite), every
-  write answered from its batch's outcome. A batch whose transaction fails as a whole (its
+- `GroupCommit` (the event loop's side): the queue, at most `in_flight` batches at a time
+  (one on SQLite), every write answered from its batch's outcome. A batch whose transaction fails as a whole (its
   BEGIN or COMMIT, a lost connection) fails every write in it with that error: none of them
   was committed, and none is answered as if it were.
 - `apply_each` (inside the open transaction): every write runs as it is, after one savepoint
