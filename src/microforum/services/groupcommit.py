@@ -7,9 +7,9 @@ loop and runs those waiting in one transaction on a database thread, then commit
 two parts:
 
 - `GroupCommit` (the event loop's side): the queue, at most `in_flight` batches at a time
-  (one on SQLite), every write answered from its batch's outcome. A batch whose transaction fails as a whole (its
-  BEGIN or COMMIT, a lost connection) fails every write in it with that error: none of them
-  was committed, and none is answered as if it were.
+  (one on SQLite), every write answered from its batch's outcome. A batch whose transaction
+  fails as a whole (its BEGIN or COMMIT, a lost connection) fails every write in it with that
+  error: none of them was committed, and none is answered as if it were.
 - `apply_each` (inside the open transaction): every write runs as it is, after one savepoint
   for the whole batch. When one raises, the batch goes back to that savepoint (then released)
   and runs again, each write in a savepoint of its own, so that the one that raises is rolled
