@@ -6,10 +6,10 @@ transaction's BEGIN and COMMIT. `GroupCommit` queues the writes of one process o
 loop and runs those waiting in one transaction on a database thread, then commits once. Its
 two parts:
 
-- `GroupCommit` (the event loop's side): the queue, at most `in_flight` batches at a time
-  (one on SQLite), every write answered from its batch's outcome. A batch whose transaction
-  fails as a whole (its BEGIN or COMMIT, a lost connection) fails every write in it with that
-  error: none of them was committed, and none is answered as if it were.
+- `GroupCommit` (the event loop's side): the queue, one batch in flight at a time, every
+  write answered from its batch's outcome. A batch whose transaction fails as a whole (its
+  BEGIN or COMMIT, a lost connection) fails every write in it with that error: none of them
+  was committed, and none is answered as if it were.
 - `apply_each` (inside the open transaction): every write runs as it is, after one savepoint
   for the whole batch. When one raises, the batch goes back to that savepoint (then released)
   and runs again, each write in a savepoint of its own, so that the one that raises is rolled
@@ -114,23 +114,19 @@ def _each_alone(
 class GroupCommit:
     """Queues writes from the event loop; `run_batch` runs each batch in one transaction on
     `executor` and returns an outcome per write, or raises when the transaction failed.
-    With `stage`, a batch is first offered to it (on the loop; see the module's docstring).
-    At most `in_flight` batches run at once (SQLite: one, its single writer; PostgreSQL: more,
-    so that one batch's round trips overlap another's commit)."""
+    With `stage`, a batch is first offered to it (on the loop; see the module's docstring)."""
 
     def __init__(
         self,
         executor: Executor,
         run_batch: Callable[[list[Write]], list[Outcome]],
         stage: Stage | None = None,
-        in_flight: int = 1,
     ) -> None:
         self.executor = executor
         self.run_batch = run_batch
         self.stage = stage
-        self.in_flight = in_flight
         self.queue: list[tuple[Write, asyncio.Future[Any]]] = []
-        self.running = 0  # batches under way
+        self.running = False
         self.batches = 0  # transactions started so far
 
     def __repr__(self) -> str:
@@ -140,13 +136,13 @@ class GroupCommit:
         """Run `fn(conn, **kw)` in the next transaction; its result once that committed."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.queue.append(((fn, kw), future))
-        if self.running < self.in_flight:
+        if not self.running:
             self._start()
         return await future
 
     def _start(self) -> None:
         batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
-        self.running += 1
+        self.running = True
         self.batches += 1
         writes = [write for write, _ in batch]
         loop = asyncio.get_running_loop()
@@ -166,7 +162,7 @@ class GroupCommit:
     def _finish(
         self, batch: list[tuple[Write, asyncio.Future[Any]]], finished: asyncio.Future[list[Outcome]]
     ) -> None:
-        self.running -= 1
+        self.running = False
         error = finished.exception()
         for index, (_, future) in enumerate(batch):
             if future.done():  # its caller was cancelled
@@ -176,5 +172,5 @@ class GroupCommit:
                 continue
             ok, value = finished.result()[index]
             future.set_result(value) if ok else future.set_exception(value)
-        if self.queue and self.running < self.in_flight:
+        if self.queue:
             self._start()

@@ -64,9 +64,6 @@ Row = tuple[Any, ...]
 SQLITE_BUSY_TIMEOUT_MS = 5000
 PG_MAINTENANCE_DATABASE = "postgres"  # exists on every server (RDS included); used to create ours
 PG_THREADS = 4
-# Batches of writes one process runs at once (docs/store.md, "Group commit"): one's round
-# trips overlap another's commit; the other database threads keep serving reads.
-PG_BATCHES_IN_FLIGHT = 2
 PG_CREATE_DATABASE_LOCK = 0x6D666F72_00DB  # advisory lock key: "mfor", creating a database
 # The wal-index header at the start of a WAL database's `-shm` file, twice (walformat.html 2.2).
 
@@ -450,7 +447,7 @@ class PostgresDatabase:
         self._options = connect_options(conninfo_to_dict(url))
         self._cache = ReadCache(MAX_CACHED)  # pgcache.py: kept fresh by LISTEN/NOTIFY
         self._listener: ChangeListener | None = None
-        self._group = GroupCommit(self._pool, self._run_batch, in_flight=PG_BATCHES_IN_FLIGHT)
+        self._group = GroupCommit(self._pool, self._run_batch)
         self._pipeline = psycopg.Pipeline.is_supported()  # libpq >= 14
 
     def __repr__(self) -> str:
