@@ -381,8 +381,9 @@ class _PgConn:
     dialect = "postgresql"
     _converted: dict[str, str] = {}  # noqa: RUF012 - a process-wide cache of rewritten SQL
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, spare: list[Any] | None = None) -> None:
         self._cursor = cursor
+        self._spare = [] if spare is None else spare  # more cursors of its connection, kept
 
     @classmethod
     def _sql(cls, sql: str) -> str:
@@ -410,7 +411,8 @@ class _PgConn:
         round trip) and return the first row of each; the first error raises (the others
         are then not run: the server skips them)."""
         conn = self._cursor.connection
-        cursors = [conn.cursor() for _ in statements]
+        self._spare.extend(conn.cursor() for _ in range(len(statements) - len(self._spare)))
+        cursors = self._spare[: len(statements)]
         with conn.pipeline():
             for cursor, (sql, params) in zip(cursors, statements, strict=True):
                 cursor.execute(self._sql(sql), params, prepare=True)
@@ -507,7 +509,7 @@ class PostgresDatabase:
             conn.close()
             self._local.conn = None
         conn = self._connect()
-        self._local.conn, self._local.cursor = conn, conn.cursor()
+        self._local.conn, self._local.cursor, self._local.spare = conn, conn.cursor(), []
         with self._lock:
             self._all.append(conn)
         return conn, True
@@ -557,7 +559,7 @@ class PostgresDatabase:
     def _run(self, conn: Any, fn: Callable[..., T], kw: dict[str, Any], begin: str | None) -> T:
         if begin is None:
             return fn(_PgConn(self._local.cursor), **kw)
-        wrapped = _PgConn(self._local.cursor)
+        wrapped = _PgConn(self._local.cursor, self._local.spare)
         return run_transaction(conn, lambda: fn(wrapped, **kw), self._psycopg.OperationalError, begin)
 
     async def read(self, fn: Callable[..., T], /, **kw: Any) -> T:
