@@ -44,7 +44,14 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from microforum.logfiles import create_private
-from microforum.services.groupcommit import GroupCommit, Outcome, Write, apply_each, opening
+from microforum.services.groupcommit import (
+    BATCH_SAVEPOINT,
+    GroupCommit,
+    Outcome,
+    Write,
+    apply_each,
+    opening,
+)
 from microforum.services.pgcache import MISSING, ChangeListener, ReadCache
 from microforum.services.pgconn import (
     RECONNECT_PAUSE,
@@ -408,26 +415,29 @@ class _PgConn:
 
     def pipelined(self, statements: list[tuple[str, tuple[Any, ...]]]) -> list[Row | None]:
         """Run `statements` in pipeline mode (sent together, their results read after, one
-        round trip) and return the first row of each; the first error raises (the others
-        are then not run: the server skips them)."""
+        round trip) and return the first row of each (None when it returns none); the first
+        error raises (the others are then not run: the server skips them)."""
         conn = self._cursor.connection
         self._spare.extend(conn.cursor() for _ in range(len(statements) - len(self._spare)))
         cursors = self._spare[: len(statements)]
         with conn.pipeline():
             for cursor, (sql, params) in zip(cursors, statements, strict=True):
-                cursor.execute(self._sql(sql), params, prepare=True)
-        return [cursor.fetchone() for cursor in cursors]
+                cursor.execute(self._sql(sql), params, prepare=bool(params))  # not BEGIN
+        return [cursor.fetchone() if cursor.description else None for cursor in cursors]
+
+
+def _pipelinable(batch: Sequence[Write]) -> bool:
+    """True when every write of a batch of several is one statement (ONE_STATEMENT)."""
+    return len(batch) > 1 and all(fn in ONE_STATEMENT for fn, _ in batch)
 
 
 def _together(conn: _PgConn, batch: Sequence[Write]) -> list[Any]:
-    """A batch's first pass: when every write is one statement (ONE_STATEMENT), all are
-    sent in one pipeline, one round trip instead of one each; else one after another."""
-    described = [ONE_STATEMENT.get(fn) for fn, _ in batch]
-    if any(describe is None for describe in described):
-        return [fn(conn, **kw) for fn, kw in batch]
-    statements = [describe(**kw) for describe, (_, kw) in zip(described, batch, strict=True) if describe]
-    rows = conn.pipelined([(sql, params) for sql, params, _ in statements])
-    return [make(row) for (_, _, make), row in zip(statements, rows, strict=True)]
+    """A pipelinable batch's first pass: its BEGIN, its savepoint and every write's statement
+    sent in one pipeline, one round trip instead of two plus one per write."""
+    statements = [ONE_STATEMENT[fn](**kw) for fn, kw in batch]
+    opening = [("BEGIN", ()), (BATCH_SAVEPOINT, ())]
+    rows = conn.pipelined([*opening, *((sql, params) for sql, params, _ in statements)])
+    return [make(row) for (_, _, make), row in zip(statements, rows[2:], strict=True)]
 
 
 class PostgresDatabase:
@@ -536,12 +546,14 @@ class PostgresDatabase:
 
     def _run_batch(self, batch: list[Write]) -> list[Outcome]:
         """On a database thread: one transaction for the batch (groupcommit.py)."""
+        if self._pipeline and _pipelinable(batch):  # BEGIN goes in the writes' pipeline
+            return self._call(self._apply, {"batch": batch, "pipelined": True}, "")
         first = opening(batch)  # sent with BEGIN: one round trip less per batch
         begin = "BEGIN" if first is None else f"BEGIN; {first}"
-        return self._call(self._apply, {"batch": batch}, begin)
+        return self._call(self._apply, {"batch": batch, "pipelined": False}, begin)
 
-    def _apply(self, conn: _PgConn, *, batch: list[Write]) -> list[Outcome]:
-        together = functools.partial(_together, conn) if self._pipeline else None
+    def _apply(self, conn: _PgConn, *, batch: list[Write], pipelined: bool) -> list[Outcome]:
+        together = functools.partial(_together, conn) if pipelined else None
         return apply_each(batch, conn.plain, conn, self._translate, opened=True, together=together)
 
     def _on_a_connection(self, fn: Callable[..., T], kw: dict[str, Any], begin: str | None) -> T:
