@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from microforum.services import store
-from microforum.services.model import NewUser, User
+from microforum.services.model import NewPost, NewUser, User
 from microforum.services.schema import migrate
 from microforum.services.storage import Conflict, Conn, PostgresDatabase, SqliteDatabase, StorageUnavailable
 
@@ -313,5 +313,63 @@ def test_postgres_a_batch_opens_with_its_savepoint_in_one_round_trip(postgres) -
         assert spy.said == ["BEGIN; SAVEPOINT batch", "COMMIT"]
         names = {u.username for u in asyncio.run(db.read(store.list_users))}
         assert {"r0", "r1", "r2"} <= names
+    finally:
+        db.close()
+
+
+def _round_trips(trace: Path) -> list[str]:
+    """What the client asked the server to answer, from a libpq protocol trace: each simple
+    query and each Sync (the end of an extended-protocol exchange) is one round trip."""
+    said = []
+    for line in trace.read_text().splitlines():
+        fields = line.split("\t")
+        if len(fields) > 2 and fields[0] == "F" and fields[2] in ("Query", "Sync"):
+            said.append(fields[2] if fields[2] == "Sync" else fields[3].strip(' "'))
+    return said
+
+
+@pytest.mark.postgres
+def test_postgres_a_batch_of_inserts_is_sent_in_one_round_trip(postgres, tmp_path: Path) -> None:
+    """A batch whose writes are each one statement (store.ONE_STATEMENT) sends them all in
+    one pipeline with its BEGIN and savepoint (one round trip), then COMMIT."""
+    import psycopg
+
+    db = PostgresDatabase(postgres.create_database())
+    migrate(db, "posts")
+    batch = [(store.create_post, {"new": NewPost(1, f"p{n}", 1)}) for n in range(4)]
+    try:
+        db._run_batch(batch)  # prepares the statements: the trace is of a warm connection
+        conn = db._local.conn
+        with open(tmp_path / "trace", "w") as trace:
+            conn.pgconn.trace(trace.fileno())
+            conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+            outcomes = db._run_batch(batch)
+            conn.pgconn.untrace()
+        assert [(ok, post.text) for ok, post in outcomes] == [(True, f"p{n}") for n in range(4)]
+        assert _round_trips(tmp_path / "trace") == ["Sync", "COMMIT"]  # BEGIN in the pipeline
+        texts = [p.text for p in asyncio.run(db.read(store.list_posts))]
+        assert texts[-8:] == [f"p{n}" for n in range(4)] * 2
+    finally:
+        db.close()
+
+
+@pytest.mark.postgres
+def test_postgres_a_failing_insert_of_a_pipelined_batch_fails_alone(postgres) -> None:
+    """One INSERT of a pipelined batch refused by the server: that write alone fails, the
+    others are committed (the batch runs again, each write in its own savepoint)."""
+    url = postgres.create_database()
+    db = PostgresDatabase(url)
+    migrate(db, "posts")
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE posts ADD CONSTRAINT no_bad CHECK (text <> 'bad')")
+    batch = [(store.create_post, {"new": NewPost(1, text, 1)}) for text in ("a", "bad", "c")]
+    try:
+        outcomes = db._run_batch(batch)
+        assert [ok for ok, _ in outcomes] == [True, False, True]
+        assert isinstance(outcomes[1][1], psycopg.errors.CheckViolation)
+        texts = {p.text for p in asyncio.run(db.read(store.list_posts))}
+        assert {"a", "c"} <= texts and "bad" not in texts
     finally:
         db.close()

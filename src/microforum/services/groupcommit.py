@@ -68,18 +68,22 @@ def apply_each(
     translate: Callable[[Exception], Exception],
     *,
     opened: bool = False,
+    together: Callable[[Sequence[Write]], list[Any]] | None = None,
 ) -> list[Outcome]:
     """Run every write of `batch` as `fn(conn, **kw)` in the open transaction: all at once
     after one savepoint, or, when one of them raises, again from that savepoint, each in its
     own (`execute` runs the savepoint statements); errors of the database's driver are passed
     through `translate`. A failing savepoint statement fails the batch. `opened`: the caller
-    ran `opening(batch)` already."""
+    ran `opening(batch)` already. `together`: runs the first pass (all the writes, each
+    result in order, or an exception) in a way of the store's own (PostgreSQL: pipelined)."""
     if len(batch) == 1:
         fn, kw = batch[0]
         return [(True, fn(conn, **kw))]
     if not opened:
         execute(BATCH_SAVEPOINT)
     try:
+        if together is not None:
+            return [(True, value) for value in together(batch)]
         return [(True, fn(conn, **kw)) for fn, kw in batch]
     except Exception:  # the writes go again, each on its own: the failing one alone is undone
         execute(ROLLBACK_BATCH)

@@ -66,9 +66,11 @@ class CommitLost(Exception):
 
 def run_transaction(conn: Any, work: Callable[[], T], lost: type[Exception], begin: str = "BEGIN") -> T:
     """`work()` in one transaction on an autocommit `conn`, opened by `begin` (BEGIN, maybe
-    followed by statements without parameters: one round trip); CommitLost when the
-    connection (`lost`: psycopg's OperationalError) fails during COMMIT."""
-    conn.execute(begin)
+    followed by statements without parameters: one round trip; empty: `work` sends its own
+    BEGIN first); CommitLost when the connection (`lost`: psycopg's OperationalError) fails
+    during COMMIT."""
+    if begin:
+        conn.execute(begin)
     try:
         result = work()
     except BaseException:

@@ -134,7 +134,7 @@ class References:
         self.local = dict(local)
         self.remote = {name: Remote(name, url, timeout) for name, url in remote.items()}
         self._hints: dict[str, float] = {}  # path -> when it last answered "referable"
-        self._shared = SharedChecks()  # checks of one path asked at once share a request
+        self._shared: SharedChecks[bool] = SharedChecks()  # checks of one path asked at once share a request
 
     def __repr__(self) -> str:
         return f"References(local={sorted(self.local)}, remote={list(self.remote.values())})"

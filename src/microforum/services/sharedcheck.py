@@ -7,6 +7,10 @@ thread or user. `SharedChecks` lets callers asking about the same path join one 
 only while that request has not been sent yet: once it is sent, a new caller waits for the
 next. So every request is sent after every caller that joined it had asked, hence after each
 caller's write committed, which is all the no-orphan argument needs.
+
+The owner of the record answers those checks the same way: its fresh reads of one record
+asked at about the same time (by several replicas' checks) share one database read, sent
+after each of them was asked, so each still reads what was committed when it arrived.
 """
 
 from __future__ import annotations
@@ -14,24 +18,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
 
 
-class SharedChecks:
+class SharedChecks(Generic[T]):
     """One unsent check per path that callers may join (event loop only)."""
 
     def __init__(self) -> None:
-        self.pending: dict[str, asyncio.Future[bool]] = {}  # path -> a check not sent yet
+        self.pending: dict[str, asyncio.Future[T]] = {}  # path -> a check not sent yet
         self.sent = 0  # checks sent so far
         self._tasks: set[asyncio.Task[None]] = set()  # kept alive until done
 
     def __repr__(self) -> str:
         return f"SharedChecks(pending={sorted(self.pending)}, sent={self.sent})"
 
-    async def ask(self, path: str, check: Callable[[], Awaitable[bool]]) -> bool:
+    async def ask(self, path: str, check: Callable[[], Awaitable[T]]) -> T:
         """The answer of a `check()` of `path` sent after this call began."""
         return await self.start(path, check)
 
-    def start(self, path: str, check: Callable[[], Awaitable[bool]]) -> asyncio.Future[bool]:
+    def start(self, path: str, check: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
         """A future of the answer of a `check()` of `path` sent after this call: the check not
         sent yet, joined, or a new one, under way at once (so a caller may start several and
         then await them, with no task of its own for each)."""
@@ -46,9 +53,7 @@ class SharedChecks:
             task.add_done_callback(self._tasks.discard)
         return asyncio.shield(future)  # a cancelled caller leaves the others waiting
 
-    async def _send(
-        self, path: str, future: asyncio.Future[bool], check: Callable[[], Awaitable[bool]]
-    ) -> None:
+    async def _send(self, path: str, future: asyncio.Future[T], check: Callable[[], Awaitable[T]]) -> None:
         del self.pending[path]  # sent from now on: later callers wait for the next check
         self.sent += 1
         try:
@@ -62,7 +67,7 @@ class SharedChecks:
         future.set_result(answer)
 
 
-def _retrieved(future: asyncio.Future[bool]) -> None:
+def _retrieved(future: asyncio.Future[Any]) -> None:
     """Mark an exception as seen even when every caller was cancelled (no warning)."""
     with contextlib.suppress(asyncio.CancelledError):
         future.exception()

@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -43,7 +44,14 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from microforum.logfiles import create_private
-from microforum.services.groupcommit import GroupCommit, Outcome, Write, apply_each, opening
+from microforum.services.groupcommit import (
+    BATCH_SAVEPOINT,
+    GroupCommit,
+    Outcome,
+    Write,
+    apply_each,
+    opening,
+)
 from microforum.services.pgcache import MISSING, ChangeListener, ReadCache
 from microforum.services.pgconn import (
     RECONNECT_PAUSE,
@@ -125,6 +133,14 @@ class Conn(Protocol):
     def run(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         """Run a statement and return the number of rows it changed."""
         ...
+
+
+# A write that is one statement, described without running it: its SQL, its parameters, and
+# what makes the write's result of the row the statement returns.
+Statement = tuple[str, tuple[Any, ...], Callable[[Row | None], Any]]
+# Writes of one statement each, by the function that describes it from the write's keywords:
+# PostgreSQL sends those of a batch together, in pipeline mode (docs/store.md, "Group commit").
+ONE_STATEMENT: dict[Callable[..., Any], Callable[..., Statement]] = {}
 
 
 class Database(Protocol):
@@ -372,8 +388,9 @@ class _PgConn:
     dialect = "postgresql"
     _converted: dict[str, str] = {}  # noqa: RUF012 - a process-wide cache of rewritten SQL
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, spare: list[Any] | None = None) -> None:
         self._cursor = cursor
+        self._spare = [] if spare is None else spare  # more cursors of its connection, kept
 
     @classmethod
     def _sql(cls, sql: str) -> str:
@@ -396,6 +413,32 @@ class _PgConn:
         """Run a statement with no parameters, unprepared (SAVEPOINT and the like)."""
         self._cursor.execute(sql)
 
+    def pipelined(self, statements: list[tuple[str, tuple[Any, ...]]]) -> list[Row | None]:
+        """Run `statements` in pipeline mode (sent together, their results read after, one
+        round trip) and return the first row of each (None when it returns none); the first
+        error raises (the others are then not run: the server skips them)."""
+        conn = self._cursor.connection
+        self._spare.extend(conn.cursor() for _ in range(len(statements) - len(self._spare)))
+        cursors = self._spare[: len(statements)]
+        with conn.pipeline():
+            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                cursor.execute(self._sql(sql), params, prepare=bool(params))  # not BEGIN
+        return [cursor.fetchone() if cursor.description else None for cursor in cursors]
+
+
+def _pipelinable(batch: Sequence[Write]) -> bool:
+    """True when every write of a batch of several is one statement (ONE_STATEMENT)."""
+    return len(batch) > 1 and all(fn in ONE_STATEMENT for fn, _ in batch)
+
+
+def _together(conn: _PgConn, batch: Sequence[Write]) -> list[Any]:
+    """A pipelinable batch's first pass: its BEGIN, its savepoint and every write's statement
+    sent in one pipeline, one round trip instead of two plus one per write."""
+    statements = [ONE_STATEMENT[fn](**kw) for fn, kw in batch]
+    opening = [("BEGIN", ()), (BATCH_SAVEPOINT, ())]
+    rows = conn.pipelined([*opening, *((sql, params) for sql, params, _ in statements)])
+    return [make(row) for (_, _, make), row in zip(statements, rows[2:], strict=True)]
+
 
 class PostgresDatabase:
     """A PostgreSQL database reached by a few threads, each with its own connection."""
@@ -417,6 +460,7 @@ class PostgresDatabase:
         self._cache = ReadCache(MAX_CACHED)  # pgcache.py: kept fresh by LISTEN/NOTIFY
         self._listener: ChangeListener | None = None
         self._group = GroupCommit(self._pool, self._run_batch)
+        self._pipeline = psycopg.Pipeline.is_supported()  # libpq >= 14
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({_redact(self.url)!r})"
@@ -475,7 +519,7 @@ class PostgresDatabase:
             conn.close()
             self._local.conn = None
         conn = self._connect()
-        self._local.conn, self._local.cursor = conn, conn.cursor()
+        self._local.conn, self._local.cursor, self._local.spare = conn, conn.cursor(), []
         with self._lock:
             self._all.append(conn)
         return conn, True
@@ -502,12 +546,15 @@ class PostgresDatabase:
 
     def _run_batch(self, batch: list[Write]) -> list[Outcome]:
         """On a database thread: one transaction for the batch (groupcommit.py)."""
+        if self._pipeline and _pipelinable(batch):  # BEGIN goes in the writes' pipeline
+            return self._call(self._apply, {"batch": batch, "pipelined": True}, "")
         first = opening(batch)  # sent with BEGIN: one round trip less per batch
         begin = "BEGIN" if first is None else f"BEGIN; {first}"
-        return self._call(self._apply, {"batch": batch}, begin)
+        return self._call(self._apply, {"batch": batch, "pipelined": False}, begin)
 
-    def _apply(self, conn: _PgConn, *, batch: list[Write]) -> list[Outcome]:
-        return apply_each(batch, conn.plain, conn, self._translate, opened=True)
+    def _apply(self, conn: _PgConn, *, batch: list[Write], pipelined: bool) -> list[Outcome]:
+        together = functools.partial(_together, conn) if pipelined else None
+        return apply_each(batch, conn.plain, conn, self._translate, opened=True, together=together)
 
     def _on_a_connection(self, fn: Callable[..., T], kw: dict[str, Any], begin: str | None) -> T:
         conn, new = self._conn()
@@ -524,7 +571,7 @@ class PostgresDatabase:
     def _run(self, conn: Any, fn: Callable[..., T], kw: dict[str, Any], begin: str | None) -> T:
         if begin is None:
             return fn(_PgConn(self._local.cursor), **kw)
-        wrapped = _PgConn(self._local.cursor)
+        wrapped = _PgConn(self._local.cursor, self._local.spare)
         return run_transaction(conn, lambda: fn(wrapped, **kw), self._psycopg.OperationalError, begin)
 
     async def read(self, fn: Callable[..., T], /, **kw: Any) -> T:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from microforum.services.model import NewPost, NewThread, NewUser, Post, Thread, User
-from microforum.services.storage import Conflict, Conn
+from microforum.services.storage import ONE_STATEMENT, Conflict, Conn, Row, Statement
 
 USER_COLUMNS = "id, username, name, bio, created_at, updated_at"
 THREAD_COLUMNS = "id, title, created_by, created_at, updated_at"
@@ -206,14 +206,26 @@ def get_post(conn: Conn, *, post_id: int, lock: bool = False) -> Post | None:
 
 def create_post(conn: Conn, *, new: NewPost, now: float | None = None) -> Post:
     """Insert a post (the caller has checked that its thread and user exist)."""
+    sql, params, make = post_insert(new=new, now=now)
+    return make(conn.one(sql, params))  # type: ignore[no-any-return]
+
+
+def post_insert(*, new: NewPost, now: float | None = None) -> Statement:
+    """`create_post` as one statement, not run (storage.ONE_STATEMENT)."""
     at = stamp(now)
-    row = conn.one(
+    sql = (
         "INSERT INTO posts (thread, text, user_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
-        f" RETURNING {POST_COLUMNS}",
-        (new.thread, new.text, new.user, at, at),
+        f" RETURNING {POST_COLUMNS}"
     )
-    assert row is not None
+    return sql, (new.thread, new.text, new.user, at, at), _inserted_post
+
+
+def _inserted_post(row: Row | None) -> Post:
+    assert row is not None  # an INSERT ... RETURNING returns its row
     return Post(*row)
+
+
+ONE_STATEMENT[create_post] = post_insert
 
 
 def update_post(

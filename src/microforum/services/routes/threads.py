@@ -7,6 +7,7 @@ there is none, 503 when it cannot answer). Deleting a thread that has posts answ
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from microforum.services import lifecycle, store
 from microforum.services.conditional import if_match
@@ -32,6 +33,7 @@ from microforum.services.routes.common import (
     referable_asked,
 )
 from microforum.services.routing import Operation, Route
+from microforum.services.sharedcheck import SharedChecks
 
 TAG = "threads"
 
@@ -46,6 +48,7 @@ BY_AUTHOR = ("createdBy", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, 
 def routes(ctx: Context) -> list[Route]:
     """The threads routes, bound to `ctx`."""
     db = ctx.db("threads")
+    fresh: SharedChecks[Any] = SharedChecks()  # ?referable=true reads
 
     async def list_threads(request: Request) -> Response:
         page = page_of(request)
@@ -61,7 +64,9 @@ def routes(ctx: Context) -> list[Route]:
     async def get_thread(request: Request) -> Response:
         thread_id = path_id(request.params, "threadId", "thread")
         if referable_asked(request):  # from the database, never a cache (docs/consistency.md)
-            referable = await db.read(store.referable_thread, thread_id=thread_id)
+            referable = await fresh.ask(
+                str(thread_id), lambda: db.read(store.referable_thread, thread_id=thread_id)
+            )  # concurrent ones share a read sent after each was asked (sharedcheck.py)
             if referable is None:
                 raise not_found("thread", thread_id)
             return json_response(referable)

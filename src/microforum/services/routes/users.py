@@ -8,6 +8,7 @@ creating or renaming to a taken one answers 409.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from microforum.services import lifecycle, store
 from microforum.services.conditional import if_match
@@ -32,6 +33,7 @@ from microforum.services.routes.common import (
     referable_asked,
 )
 from microforum.services.routing import Operation, Route
+from microforum.services.sharedcheck import SharedChecks
 
 TAG = "users"
 
@@ -49,6 +51,7 @@ CREATE_CONFLICT = {
 def routes(ctx: Context) -> list[Route]:
     """The users routes, bound to `ctx`."""
     db = ctx.db("users")
+    fresh: SharedChecks[Any] = SharedChecks()  # ?referable=true reads
 
     async def list_users(request: Request) -> Response:
         page = page_of(request)
@@ -61,7 +64,9 @@ def routes(ctx: Context) -> list[Route]:
     async def get_user(request: Request) -> Response:
         user_id = path_id(request.params, "userId", "user")
         if referable_asked(request):  # from the database, never a cache (docs/consistency.md)
-            referable = await db.read(store.referable_user, user_id=user_id)
+            referable = await fresh.ask(
+                str(user_id), lambda: db.read(store.referable_user, user_id=user_id)
+            )  # concurrent ones share a read sent after each was asked (sharedcheck.py)
             if referable is None:
                 raise not_found("user", user_id)
             return json_response(referable)
