@@ -109,9 +109,14 @@ def test_a_bad_revision_is_rolled_back_by_its_canary_with_about_the_canary_share
         share = len(failed) / total
         print(f"\ncanary rollback: {len(failed)} of {total} requests failed ({share:.1%}); canary share 10 %")
         # 500: the bad revision's answer; 502: a canary request still in flight when the rollback
-        # drained it, cut at once because deregistration_delay is 0 (as ALB cuts it).
+        # drained it, cut at once because deregistration_delay is 0 (as ALB cuts it); and when
+        # its answer's head had already been relayed, the client's connection is closed
+        # instead (IncompleteRead): an answer that cannot be completed is cut, never ended as
+        # if whole (seen once on a loaded CI machine).
         outcomes = {o for _, o in failed}
-        assert failed and 500 in outcomes and outcomes <= {500, 502}, sorted(outcomes, key=str)
+        assert failed and 500 in outcomes and outcomes <= {500, 502, "IncompleteRead"}, sorted(
+            outcomes, key=str
+        )
         assert share < 0.2  # the canary's 10 %, and none before or after it
         assert load.failures(done) == []
         after = status(stack_file)

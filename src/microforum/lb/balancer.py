@@ -78,7 +78,10 @@ async def probe(target: Target, check: HealthCheck) -> CheckResult:
         return await reader.readline()
 
     try:
-        line = await asyncio.wait_for(exchange(), check.timeout)
+        # (asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result of an
+        # answer that arrives as the check is cancelled, and the cancellation is lost)
+        async with asyncio.timeout(check.timeout):
+            line = await exchange()
     except TimeoutError:
         return CheckResult("timeout")
     except OSError as exc:
@@ -121,6 +124,7 @@ class LoadBalancer:
         self._checks: dict[tuple[str, Target], asyncio.Task[None]] = {}
         self._server: asyncio.AbstractServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._closing = False  # set by `close`: health-check loops end even if a cancel is lost
 
     def __repr__(self) -> str:
         port = self.ctx.port or "-"
@@ -143,6 +147,7 @@ class LoadBalancer:
 
     async def close(self) -> None:
         """Stop accepting, let in-flight requests finish (briefly), close everything."""
+        self._closing = True
         if self._server is not None:
             self._server.close()
         deadline = time.monotonic() + max(2.0, self.stack.local.max_deregistration_delay)
@@ -268,7 +273,7 @@ class LoadBalancer:
 
     async def _check_loop(self, group: GroupState, target: Target, tracker: HealthTracker) -> None:
         check = group.spec.health_check
-        while tracker.checking:
+        while tracker.checking and not self._closing:
             delay = tracker.due(self.clock())
             if delay > 0:
                 # Sleep in slices of at most CHECK_SLICE so an injected clock that jumps
