@@ -36,7 +36,7 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -236,6 +236,20 @@ def _begin_at_once(conn: sqlite3.Connection) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _undone_on_error(conn: sqlite3.Connection) -> Iterator[None]:
+    """Whatever the block raises rolls back the open transaction; sqlite3's errors come out
+    as the storage module's (`_sqlite_errors`)."""
+    try:
+        yield
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise _sqlite_errors(exc) from exc
+        raise
+
+
 def _sqlite_errors(exc: Exception) -> Exception:
     """The storage module's exception for one of sqlite3's (others are returned as they are)."""
     if isinstance(exc, sqlite3.IntegrityError):
@@ -312,17 +326,11 @@ class SqliteDatabase:
     def _run_batch(self, batch: list[Write]) -> list[Outcome]:
         """On the writer thread: one transaction for the batch (groupcommit.py)."""
         conn = self._writer
-        try:
+        with _undone_on_error(conn):
             conn.execute("BEGIN IMMEDIATE")
             outcomes = apply_each(batch, conn.execute, _SqliteConn(conn), _sqlite_errors)
             conn.execute("COMMIT")
             return outcomes
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise _sqlite_errors(exc) from exc
-            raise
 
     def _stage(self, batch: list[Write]) -> Callable[[], list[Outcome]] | None:
         """On the event loop: the batch's statements in a transaction begun only if the write
@@ -330,27 +338,16 @@ class SqliteDatabase:
         (the fsync) is left to the writer thread. None when another connection holds the lock:
         the writer thread then runs the whole batch, waiting within the busy timeout."""
         conn = self._writer
-        try:
+        with _undone_on_error(conn):
             if not _begin_at_once(conn):
                 return None
             outcomes = apply_each(batch, conn.execute, _SqliteConn(conn), _sqlite_errors)
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise _sqlite_errors(exc) from exc
-            raise
         return lambda: self._commit(outcomes)
 
     def _commit(self, outcomes: list[Outcome]) -> list[Outcome]:
         """On the writer thread: COMMIT the staged transaction (synchronous=FULL: on disk)."""
-        conn = self._writer
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise _sqlite_errors(exc) from exc
+        with _undone_on_error(self._writer):
+            self._writer.execute("COMMIT")
         return outcomes
 
     def write_now(self, fn: Callable[..., T], /, **kw: Any) -> T:
