@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from microforum.services import store
+from microforum.services.groupcommit import Write
+from microforum.services.idempotency import create_keeping
 from microforum.services.model import NewPost, NewUser, User
 from microforum.services.schema import migrate
 from microforum.services.storage import Conflict, Conn, PostgresDatabase, SqliteDatabase, StorageUnavailable
@@ -349,6 +351,40 @@ def test_postgres_a_batch_of_inserts_is_sent_in_one_round_trip(postgres, tmp_pat
         assert _round_trips(tmp_path / "trace") == ["Sync", "COMMIT"]  # BEGIN in the pipeline
         texts = [p.text for p in asyncio.run(db.read(store.list_posts))]
         assert texts[-8:] == [f"p{n}" for n in range(4)] * 2
+    finally:
+        db.close()
+
+
+@pytest.mark.postgres
+def test_postgres_creates_as_the_routes_send_them_are_pipelined(postgres, tmp_path: Path) -> None:
+    """Posts created as `lifecycle.create` writes them (`create_keeping`, no Idempotency-Key)
+    go in one pipeline too; with a key (three statements each) they do not, and all commit."""
+    import psycopg
+
+    db = PostgresDatabase(postgres.create_database())
+    migrate(db, "posts")
+
+    def creating(n: int, key: str | None) -> Write:
+        fields = {"new": NewPost(1, f"p{n}", 1), "now": 1.0e9}
+        return (create_keeping, {"create": store.create_post, "fields": fields, "table": "posts", "key": key,
+                                 "fingerprint": "f", "location": lambda post: f"/api/posts/{post.id}", "now": 1.0e9})  # fmt: skip
+
+    def traced(batch: list[Write]) -> tuple[list[str], list[tuple[bool, str]]]:
+        conn = db._local.conn
+        with open(tmp_path / "trace", "w") as trace:
+            conn.pgconn.trace(trace.fileno())
+            conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+            outcomes = db._run_batch(batch)
+            conn.pgconn.untrace()
+        return _round_trips(tmp_path / "trace"), [(ok, post.text) for ok, post in outcomes]
+
+    try:
+        db._run_batch([creating(n, None) for n in range(4)])  # a warm connection
+        written = [(True, f"p{n}") for n in range(4)]
+        assert traced([creating(n, None) for n in range(4)]) == (["Sync", "COMMIT"], written)
+        keyed, outcomes = traced([creating(n, f"k{n}") for n in range(4)])
+        assert len(keyed) > 2 and keyed[-1] == "COMMIT" and outcomes == written
+        assert len(asyncio.run(db.read(store.list_posts))) >= 12
     finally:
         db.close()
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from microforum.services.http import JSON_TYPE, HttpError, Request, Response, encode_json
 from microforum.services.settings import IDEMPOTENCY_TTL
-from microforum.services.storage import Conn
+from microforum.services.storage import ONE_STATEMENT, Conn, Statement
 
 MAX_KEY_LENGTH = 255
 HEADER = "idempotency-key"
@@ -104,6 +104,17 @@ def create_keeping(
     if not kept:
         raise KeyTaken(key)
     return record
+
+
+def _keeping_statement(*, create: Callable[..., Any], fields: dict[str, Any], key: str | None,
+                       **_: Any) -> Statement | None:  # fmt: skip
+    """`create_keeping` as one statement: without a key it is its create alone, one statement
+    when that is (storage.ONE_STATEMENT); with a key it is three."""
+    describe = ONE_STATEMENT.get(create)
+    return describe(**fields) if key is None and describe is not None else None
+
+
+ONE_STATEMENT[create_keeping] = _keeping_statement
 
 
 def forget(conn: Conn, *, table: str, key: str | None) -> None:

@@ -138,9 +138,25 @@ class Conn(Protocol):
 # A write that is one statement, described without running it: its SQL, its parameters, and
 # what makes the write's result of the row the statement returns.
 Statement = tuple[str, tuple[Any, ...], Callable[[Row | None], Any]]
-# Writes of one statement each, by the function that describes it from the write's keywords:
-# PostgreSQL sends those of a batch together, in pipeline mode (docs/store.md, "Group commit").
-ONE_STATEMENT: dict[Callable[..., Any], Callable[..., Statement]] = {}
+# Writes that may be one statement, by the function that describes it from the write's
+# keywords (None: not one statement with these): PostgreSQL sends those of a batch together,
+# in pipeline mode (docs/store.md, "Group commit").
+ONE_STATEMENT: dict[Callable[..., Any], Callable[..., Statement | None]] = {}
+
+
+def one_statements(batch: Sequence[Write]) -> list[Statement] | None:
+    """Each write of a batch of several as its one statement (ONE_STATEMENT), or None when
+    the batch is of one write or one of them is not a single statement."""
+    if len(batch) < 2:
+        return None
+    statements = []
+    for fn, kw in batch:
+        describe = ONE_STATEMENT.get(fn)
+        statement = None if describe is None else describe(**kw)
+        if statement is None:
+            return None
+        statements.append(statement)
+    return statements
 
 
 class Database(Protocol):
@@ -423,15 +439,10 @@ class _PgConn:
         return [cursor.fetchone() if cursor.description else None for cursor in cursors]
 
 
-def _pipelinable(batch: Sequence[Write]) -> bool:
-    """True when every write of a batch of several is one statement (ONE_STATEMENT)."""
-    return len(batch) > 1 and all(fn in ONE_STATEMENT for fn, _ in batch)
-
-
-def _together(conn: _PgConn, batch: Sequence[Write]) -> list[Any]:
-    """A pipelinable batch's first pass: its BEGIN, its savepoint and every write's statement
-    sent in one pipeline, one round trip instead of two plus one per write."""
-    statements = [ONE_STATEMENT[fn](**kw) for fn, kw in batch]
+def _together(conn: _PgConn, statements: list[Statement], batch: Sequence[Write]) -> list[Any]:
+    """The first pass of a batch of single statements (`one_statements(batch)`): its BEGIN, its
+    savepoint and every write's statement sent in one pipeline, one round trip instead of two
+    plus one per write."""
     opening = [("BEGIN", ()), (BATCH_SAVEPOINT, ())]
     rows = conn.pipelined([*opening, *((sql, params) for sql, params, _ in statements)])
     return [make(row) for (_, _, make), row in zip(statements, rows[2:], strict=True)]
@@ -543,14 +554,15 @@ class PostgresDatabase:
 
     def _run_batch(self, batch: list[Write]) -> list[Outcome]:
         """On a database thread: one transaction for the batch (groupcommit.py)."""
-        if self._pipeline and _pipelinable(batch):  # BEGIN goes in the writes' pipeline
-            return self._call(self._apply, {"batch": batch, "pipelined": True}, "")
+        statements = one_statements(batch) if self._pipeline else None
+        if statements is not None:  # BEGIN goes in the writes' pipeline
+            return self._call(self._apply, {"batch": batch, "statements": statements}, "")
         first = opening(batch)  # sent with BEGIN: one round trip less per batch
         begin = "BEGIN" if first is None else f"BEGIN; {first}"
-        return self._call(self._apply, {"batch": batch, "pipelined": False}, begin)
+        return self._call(self._apply, {"batch": batch, "statements": None}, begin)
 
-    def _apply(self, conn: _PgConn, *, batch: list[Write], pipelined: bool) -> list[Outcome]:
-        together = functools.partial(_together, conn) if pipelined else None
+    def _apply(self, conn: _PgConn, *, batch: list[Write], statements: list[Statement] | None) -> list[Outcome]:
+        together = None if statements is None else functools.partial(_together, conn, statements)
         return apply_each(batch, conn.plain, conn, self._translate, opened=True, together=together)
 
     def _on_a_connection(self, fn: Callable[..., T], kw: dict[str, Any], begin: str | None) -> T:
