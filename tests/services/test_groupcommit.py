@@ -366,8 +366,8 @@ def test_postgres_creates_as_the_routes_send_them_are_pipelined(postgres, tmp_pa
 
     def creating(n: int, key: str | None) -> Write:
         fields = {"new": NewPost(1, f"p{n}", 1), "now": 1.0e9}
-        return (create_keeping, {"create": store.create_post, "fields": fields, "table": "posts", "key": key,
-                                 "fingerprint": "f", "location": lambda post: f"/api/posts/{post.id}", "now": 1.0e9})  # fmt: skip
+        kw = {"create": store.create_post, "fields": fields, "table": "posts", "key": key, "fingerprint": "f"}
+        return (create_keeping, {**kw, "location": lambda post: f"/api/posts/{post.id}", "now": 1.0e9})
 
     def traced(batch: list[Write]) -> tuple[list[str], list[tuple[bool, str]]]:
         conn = db._local.conn

@@ -561,7 +561,9 @@ class PostgresDatabase:
         begin = "BEGIN" if first is None else f"BEGIN; {first}"
         return self._call(self._apply, {"batch": batch, "statements": None}, begin)
 
-    def _apply(self, conn: _PgConn, *, batch: list[Write], statements: list[Statement] | None) -> list[Outcome]:
+    def _apply(
+        self, conn: _PgConn, *, batch: list[Write], statements: list[Statement] | None
+    ) -> list[Outcome]:
         together = None if statements is None else functools.partial(_together, conn, statements)
         return apply_each(batch, conn.plain, conn, self._translate, opened=True, together=together)
 
