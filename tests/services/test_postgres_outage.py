@@ -43,10 +43,12 @@ class Record:
 
 
 def _request(port: int, n: int) -> Answer:
-    if n % 3 == 2:
+    if n % 4 == 2:
         return call(port, "POST", "/api/users", {"username": f"load-{n}", "name": "L"},
                     timeout=ANSWER_BOUND)  # fmt: skip
-    return call(port, "GET", "/api/users/1" if n % 3 == 0 else "/api/users", timeout=ANSWER_BOUND)
+    # GET: cached, a list from a database thread, and a fresh check on the event loop's connection
+    path = ("/api/users/1", "/api/users", "", "/api/users/1?referable=true")[n % 4]
+    return call(port, "GET", path, timeout=ANSWER_BOUND)
 
 
 def _client(port: int, phase: list[str], stop_at: threading.Event, record: Record, ids) -> None:

@@ -30,6 +30,11 @@ on the disk is), or None to have the executor run the whole batch. SQLite does (
 local file take microseconds; sent to a thread, each of them would hand the interpreter's lock
 back and forth with the event loop: docs/store.md, "Group commit").
 
+Or a store may run a whole batch on the event loop (`on_loop`: an awaitable of its outcomes, or
+None to use the executor). PostgreSQL does, for a batch of single INSERTs on a connection of
+the loop's own, and hands the batch to the executor whenever that path meets anything unusual
+(docs/store.md, "Group commit").
+
 Under no concurrency a batch holds one write, as without group commit. No write is answered
 before the commit that holds it succeeded (docs/store.md, "Group commit").
 """
@@ -37,7 +42,7 @@ before the commit that holds it succeeded (docs/store.md, "Group commit").
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any, Final
 
@@ -53,6 +58,7 @@ Outcome = tuple[bool, Any]  # (True, its result) or (False, the exception it rai
 # On the event loop: the batch staged in an open transaction, and what finishes it on the
 # executor (commit; the outcomes), or None when it cannot be staged now.
 Stage = Callable[[list[Write]], Callable[[], list[Outcome]] | None]
+OnLoop = Callable[[list[Write]], Awaitable[list[Outcome]] | None]
 
 
 def opening(batch: Sequence[Write]) -> str | None:
@@ -121,10 +127,13 @@ class GroupCommit:
         executor: Executor,
         run_batch: Callable[[list[Write]], list[Outcome]],
         stage: Stage | None = None,
+        on_loop: OnLoop | None = None,
     ) -> None:
         self.executor = executor
         self.run_batch = run_batch
         self.stage = stage
+        self.on_loop = on_loop
+        self._running: asyncio.Future[list[Outcome]] | None = None  # the batch in flight
         self.queue: list[tuple[Write, asyncio.Future[Any]]] = []
         self.running = False
         self.batches = 0  # transactions started so far
@@ -148,12 +157,16 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         try:
             finish = self.stage(writes) if self.stage is not None else None
+            running = self.on_loop(writes) if self.on_loop is not None and finish is None else None
         except Exception as exc:  # the transaction could not be staged: no write was made
             failed: asyncio.Future[list[Outcome]] = loop.create_future()
             failed.set_exception(exc)
             loop.call_soon(self._finish, batch, failed)
             return
-        if finish is None:
+        done: asyncio.Future[list[Outcome]]
+        if running is not None:
+            done = self._running = asyncio.ensure_future(running)  # kept: a task is weakly held
+        elif finish is None:
             done = loop.run_in_executor(self.executor, self.run_batch, writes)
         else:
             done = loop.run_in_executor(self.executor, finish)
@@ -162,7 +175,11 @@ class GroupCommit:
     def _finish(
         self, batch: list[tuple[Write, asyncio.Future[Any]]], finished: asyncio.Future[list[Outcome]]
     ) -> None:
-        self.running = False
+        self.running, self._running = False, None
+        if finished.cancelled():  # the loop is closing: nobody waits for an answer any more
+            for _, future in batch:
+                future.cancel()
+            return
         error = finished.exception()
         for index, (_, future) in enumerate(batch):
             if future.done():  # its caller was cancelled

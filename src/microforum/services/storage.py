@@ -36,10 +36,10 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import msgspec
 
@@ -61,6 +61,7 @@ from microforum.services.pgconn import (
     run_transaction,
     stale,
 )
+from microforum.services.pgloop import BUSY, HAND_OVER, LoopBatches, LoopConnection, LoopReads
 from microforum.services.settings import sqlite_path
 from microforum.services.walindex import WalIndex
 
@@ -142,6 +143,9 @@ Statement = tuple[str, tuple[Any, ...], Callable[[Row | None], Any]]
 # keywords (None: not one statement with these): PostgreSQL sends those of a batch together,
 # in pipeline mode (docs/store.md, "Group commit").
 ONE_STATEMENT: dict[Callable[..., Any], Callable[..., Statement | None]] = {}
+# Reads of one statement, by the function that describes it from the read's keywords:
+# PostgreSQL runs them on the event loop, no thread hop (pgloop.py, docs/store.md).
+ONE_READ: dict[Callable[..., Any], Callable[..., Statement]] = {}
 
 
 def one_statements(batch: Sequence[Write]) -> list[Statement] | None:
@@ -467,16 +471,20 @@ class PostgresDatabase:
         self._options = connect_options(conninfo_to_dict(url))
         self._cache = ReadCache(MAX_CACHED)  # pgcache.py: kept fresh by LISTEN/NOTIFY
         self._listener: ChangeListener | None = None
-        self._group = GroupCommit(self._pool, self._run_batch)
         self._pipeline = psycopg.Pipeline.is_supported()  # libpq >= 14
+        self._group = GroupCommit(self._pool, self._run_batch, on_loop=self._batch_on_loop)
+        self._loop_reads = LoopReads(self._loop_connection())  # pgloop.py
+        self._loop_batches = LoopBatches(self._loop_connection())
+
+    def _loop_connection(self) -> LoopConnection:
+        psycopg = self._psycopg
+        return LoopConnection(self._connect_async, psycopg.Error, psycopg.OperationalError)
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({_redact(self.url)!r})"
 
     def _connect(self) -> Any:
-        refused = self._breaker.refuses(time.monotonic())
-        if refused is not None:  # it failed a moment ago: do not make every request wait
-            raise StorageUnavailable(f"postgresql (not retried for {RECONNECT_PAUSE} s): {refused}")
+        self._refuse_if_failing()
         try:
             conn = self._open()
         except self._psycopg.OperationalError as exc:
@@ -484,6 +492,24 @@ class PostgresDatabase:
             raise
         self._breaker.succeeded()
         return conn
+
+    async def _connect_async(self) -> Any:
+        """An autocommit AsyncConnection for the event loop's reads (pgloop.py); the database
+        exists by then (a thread's connect made it at start-up)."""
+        self._refuse_if_failing()
+        try:
+            connect = self._psycopg.AsyncConnection.connect
+            conn = await connect(self.url, autocommit=True, **self._options)
+        except self._psycopg.OperationalError as exc:
+            self._breaker.failed(time.monotonic(), str(exc).strip())
+            raise
+        self._breaker.succeeded()
+        return conn
+
+    def _refuse_if_failing(self) -> None:
+        refused = self._breaker.refuses(time.monotonic())
+        if refused is not None:  # it failed a moment ago: do not make every request wait
+            raise StorageUnavailable(f"postgresql (not retried for {RECONNECT_PAUSE} s): {refused}")
 
     def _open(self) -> Any:
         connect = self._psycopg.connect
@@ -539,10 +565,14 @@ class PostgresDatabase:
         except CommitLost as exc:
             raise StorageUnavailable(f"postgresql: {exc}", outcome_unknown=True) from exc
         except self._psycopg.Error as exc:
-            translated = self._translate(exc)
-            if translated is exc:
-                raise
-            raise translated from exc
+            self._raise(exc)
+
+    def _raise(self, exc: Exception) -> NoReturn:
+        """Raise `exc` as the storage module's exception for it (`_translate`), if any."""
+        translated = self._translate(exc)
+        if translated is exc:
+            raise exc
+        raise translated from exc
 
     def _translate(self, exc: Exception) -> Exception:
         """The storage module's exception for one of psycopg's (others are returned as they are)."""
@@ -551,6 +581,26 @@ class PostgresDatabase:
         if isinstance(exc, self._psycopg.OperationalError):
             return StorageUnavailable(f"postgresql: {str(exc).strip()}")
         return exc
+
+    def _batch_on_loop(self, batch: list[Write]) -> Awaitable[list[Outcome]] | None:
+        """A batch of single INSERTs runs on the event loop (pgloop.py); others: None."""
+        statements = one_statements(batch) if self._pipeline else None
+        if statements is None:
+            return None
+        return self._run_on_loop(
+            batch, [(_PgConn._sql(sql), params, make) for sql, params, make in statements]
+        )
+
+    async def _run_on_loop(self, batch: list[Write], statements: list[Statement]) -> list[Outcome]:
+        try:
+            values = await self._loop_batches.run(statements)
+        except CommitLost as exc:
+            raise StorageUnavailable(f"postgresql: {exc}", outcome_unknown=True) from exc
+        except self._psycopg.Error as exc:  # a connect or a COMMIT that failed: nothing written
+            self._raise(exc)
+        if values is HAND_OVER:  # nothing was committed: the thread runs it as it always did
+            return await asyncio.get_running_loop().run_in_executor(self._pool, self._run_batch, batch)
+        return [(True, value) for value in values]
 
     def _run_batch(self, batch: list[Write]) -> list[Outcome]:
         """On a database thread: one transaction for the batch (groupcommit.py)."""
@@ -586,6 +636,15 @@ class PostgresDatabase:
         return run_transaction(conn, lambda: fn(wrapped, **kw), self._psycopg.OperationalError, begin)
 
     async def read(self, fn: Callable[..., T], /, **kw: Any) -> T:
+        describe = ONE_READ.get(fn)
+        if describe is not None:  # on the event loop, unless its connection is in use
+            sql, params, make = describe(**kw)
+            try:
+                value = await self._loop_reads.read((_PgConn._sql(sql), params, make))
+            except self._psycopg.Error as exc:
+                self._raise(exc)
+            if value is not BUSY:
+                return value  # type: ignore[no-any-return]
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._call, fn, kw, None)
 
@@ -623,6 +682,8 @@ class PostgresDatabase:
     def close(self) -> None:
         if self._listener is not None:
             self._listener.stop()
+        self._loop_reads.connection.close()
+        self._loop_batches.connection.close()
         self._pool.shutdown(wait=True)
         with self._lock:
             for conn in self._all:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from microforum.services.model import NewPost, NewThread, NewUser, Post, Thread, User
-from microforum.services.storage import ONE_STATEMENT, Conflict, Conn, Row, Statement
+from microforum.services.storage import ONE_READ, ONE_STATEMENT, Conflict, Conn, Row, Statement
 
 USER_COLUMNS = "id, username, name, bio, created_at, updated_at"
 THREAD_COLUMNS = "id, title, created_by, created_at, updated_at"
@@ -108,9 +108,21 @@ def update_user(
 
 def referable_user(conn: Conn, *, user_id: int, now: float | None = None) -> User | None:
     """The user, if it exists and no delete of it is in progress; else None."""
+    sql, params, make = referable_user_read(user_id=user_id, now=now)
+    return make(conn.one(sql, params))  # type: ignore[no-any-return]
+
+
+def referable_user_read(*, user_id: int, now: float | None = None) -> Statement:
+    """`referable_user` as one statement, not run (storage.ONE_READ)."""
     sql = f"SELECT {USER_COLUMNS} FROM users WHERE id = ? AND {REFERABLE}"
-    row = conn.one(sql, (user_id, time.time() if now is None else now))
+    return sql, (user_id, time.time() if now is None else now), _user_or_none
+
+
+def _user_or_none(row: Row | None) -> User | None:
     return User(*row) if row else None
+
+
+ONE_READ[referable_user] = referable_user_read
 
 
 # --- threads --------------------------------------------------------------------------------
@@ -165,9 +177,21 @@ def update_thread(
 
 def referable_thread(conn: Conn, *, thread_id: int, now: float | None = None) -> Thread | None:
     """The thread, if it exists and no delete of it is in progress; else None."""
+    sql, params, make = referable_thread_read(thread_id=thread_id, now=now)
+    return make(conn.one(sql, params))  # type: ignore[no-any-return]
+
+
+def referable_thread_read(*, thread_id: int, now: float | None = None) -> Statement:
+    """`referable_thread` as one statement, not run (storage.ONE_READ)."""
     sql = f"SELECT {THREAD_COLUMNS} FROM threads WHERE id = ? AND {REFERABLE}"
-    row = conn.one(sql, (thread_id, time.time() if now is None else now))
+    return sql, (thread_id, time.time() if now is None else now), _thread_or_none
+
+
+def _thread_or_none(row: Row | None) -> Thread | None:
     return Thread(*row) if row else None
+
+
+ONE_READ[referable_thread] = referable_thread_read
 
 
 def thread_by_user_exists(conn: Conn, *, user_id: int) -> bool:
