@@ -13,13 +13,13 @@ Two kinds of work run here, each on an AsyncConnection of its own (`LoopConnecti
   (`store.referable_user`, `store.referable_thread`): never cached (docs/consistency.md),
   asked by other services for every create, one statement each. One at a time: a read asked
   while another is in flight returns `BUSY` and goes to a thread as before.
-- `LoopBatches`: a group-commit batch whose writes are single INSERTs (storage.ONE_STATEMENT)
-  in one pipeline with its BEGIN, then COMMIT. Only the usual case runs here: when a statement
-  fails or the connection is lost before COMMIT is sent, the transaction is rolled back (or
-  died with its connection: nothing was committed) and the batch is handed to a database
-  thread, which runs it as it always did (each write in its own savepoint, its connection
-  checked and replaced). A connection lost while COMMIT was on its way is an unknown outcome
-  (`CommitLost`); a COMMIT the server refused fails the batch: both as on a thread.
+- `LoopBatches`: a group-commit batch whose writes are single INSERTs (storage.ONE_STATEMENT):
+  its BEGIN, the INSERTs and COMMIT in one pipeline, one round trip. Only the usual case runs
+  here: when an INSERT fails, the server skips the rest (COMMIT too) and the transaction is
+  rolled back, then the batch is handed to a database thread, which runs it as it always did
+  (each write in its own savepoint). A COMMIT the server refused fails the batch, as on a
+  thread; a connection lost during the round trip is an unknown outcome (`CommitLost`), as a
+  thread's lost during its COMMIT.
 
 Each connection is replaced as the threads' are (pgconn.py): a stale one before use; a read
 that met a connection broken meanwhile runs once more on a new one (a read wrote nothing); a
@@ -44,13 +44,13 @@ Statement = tuple[str, tuple[Any, ...], Callable[[Any], Any]]  # sql (%s), param
 class LoopConnection:
     """One autocommit psycopg AsyncConnection of the event loop's, with cursors kept.
 
-    `connect()` opens it (or raises); `error` is psycopg's Error, `lost` its OperationalError."""
+    `connect()` opens it (or raises); `psycopg` is the module (imported by the caller)."""
 
-    def __init__(
-        self, connect: Callable[[], Awaitable[Any]], error: type[Exception], lost: type[Exception]
-    ) -> None:
+    def __init__(self, connect: Callable[[], Awaitable[Any]], psycopg: Any) -> None:
         self._connect = connect
-        self.error, self.lost = error, lost
+        self.error: type[Exception] = psycopg.Error
+        self.lost: type[Exception] = psycopg.OperationalError  # the connection failed
+        self.in_error = psycopg.pq.TransactionStatus.INERROR  # a statement failed in a transaction
         self.conn: Any = None
         self._cursors: list[Any] = []
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop it was opened in
@@ -142,40 +142,35 @@ class LoopBatches:
     async def _run(self, statements: list[Statement]) -> Any:
         connection = self.connection
         await connection.ready(1 + len(statements))  # a connect that fails: the batch fails
-        begin, *cursors = connection.cursors(1 + len(statements))
+        transaction, *cursors = connection.cursors(1 + len(statements))
         conn = connection.conn
         try:
-            async with conn.pipeline():
-                await begin.execute("BEGIN")
+            async with conn.pipeline():  # one round trip: BEGIN, the INSERTs, COMMIT, Sync
+                await transaction.execute("BEGIN")
                 for cursor, (sql, params, _) in zip(cursors, statements, strict=True):
                     await cursor.execute(sql, params, prepare=True)
+                await transaction.execute("COMMIT")
             rows = [await cursor.fetchone() for cursor in cursors]
-        except Exception as exc:
-            await self._abandon(exc)
-            return HAND_OVER
-        except BaseException:
-            connection.close()
-            raise
-        try:
-            await begin.execute("COMMIT")
         except connection.lost as exc:
-            if conn.broken:
+            if conn.broken:  # COMMIT was sent with the rest: it may have been applied
                 connection.close()
                 raise CommitLost(str(exc).strip()) from exc
-            raise
-        except BaseException as exc:
-            if not isinstance(exc, Exception):
-                connection.close()  # cancelled with COMMIT on its way
+            return await self._refused(exc)
+        except connection.error as exc:
+            return await self._refused(exc)
+        except BaseException:
+            connection.close()  # a bug, or cancelled with COMMIT on its way
             raise
         self.batches += 1
         return [make(row) for row, (_, _, make) in zip(rows, statements, strict=True)]
 
-    async def _abandon(self, exc: Exception) -> None:
-        """Nothing is committed: roll the transaction back, or close a connection that broke."""
+    async def _refused(self, exc: Exception) -> Any:
+        """An INSERT failed (the server skipped the rest, COMMIT too, and the transaction is
+        aborted): roll it back and hand the batch over. Or the COMMIT itself was refused (the
+        transaction is over, nothing applied): the batch fails, as on a thread."""
         connection = self.connection
-        if not isinstance(exc, connection.error) or connection.conn.broken:
-            connection.close()  # not a database error (a bug), or the connection is gone
-            return
+        if connection.conn.info.transaction_status != connection.in_error:
+            raise exc
         try:
             await connection.conn.execute("ROLLBACK")
         except Exception:
@@ -183,3 +178,4 @@ class LoopBatches:
         except BaseException:
             connection.close()
             raise
+        return HAND_OVER

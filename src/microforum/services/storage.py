@@ -477,8 +477,7 @@ class PostgresDatabase:
         self._loop_batches = LoopBatches(self._loop_connection())
 
     def _loop_connection(self) -> LoopConnection:
-        psycopg = self._psycopg
-        return LoopConnection(self._connect_async, psycopg.Error, psycopg.OperationalError)
+        return LoopConnection(self._connect_async, self._psycopg)
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({_redact(self.url)!r})"
