@@ -493,7 +493,7 @@ class PostgresDatabase:
         return conn
 
     async def _connect_async(self) -> Any:
-        """An autocommit AsyncConnection for the event loop's reads (pgloop.py); the database
+        """An autocommit AsyncConnection for the event loop's work (pgloop.py); the database
         exists by then (a thread's connect made it at start-up)."""
         self._refuse_if_failing()
         try:
