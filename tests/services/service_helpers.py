@@ -3,6 +3,7 @@ raw bytes on one connection: `Wire`)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import json
@@ -10,7 +11,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -179,3 +180,13 @@ def get(path: str, *extra: str, method: str = "GET") -> bytes:
 def post(path: str, body: bytes, *extra: str) -> bytes:
     return get(path, "Content-Type: application/json", f"Content-Length: {len(body)}", *extra,
                method="POST") + body  # fmt: skip
+
+
+async def first_alone(writes: list[Awaitable[Any]]) -> list[Any]:
+    """Await `writes` together, the first sent a turn ahead of the others, so that (group
+    commit) it is a batch alone and the others queue meanwhile and share the next; each
+    result or exception, in order."""
+    first = asyncio.ensure_future(writes[0])
+    for _ in range(2):  # the write queued, then its batch taken and under way
+        await asyncio.sleep(0)
+    return await asyncio.gather(first, *writes[1:], return_exceptions=True)

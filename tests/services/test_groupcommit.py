@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from service_helpers import first_alone
 
 from microforum.services import store
 from microforum.services.groupcommit import Write
@@ -40,7 +41,7 @@ def _mixed_writes(
         ]
         writes.insert(5, db.write(store.create_user, new=NewUser("finn", "taken")))
         writes.insert(9, db.write(_create_then_fail, name="ghost"))
-        return await asyncio.gather(*writes, return_exceptions=True)
+        return await first_alone(writes)
 
     results = asyncio.run(main())
     assert isinstance(results[5], Conflict) and isinstance(results[9], RuntimeError)
@@ -64,6 +65,26 @@ def test_concurrent_writes_share_commits_and_fail_alone(tmp_path: Path) -> None:
         db.close()
     with sqlite3.connect(tmp_path / "users.db") as check:  # on disk, seen by another connection
         assert check.execute("SELECT count(*) FROM users WHERE username LIKE 'u%'").fetchone() == (20,)
+
+
+def test_writes_asked_in_one_turn_of_the_loop_share_one_transaction(tmp_path: Path) -> None:
+    """The batch is taken when the group's task first runs, after every write asked in the
+    same turn of the event loop has queued; the next one as soon as a batch is answered."""
+    db = SqliteDatabase(str(tmp_path / "users.db"))
+    migrate(db, "users")
+    before = db._group.batches
+
+    async def main() -> list[User]:
+        return await asyncio.gather(
+            *(db.write(store.create_user, new=NewUser(f"t{n}", "T")) for n in range(10))
+        )
+
+    try:
+        made = asyncio.run(main())
+        assert [u.username for u in made] == [f"t{n}" for n in range(10)]
+        assert db._group.batches == before + 1
+    finally:
+        db.close()
 
 
 def test_a_failed_commit_fails_every_write_in_it(tmp_path: Path) -> None:
@@ -168,7 +189,7 @@ def test_postgres_a_failed_commit_fails_every_write_in_its_batch(postgres) -> No
         # The first write is a batch alone; the next five queue meanwhile and share the second.
         names = ["first", "b1", "b2", "poison", "b3", "b4"]
         writes = [db.write(store.create_user, new=NewUser(name, "B")) for name in names]
-        return await asyncio.gather(*writes, return_exceptions=True)
+        return await first_alone(writes)
 
     try:
         results = asyncio.run(main())

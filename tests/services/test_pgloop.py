@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from service_helpers import first_alone
 
 from microforum.services import store
 from microforum.services.idempotency import create_keeping
@@ -51,7 +52,7 @@ def _post(db: PostgresDatabase, text: str) -> Awaitable[Any]:
 
 async def _posts(db: PostgresDatabase, texts: list[str]) -> list[Any]:
     """Write them at once: the first is a batch alone (a thread's), the others share the next."""
-    return await asyncio.gather(*(_post(db, text) for text in texts), return_exceptions=True)
+    return await first_alone([_post(db, text) for text in texts])
 
 
 def _texts(url: str, pattern: str) -> set[str]:

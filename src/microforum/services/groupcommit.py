@@ -133,61 +133,65 @@ class GroupCommit:
         self.run_batch = run_batch
         self.stage = stage
         self.on_loop = on_loop
-        self._running: asyncio.Future[list[Outcome]] | None = None  # the batch in flight
         self.queue: list[tuple[Write, asyncio.Future[Any]]] = []
-        self.running = False
+        self._drainer: asyncio.Task[None] | None = None  # runs the batches while writes wait
         self.batches = 0  # transactions started so far
 
     def __repr__(self) -> str:
         return f"GroupCommit(queued={len(self.queue)}, running={self.running}, batches={self.batches})"
 
+    @property
+    def running(self) -> bool:
+        """Whether a batch is in flight (or about to be)."""
+        return self._drainer is not None
+
     async def write(self, fn: Callable[..., Any], kw: dict[str, Any]) -> Any:
         """Run `fn(conn, **kw)` in the next transaction; its result once that committed."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.queue.append(((fn, kw), future))
-        if not self.running:
-            self._start()
+        if self._drainer is None:  # kept: a task is only weakly held by the loop
+            self._drainer = asyncio.ensure_future(self._drain())
         return await future
 
-    def _start(self) -> None:
-        batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
-        self.running = True
-        self.batches += 1
-        writes = [write for write, _ in batch]
-        loop = asyncio.get_running_loop()
+    async def _drain(self) -> None:
+        """Run batches one after another while writes wait: the next starts in the same step
+        as the last one's answers, with no turn of the event loop between (each turn waits
+        for everything else the loop has to do: under load, a good part of a batch's time)."""
         try:
-            finish = self.stage(writes) if self.stage is not None else None
-            running = self.on_loop(writes) if self.on_loop is not None and finish is None else None
-        except Exception as exc:  # the transaction could not be staged: no write was made
-            failed: asyncio.Future[list[Outcome]] = loop.create_future()
-            failed.set_exception(exc)
-            loop.call_soon(self._finish, batch, failed)
-            return
-        done: asyncio.Future[list[Outcome]]
-        if running is not None:
-            done = self._running = asyncio.ensure_future(running)  # kept: a task is weakly held
-        elif finish is None:
-            done = loop.run_in_executor(self.executor, self.run_batch, writes)
-        else:
-            done = loop.run_in_executor(self.executor, finish)
-        done.add_done_callback(lambda finished: self._finish(batch, finished))
+            while self.queue:
+                batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
+                self.batches += 1
+                try:
+                    outcomes = await self._run([write for write, _ in batch])
+                except Exception as exc:  # the transaction failed as a whole: every write
+                    _answer(batch, exc, [])
+                    continue
+                except BaseException:  # cancelled: the loop is closing, nobody waits any more
+                    for _, future in [*batch, *self.queue]:
+                        future.cancel()
+                    raise
+                _answer(batch, None, outcomes)
+        finally:
+            self._drainer = None
 
-    def _finish(
-        self, batch: list[tuple[Write, asyncio.Future[Any]]], finished: asyncio.Future[list[Outcome]]
-    ) -> None:
-        self.running, self._running = False, None
-        if finished.cancelled():  # the loop is closing: nobody waits for an answer any more
-            for _, future in batch:
-                future.cancel()
-            return
-        error = finished.exception()
-        for index, (_, future) in enumerate(batch):
-            if future.done():  # its caller was cancelled
-                continue
-            if error is not None:
-                future.set_exception(error)
-                continue
-            ok, value = finished.result()[index]
-            future.set_result(value) if ok else future.set_exception(value)
-        if self.queue:
-            self._start()
+    async def _run(self, writes: list[Write]) -> list[Outcome]:
+        """One batch's outcomes: staged on the loop, run there, or on the executor."""
+        finish = self.stage(writes) if self.stage is not None else None  # raises: not staged
+        running = self.on_loop(writes) if self.on_loop is not None and finish is None else None
+        if running is not None:
+            return await running
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, finish or (lambda: self.run_batch(writes)))
+
+
+def _answer(batch: list[tuple[Write, asyncio.Future[Any]]], error: Exception | None,
+            outcomes: list[Outcome]) -> None:  # fmt: skip
+    """Answer each write of a batch: the batch's error, or its own outcome."""
+    for index, (_, future) in enumerate(batch):
+        if future.done():  # its caller was cancelled
+            continue
+        if error is not None:
+            future.set_exception(error)
+            continue
+        ok, value = outcomes[index]
+        future.set_result(value) if ok else future.set_exception(value)
