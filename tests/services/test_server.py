@@ -6,13 +6,17 @@ import json
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from service_helpers import connect, get, serving
 
 from helpers import output_of
+from microforum.services import server
+from microforum.services.settings import Settings
 
 WAIT = 20.0  # seconds a condition may take before the test fails (never reached when it passes)
 
@@ -84,3 +88,23 @@ def test_workers_replaced_when_killed_and_all_stop_on_sigterm(tmp_path: Path) ->
         assert users.process.wait(WAIT) == 0, output_of(users.process)
         _until(lambda: not any(_alive(pid) for pid in now), "every worker exits")
         assert f"worker {killed} exited with -9; starting another" in output_of(users.process)
+
+
+def test_a_worker_lets_database_threads_have_the_interpreter_lock_sooner(monkeypatch) -> None:
+    """`run_worker` sets the switch interval before anything else (docs/store.md, "The
+    interpreter's lock"): a database thread waits at most that long for the lock."""
+
+    class Stop(Exception):
+        pass
+
+    def stop(*_args: object) -> None:
+        raise Stop
+
+    before = sys.getswitchinterval()
+    monkeypatch.setattr(server, "open_databases", stop)
+    try:
+        with socket.socket() as sock, pytest.raises(Stop):
+            server.run_worker(Settings("users"), sock)
+        assert sys.getswitchinterval() == server.SWITCH_INTERVAL < before
+    finally:
+        sys.setswitchinterval(before)

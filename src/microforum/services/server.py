@@ -43,6 +43,9 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 BACKLOG = 1024
 RESPAWN_DELAY = 1.0  # seconds before a worker that died is replaced (no busy crash loop)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# Seconds the event loop's thread may keep the interpreter's lock while a database thread waits
+# for it (Python's default: 0.005). docs/store.md, "The interpreter's lock".
+SWITCH_INTERVAL = 0.0005
 
 
 def prepare(settings: Settings) -> None:
@@ -117,6 +120,7 @@ def serve(settings: Settings) -> int:
 
 def run_worker(settings: Settings, sock: socket.socket) -> int:
     """Serve on the listening `sock` in this process until SIGTERM/SIGINT, then drain."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
     app = build_app(settings, open_databases(settings))
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
