@@ -190,3 +190,20 @@ async def first_alone(writes: list[Awaitable[Any]]) -> list[Any]:
     for _ in range(2):  # the write queued, then its batch taken and under way
         await asyncio.sleep(0)
     return await asyncio.gather(first, *writes[1:], return_exceptions=True)
+
+
+def refused_at_commit(table: str, column: str) -> str:
+    """SQL making the server refuse, at COMMIT, a transaction that inserted into `table` a row
+    whose `column` starts with "poison" (a deferred check raising SQLSTATE 53100, as a full
+    disk would)."""
+    return f"""
+CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.{column} LIKE 'poison%' THEN
+        RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = '53100';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER refuse_poison AFTER INSERT ON {table}
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_poison();
+"""

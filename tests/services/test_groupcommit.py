@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from service_helpers import first_alone
+from service_helpers import first_alone, refused_at_commit
 
 from microforum.services import store
-from microforum.services.groupcommit import Write
+from microforum.services.groupcommit import Outcome, Write
 from microforum.services.idempotency import create_keeping
 from microforum.services.model import NewPost, NewUser, User
 from microforum.services.schema import migrate
@@ -126,18 +126,6 @@ def test_batches_of_any_size_answer_in_order(tmp_path: Path, count: int) -> None
 
 # --- PostgreSQL: the same batching core (groupcommit.py), BEGIN/COMMIT by hand ---------------
 
-POISON_TRIGGER = """
-CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.username LIKE 'poison%' THEN
-        RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = '53100';
-    END IF;
-    RETURN NULL;
-END $$;
-CREATE CONSTRAINT TRIGGER refuse_poison AFTER INSERT ON users
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_poison();
-"""
-
 
 def _pg_usernames(url: str, pattern: str) -> set[str]:
     """The usernames like `pattern`, seen through a connection of the test's own."""
@@ -183,7 +171,7 @@ def test_postgres_a_failed_commit_fails_every_write_in_its_batch(postgres) -> No
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(POISON_TRIGGER)
+        conn.execute(refused_at_commit("users", "username"))
 
     async def main() -> list[object]:
         # The first write is a batch alone; the next five queue meanwhile and share the second.
@@ -351,25 +339,35 @@ def _round_trips(trace: Path) -> list[str]:
     return said
 
 
+def _traced_batch(
+    db: PostgresDatabase, batch: list[Write], trace_path: Path
+) -> tuple[list[str], list[Outcome]]:
+    """Run `batch` on this thread's connection (`_run_batch`) under a libpq protocol trace: the
+    round trips it took (`_round_trips`) and its outcomes."""
+    import psycopg
+
+    conn = db._local.conn
+    with open(trace_path, "w") as trace:
+        conn.pgconn.trace(trace.fileno())
+        conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        outcomes = db._run_batch(batch)
+        conn.pgconn.untrace()
+    return _round_trips(trace_path), outcomes
+
+
 @pytest.mark.postgres
 def test_postgres_a_batch_of_inserts_is_sent_in_one_round_trip(postgres, tmp_path: Path) -> None:
     """A batch whose writes are each one statement (store.ONE_STATEMENT) sends them all in
     one pipeline with its BEGIN and savepoint (one round trip), then COMMIT."""
-    import psycopg
 
     db = PostgresDatabase(postgres.create_database())
     migrate(db, "posts")
     batch = [(store.create_post, {"new": NewPost(1, f"p{n}", 1)}) for n in range(4)]
     try:
         db._run_batch(batch)  # prepares the statements: the trace is of a warm connection
-        conn = db._local.conn
-        with open(tmp_path / "trace", "w") as trace:
-            conn.pgconn.trace(trace.fileno())
-            conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
-            outcomes = db._run_batch(batch)
-            conn.pgconn.untrace()
+        said, outcomes = _traced_batch(db, batch, tmp_path / "trace")
         assert [(ok, post.text) for ok, post in outcomes] == [(True, f"p{n}") for n in range(4)]
-        assert _round_trips(tmp_path / "trace") == ["Sync", "COMMIT"]  # BEGIN in the pipeline
+        assert said == ["Sync", "COMMIT"]  # BEGIN in the pipeline
         texts = [p.text for p in asyncio.run(db.read(store.list_posts))]
         assert texts[-8:] == [f"p{n}" for n in range(4)] * 2
     finally:
@@ -380,7 +378,6 @@ def test_postgres_a_batch_of_inserts_is_sent_in_one_round_trip(postgres, tmp_pat
 def test_postgres_creates_as_the_routes_send_them_are_pipelined(postgres, tmp_path: Path) -> None:
     """Posts created as `lifecycle.create` writes them (`create_keeping`, no Idempotency-Key)
     go in one pipeline too; with a key (three statements each) they do not, and all commit."""
-    import psycopg
 
     db = PostgresDatabase(postgres.create_database())
     migrate(db, "posts")
@@ -391,13 +388,8 @@ def test_postgres_creates_as_the_routes_send_them_are_pipelined(postgres, tmp_pa
         return (create_keeping, {**kw, "location": lambda post: f"/api/posts/{post.id}", "now": 1.0e9})
 
     def traced(batch: list[Write]) -> tuple[list[str], list[tuple[bool, str]]]:
-        conn = db._local.conn
-        with open(tmp_path / "trace", "w") as trace:
-            conn.pgconn.trace(trace.fileno())
-            conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
-            outcomes = db._run_batch(batch)
-            conn.pgconn.untrace()
-        return _round_trips(tmp_path / "trace"), [(ok, post.text) for ok, post in outcomes]
+        said, outcomes = _traced_batch(db, batch, tmp_path / "trace")
+        return said, [(ok, post.text) for ok, post in outcomes]
 
     try:
         db._run_batch([creating(n, None) for n in range(4)])  # a warm connection

@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from service_helpers import first_alone
+from service_helpers import first_alone, refused_at_commit
 
 from microforum.services import store
 from microforum.services.idempotency import create_keeping
@@ -24,22 +24,15 @@ from microforum.services.storage import PG_THREADS, PostgresDatabase, StorageUna
 pytestmark = pytest.mark.postgres
 
 NOW = 1.8e9
-REFUSE_AT_COMMIT = """
-CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.text LIKE 'poison%' THEN
-        RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = '53100';
-    END IF;
-    RETURN NULL;
-END $$;
-CREATE CONSTRAINT TRIGGER refuse_poison AFTER INSERT ON posts
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_poison();
-"""
 
 
-def _database(url: str, resource: str) -> PostgresDatabase:
+def _database(url: str, resource: str, *then: str) -> PostgresDatabase:
+    """The resource's tables in the database at `url`, then the statements `then` run there."""
     db = PostgresDatabase(url)
     migrate(db, resource)
+    with psycopg.connect(url, autocommit=True) as conn:
+        for sql in then:
+            conn.execute(sql)
     return db
 
 
@@ -147,16 +140,15 @@ def test_batches_of_post_inserts_commit_on_the_event_loop(postgres) -> None:
 
 def test_a_failing_insert_hands_its_batch_to_a_thread_where_it_fails_alone(postgres) -> None:
     url = postgres.create_database()
-    db = _database(url, "posts")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("ALTER TABLE posts ADD CONSTRAINT no_bad CHECK (text <> 'bad')")
+    db = _database(url, "posts", "ALTER TABLE posts ADD CONSTRAINT no_bad CHECK (text <> 'bad')")
 
     try:
         results = asyncio.run(_posts(db, ["xfirst", "xa", "bad", "xc"]))
         assert isinstance(results[2], psycopg.errors.CheckViolation)
         assert [r.text for n, r in enumerate(results) if n != 2] == ["xfirst", "xa", "xc"]
         assert _texts(url, "x%") | _texts(url, "bad") == {"xfirst", "xa", "xc"}
-        assert db._loop_batches.batches == 0  # the batch of three went to a thread
+        assert db._loop_batches.handed_over == 1  # tried on the loop, run again on a thread
+        assert db._loop_batches.batches == 0
         again = asyncio.run(_posts(db, ["after0", "after1", "after2"]))  # rolled back, usable
         assert [p.text for p in again] == ["after0", "after1", "after2"]
         assert db._loop_batches.batches == 1
@@ -166,15 +158,14 @@ def test_a_failing_insert_hands_its_batch_to_a_thread_where_it_fails_alone(postg
 
 def test_a_commit_refused_on_the_loop_fails_every_write_of_its_batch(postgres) -> None:
     url = postgres.create_database()
-    db = _database(url, "posts")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(REFUSE_AT_COMMIT)
+    db = _database(url, "posts", refused_at_commit("posts", "text"))
 
     try:
         results = asyncio.run(_posts(db, ["xfirst", "xb1", "poison", "xb2"]))
         assert results[0].text == "xfirst"
         assert all(isinstance(r, StorageUnavailable) and not r.outcome_unknown for r in results[1:])
         assert _texts(url, "x%") | _texts(url, "poison") == {"xfirst"}
+        assert db._loop_batches.handed_over == 0  # a refused COMMIT is not run again
         again = asyncio.run(_posts(db, ["after0", "after1", "after2"]))
         assert [p.text for p in again] == ["after0", "after1", "after2"]
         assert db._loop_batches.batches == 1
@@ -207,3 +198,4 @@ def test_the_loop_connections_are_replaced_after_a_server_restart(own_postgres) 
     finally:
         posts.close()
         users.close()
+

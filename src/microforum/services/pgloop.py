@@ -127,6 +127,7 @@ class LoopBatches:
     def __init__(self, connection: LoopConnection) -> None:
         self.connection = connection
         self.batches = 0  # batches committed here (for tests)
+        self.handed_over = 0  # batches whose INSERT failed here, handed to a thread (for tests)
 
     async def run(self, statements: list[Statement]) -> Any:
         """Each statement's result (`make` of its row), all committed; or `HAND_OVER`."""
@@ -178,4 +179,5 @@ class LoopBatches:
         except BaseException:
             connection.close()
             raise
+        self.handed_over += 1
         return HAND_OVER
