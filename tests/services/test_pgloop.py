@@ -19,7 +19,7 @@ from microforum.services.idempotency import create_keeping
 from microforum.services.model import NewPost, NewUser
 from microforum.services.pgconn import RECONNECT_PAUSE
 from microforum.services.schema import migrate
-from microforum.services.storage import PG_THREADS, PostgresDatabase, StorageUnavailable
+from microforum.services.storage import ONE_READ, PG_THREADS, PostgresDatabase, StorageUnavailable
 
 pytestmark = pytest.mark.postgres
 
@@ -199,3 +199,37 @@ def test_the_loop_connections_are_replaced_after_a_server_restart(own_postgres) 
         posts.close()
         users.close()
 
+
+def _slow(conn: Any, *, seconds: float) -> Any:
+    return conn.one("SELECT pg_sleep(?)", (seconds,))
+
+
+def test_a_loop_read_whose_connection_breaks_under_it_runs_again_on_a_new_one(postgres, monkeypatch) -> None:
+    """The server ends the loop connection's session while a read is on it (a restart, a
+    failover): the read runs once more on a new connection and is answered."""
+    url = postgres.create_database()
+    db = _database(url, "users")
+    monkeypatch.setitem(
+        ONE_READ, _slow, lambda *, seconds: ("SELECT pg_sleep(?)", (seconds,), lambda row: "slept")
+    )
+
+    async def main() -> Any:
+        await db.read(store.referable_user, user_id=1)  # the loop's connection is open
+        asked = asyncio.ensure_future(db.read(_slow, seconds=0.5))
+        with psycopg.connect(url, autocommit=True) as conn:
+            for _ in range(100):  # until the read is on the server, then end its session
+                ended = conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE query LIKE 'SELECT pg_sleep%%' AND pid <> pg_backend_pid()"
+                ).fetchall()
+                if ended:
+                    break
+                await asyncio.sleep(0.02)
+        return ended, await asyncio.wait_for(asked, 20)
+
+    try:
+        ended, answer = asyncio.run(main())
+        assert ended == [(True,)] and answer == "slept"
+        assert db._loop_reads.reads == 2
+    finally:
+        db.close()

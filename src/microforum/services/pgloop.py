@@ -115,9 +115,9 @@ class LoopReads:
         try:
             await cursor.execute(sql, params, prepare=True)
             return await cursor.fetchone()
-        except BaseException as exc:
-            if not isinstance(exc, Exception) or connection.conn.broken:
-                connection.close()  # cancelled mid-read (its answer may still come), or broken
+        except BaseException as exc:  # a broken one is replaced by the caller, or by `ready`
+            if not isinstance(exc, Exception):
+                connection.close()  # cancelled mid-read: its answer may still come
             raise
 
 
