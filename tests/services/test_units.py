@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from microforum.services.app import App, build_app, new_trace_id, open_databases
+from microforum.services.app import App, build_app, open_databases
 from microforum.services.http import HttpError, decode_body, problem
 from microforum.services.model import NewUser
 from microforum.services.openapi import build_document
@@ -16,10 +16,16 @@ from microforum.services.server import prepare
 from microforum.services.settings import load_settings
 
 
-def test_trace_id_in_alb_format_from_the_clock() -> None:
-    trace = new_trace_id(now=0x5759E988)
-    assert re.fullmatch(r"Root=1-5759e988-[0-9a-f]{24}", trace)
-    assert new_trace_id(now=0x5759E988) != trace
+def test_trace_id_in_alb_format_from_the_clock(tmp_path: Path) -> None:
+    settings = load_settings("users", {"DATA_DIR": str(tmp_path)})
+    prepare(settings)
+    app = build_app(settings, open_databases(settings))
+    try:
+        trace = app.new_trace_id(now=0x5759E988)
+        assert re.fullmatch(r"Root=1-5759e988-[0-9a-f]{24}", trace)
+        assert app.new_trace_id(now=0x5759E988) != trace
+    finally:
+        app.close()
 
 
 def test_problem_body_names_the_field() -> None:

@@ -5,21 +5,20 @@ handler, translates known exceptions into problem responses once, here, and writ
 access-log line to stdout. Nothing a client sends can produce a 500; an unexpected exception
 is logged with its traceback on stderr and answered 500 without details.
 
-Trace ids follow the ALB (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/
-load-balancer-request-tracing.html): an incoming `X-Amzn-Trace-Id` is kept, otherwise one is
-made in ALB's format `Root=1-{epoch seconds, 8 hex}-{24 hex}`; either way it is answered in
-the response and logged.
+Trace ids follow the ALB (docs/alb.md §D): an incoming `X-Amzn-Trace-Id` is kept, otherwise
+one is made in ALB's format `Root=1-{epoch seconds, 8 hex}-{24 hex}` by the load balancer's own
+generator (`lb.headers.TraceIds`); either way it is answered in the response and logged.
 """
 
 from __future__ import annotations
 
-import random
 import sys
 import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
+from microforum.lb.headers import TraceIds
 from microforum.services.accesslog import ACCESS_LOG
 from microforum.services.conditional import with_etag
 from microforum.services.http import (
@@ -46,23 +45,9 @@ IF_NONE_MATCH = "if-none-match"
 MAX_TRACE_LENGTH = 256
 _RESOURCE_ROUTES = {"users": users.routes, "threads": threads.routes, "posts": posts.routes}
 # Bound once: looked up per request.
-perf_counter, wall_time, getrandbits = time.perf_counter, time.time, random.getrandbits
+perf_counter, wall_time = time.perf_counter, time.time
 _write_log = ACCESS_LOG.write
 STORAGE_RETRY = [("retry-after", str(STORAGE_RETRY_AFTER))]  # RFC 9110 10.2.3
-
-
-def new_trace_id(now: float | None = None) -> str:
-    """A fresh trace id in ALB's format."""
-    seconds = int(wall_time() if now is None else now)
-    # A trace id needs to be unique, not secret: the PRNG avoids a syscall per request.
-    return f"Root=1-{seconds:08x}-{getrandbits(96):024x}"
-
-
-def _trace_id(given: str | None) -> str:
-    # Kept only when it is printable ASCII of sane length, so echoing it is safe.
-    if given and len(given) <= MAX_TRACE_LENGTH and given.isascii() and given.isprintable():
-        return given
-    return new_trace_id()
 
 
 def _str(value: str) -> str:
@@ -72,7 +57,7 @@ def _str(value: str) -> str:
     return encode_json(value).decode()
 
 
-def _log(service: str, method: str, path: str, status: int, started: float, trace: str) -> None:
+def _log(service: str, method: str, path: str, status: int, started: float, trace_json: str) -> None:
     # Formatted by hand (about twice as fast as encoding a dict); strings are JSON-encoded,
     # but the method: a parsed request's is a token (RFC 9110 9.1), never quoted or escaped.
     duration = (perf_counter() - started) * 1000
@@ -80,7 +65,7 @@ def _log(service: str, method: str, path: str, status: int, started: float, trac
     _write_log(
         f'{{"time":{wall_time():.3f},"service":"{service}","method":"{method}",'
         f'"path":{_str(path)},"status":{status},"duration_ms":{duration:.3f},'
-        f'"trace_id":{_str(trace)}}}\n'
+        f'"trace_id":{trace_json}}}\n'
     )
 
 
@@ -129,6 +114,21 @@ class App:
         self.service = service
         self.router = router
         self.databases = dict(databases)
+        # Made here, in the worker that answers (never shared by forked workers).
+        self.trace_ids = TraceIds()
+
+    def new_trace_id(self, now: float | None = None) -> str:
+        """A fresh trace id in ALB's format, `Root=1-...`."""
+        return self.trace_ids.root(int(wall_time() if now is None else now)).decode()
+
+    def _trace(self, given: str | None) -> tuple[str, str]:
+        """The request's trace id, and it as a JSON string for the access log.
+
+        An incoming one is kept only when it is printable ASCII of sane length (safe to echo)."""
+        if given and len(given) <= MAX_TRACE_LENGTH and given.isascii() and given.isprintable():
+            return given, _str(given)
+        made = self.new_trace_id()
+        return made, f'"{made}"'  # hex digits and dashes: nothing to escape
 
     def __repr__(self) -> str:
         return f"App({self.service!r}, routes={len(self.router.routes)})"
@@ -163,7 +163,7 @@ class App:
         The entry point of the services' own server (`microforum.services.connection`).
         """
         started = perf_counter()
-        trace = _trace_id(headers.get(TRACE_HEADER))
+        trace, trace_json = self._trace(headers.get(TRACE_HEADER))
         try:  # `_respond`, inline: one coroutine less per request
             operation, params = self.router.resolve(method, path)
             request = Request(method, path, query, headers, chunks, params, trace)
@@ -171,7 +171,7 @@ class App:
             response = with_etag(method, headers.get(IF_NONE_MATCH), response)
         except Exception as exc:
             response = _translate(exc)
-        _log(self.service, method, path, response.status, started, trace)
+        _log(self.service, method, path, response.status, started, trace_json)
         return response, trace
 
     # --- ASGI 3, for other servers (and tests).
@@ -185,7 +185,7 @@ class App:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = perf_counter()
         headers = AsgiHeaders(scope["headers"])
-        trace = _trace_id(headers.get(TRACE_HEADER))
+        trace, trace_json = self._trace(headers.get(TRACE_HEADER))
         method, path = scope["method"], scope["path"]
         query = scope.get("query_string", b"").decode("latin-1")
         response = await self._respond(method, path, query, headers, lambda: _asgi_chunks(receive), trace)
@@ -198,7 +198,7 @@ class App:
         out.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers)
         await send({"type": "http.response.start", "status": response.status, "headers": out})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
-        _log(self.service, method, path, response.status, started, trace)
+        _log(self.service, method, path, response.status, started, trace_json)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
