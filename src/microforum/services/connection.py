@@ -129,7 +129,8 @@ class Body:
 
     def end(self) -> None:
         self.complete = True
-        self._wake()
+        if self.waiter is not None:  # most bodies end before anyone waits for them
+            self._wake()
 
     def fail(self, reason: str = "client disconnected before sending the whole body") -> None:
         self.failed = reason
@@ -262,8 +263,9 @@ class Connection(asyncio.Protocol):
         parser = self.parser
         http10 = parser.get_http_version() == "1.0"
         headers = AsgiHeaders(self.headers)
+        raw_method = parser.get_method()
         exchange = Exchange(
-            _method(parser.get_method()), self.url, headers,
+            _METHODS.get(raw_method) or raw_method.decode("latin-1"), self.url, headers,
             Body(self, None if http10 else headers), parser.should_keep_alive(), http10,
         )  # fmt: skip
         self.current = exchange
@@ -344,10 +346,12 @@ class Connection(asyncio.Protocol):
             lines += f"content-type: {response.content_type}\r\n"
         if response.headers:
             lines += header_lines(response.headers)
-        self.write(encode_head_and_body(
-            response.status, lines, response.body, self.server.date,
-            exchange.method == "HEAD", keep_alive, exchange.http10,
-        ))  # fmt: skip
+        transport = self.transport  # `write`, inline (once per request)
+        if transport is not None and not transport.is_closing():
+            transport.write(encode_head_and_body(
+                response.status, lines, response.body, self.server.date,
+                exchange.method == "HEAD", keep_alive, exchange.http10,
+            ))  # fmt: skip
         self.queue.popleft()
         if not keep_alive:
             self.close()
@@ -445,10 +449,6 @@ def _remember_target(url: bytes) -> tuple[str, str]:
         _TARGETS.clear()
     _TARGETS[url] = target
     return target
-
-
-def _method(raw: bytes) -> str:
-    return _METHODS.get(raw) or raw.decode("latin-1")
 
 
 class _Oversized(Exception):
