@@ -57,6 +57,18 @@ def _str(value: str) -> str:
     return encode_json(value).decode()
 
 
+# Paths as JSON strings, by path: a replica logs the same few again and again.
+_PATHS_JSON: dict[str, str] = {}
+MAX_PATHS_JSON = 1024
+
+
+def _path_json(path: str) -> str:
+    if len(_PATHS_JSON) >= MAX_PATHS_JSON:
+        _PATHS_JSON.clear()
+    found = _PATHS_JSON[path] = _str(path)
+    return found
+
+
 def _log(service: str, method: str, path: str, status: int, started: float, trace_json: str) -> None:
     # Formatted by hand (about twice as fast as encoding a dict); strings are JSON-encoded,
     # but the method: a parsed request's is a token (RFC 9110 9.1), never quoted or escaped.
@@ -64,8 +76,8 @@ def _log(service: str, method: str, path: str, status: int, started: float, trac
     # Batched: a few write(2)s per burst of requests, whole lines, flushed at shutdown too.
     _write_log(
         f'{{"time":{wall_time():.3f},"service":"{service}","method":"{method}",'
-        f'"path":{_str(path)},"status":{status},"duration_ms":{duration:.3f},'
-        f'"trace_id":{trace_json}}}\n'
+        f'"path":{_PATHS_JSON.get(path) or _path_json(path)},"status":{status},'
+        f'"duration_ms":{duration:.3f},"trace_id":{trace_json}}}\n'
     )
 
 
