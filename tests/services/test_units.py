@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from pathlib import Path
 
+import pytest
+
+from microforum.services import app as app_module
 from microforum.services.app import App, build_app, open_databases
 from microforum.services.http import HttpError, decode_body, problem
 from microforum.services.model import NewUser
@@ -98,3 +102,15 @@ async def _asgi(app: App, method: str, path: str, body: bytes = b"") -> tuple[in
 
     await app(scope, receive, send)
     return sent[0]["status"], dict(sent[0]["headers"]), sent[1]["body"]
+
+
+def test_access_log_paths_are_remembered_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines: list[str] = []
+    monkeypatch.setattr(app_module, "_write_log", lines.append)
+    monkeypatch.setattr(app_module, "_PATHS_JSON", {})
+    for n in range(app_module.MAX_PATHS_JSON + 10):
+        path = f'/api/users/"{n}\\é'  # escaped in JSON, remembered escaped
+        for _ in range(2):
+            app_module._log("users", "GET", path, 200, time.perf_counter(), '"Root=1-0-0"')
+            assert json.loads(lines[-1])["path"] == path
+    assert len(app_module._PATHS_JSON) == 10
