@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -197,27 +196,7 @@ async def main_after(db: PostgresDatabase) -> User:
     return user
 
 
-# --- SQLite: statements staged on the event loop, the COMMIT on the writer thread -----------
-
-
-def test_a_batch_runs_its_statements_on_the_loop_and_commits_on_the_writer_thread(tmp_path: Path) -> None:
-    db = SqliteDatabase(str(tmp_path / "users.db"))
-    migrate(db, "users")
-    seen: list[tuple[str, str]] = []
-    db._writer.set_trace_callback(lambda sql: seen.append((threading.current_thread().name, sql.split()[0])))
-
-    async def main() -> list[User]:
-        return await asyncio.gather(
-            *(db.write(store.create_user, new=NewUser(f"s{n}", "S")) for n in range(5))
-        )
-
-    try:
-        made = asyncio.run(main())
-        assert [u.username for u in made] == [f"s{n}" for n in range(5)]
-    finally:
-        db.close()
-    where = {sql: thread for thread, sql in seen if sql in ("INSERT", "COMMIT")}
-    assert where["INSERT"] == "MainThread" and where["COMMIT"].startswith("sqlite-writer"), seen
+# --- SQLite: batches committed on the event loop (their flush: test_walsync.py) -------------
 
 
 @pytest.mark.timeout(60, method="thread")  # the loop stuck in C: a signal would wait
@@ -243,7 +222,7 @@ def test_the_loop_never_waits_for_another_connections_write_lock(tmp_path: Path)
         db.close()
 
 
-def test_a_commit_that_fails_on_the_writer_thread_fails_every_staged_write(tmp_path: Path) -> None:
+def test_a_commit_that_fails_fails_every_write_of_its_batch(tmp_path: Path) -> None:
     """A deferred foreign key is checked at COMMIT: the batch's commit fails, no write stays."""
     db = SqliteDatabase(str(tmp_path / "users.db"))
     migrate(db, "users")

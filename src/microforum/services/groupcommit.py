@@ -1,6 +1,6 @@
 """Group commit, for both stores: the writes waiting while one transaction commits share the next.
 
-A commit costs more than the statements before it: on SQLite (`synchronous=FULL`) an fsync,
+A commit costs more than the statements before it: on SQLite an fsync of its write-ahead log,
 on PostgreSQL a round trip to the server and a flush of its write-ahead log, and in both a
 transaction's BEGIN and COMMIT. `GroupCommit` queues the writes of one process on the event
 loop and runs those waiting in one transaction on a database thread, then commits once. Its
@@ -24,16 +24,12 @@ two parts:
   https://www.sqlite.org/lang_savepoint.html). At most `MAX_BATCH` (64) of them: PostgreSQL
   caches 64 subtransactions per transaction in shared memory and slows other sessions past that.
 
-A store may also *stage* a batch on the event loop (`stage`): run its statements there in an
-open transaction and return what is left to do on the executor (the COMMIT, where the waiting
-on the disk is), or None to have the executor run the whole batch. SQLite does (statements on a
-local file take microseconds; sent to a thread, each of them would hand the interpreter's lock
-back and forth with the event loop: docs/store.md, "Group commit").
-
 Or a store may run a whole batch on the event loop (`on_loop`: an awaitable of its outcomes, or
-None to use the executor). PostgreSQL does, for a batch of single INSERTs on a connection of
-the loop's own, and hands the batch to the executor whenever that path meets anything unusual
-(docs/store.md, "Group commit").
+None to use the executor). SQLite does (its statements and COMMIT on a local file take
+microseconds, and a thread of its own flushes the WAL; sent to a database thread, each of them
+would hand the interpreter's lock back and forth with the event loop), and PostgreSQL for a
+batch of single INSERTs on a connection of the loop's own; both hand the batch to the executor
+whenever that path meets anything unusual (docs/store.md, "Group commit").
 
 Under no concurrency a batch holds one write, as without group commit. No write is answered
 before the commit that holds it succeeded (docs/store.md, "Group commit").
@@ -55,9 +51,6 @@ ROLLBACK_BATCH: Final = "ROLLBACK TO SAVEPOINT batch"
 RELEASE_BATCH: Final = "RELEASE SAVEPOINT batch"
 Write = tuple[Callable[..., Any], dict[str, Any]]  # a storage function and its keywords
 Outcome = tuple[bool, Any]  # (True, its result) or (False, the exception it raised)
-# On the event loop: the batch staged in an open transaction, and what finishes it on the
-# executor (commit; the outcomes), or None when it cannot be staged now.
-Stage = Callable[[list[Write]], Callable[[], list[Outcome]] | None]
 OnLoop = Callable[[list[Write]], Awaitable[list[Outcome]] | None]
 
 
@@ -120,18 +113,16 @@ def _each_alone(
 class GroupCommit:
     """Queues writes from the event loop; `run_batch` runs each batch in one transaction on
     `executor` and returns an outcome per write, or raises when the transaction failed.
-    With `stage`, a batch is first offered to it (on the loop; see the module's docstring)."""
+    With `on_loop`, a batch is first offered to it (see the module's docstring)."""
 
     def __init__(
         self,
         executor: Executor,
         run_batch: Callable[[list[Write]], list[Outcome]],
-        stage: Stage | None = None,
         on_loop: OnLoop | None = None,
     ) -> None:
         self.executor = executor
         self.run_batch = run_batch
-        self.stage = stage
         self.on_loop = on_loop
         self.queue: list[tuple[Write, asyncio.Future[Any]]] = []
         self._drainer: asyncio.Task[None] | None = None  # runs the batches while writes wait
@@ -175,13 +166,12 @@ class GroupCommit:
             self._drainer = None
 
     async def _run(self, writes: list[Write]) -> list[Outcome]:
-        """One batch's outcomes: staged on the loop, run there, or on the executor."""
-        finish = self.stage(writes) if self.stage is not None else None  # raises: not staged
-        running = self.on_loop(writes) if self.on_loop is not None and finish is None else None
+        """One batch's outcomes: run on the loop, or on the executor."""
+        running = self.on_loop(writes) if self.on_loop is not None else None
         if running is not None:
             return await running
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, finish or (lambda: self.run_batch(writes)))
+        return await loop.run_in_executor(self.executor, self.run_batch, writes)
 
 
 def _answer(batch: list[tuple[Write, asyncio.Future[Any]]], error: Exception | None,

@@ -64,12 +64,16 @@ from microforum.services.pgconn import (
 from microforum.services.pgloop import BUSY, HAND_OVER, LoopBatches, LoopConnection, LoopReads
 from microforum.services.settings import sqlite_path
 from microforum.services.walindex import WalIndex
+from microforum.services.walsync import Syncer, flush_to_disk
 
 T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode
 MAX_CACHED = 4096  # answers kept per database; the cache empties when it would grow past this
 Row = tuple[Any, ...]
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# WAL frames (pages) past which a checkpoint is started: SQLite's default wal_autocheckpoint
+# (https://www.sqlite.org/pragma.html#pragma_wal_autocheckpoint), which ours stands in for.
+CHECKPOINT_FRAMES = 1000
 PG_MAINTENANCE_DATABASE = "postgres"  # exists on every server (RDS included); used to create ours
 PG_THREADS = 4
 PG_CREATE_DATABASE_LOCK = 0x6D666F72_00DB  # advisory lock key: "mfor", creating a database
@@ -280,7 +284,9 @@ def _sqlite_errors(exc: Exception) -> Exception:
 
 
 class SqliteDatabase:
-    """One SQLite file in WAL mode: a reader connection for the loop, a writer thread."""
+    """One SQLite file in WAL mode: a reader connection for the loop, a writer connection whose
+    batches commit on the loop and are flushed to the disk by a syncing thread (walsync.py),
+    and a writer thread for what cannot run on the loop."""
 
     dialect = "sqlite"
 
@@ -296,13 +302,27 @@ class SqliteDatabase:
         self._writer = _sqlite_connect(path)
         self._reader = _SqliteConn(_sqlite_connect(path))
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
-        self._group = GroupCommit(self._pool, self._run_batch, self._stage)
+        self._group = GroupCommit(self._pool, self._run_batch, on_loop=self._commit_on_loop)
         self._cache: dict[Hashable, bytes | None] = {}
         self._cache_version: Hashable = ()  # no version is (): the first read fills the cache
         self._wal = WalIndex.open(path)  # opened after the reader: its connection keeps it valid
+        self._wal_fd = self._open_wal() if self._wal is not None else None
+        if self._wal_fd is not None:  # commits flushed by us, checkpoints run by us
+            self._writer.execute("PRAGMA synchronous = NORMAL")
+            self._writer.execute("PRAGMA wal_autocheckpoint = 0")
+        self._syncer: Syncer | None = None  # made on the first loop that commits
+        self._checkpoint_at = 0  # the WAL's frames at the last checkpoint left unfinished
 
     def __repr__(self) -> str:
         return f"SqliteDatabase({self.path!r})"
+
+    def _open_wal(self) -> int | None:
+        """A descriptor of the `-wal` file to flush after each commit, or None without one
+        (then synchronous=FULL and every batch on the writer thread, as SQLite alone does)."""
+        try:
+            return os.open(self.path + "-wal", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
 
     def _version(self) -> Hashable:
         """A value that changes whenever any connection of any process commits; None: unknown."""
@@ -344,31 +364,74 @@ class SqliteDatabase:
         return result
 
     def _run_batch(self, batch: list[Write]) -> list[Outcome]:
-        """On the writer thread: one transaction for the batch (groupcommit.py)."""
+        """On the writer thread: one transaction for the batch (groupcommit.py), waiting within
+        the busy timeout for another connection's write lock; on the disk when it returns, and
+        the WAL checkpointed after it when due."""
         conn = self._writer
         with _undone_on_error(conn):
             conn.execute("BEGIN IMMEDIATE")
             outcomes = apply_each(batch, conn.execute, _SqliteConn(conn), _sqlite_errors)
             conn.execute("COMMIT")
-            return outcomes
+        self._flush_here()
+        return outcomes
 
-    def _stage(self, batch: list[Write]) -> Callable[[], list[Outcome]] | None:
-        """On the event loop: the batch's statements in a transaction begun only if the write
-        lock is free at once (the loop never waits on another connection's lock); its COMMIT
-        (the fsync) is left to the writer thread. None when another connection holds the lock:
-        the writer thread then runs the whole batch, waiting within the busy timeout."""
+    def _commit_on_loop(self, batch: list[Write]) -> Awaitable[list[Outcome]] | None:
+        """On the event loop: the batch in a transaction begun only if the write lock is free
+        at once (the loop never waits on another connection's lock), committed to the WAL
+        there, and its outcomes once the syncing thread flushed the WAL to the disk. None
+        (the writer thread runs it) when another connection holds the lock, when a checkpoint
+        is due, or without a WAL of our own to flush."""
+        if self._wal_fd is None or self._checkpoint_due():
+            return None
         conn = self._writer
         with _undone_on_error(conn):
             if not _begin_at_once(conn):
                 return None
             outcomes = apply_each(batch, conn.execute, _SqliteConn(conn), _sqlite_errors)
-        return lambda: self._commit(outcomes)
+            conn.execute("COMMIT")  # synchronous=NORMAL: in the WAL, not yet on the disk
+        return self._flushed(outcomes, self._syncer_of(asyncio.get_running_loop()).sync(self._wal_fd))
 
-    def _commit(self, outcomes: list[Outcome]) -> list[Outcome]:
-        """On the writer thread: COMMIT the staged transaction (synchronous=FULL: on disk)."""
-        with _undone_on_error(self._writer):
-            self._writer.execute("COMMIT")
+    async def _flushed(self, outcomes: list[Outcome], flush: Awaitable[None]) -> list[Outcome]:
+        try:
+            await flush
+        except OSError as exc:  # committed, visible, maybe not on the disk: answered unknown
+            raise StorageUnavailable(f"sqlite: flushing the WAL: {exc}", outcome_unknown=True) from exc
         return outcomes
+
+    def _syncer_of(self, loop: asyncio.AbstractEventLoop) -> Syncer:
+        if self._syncer is None or self._syncer.loop is not loop:
+            if self._syncer is not None:  # a loop run before this one (tests run several)
+                self._syncer.close()
+            self._syncer = Syncer(loop)
+        return self._syncer
+
+    def _flush_here(self) -> None:
+        """Flush the WAL to the disk on this thread, after a COMMIT made with NORMAL."""
+        if self._wal_fd is None:  # synchronous=FULL: the COMMIT flushed it
+            return
+        failed = flush_to_disk(self._wal_fd)
+        if failed:
+            raise StorageUnavailable(f"sqlite: flushing the WAL: {os.strerror(failed)}", outcome_unknown=True)
+        self._checkpoint_if_due()
+
+    def _checkpoint_due(self) -> bool:
+        frames = self._wal.frames() if self._wal is not None else None
+        return frames is not None and checkpoint_due(frames, self._checkpoint_at)
+
+    def _checkpoint_if_due(self) -> None:
+        """On the writer thread, after a commit: a passive checkpoint when due (SQLite's own
+        would run in the event loop's COMMIT and wait for the disk there). A batch that finds
+        one due runs here, so that no commit adds frames meanwhile and the next one restarts
+        the WAL from its start. A failure is left for the next one."""
+        if not self._checkpoint_due():
+            return
+        try:
+            _, frames, copied = self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error:
+            return
+        # All copied: the next commit starts the WAL again. Else a reader still needs its
+        # frames: try again when as many more were added.
+        self._checkpoint_at = 0 if copied == frames else frames
 
     def write_now(self, fn: Callable[..., T], /, **kw: Any) -> T:
         conn = self._writer
@@ -380,19 +443,36 @@ class SqliteDatabase:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-            return result
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise _sqlite_errors(exc) from exc
+        self._flush_here()
+        return result
 
     def close(self) -> None:
+        if self._syncer is not None:
+            self._syncer.close()
         self._pool.shutdown(wait=True)
         self._writer.close()
         self._reader._conn.close()
-        if self._wal is not None:  # after the connections: see walindex.py on POSIX locks
+        # After the connections, as the wal-index: closing a descriptor of a file drops this
+        # process's POSIX locks on it (see walindex.py).
+        if self._wal_fd is not None:
+            os.close(self._wal_fd)
+            self._wal_fd = None
+        if self._wal is not None:
             self._wal.close()
             self._wal = None
+
+
+def checkpoint_due(frames: int, last: int) -> bool:
+    """Whether to checkpoint a WAL of `frames` frames: at SQLite's own threshold, and, when the
+    last checkpoint could not copy them all (`last`: the frames then; else 0), once as many
+    more were added (not on every commit), or once the WAL started again anyway."""
+    if frames < CHECKPOINT_FRAMES:
+        return False
+    return frames < last or frames - last >= CHECKPOINT_FRAMES
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import sys
 WAL_INDEX_VERSION = 3007000  # its iVersion: the one format every SQLite since 3.7.0 writes
 WAL_HEADER_BYTES = 48
 WAL_IS_INIT = 12  # offset of the isInit byte (after iVersion, unused, iChange)
+WAL_MX_FRAME = 16  # offset of mxFrame, the frames in the WAL (a native 32-bit unsigned int)
 TORN_READ_TRIES = 3
 
 
@@ -87,6 +88,14 @@ class WalIndex:
             if header == shm[WAL_HEADER_BYTES : 2 * WAL_HEADER_BYTES]:
                 return header if header[WAL_IS_INIT] == 1 else None
         return None
+
+    def frames(self) -> int | None:
+        """The frames in the write-ahead log (mxFrame), or None when no whole header could be
+        read: what `storage.checkpoint_due` decides on."""
+        header = self.version()
+        if header is None:
+            return None
+        return int.from_bytes(header[WAL_MX_FRAME : WAL_MX_FRAME + 4], sys.byteorder)
 
     def close(self) -> None:
         """Done with it: the last user in this process, after its SQLite connections closed,
