@@ -9,7 +9,7 @@ import errno
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -115,11 +115,11 @@ def _with_syncer(db: SqliteDatabase, start: Start) -> Callable[[asyncio.Abstract
 def test_a_batch_commits_on_the_loop_and_is_answered_only_after_its_flush(tmp_path: Path) -> None:
     db = SqliteDatabase(str(tmp_path / "users.db"))
     migrate(db, "users")
+    users_before = len(asyncio.run(db.read(store.list_users)))
     disk = SlowDisk(tmp_path / "users.db")
     db._syncer_of = _with_syncer(db, disk.start)  # type: ignore[method-assign]
     seen: list[tuple[str, str]] = []
     db._writer.set_trace_callback(lambda sql: seen.append((threading.current_thread().name, sql.split()[0])))
-    users_before = len(asyncio.run(db.read(store.list_users)))
 
     async def main() -> list[User]:
         writes = asyncio.gather(*(db.write(store.create_user, new=NewUser(f"s{n}", "S")) for n in range(5)))
@@ -138,6 +138,49 @@ def test_a_batch_commits_on_the_loop_and_is_answered_only_after_its_flush(tmp_pa
     assert disk.asked[0] == users_before + 5  # the flush was asked after the COMMIT
     where = {sql: thread for thread, sql in seen if sql in ("INSERT", "COMMIT")}
     assert where == {"INSERT": "MainThread", "COMMIT": "MainThread"}, seen
+
+
+def test_a_read_shows_a_commit_only_once_it_is_on_the_disk(tmp_path: Path) -> None:
+    """Committed by another process without a flush of its own (synchronous=OFF): a read that
+    sees it (a plain one, a cached one) is answered only after a flush; reads that find nothing
+    new since ask none."""
+    db = SqliteDatabase(str(tmp_path / "users.db"))
+    migrate(db, "users")
+    disk = SlowDisk(tmp_path / "users.db")
+    db._syncer_of = _with_syncer(db, disk.start)  # type: ignore[method-assign]
+    other = sqlite3.connect(tmp_path / "users.db", isolation_level=None)
+    other.execute("PRAGMA synchronous = OFF")
+
+    def reads() -> list[Callable[[], Awaitable[object]]]:
+        return [lambda: db.read(store.list_users), lambda: db.read_json(("all",), store.list_users)]
+
+    async def main() -> tuple[int, int]:
+        disk.release.set()
+        await db.read(store.list_users)  # anything committed so far: flushed once
+        flushes = len(disk.asked)
+        disk.release.clear()
+        for n, read in enumerate(reads()):
+            other.execute(
+                "INSERT INTO users (username, name, bio, created_at, updated_at)"
+                f" VALUES ('elsewhere{n}', 'E', '', '2026-12-05T00:00:00Z', '2026-12-05T00:00:00Z')"
+            )
+            reading = asyncio.ensure_future(read())
+            await asyncio.sleep(0.1)
+            assert not reading.done()  # seen in the WAL, not yet answered
+            disk.release.set()
+            await reading
+            disk.release.clear()
+        asked = len(disk.asked) - flushes
+        for read in reads():
+            await read()  # nothing new: answered at once (the disk is held)
+        return asked, len(disk.asked) - flushes
+
+    try:
+        asked, after = asyncio.run(main())
+    finally:
+        other.close()
+        db.close()
+    assert (asked, after) == (2, 2)
 
 
 def test_a_failed_flush_answers_every_write_of_its_batch_as_unknown(tmp_path: Path) -> None:

@@ -311,6 +311,10 @@ class SqliteDatabase:
             self._writer.execute("PRAGMA synchronous = NORMAL")
             self._writer.execute("PRAGMA wal_autocheckpoint = 0")
         self._syncer: Syncer | None = None  # made on the first loop that commits
+        # What reads wait for (`_on_disk`): the version of the database the last finished
+        # flush covered, and the flush asked last with the version it covers.
+        self._flushed_version: Hashable = None
+        self._asked: tuple[Hashable, asyncio.Future[None]] | None = None
         self._checkpoint_at = 0  # the WAL's frames at the last checkpoint left unfinished
 
     def __repr__(self) -> str:
@@ -340,24 +344,48 @@ class SqliteDatabase:
             version = self._version()
             if version is None:  # a writer is rewriting the header right now: ask the database
                 value = fn(self._reader, **kw)
+                await self._on_disk(None)
                 return None if value is None else _encode(value)
             if version != self._cache_version or len(self._cache) >= MAX_CACHED:
                 self._cache.clear()
                 self._cache_version = version
             elif key in self._cache:
+                if version != self._flushed_version:
+                    await self._on_disk(version)
                 return self._cache[key]
             value = fn(self._reader, **kw)
         except sqlite3.Error as exc:
             raise _sqlite_errors(exc) from exc
         body = None if value is None else _encode(value)
         self._cache[key] = body
+        if self._wal_fd is not None:  # read again: the answer may be newer than `version`
+            await self._on_disk(self._version())
         return body
 
     async def read(self, fn: Callable[..., T], /, **kw: Any) -> T:
         try:
-            return fn(self._reader, **kw)
+            value = fn(self._reader, **kw)
         except sqlite3.Error as exc:
             raise _sqlite_errors(exc) from exc
+        if self._wal_fd is not None:
+            await self._on_disk(self._version())
+        return value
+
+    async def _on_disk(self, version: Hashable) -> None:
+        """Return once every commit up to `version` (read after the answer) is on the disk:
+        a commit is visible as soon as it is in the WAL, before its flush, and no answer may
+        show a write that a power cut could still undo (docs/store.md, "Group commit on
+        SQLite"). Free when nothing was committed since the last flush; reads that find the
+        same new version share one flush."""
+        if self._wal_fd is None or (version is not None and version == self._flushed_version):
+            return
+        asked = self._asked
+        if version is None or asked is None or asked[0] != version or asked[1].done():
+            asked = self._ask_flush()
+        try:
+            await asyncio.shield(asked[1])  # a cancelled reader leaves the flush to the others
+        except OSError as exc:
+            raise StorageUnavailable(f"sqlite: flushing the WAL: {exc}") from exc
 
     async def write(self, fn: Callable[..., T], /, **kw: Any) -> T:
         result: T = await self._group.write(fn, kw)  # concurrent writes share a commit
@@ -389,7 +417,7 @@ class SqliteDatabase:
                 return None
             outcomes = apply_each(batch, conn.execute, _SqliteConn(conn), _sqlite_errors)
             conn.execute("COMMIT")  # synchronous=NORMAL: in the WAL, not yet on the disk
-        return self._flushed(outcomes, self._syncer_of(asyncio.get_running_loop()).sync(self._wal_fd))
+        return self._flushed(outcomes, self._ask_flush()[1])
 
     async def _flushed(self, outcomes: list[Outcome], flush: Awaitable[None]) -> list[Outcome]:
         try:
@@ -397,6 +425,20 @@ class SqliteDatabase:
         except OSError as exc:  # committed, visible, maybe not on the disk: answered unknown
             raise StorageUnavailable(f"sqlite: flushing the WAL: {exc}", outcome_unknown=True) from exc
         return outcomes
+
+    def _ask_flush(self) -> tuple[Hashable, asyncio.Future[None]]:
+        """Have the syncing thread flush the WAL: everything committed by now, whatever the
+        connection or process (one file, one page cache), which is the version read here."""
+        version = self._version()
+        future = self._syncer_of(asyncio.get_running_loop()).sync(self._wal_fd)  # type: ignore[arg-type]
+        self._asked = (version, future)
+        if version is not None:
+            future.add_done_callback(functools.partial(self._on_flushed, version))
+        return self._asked
+
+    def _on_flushed(self, version: Hashable, future: asyncio.Future[None]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self._flushed_version = version
 
     def _syncer_of(self, loop: asyncio.AbstractEventLoop) -> Syncer:
         if self._syncer is None or self._syncer.loop is not loop:
