@@ -15,11 +15,12 @@ placeholders; a `Database` runs them:
   PostgreSQL keeps them until a change is notified (LISTEN/NOTIFY, `pgcache.py`).
 - `await db.write(fn, **kw)` runs `fn` in one transaction, answered once that committed;
   writes queued while one commits share the next commit, each in its own savepoint
-  (groupcommit.py). SQLite: `BEGIN IMMEDIATE`, the statements on the event loop when the write
-  lock is free at once and the COMMIT on the writer thread (else the whole batch there, so
-  replicas on one file queue on the busy timeout instead of failing); synchronous=FULL, so an
-  acknowledged write is on disk before the response is sent. PostgreSQL: on a database thread,
-  BEGIN and COMMIT by hand (pgconn.run_transaction).
+  (groupcommit.py). SQLite: `BEGIN IMMEDIATE`, the statements and the COMMIT on the event
+  loop when the write lock is free at once (else the whole batch on the writer thread, so
+  replicas on one file queue on the busy timeout instead of failing), the WAL flushed to the
+  disk by a thread of its own before any write of the batch is answered (walsync.py); a read
+  too waits for the flush of what it shows. PostgreSQL: on a database thread, BEGIN and COMMIT
+  by hand (pgconn.run_transaction), or a batch of inserts on the loop (pgloop.py).
 
 Foreign exceptions are translated here, once: a unique-constraint violation becomes
 `Conflict`, an unreachable or locked database becomes `StorageUnavailable` (the HTTP layer
