@@ -6,11 +6,12 @@ Starts `microforum up` from each tree (its own venv, its own compiled load balan
 PostgreSQL server (a database per service and tree) or on SQLite (`--sqlite`), then sends
 POST /api/posts with wrk (-c16, as scenario (w)) to each in turn, `--rounds` times. Prints
 req/s and the CPU per write of each stack (its processes and, on PostgreSQL, the server's
-backends of its databases) per round, their medians, and the ratio of A's req/s to B's.
+backends of its databases) per round, their medians, and the ratio of A's req/s to B's;
+with `--by-process`, each process's median CPU per write too (where a change moved the cost).
 Both stacks exist throughout, so a noisy moment hurts both alike; the ratio of two runs of the
 same tree shows the floor of what it can tell apart (about ±3 % here).
 
-    .venv/bin/python bench/write_ab.py TREE_A TREE_B [--rounds 4] [--seconds 5] [--sqlite]
+    .venv/bin/python bench/write_ab.py TREE_A TREE_B [--rounds 4] [--seconds 5] [--sqlite] [--by-process]
 """
 
 from __future__ import annotations
@@ -58,8 +59,17 @@ def _start(
     raise RuntimeError(f"{name}: the stack did not answer POST /api/posts; see {tmp / f'{name}.log'}")
 
 
-def _cpu_ticks(pids: list[int]) -> int:
-    return sum(stat.cpu_ticks for pid in pids if (stat := read_pid_stat(pid)) is not None)
+def _cpu_ticks(pids: list[int]) -> dict[int, int]:
+    return {pid: stat.cpu_ticks for pid in pids if (stat := read_pid_stat(pid)) is not None}
+
+
+def _label(pid: int) -> str:
+    """A process's name in the breakdown: its command line without paths, or a PostgreSQL
+    backend's title without its state (which changes while it works)."""
+    words = read_cmdline(pid).split()
+    if words[:1] == ["postgres:"]:
+        return " ".join(words[:4]) or str(pid)
+    return " ".join(w for w in words if "/" not in w or w.startswith("-"))[:60] or str(pid)
 
 
 def main() -> None:
@@ -68,6 +78,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL")
+    parser.add_argument("--by-process", action="store_true", help="CPU per write of each process")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="write-ab-"))
     script = tmp / "post.lua"
@@ -84,6 +95,7 @@ def main() -> None:
             warm = ["wrk", "-t1", "-c16", "-d2s", "-s", str(script), url.format(port)]
             subprocess.run(warm, capture_output=True, check=False)
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in stacks}
+        by_process: dict[str, dict[str, list[float]]] = {name: {} for name in stacks}
         for _ in range(args.rounds):
             for name, (proc, port) in stacks.items():
                 server_pids = [] if server is None else server.pids()
@@ -91,8 +103,12 @@ def main() -> None:
                 before = _cpu_ticks(pids)
                 argv = ["wrk", "-t1", "-c16", f"-d{args.seconds}s", "-s", str(script), url.format(port)]
                 out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-                ticks = _cpu_ticks(pids) - before
+                after = _cpu_ticks(pids)
+                ticks = sum(after.values()) - sum(before.get(pid, 0) for pid in after)
                 requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+                for pid, spent in after.items():
+                    per_write = (spent - before.get(pid, 0)) / HZ / requests * 1e6
+                    by_process[name].setdefault(_label(pid), []).append(per_write)
                 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
                 results[name].append((rps, ticks / HZ / requests * 1e6))
                 print(f"{name}: {rps:7.0f} req/s, {results[name][-1][1]:5.0f} µs CPU per write", flush=True)
@@ -100,6 +116,9 @@ def main() -> None:
         for name, runs in results.items():
             cpu = statistics.median(us for _, us in runs)
             print(f"{name}: median {medians[name]:.0f} req/s, {cpu:.0f} µs CPU per write")
+            if args.by_process:
+                for label, spent in sorted(by_process[name].items(), key=lambda item: -sum(item[1])):
+                    print(f"   {statistics.median(spent):6.1f} µs  {label}")
         print(f"a / b: {medians['a'] / medians['b']:.3f}× req/s")
     finally:
         for proc, _ in stacks.values():

@@ -84,6 +84,28 @@ def test_a_syncer_whose_thread_is_gone_fails_what_waits_and_what_is_asked() -> N
     assert isinstance(waiting, OSError) and isinstance(asked_after, OSError)
 
 
+def test_a_stuck_disk_fails_the_flushes_asked_past_the_pipes_room_and_never_blocks_the_loop() -> None:
+    """A thread that never answers (a disk that hangs): once the request pipe is full, what is
+    asked fails at once instead of blocking the event loop in its write."""
+    held: list[int] = []
+
+    def start_and_hang(requests: int, done: int) -> None:
+        held.extend((requests, done))  # never read: the pipe fills
+
+    async def main() -> tuple[int, BaseException | None]:
+        syncer = Syncer(asyncio.get_running_loop(), start_and_hang)
+        asked = [syncer.sync(0) for _ in range(20_000)]  # more than a 64 KiB pipe holds
+        refused = [future for future in asked if future.done()]
+        os.close(held[1])  # the thread's end of the answers: close() sees the end
+        os.close(held[0])
+        syncer.close()
+        assert all(isinstance(future.exception(), OSError) for future in asked)  # none left waiting
+        return len(refused), refused[0].exception() if refused else None
+
+    refused, error = asyncio.run(main())
+    assert refused > 0 and isinstance(error, BlockingIOError)
+
+
 class SlowDisk:
     """A syncing thread whose flushes wait for `release` (a disk slower than the test), each
     recorded with the WAL's content at that moment as another connection sees it."""

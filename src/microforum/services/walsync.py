@@ -97,6 +97,7 @@ class Syncer:
                 os.close(fd)
             raise
         os.set_blocking(self._answers, False)
+        os.set_blocking(self._requests, False)  # a full pipe (a disk stuck) fails, never waits
         self.loop = loop
         self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
         self._partial = b""
@@ -110,7 +111,7 @@ class Syncer:
         future = self.loop.create_future()
         try:
             os.write(self._requests, RECORD.pack(fd))  # a pipe's buffer holds 16k requests
-        except OSError as exc:  # the thread is gone (closed)
+        except OSError as exc:  # the thread is gone (closed), or 16k flushes wait already
             future.set_exception(exc)
             return future
         self._waiting.append(future)
