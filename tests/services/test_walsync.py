@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from microforum.lb.native import missing_tool
-from microforum.services import store
+from microforum.services import store, walsync
 from microforum.services.model import NewUser, User
 from microforum.services.schema import migrate
 from microforum.services.storage import CHECKPOINT_FRAMES, SqliteDatabase, StorageUnavailable, checkpoint_due
@@ -278,3 +278,29 @@ def test_a_database_used_from_one_loop_after_another_gets_a_syncer_per_loop(tmp_
         assert {f"l{n}" for n in range(3)} <= {u.username for u in asyncio.run(db.read(store.list_users))}
     finally:
         db.close()
+
+
+def test_without_the_c_thread_the_python_one_flushes_every_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where nothing could compile `_walsync.c`: the same protocol served by `walsync.serve`."""
+    monkeypatch.setattr(walsync, "native_start", lambda: None)
+    db = SqliteDatabase(str(tmp_path / "users.db"))
+    migrate(db, "users")
+    threads: set[str] = set()
+
+    async def main() -> list[User]:
+        made = await asyncio.gather(
+            *(db.write(store.create_user, new=NewUser(f"p{n}", "P")) for n in range(20))
+        )
+        threads.update(t.name for t in threading.enumerate())  # the syncing thread lives until close
+        return made
+
+    try:
+        made = asyncio.run(main())
+        seen = {u.username for u in asyncio.run(db.read(store.list_users))}
+    finally:
+        db.close()
+    assert [u.username for u in made] == [f"p{n}" for n in range(20)]
+    assert {f"p{n}" for n in range(20)} <= seen
+    assert "wal-sync" in threads
