@@ -86,6 +86,30 @@ def test_writes_asked_in_one_turn_of_the_loop_share_one_transaction(tmp_path: Pa
         db.close()
 
 
+def test_a_write_that_would_be_alone_waits_one_turn_for_the_writes_of_requests_received(
+    tmp_path: Path,
+) -> None:
+    """One write queued, three more asked in the next turn of the loop (requests received
+    meanwhile): all four share one transaction, where the first would have gone alone."""
+    db = SqliteDatabase(str(tmp_path / "users.db"))
+    migrate(db, "users")
+    before = db._group.batches
+
+    async def main() -> list[User]:
+        first = asyncio.ensure_future(db.write(store.create_user, new=NewUser("l0", "L")))
+        await asyncio.sleep(0)  # the first write queued, the group's task about to run
+        assert db._group.running
+        others = [db.write(store.create_user, new=NewUser(f"l{n}", "L")) for n in range(1, 4)]
+        return await asyncio.gather(first, *others)
+
+    try:
+        made = asyncio.run(main())
+        assert [u.username for u in made] == [f"l{n}" for n in range(4)]
+        assert db._group.batches == before + 1
+    finally:
+        db.close()
+
+
 def test_a_failed_commit_fails_every_write_in_it(tmp_path: Path) -> None:
     db = SqliteDatabase(str(tmp_path / "users.db"))
     migrate(db, "users")

@@ -43,6 +43,7 @@ from concurrent.futures import Executor
 from typing import Any, Final
 
 MAX_BATCH: Final = 64  # writes per transaction at most
+LINGER_BELOW: Final = 2  # a batch that would hold fewer writes waits one turn of the loop first
 SAVEPOINT: Final = "SAVEPOINT write"
 ROLLBACK_TO: Final = "ROLLBACK TO SAVEPOINT write"
 RELEASE: Final = "RELEASE SAVEPOINT write"
@@ -147,21 +148,27 @@ class GroupCommit:
     async def _drain(self) -> None:
         """Run batches one after another while writes wait: the next starts in the same step
         as the last one's answers, with no turn of the event loop between (each turn waits
-        for everything else the loop has to do: under load, a good part of a batch's time)."""
+        for everything else the loop has to do: under load, a good part of a batch's time),
+        unless it would hold one write: then it waits one turn, in which the requests already
+        received queue their writes beside it (docs/store.md, "Group commit")."""
+        batch: list[tuple[Write, asyncio.Future[Any]]] = []
         try:
             while self.queue:
+                if len(self.queue) < LINGER_BELOW:
+                    await asyncio.sleep(0)
                 batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
                 self.batches += 1
                 try:
                     outcomes = await self._run([write for write, _ in batch])
                 except Exception as exc:  # the transaction failed as a whole: every write
                     _answer(batch, exc, [])
-                    continue
-                except BaseException:  # cancelled: the loop is closing, nobody waits any more
-                    for _, future in [*batch, *self.queue]:
-                        future.cancel()
-                    raise
-                _answer(batch, None, outcomes)
+                else:
+                    _answer(batch, None, outcomes)
+                batch = []
+        except BaseException:  # cancelled: the loop is closing, nobody waits any more
+            for _, future in [*batch, *self.queue]:
+                future.cancel()
+            raise
         finally:
             self._drainer = None
 
