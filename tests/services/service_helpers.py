@@ -187,7 +187,7 @@ async def first_alone(writes: list[Awaitable[Any]]) -> list[Any]:
     commit) it is a batch alone and the others queue meanwhile and share the next; each
     result or exception, in order."""
     first = asyncio.ensure_future(writes[0])
-    for _ in range(2):  # the write queued, then its batch taken and under way
+    for _ in range(2):  # the write queued, then the group's task a turn away from taking it
         await asyncio.sleep(0)
     return await asyncio.gather(first, *writes[1:], return_exceptions=True)
 

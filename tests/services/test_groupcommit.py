@@ -67,8 +67,8 @@ def test_concurrent_writes_share_commits_and_fail_alone(tmp_path: Path) -> None:
 
 
 def test_writes_asked_in_one_turn_of_the_loop_share_one_transaction(tmp_path: Path) -> None:
-    """The batch is taken when the group's task first runs, after every write asked in the
-    same turn of the event loop has queued; the next one as soon as a batch is answered."""
+    """The batch is taken one turn of the event loop after the first write, when every write
+    asked in the same turn has queued."""
     db = SqliteDatabase(str(tmp_path / "users.db"))
     migrate(db, "users")
     before = db._group.batches
@@ -86,7 +86,7 @@ def test_writes_asked_in_one_turn_of_the_loop_share_one_transaction(tmp_path: Pa
         db.close()
 
 
-def test_a_write_that_would_be_alone_waits_one_turn_for_the_writes_of_requests_received(
+def test_a_batch_is_taken_one_turn_after_its_first_write_for_the_writes_of_requests_received(
     tmp_path: Path,
 ) -> None:
     """One write queued, three more asked in the next turn of the loop (requests received

@@ -43,7 +43,6 @@ from concurrent.futures import Executor
 from typing import Any, Final
 
 MAX_BATCH: Final = 64  # writes per transaction at most
-LINGER_BELOW: Final = 2  # a batch that would hold fewer writes waits one turn of the loop first
 SAVEPOINT: Final = "SAVEPOINT write"
 ROLLBACK_TO: Final = "ROLLBACK TO SAVEPOINT write"
 RELEASE: Final = "RELEASE SAVEPOINT write"
@@ -146,16 +145,14 @@ class GroupCommit:
         return await future
 
     async def _drain(self) -> None:
-        """Run batches one after another while writes wait: the next starts in the same step
-        as the last one's answers, with no turn of the event loop between (each turn waits
-        for everything else the loop has to do: under load, a good part of a batch's time),
-        unless it would hold one write: then it waits one turn, in which the requests already
-        received queue their writes beside it (docs/store.md, "Group commit")."""
+        """Run batches one after another while writes wait, each taken one turn of the event
+        loop after the last one's answers (or the first write): in that turn the requests
+        already received queue their writes beside those waiting, and share their batch
+        (docs/store.md, "Group commit")."""
         batch: list[tuple[Write, asyncio.Future[Any]]] = []
         try:
             while self.queue:
-                if len(self.queue) < LINGER_BELOW:
-                    await asyncio.sleep(0)
+                await asyncio.sleep(0)
                 batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
                 self.batches += 1
                 try:
