@@ -312,7 +312,7 @@ class SqliteDatabase:
             self._writer.execute("PRAGMA synchronous = NORMAL")
             self._writer.execute("PRAGMA wal_autocheckpoint = 0")
         self._syncer: Syncer | None = None  # made on the first loop that commits
-        # What reads wait for (`_on_disk`): the version of the database the last finished
+        # What reads wait for (`_unflushed`): the version of the database the last finished
         # flush covered, and the flush asked last with the version it covers.
         self._flushed_version: Hashable = None
         self._asked: tuple[Hashable, asyncio.Future[None]] | None = None
@@ -345,22 +345,24 @@ class SqliteDatabase:
             version = self._version()
             if version is None:  # a writer is rewriting the header right now: ask the database
                 value = fn(self._reader, **kw)
-                await self._on_disk(None)
+                if (flush := self._unflushed(None)) is not None:
+                    await flush
                 return None if value is None else _encode(value)
             if version != self._cache_version or len(self._cache) >= MAX_CACHED:
                 self._cache.clear()
                 self._cache_version = version
             elif key in self._cache:
-                if version != self._flushed_version:
-                    await self._on_disk(version)
+                # (`_unflushed`'s own first test, here without a call: the hottest path)
+                if version != self._flushed_version and (flush := self._unflushed(version)) is not None:
+                    await flush
                 return self._cache[key]
             value = fn(self._reader, **kw)
         except sqlite3.Error as exc:
             raise _sqlite_errors(exc) from exc
         body = None if value is None else _encode(value)
         self._cache[key] = body
-        if self._wal_fd is not None:  # read again: the answer may be newer than `version`
-            await self._on_disk(self._version())
+        if (flush := self._unflushed_now()) is not None:  # the answer may be newer than `version`
+            await flush
         return body
 
     async def read(self, fn: Callable[..., T], /, **kw: Any) -> T:
@@ -368,23 +370,32 @@ class SqliteDatabase:
             value = fn(self._reader, **kw)
         except sqlite3.Error as exc:
             raise _sqlite_errors(exc) from exc
-        if self._wal_fd is not None:
-            await self._on_disk(self._version())
+        if (flush := self._unflushed_now()) is not None:
+            await flush
         return value
 
-    async def _on_disk(self, version: Hashable) -> None:
-        """Return once every commit up to `version` (read after the answer) is on the disk:
-        a commit is visible as soon as it is in the WAL, before its flush, and no answer may
-        show a write that a power cut could still undo (docs/store.md, "Group commit on
-        SQLite"). Free when nothing was committed since the last flush; reads that find the
-        same new version share one flush."""
+    def _unflushed(self, version: Hashable) -> Awaitable[None] | None:
+        """What a read that saw `version` must await before it answers, or None when every
+        commit up to it is on the disk already: a commit is visible as soon as it is in the
+        WAL, before its flush, and no answer may show a write that a power cut could still
+        undo (docs/store.md, "Group commit on SQLite"). None costs one comparison when nothing
+        was committed since the last flush; reads that find the same new version share one
+        flush. `version` None (a header being rewritten): always a flush."""
         if self._wal_fd is None or (version is not None and version == self._flushed_version):
-            return
+            return None
         asked = self._asked
         if version is None or asked is None or asked[0] != version or asked[1].done():
             asked = self._ask_flush()
+        return self._read_flushed(asked[1])
+
+    def _unflushed_now(self) -> Awaitable[None] | None:
+        """`_unflushed` for the version read now (after an answer)."""
+        return None if self._wal_fd is None else self._unflushed(self._version())
+
+    @staticmethod
+    async def _read_flushed(flush: asyncio.Future[None]) -> None:
         try:
-            await asyncio.shield(asked[1])  # a cancelled reader leaves the flush to the others
+            await asyncio.shield(flush)  # a cancelled reader leaves the flush to the others
         except OSError as exc:
             raise StorageUnavailable(f"sqlite: flushing the WAL: {exc}") from exc
 
@@ -402,6 +413,7 @@ class SqliteDatabase:
             outcomes = apply_each(batch, conn.execute, _SqliteConn(conn), _sqlite_errors)
             conn.execute("COMMIT")
         self._flush_here()
+        self._checkpoint_if_due()
         return outcomes
 
     def _commit_on_loop(self, batch: list[Write]) -> Awaitable[list[Outcome]] | None:
@@ -455,10 +467,11 @@ class SqliteDatabase:
         failed = flush_to_disk(self._wal_fd)
         if failed:
             raise StorageUnavailable(f"sqlite: flushing the WAL: {os.strerror(failed)}", outcome_unknown=True)
-        self._checkpoint_if_due()
 
     def _checkpoint_due(self) -> bool:
-        frames = self._wal.frames() if self._wal is not None else None
+        """Whether the WAL we flush ourselves is due a checkpoint of ours (without one of our
+        own to flush, SQLite's automatic checkpoints were left on)."""
+        frames = self._wal.frames() if self._wal is not None and self._wal_fd is not None else None
         return frames is not None and checkpoint_due(frames, self._checkpoint_at)
 
     def _checkpoint_if_due(self) -> None:
@@ -491,6 +504,7 @@ class SqliteDatabase:
                 conn.execute("ROLLBACK")
             raise _sqlite_errors(exc) from exc
         self._flush_here()
+        self._checkpoint_if_due()
         return result
 
     def close(self) -> None:
