@@ -41,6 +41,7 @@ RESPONSE = {
     ("CONNECTING", "gone"): "DONE",
     ("SENT", "send"): "SENT",
     ("SENT", "retry"): "CONNECTING",
+    ("SENT", "whole"): "DONE",
     ("SENT", "hold"): "HELD",
     ("SENT", "head"): "RELAYING",
     ("SENT", "answer"): "DONE",
@@ -118,20 +119,61 @@ GET = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n"
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
+@pytest.fixture
+def steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The response steps exchanges take, as "PHASE event NEXT" (the rigs here move one)."""
+    import microforum.lb.exchange as exchange_module
+
+    taken: list[str] = []
+    real = exchange_module.response_step
+
+    def step(phase: int, event: int) -> int:
+        after = real(phase, event)
+        taken.append(f"{RESPONSE_PHASES[phase]} {EVENTS[event]} {RESPONSE_PHASES[after]}")
+        return after
+
+    monkeypatch.setattr(exchange_module, "response_step", step)
+    return taken
+
+
 def phases(rig: Rig) -> str:
     ex = rig.client.queue[0] if rig.client.queue else rig.client.current
     assert ex is not None
     return f"{REQUEST_PHASES[ex.request]}/{RESPONSE_PHASES[ex.response]}"
 
 
-def test_a_get_answered_in_one_read(tmp_path: Path) -> None:
+def test_a_get_answered_in_one_read(tmp_path: Path, steps: list[str]) -> None:
     rig = Rig(tmp_path)
     rig.client_sends(GET)
     ex = rig.client.queue[0]
     assert phases(rig) == "READ/SENT"
+    steps.clear()
     rig.target_sends(OK)
     assert (REQUEST_PHASES[ex.request], RESPONSE_PHASES[ex.response]) == ("READ", "DONE")
-    assert rig.peer.data() == OK  # held, then relayed as received
+    assert steps == ["SENT whole DONE"]  # the whole answer in one read, past the parser
+    assert rig.peer.data() == OK  # relayed as received
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 \xe9t\xe9\r\nContent-Length: 2\r\n\r\nok",  # obs-text: the parser reads it
+        b"HTTP/1.1 200 OK\r\nX: 1\r\n  folded\r\nContent-Length: 2\r\n\r\nok",  # obs-fold
+    ],
+)
+def test_an_answer_in_one_read_the_shortcut_does_not_take_is_held_then_relayed(
+    tmp_path: Path, answer: bytes, steps: list[str]
+) -> None:
+    rig = Rig(tmp_path)
+    rig.client_sends(GET)
+    ex = rig.client.queue[0]
+    steps.clear()
+    rig.target_sends(answer)
+    if b"folded" in answer:  # the parser refuses obs-fold in a response: 502
+        assert steps[-1].endswith("DONE") and ex.status == 502
+    else:
+        assert steps == ["SENT hold HELD", "HELD done DONE"]
+        assert rig.peer.data() == answer
 
 
 def test_an_answer_over_two_reads_is_released_then_relayed(tmp_path: Path) -> None:

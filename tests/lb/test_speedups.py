@@ -298,3 +298,80 @@ def test_step_refuses_wrong_arguments(c: ModuleType) -> None:
         c.step((1, 2), 1, print, 0, 0)
     with pytest.raises(TypeError):
         c.step([1], 1, print, 0)
+
+
+# --- whole_response ----------------------------------------------------------------------
+
+MAX = 32 * 1024
+ANSWERS = [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 200),
+    (b"HTTP/1.1 404 Not Found\r\ncontent-length:0\r\n\r\n", 404),
+    (b"HTTP/1.1 503 \r\nX-A: \t b \t\r\nCONTENT-LENGTH: \t 02 \t\r\nConnection: Keep-Alive\r\n\r\nok", 503),
+    (b"HTTP/1.1 299 x\r\nX!#$%&'*+-.^_`|~9: v\r\nContent-Length: 1\r\nY:\r\n\r\n!", 299),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokX", 0),  # a byte beyond the answer
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\no", 0),  # the answer goes on
+    (b"HTTP/1.1 200 OK\r\n\r\nok", 0),  # delimited by the close
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok", 0),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok", 0),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2 2\r\n\r\nok", 0),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n", 0),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 1234567890123456\r\n\r\n", 0),
+    (b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok", 0),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\nok", 0),
+    (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", 0),
+    (b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\nok", 0),
+    (b"HTTP/1.1 101 Switching\r\nUpgrade: h2c\r\nContent-Length: 0\r\n\r\n", 0),
+    (b"HTTP/1.1 100 Continue\r\nContent-Length: 0\r\n\r\n", 0),
+    (b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", 0),
+    (b"HTTP/1.1 304 Not Modified\r\nContent-Length: 0\r\n\r\n", 0),
+    (b"HTTP/1.1 600 x\r\nContent-Length: 0\r\n\r\n", 0),
+    (b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", 0),  # no space after the status
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", 0),
+    (b"http/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0),
+    (b"HTTP/1.1 200 \xe9\r\nContent-Length: 0\r\n\r\n", 0),  # obs-text
+    (b"HTTP/1.1 200 OK\r\nX: \x7f\r\nContent-Length: 0\r\n\r\n", 0),
+    (b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n", 0),  # obs-fold
+    (b"HTTP/1.1 200 OK\r\nX: a\nContent-Length: 0\r\n\r\n", 0),
+    (b"HTTP/1.1 200 OK\r\nX: a\rContent-Length: 0\r\n\r\n", 0),
+    (b"HTTP/1.1 200 OK\nContent-Length: 0\n\n", 0),
+    (b"HTTP/1.1 200 OK\r\nX\x00: a\r\nContent-Length: 0\r\n\r\n", 0),
+    (b"HTTP/1.1 200 OK\r\n: a\r\nContent-Length: 0\r\n\r\n", 0),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n", 0),  # no blank line yet
+    (b"HTTP/1.1 200 OK\r\nX: " + b"a" * MAX + b"\r\nContent-Length: 0\r\n\r\n", 0),  # head too large
+    (b"", 0),
+    (b"HTTP/1.1 2", 0),
+]
+
+
+@pytest.mark.parametrize(("data", "status"), ANSWERS)
+def test_whole_response_agrees_with_its_reference(c: ModuleType, data: bytes, status: int) -> None:
+    assert headers.whole_response_py(data, headers.HOP_BY_HOP, MAX) == status
+    assert c.whole_response(data, headers.HOP_BY_HOP, MAX) == status
+
+
+def test_whole_response_holds_the_head_limit_to_the_byte(c: ModuleType) -> None:
+    for size in (MAX - 1, MAX, MAX + 1):
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX: "
+        data = head + b"a" * (size - len(head)) + b"\r\n\r\n"
+        expected = 200 if size <= MAX else 0
+        assert headers.whole_response_py(data, headers.HOP_BY_HOP, MAX) == expected
+        assert c.whole_response(data, headers.HOP_BY_HOP, MAX) == expected
+
+
+def test_whole_response_agrees_on_random_answers(c: ModuleType) -> None:
+    pieces = [b"\r\n", b"\r", b"\n", b":", b" ", b"\t", b"a", b"0", b"2", b"\x00", b"\xff", b"\x7f",
+              b"Content-Length: 2\r\n", b"content-length:0\r\n", b"Connection: keep-alive\r\n",
+              b"TE: x\r\n", b"X-Y: z\r\n", b"\r\n\r\nok", b"ok"]  # fmt: skip
+    rng = random.Random(13)
+    for _ in range(20_000):
+        data = b"HTTP/1.1 200 OK\r\n" + b"".join(rng.choice(pieces) for _ in range(rng.randrange(10)))
+        assert c.whole_response(data, headers.HOP_BY_HOP, MAX) == headers.whole_response_py(
+            data, headers.HOP_BY_HOP, MAX
+        ), data
+
+
+@pytest.mark.parametrize("args", [(), (b"x", headers.HOP_BY_HOP), ("x", headers.HOP_BY_HOP, 1),
+                                  (b"x", [b"te"], 1), (b"x", headers.HOP_BY_HOP, "1")])  # fmt: skip
+def test_whole_response_refuses_wrong_arguments(c: ModuleType, args: tuple[object, ...]) -> None:
+    with pytest.raises(TypeError):
+        c.whole_response(*args)

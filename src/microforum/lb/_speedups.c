@@ -7,6 +7,8 @@
 
    - relayable(head, names): headers.relayable_py, whether a response head may be relayed as
      received (no hop-by-hop header among `names`, except `Connection: keep-alive`);
+   - whole_response(data, names, max_head): headers.whole_response_py, whether a read from a
+     target is one whole answer that can go to the client as received, and its status;
    - escaped(text): accesslog.escaped_py, a client-supplied access-log field for inside quotes
      (printable ASCII kept; any other byte, the quote and the backslash as a hex escape);
    - head_of(data) and forward_raw(chunk, forwarded, trace): headers.head_of_py and
@@ -149,6 +151,109 @@ relayable(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     Py_RETURN_TRUE;
+}
+
+/* --- whole_response: headers.whole_response_py ----------------------------------------- */
+
+/* Byte classes, by table (a lookup per byte): TOKEN, a character of a field name (RFC 9110
+   §5.6.2's tchar); TEXT, one of a reason phrase or a field value as accepted here (visible
+   ASCII, SP, HTAB). Filled once, at import (fill_classes). */
+#define TOKEN 1
+#define TEXT 2
+static unsigned char classes[256];
+
+static void
+fill_classes(void)
+{
+    for (int c = 0; c < 256; c++) {
+        int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        int token = alnum || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+        int text = (c >= 0x20 && c < 0x7F) || c == '\t';
+        classes[c] = (unsigned char)((token ? TOKEN : 0) | (text ? TEXT : 0));
+    }
+}
+
+/* Past the text bytes from `at`; NULL unless CRLF follows them. */
+static const unsigned char *
+text_then_crlf(const unsigned char *at, const unsigned char *end)
+{
+    while (at < end && (classes[*at] & TEXT)) {
+        at++;
+    }
+    return (at + 1 < end && at[0] == '\r' && at[1] == '\n') ? at : NULL;
+}
+
+/* whole_response(data, names, max_head): the status of a read that is one whole, plain answer
+   (see headers.whole_response_py, the reference); 0 for any other. */
+static PyObject *
+whole_response(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyBytes_Check(args[0]) || !PyAnySet_Check(args[1]) || !PyLong_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "whole_response(data: bytes, names: frozenset[bytes], max_head: int)");
+        return NULL;
+    }
+    Py_ssize_t max_head = PyLong_AsSsize_t(args[2]);
+    if (max_head == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    const unsigned char *start = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    const unsigned char *end = start + PyBytes_GET_SIZE(args[0]), *at = start;
+    /* The status line: HTTP/1.1, a status 200-599 (not 204 or 304), a space, a reason. */
+    if (end - at < 13 || memcmp(at, "HTTP/1.1 ", 9) != 0 || at[9] < '2' || at[9] > '5'
+        || at[10] < '0' || at[10] > '9' || at[11] < '0' || at[11] > '9' || at[12] != ' ') {
+        return PyLong_FromLong(0);
+    }
+    long status = (at[9] - '0') * 100 + (at[10] - '0') * 10 + (at[11] - '0');
+    if (status == 204 || status == 304 || (at = text_then_crlf(at + 13, end)) == NULL) {
+        return PyLong_FromLong(0);
+    }
+    at += 2;
+    /* The fields, up to the blank line: token, colon, text; one Content-Length, no hop-by-hop
+       field but Connection: keep-alive. */
+    long long length = -1;
+    while (!(at + 1 < end && at[0] == '\r' && at[1] == '\n')) {
+        const unsigned char *line = at;
+        while (at < end && (classes[*at] & TOKEN)) {
+            at++;
+        }
+        if (at == line || at >= end || *at != ':') {
+            return PyLong_FromLong(0);
+        }
+        const unsigned char *colon = at;
+        if ((at = text_then_crlf(colon + 1, end)) == NULL) {
+            return PyLong_FromLong(0);
+        }
+        if (equals_lower((const char *)line, colon - line, "content-length")) {
+            const unsigned char *digit = colon + 1, *stop = at;
+            while (digit < stop && is_blank((char)*digit)) {
+                digit++;
+            }
+            while (stop > digit && is_blank((char)stop[-1])) {
+                stop--;
+            }
+            if (length >= 0 || stop == digit || stop - digit > 15) {
+                return PyLong_FromLong(0);
+            }
+            for (length = 0; digit < stop; digit++) {
+                if (*digit < '0' || *digit > '9') {
+                    return PyLong_FromLong(0);
+                }
+                length = length * 10 + (*digit - '0');
+            }
+        } else {
+            int hop = line_is_hop((const char *)line, (const char *)at, args[1]);
+            if (hop != 0) {
+                return hop < 0 ? NULL : PyLong_FromLong(0);
+            }
+        }
+        at += 2;
+    }
+    /* `at`: the blank line. The head (without its last CRLF) within the limit, the body all
+       the rest. */
+    if (length < 0 || (at - 2) - start > max_head || end - (at + 2) != length) {
+        return PyLong_FromLong(0);
+    }
+    return PyLong_FromLong(status);
 }
 
 /* --- escaped: accesslog.escaped_py ----------------------------------------------------- */
@@ -655,6 +760,9 @@ static PyMethodDef methods[] = {
      "head_of(data): the head at the start of data, without its blank line; None without one."},
     {"forward_raw", (PyCFunction)(void (*)(void))forward_raw, METH_FASTCALL,
      "forward_raw(chunk, forwarded, trace): the client's head as received, then our lines."},
+    {"whole_response", (PyCFunction)(void (*)(void))whole_response, METH_FASTCALL,
+     "whole_response(data, names, max_head): the status of a read that is one whole, plain "
+     "answer; 0 for any other."},
     {"escaped", escaped, METH_O,
      "escaped(text): text for inside a quoted access-log field; b'-' when empty."},
     {"step", (PyCFunction)(void (*)(void))step, METH_FASTCALL,
@@ -672,5 +780,6 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
+    fill_classes();
     return PyModule_Create(&speedups_module);
 }

@@ -38,6 +38,7 @@ from microforum.lb.lifecycle import (
     E_RETRY,
     E_SEND,
     E_START,
+    E_WHOLE,
     HEAD,
     HELD,
     READ,
@@ -414,6 +415,25 @@ class Exchange:
         if self.resp_mode == _CHUNKED:
             self.client.write(b"0\r\n\r\n")
             self.sent += 5
+        self._answered(conn, keep_alive, E_DONE)
+
+    def whole_answer(self, conn: BackendConnection, data: bytes, status: int) -> bool:
+        """A read from the target that is its whole answer, plain (`status`: headers.whole_response
+        said so): relayed as received, as `response_head` would hold it and `response_done` send
+        it, unless the client's side needs it rewritten (then False: the parser reads it)."""
+        if self.close_client or self.is_head or self.sticky or self.version != "1.1":
+            return False
+        self.resp_at = _now()
+        self.status = status
+        self.target_status = accesslog.STATUS[status]
+        self.client.write(data)
+        self.sent += len(data)
+        self._answered(conn, True, E_WHOLE)
+        return True
+
+    def _answered(self, conn: BackendConnection, keep_alive: bool, event: int) -> None:
+        """The target's answer was relayed whole: its connection goes back to the pool (or is
+        closed), the answer is counted, the exchange ends."""
         conn.exchange = None
         self.conn = None
         if keep_alive and self.request == READ and not self.close_backend and self.pool is not None:
@@ -422,7 +442,7 @@ class Exchange:
             conn.close()
         if self.group is not None:
             self.group.metrics.target_response(self.status, self.resp_at - self.sent_at)
-        self._finish(E_DONE)
+        self._finish(event)
 
     def backend_lost(self, conn: BackendConnection) -> None:
         """The target connection closed while this exchange was using it."""

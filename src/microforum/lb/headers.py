@@ -291,6 +291,50 @@ def relayable_py(head: bytes) -> bool:
     return True
 
 
+# The head of a read that may be one whole, plain answer (whole_response_py): an HTTP/1.1
+# status line with a status 200-599, then fields of a token, a colon and text, then the blank line.
+_WHOLE_HEAD: Final = re.compile(
+    rb"HTTP/1\.1 ([2-5][0-9][0-9]) [\t\x20-\x7e]*\r\n"
+    rb"((?:[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\t\x20-\x7e]*\r\n)*)\r\n"
+)
+
+
+def whole_response_py(data: bytes, names: frozenset[bytes], max_head: int) -> int:
+    """The status of a read from a target that is one whole answer the client may get as
+    received, 0 for any other read (the target connection's parser then reads it: this is the
+    usual answer's shortcut past the parser, and accepts a subset of what the parser accepts).
+
+    Whole and plain: an HTTP/1.1 status line with a status 200-599 but 204 and 304 (no 1xx, no
+    answer without a body), then fields of a token, a colon and visible ASCII, SP or HTAB (no
+    obs-fold, no obs-text), exactly one Content-Length of 1-15 digits, and no field named in
+    `names` (HOP_BY_HOP) but `Connection: keep-alive`; a head of at most `max_head` bytes (without
+    its blank line) and a body that is exactly the rest of the read."""
+    found = _WHOLE_HEAD.match(data)
+    if found is None:
+        return 0
+    status = int(found.group(1))
+    length = -1
+    for line in found.group(2).split(b"\r\n")[:-1]:
+        name, _, value = line.partition(b":")
+        name, value = name.lower(), value.strip(b" \t")
+        if name == b"content-length":
+            if length >= 0 or not value.isdigit() or len(value) > 15:
+                return 0
+            length = int(value)
+        elif name in names and (name != b"connection" or value.lower() != b"keep-alive"):
+            return 0
+    end = found.end()
+    if status in (204, 304) or length < 0 or end - 4 > max_head or len(data) - end != length:
+        return 0
+    return status
+
+
+# `whole_response_py`, in C when built (lb/_speedups.c: one pass, no regular expression).
+whole_response: Final[Callable[[bytes, frozenset[bytes], int], int]] = (
+    speedups.helper("whole_response") or whole_response_py
+)
+
+
 def response_head(status_line: bytes, headers: Sequence[tuple[bytes, bytes]], extra: bytes) -> bytes:
     """The head sent to the client: the target's headers minus hop-by-hop ones, then `extra`
     (framing, Connection, cookies) and the blank line."""

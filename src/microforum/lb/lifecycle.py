@@ -38,6 +38,8 @@ Response side (what the client gets):
     SENT        send     SENT        more of the request went to the target
     SENT        retry    CONNECTING  a reused keep-alive connection closed under the request:
                                      sent once more on a new one (docs/alb.md §D.6)
+    SENT        whole    DONE        the target's whole answer arrived in one read and needs
+                                     no rewriting: relayed as received
     SENT        hold     HELD        the target's head arrived, needs no rewriting: held in
                                      case the whole answer is in this read
     SENT        head     RELAYING    the target's head arrived and was relayed (rewritten)
@@ -94,8 +96,9 @@ E_RELEASE: Final = 9
 E_DONE: Final = 10
 E_CUT: Final = 11
 E_GONE: Final = 12
+E_WHOLE: Final = 13
 EVENTS: Final = ("body", "complete", "start", "answer", "drop", "send", "retry", "hold", "head",
-                 "release", "done", "cut", "gone")  # fmt: skip
+                 "release", "done", "cut", "gone", "whole")  # fmt: skip
 
 # The tables of the module docstring, row by row.
 REQUEST_TRANSITIONS: Final[dict[tuple[int, int], int]] = {
@@ -114,6 +117,7 @@ RESPONSE_TRANSITIONS: Final[dict[tuple[int, int], int]] = {
     (CONNECTING, E_GONE): DONE,
     (SENT, E_SEND): SENT,
     (SENT, E_RETRY): CONNECTING,
+    (SENT, E_WHOLE): DONE,
     (SENT, E_HOLD): HELD,
     (SENT, E_HEAD): RELAYING,
     (SENT, E_ANSWER): DONE,
@@ -143,7 +147,9 @@ def _flat(table: dict[tuple[int, int], int], phases: int) -> list[int]:
 
 _REQUEST: Final = _flat(REQUEST_TRANSITIONS, len(REQUEST_PHASES))
 _RESPONSE: Final = _flat(RESPONSE_TRANSITIONS, len(RESPONSE_PHASES))
-_N: Final = 13  # len(EVENTS), as a constant
+_N: Final = 14  # len(EVENTS), as a constant
+if len(EVENTS) != _N:
+    raise RuntimeError("lifecycle._N must be len(EVENTS)")
 
 
 def request_step(phase: int, event: int) -> int:

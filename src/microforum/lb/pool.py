@@ -16,8 +16,8 @@ from typing import Any, Final, Protocol
 
 import httptools
 
-from microforum.lb.headers import head_of
-from microforum.lb.lifecycle import HELD
+from microforum.lb.headers import HOP_BY_HOP, head_of, whole_response
+from microforum.lb.lifecycle import HELD, SENT
 from microforum.lb.targets import Target
 
 CONNECT_TIMEOUT: Final = 10.0  # seconds; ALB gives 504 when a target cannot be reached in 10 s (C)
@@ -54,6 +54,7 @@ class ExchangeEvents(Protocol):
 
     tick: int  # the clock tick of its latest progress (idle timeout)
 
+    def whole_answer(self, conn: BackendConnection, data: bytes, status: int) -> bool: ...
     def response_head(self, conn: BackendConnection, status: int, head: bytes) -> None: ...
     def response_body(self, body: bytes) -> None: ...
     def response_done(self, conn: BackendConnection, keep_alive: bool) -> None: ...
@@ -133,7 +134,17 @@ class BackendConnection(asyncio.Protocol):
             self.head_more.append(data)
         self.chunk, self.fresh = data, True
         try:
-            self.feed(data)
+            # Between two answers, a read that is a whole, plain one (headers.whole_response) is
+            # relayed at once, past the parser (which stays between answers); any other is parsed.
+            status = (
+                whole_response(data, HOP_BY_HOP, MAX_RESPONSE_HEAD)
+                if exchange.response == SENT and not self.in_head
+                else 0
+            )
+            if status and exchange.whole_answer(self, data, status):
+                self.fresh = False
+            else:
+                self.feed(data)
         except httptools.HttpParserError:
             exchange.backend_failed(self, "malformed")
             self.close()
