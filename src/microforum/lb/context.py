@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from microforum.lb import responses
 from microforum.lb.headers import TraceIds
+from microforum.lb.pool import Ticking
 from microforum.spec.model import Forward
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class OpenConnection(Protocol):
     def sweep(self, idle_ticks: int) -> None: ...
 
 
-class ProxyContext:
+class ProxyContext(Ticking):
     """What every connection shares: routing, groups, modes, log, figures, the clock tick."""
 
     def __init__(self, router: Router, groups: dict[str, GroupState], *, mode: str,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final
 
 from microforum.lb import accesslog, forward, responses
 from microforum.lb import headers as hdr
@@ -49,7 +49,7 @@ from microforum.lb.lifecycle import (
     request_step,
     response_step,
 )  # fmt: skip
-from microforum.lb.pool import BatchingClient, spawn
+from microforum.lb.pool import BatchingClient, ExchangeEvents, spawn
 from microforum.lb.rules import host_without_port
 from microforum.spec.model import FixedResponse, Forward
 
@@ -79,48 +79,56 @@ def _split_header(line: bytes) -> tuple[bytes, bytes]:
     return name, value.strip(b" \t")
 
 
-class ClientSide(BatchingClient, Protocol):
-    """What an exchange uses of its client connection (proxy.ClientConnection), and its
-    target connection through it (pool.BatchingClient)."""
+class ClientSide(BatchingClient):
+    """What an exchange uses of its client connection (proxy.ClientConnection plays it), and
+    its target connection through it (pool.BatchingClient): a native base class, as pool.py's
+    roles are (see there)."""
 
-    @property
-    def ctx(self) -> ProxyContext: ...
-    @property
-    def peer(self) -> str: ...
-    @property
-    def forwarded(self) -> bytes: ...
-    @property
-    def conn_trace(self) -> str: ...
-    @property
-    def last_tick(self) -> int: ...
-    @property
-    def pauses(self) -> set[str]: ...
-    @property
-    def log_record(self) -> LogRecord: ...
-    @property
-    def log_lines(self) -> LineCache: ...
-    def write(self, data: bytes) -> None: ...
-    def exchange_done(self, exchange: object) -> None: ...
-    def pause_reading(self, reason: str) -> None: ...
-    def resume_reading(self, reason: str) -> None: ...
-    def close(self) -> None: ...
-    def cut(self) -> None: ...
+    __slots__ = ("conn_trace", "ctx", "forwarded", "last_tick", "log_lines", "log_record", "pauses", "peer")
+    ctx: ProxyContext
+    peer: str
+    forwarded: bytes
+    conn_trace: str
+    last_tick: int
+    pauses: set[str]
+    log_record: LogRecord
+    log_lines: LineCache
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def exchange_done(self, exchange: object) -> None:
+        raise NotImplementedError
+
+    def pause_reading(self, reason: str) -> None:
+        raise NotImplementedError
+
+    def resume_reading(self, reason: str) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def cut(self) -> None:
+        raise NotImplementedError
 
 
-class Exchange:
+class Exchange(ExchangeEvents):
     """A request from a client and the answer it gets (from a target or from the LB)."""
 
     # Slots: attribute access on the hot path without a per-instance dict.
     __slots__ = (
         "client", "close_backend", "close_client", "conn", "created", "d", "error_reason", "group",
         "held_head", "held_size", "is_head", "local", "out", "out_size", "pool", "received",
-        "replay", "request", "resp_at", "resp_mode", "response", "sent", "sent_at", "slot",
-        "status", "sticky", "target_status", "tick", "trace", "until_close", "version",
+        "replay", "request", "resp_at", "resp_mode", "sent", "sent_at", "slot", "status",
+        "sticky", "target_status", "trace", "until_close", "version",
     )  # fmt: skip
 
     def __init__(self, client: ClientSide, d: Decision) -> None:
-        # The request, as decided (decide.py)
+        # The request, as decided (decide.py), and its connection (`writer`: as the target
+        # connection sees it)
         self.client, self.d = client, d
+        self.writer: BatchingClient = client
         self.version, self.is_head = d.version, d.method == b"HEAD"
         self.close_client, self.close_backend = d.close_client, d.close_backend
         self.created = _now()

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Callable, Coroutine
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import httptools
 
@@ -24,43 +24,67 @@ CONNECT_TIMEOUT: Final = 10.0  # seconds; ALB gives 504 when a target cannot be 
 MAX_RESPONSE_HEAD: Final = 32 * 1024  # a larger response head is a 502 (docs/alb.md §D.5)
 
 
-class Ticking(Protocol):
-    """The load balancer's clock, as far as a target connection reads it."""
+# The roles below are native base classes, not Protocols: compiled (native.py), mypyc reads a
+# Protocol's attribute or calls its method by name (a dictionary lookup, 150-450 instructions)
+# and a base class's from the object's struct or vtable. The classes that play them
+# (context.ProxyContext, proxy.ClientConnection, exchange.Exchange) inherit them, so that this
+# module need not import theirs (there is no import circle: tests/test_import_graph.py).
 
+
+class Ticking:
+    """The load balancer's clock, as a target connection reads it (context.ProxyContext)."""
+
+    __slots__ = ("tick",)
     tick: int  # the sweeper's tick: an exchange notes the one of its latest progress
 
 
-class BatchingClient(Protocol):
-    """What a target connection uses of the client connection its exchange belongs to."""
+class BatchingClient(asyncio.Protocol):
+    """What a target connection uses of the client connection its exchange belongs to
+    (proxy.ClientConnection, through exchange.ClientSide)."""
 
+    __slots__ = ("batching", "clock", "wfirst")
+    clock: Ticking  # (its context)
     batching: bool  # set: what is written is gathered until `end_batch` sends it at once
     wfirst: bytes  # the batch's first piece (empty: nothing gathered, `end_batch` has no work)
 
-    @property
-    def ctx(self) -> Ticking: ...
+    def end_batch(self) -> None:
+        raise NotImplementedError
 
-    def end_batch(self) -> None: ...
-    def pause_reading_for_backend(self) -> None: ...
-    def resume_reading_for_backend(self) -> None: ...
+    def pause_reading_for_backend(self) -> None:
+        raise NotImplementedError
+
+    def resume_reading_for_backend(self) -> None:
+        raise NotImplementedError
 
 
-class ExchangeEvents(Protocol):
+class ExchangeEvents:
     """What a target connection reports to the exchange bound to it (exchange.Exchange)."""
 
-    @property
-    def client(self) -> BatchingClient: ...
-    @property
-    def response(self) -> int: ...  # its response phase (lifecycle.py)
-
+    __slots__ = ("response", "tick", "writer")
+    writer: BatchingClient  # its client connection
+    response: int  # its response phase (lifecycle.py)
     tick: int  # the clock tick of its latest progress (idle timeout)
 
-    def whole_answer(self, conn: BackendConnection, data: bytes, status: int) -> bool: ...
-    def response_head(self, conn: BackendConnection, status: int, head: bytes) -> None: ...
-    def response_body(self, body: bytes) -> None: ...
-    def response_done(self, conn: BackendConnection, keep_alive: bool) -> None: ...
-    def release(self, conn: BackendConnection) -> None: ...
-    def backend_lost(self, conn: BackendConnection) -> None: ...
-    def backend_failed(self, conn: BackendConnection, why: str) -> None: ...
+    def whole_answer(self, conn: BackendConnection, data: bytes, status: int) -> bool:
+        raise NotImplementedError
+
+    def response_head(self, conn: BackendConnection, status: int, head: bytes) -> None:
+        raise NotImplementedError
+
+    def response_body(self, body: bytes) -> None:
+        raise NotImplementedError
+
+    def response_done(self, conn: BackendConnection, keep_alive: bool) -> None:
+        raise NotImplementedError
+
+    def release(self, conn: BackendConnection) -> None:
+        raise NotImplementedError
+
+    def backend_lost(self, conn: BackendConnection) -> None:
+        raise NotImplementedError
+
+    def backend_failed(self, conn: BackendConnection, why: str) -> None:
+        raise NotImplementedError
 
 
 def no_delay(transport: asyncio.BaseTransport) -> None:
@@ -127,8 +151,8 @@ class BackendConnection(asyncio.Protocol):
         if exchange is None:  # a target talking out of turn: this connection is unusable
             self.close()
             return
-        client = exchange.client
-        exchange.tick = client.ctx.tick
+        client = exchange.writer
+        exchange.tick = client.clock.tick
         client.batching = True  # the client gets this read's head and body in one write
         if self.in_head:
             self.head_more.append(data)
@@ -173,11 +197,11 @@ class BackendConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self.exchange is not None:
-            self.exchange.client.pause_reading_for_backend()
+            self.exchange.writer.pause_reading_for_backend()
 
     def resume_writing(self) -> None:
         if self.exchange is not None:
-            self.exchange.client.resume_reading_for_backend()
+            self.exchange.writer.resume_reading_for_backend()
 
     # Parser callbacks
     # No on_header: the head is taken from the bytes received (most answers are relayed as

@@ -20,7 +20,7 @@ from typing import Any
 from microforum.lb.accesslog import LineCache, LogRecord
 from microforum.lb.context import ProxyContext
 from microforum.lb.decide import Decision, decide, refusal
-from microforum.lb.exchange import Exchange
+from microforum.lb.exchange import ClientSide, Exchange
 from microforum.lb.lifecycle import READ
 from microforum.lb.pool import no_delay, unconnected
 from microforum.lb.reader import LAST, NEXT, STOP, ReadError, RequestHead, RequestReader
@@ -29,19 +29,17 @@ _conn_ids = itertools.count(1)
 log = logging.getLogger("microforum.lb")
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(ClientSide):
     """A client's connection to the listener."""
 
     __slots__ = (
-        "batching", "closing", "conn_id", "conn_trace", "ctx", "current", "decided", "decision",
-        "feed", "forwarded", "last_tick", "log_lines", "log_record",
-        "pauses", "peer", "peer_ip", "peer_port", "queue", "reader", "send", "transport", "wbuf",
-        "wfirst",
+        "closing", "conn_id", "current", "decided", "decision", "feed", "peer_ip", "peer_port",
+        "queue", "reader", "send", "transport", "wbuf",
     )  # fmt: skip
 
     def __init__(self, ctx: ProxyContext) -> None:
         # Per-connection state
-        self.ctx = ctx
+        self.ctx = self.clock = ctx
         self.transport: asyncio.Transport | None = None
         self.send: Callable[[bytes], None] = unconnected  # transport.write, bound once
         self.reader = RequestReader(self)
