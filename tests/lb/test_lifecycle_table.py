@@ -176,6 +176,29 @@ def test_an_answer_in_one_read_the_shortcut_does_not_take_is_held_then_relayed(
         assert rig.peer.data() == answer
 
 
+@pytest.mark.parametrize(
+    ("request_", "answer_starts"),
+    [
+        (b"GET /x HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n", b"HTTP/1.1 200 OK\r\n"),
+        (b"HEAD /x HTTP/1.1\r\nHost: a\r\n\r\n", b"HTTP/1.1 200 OK\r\n"),
+        (b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", b"HTTP/1.1 200 OK\r\n"),
+    ],
+)
+def test_a_whole_answer_the_client_needs_rewritten_goes_through_the_parser(
+    tmp_path: Path, steps: list[str], request_: bytes, answer_starts: bytes
+) -> None:
+    # An HTTP/1.0 client gets Connection: keep-alive, a HEAD no body, a closing client
+    # Connection: close: the whole, plain answer is read by the parser and its head rewritten.
+    rig = Rig(tmp_path)
+    rig.client_sends(request_)
+    steps.clear()
+    rig.target_sends(OK)
+    assert steps[0] == "SENT head RELAYING" and steps[-1] == "RELAYING done DONE"
+    sent = rig.peer.data()
+    assert sent.startswith(answer_starts) and sent != OK
+    assert sent.endswith(b"\r\n\r\n" if request_.startswith(b"HEAD") else b"\r\n\r\nok")
+
+
 def test_an_answer_over_two_reads_is_released_then_relayed(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     rig.client_sends(GET)
