@@ -2,8 +2,9 @@
 
 ALB multiplexes client requests over back-end keep-alive connections, never pipelines to a
 target and opens connections on demand (docs/alb.md §D.6). A `TargetPool` holds the idle ones; a
-`BackendConnection` parses one response at a time with httptools and hands the events to the
-exchange it is bound to (exchange.py).
+`BackendConnection` reads one response at a time for the exchange it is bound to (exchange.py):
+a read that is the whole, plain answer (headers.whole_response: the usual one) is handed on at
+once; any other is parsed with httptools, whose events it hands on.
 """
 
 from __future__ import annotations
