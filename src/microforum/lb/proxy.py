@@ -30,7 +30,8 @@ log = logging.getLogger("microforum.lb")
 
 
 class ClientConnection(ClientSide):
-    """A client's connection to the listener."""
+    """A client's connection to the listener (what its exchanges and their target connections
+    use of it: exchange.ClientSide and pool.BatchingClient)."""
 
     __slots__ = (
         "closing", "conn_id", "current", "decided", "decision", "feed", "peer_ip", "peer_port",
@@ -39,7 +40,7 @@ class ClientConnection(ClientSide):
 
     def __init__(self, ctx: ProxyContext) -> None:
         # Per-connection state
-        self.ctx = self.clock = ctx
+        self.ctx = self.clock = ctx  # (`clock`: the context, as a target connection reads it)
         self.transport: asyncio.Transport | None = None
         self.send: Callable[[bytes], None] = unconnected  # transport.write, bound once
         self.reader = RequestReader(self)
