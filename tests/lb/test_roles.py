@@ -27,8 +27,8 @@ def test_each_player_defines_every_method_of_its_role(role: type, player: type) 
 
 
 @pytest.mark.parametrize(("role", "player"), ROLES, ids=lambda c: c.__name__)
-def test_each_role_attribute_is_one_its_player_keeps(role: type, player: type) -> None:
-    # (declared once, on the role: interpreted, a slot; compiled, a field of the struct)
+def test_each_role_declares_its_attributes_as_its_own_slots_not_its_players(role: type, player: type) -> None:
+    # (declared once, on the role: interpreted, a slot of the role; compiled, a field of its struct)
     for name in role.__annotations__:
         assert name in role.__slots__
         assert name not in vars(player).get("__slots__", ())

@@ -118,8 +118,8 @@ class Exchange(ExchangeEvents):
 
     # Slots: attribute access on the hot path without a per-instance dict.
     __slots__ = (
-        "client", "close_backend", "close_client", "conn", "created", "d", "error_reason", "group",
-        "held_head", "held_size", "is_head", "local", "out", "out_size", "pool", "received",
+        "as_is", "client", "close_backend", "close_client", "conn", "created", "d", "error_reason",
+        "group", "held_head", "held_size", "is_head", "local", "out", "out_size", "pool", "received",
         "replay", "request", "resp_at", "resp_mode", "sent", "sent_at", "slot", "status",
         "sticky", "target_status", "trace", "until_close", "version",
     )  # fmt: skip
@@ -163,6 +163,10 @@ class Exchange(ExchangeEvents):
             self._forward(d)
         else:
             self._prepare_answer(d)
+        # Whether a target's answer can reach this client as received (response_head,
+        # whole_answer): an HTTP/1.1 client, not HEAD, no stickiness cookie to add (and, checked
+        # when the answer comes, no Connection: close to add).
+        self.as_is = self.version == "1.1" and not self.is_head and not self.sticky
 
     def __repr__(self) -> str:
         return (
@@ -327,8 +331,7 @@ class Exchange(ExchangeEvents):
         self.resp_at = _now()
         self.status = status
         self.target_status = accesslog.STATUS[status]  # (llhttp reads three digits)
-        if (conn.single and not self.close_client and not self.is_head and not self.sticky
-                and self.version == "1.1" and status != 204 and status != 304
+        if (self.as_is and not self.close_client and conn.single and status != 204 and status != 304
                 and hdr.relayable(head)):  # fmt: skip
             # Nothing in this head needs rewriting. If the whole answer is this one read, it is
             # relayed as received (response_done); if not, `release` sends it the usual way
@@ -429,7 +432,7 @@ class Exchange(ExchangeEvents):
         """A read from the target that is its whole answer, plain (`status`: headers.whole_response
         said so): relayed as received, as `response_head` would hold it and `response_done` send
         it, unless the client's side needs it rewritten (then False: the parser reads it)."""
-        if self.close_client or self.is_head or self.sticky or self.version != "1.1":
+        if not self.as_is or self.close_client:
             return False
         self.resp_at = _now()
         self.status = status
