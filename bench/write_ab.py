@@ -1,17 +1,19 @@
 # ruff: noqa: RUF001, RUF003  (× is the report's notation: "1.06×")
-"""Writes through the whole local stack, two source trees side by side: is one change faster?
+"""Writes (or reads) through the whole local stack, two source trees side by side: is one change faster?
 
 Starts `microforum up` from each tree (its own venv, its own compiled load balancer if built:
 `python -m microforum.lb.native` in that tree first) at the same time, on one throw-away
 PostgreSQL server (a database per service and tree) or on SQLite (`--sqlite`), then sends
-POST /api/posts with wrk (-c16, as scenario (w)) to each in turn, `--rounds` times. Prints
-req/s and the CPU per write of each stack (its processes and, on PostgreSQL, the server's
+POST /api/posts with wrk (-c16, as scenario (w)) to each in turn, `--rounds` times (`--reads`:
+scenario (c)'s mix of the 7 original read routes at -c64 instead). Prints
+req/s and the CPU per request of each stack (its processes and, on PostgreSQL, the server's
 backends of its databases) per round, their medians, and the ratio of A's req/s to B's;
-with `--by-process`, each process's median CPU per write too (where a change moved the cost).
+with `--by-process`, each process's median CPU per request too (where a change moved the cost).
 Both stacks exist throughout, so a noisy moment hurts both alike; the ratio of two runs of the
 same tree shows the floor of what it can tell apart (about ±3 % here).
 
-    .venv/bin/python bench/write_ab.py TREE_A TREE_B [--rounds 4] [--seconds 5] [--sqlite] [--by-process]
+    .venv/bin/python bench/write_ab.py TREE_A TREE_B [--rounds 4] [--seconds 5] [--sqlite] [--reads]
+        [--by-process]
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from mfbench import configs, wrk
 from mfbench.postgres import Postgres
 from mfbench.procfs import HZ, descendants, read_cmdline, read_pid_stat
 from mfbench.procs import free_port
-from mfbench.stacks import POST_BODY, post_ok
+from mfbench.stacks import ALL_ROUTES, POST_BODY, post_ok
 
 SERVICES = ("users", "threads", "posts")
 
@@ -78,11 +80,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL")
-    parser.add_argument("--by-process", action="store_true", help="CPU per write of each process")
+    parser.add_argument("--reads", action="store_true", help="the read mix of (c), -c64, not POSTs")
+    parser.add_argument("--by-process", action="store_true", help="CPU per request of each process")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="write-ab-"))
-    script = tmp / "post.lua"
-    script.write_text(wrk.post_script("/api/posts", POST_BODY))
+    script = tmp / "load.lua"
+    if args.reads:
+        script.write_text(wrk.rotate_script(ALL_ROUTES))
+    else:
+        script.write_text(wrk.post_script("/api/posts", POST_BODY))
+    connections = "-c64" if args.reads else "-c16"
     server = None if args.sqlite else Postgres([f"{n}_{s}" for n in "ab" for s in SERVICES])
     stacks: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     try:
@@ -92,7 +99,7 @@ def main() -> None:
             print(f"{name}: {tree}: {(tmp / f'{name}.log').read_text().splitlines()[0]}")
         url = "http://127.0.0.1:{}/"
         for _, port in stacks.values():  # warm up
-            warm = ["wrk", "-t1", "-c16", "-d2s", "-s", str(script), url.format(port)]
+            warm = ["wrk", "-t1", connections, "-d2s", "-s", str(script), url.format(port)]
             subprocess.run(warm, capture_output=True, check=False)
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in stacks}
         by_process: dict[str, dict[str, list[float]]] = {name: {} for name in stacks}
@@ -101,21 +108,21 @@ def main() -> None:
                 server_pids = [] if server is None else server.pids()
                 pids = descendants(proc.pid) + [p for p in server_pids if f" {name}_" in read_cmdline(p)]
                 before = _cpu_ticks(pids)
-                argv = ["wrk", "-t1", "-c16", f"-d{args.seconds}s", "-s", str(script), url.format(port)]
+                argv = ["wrk", "-t1", connections, f"-d{args.seconds}s", "-s", str(script), url.format(port)]
                 out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
                 after = _cpu_ticks(pids)
                 ticks = sum(after.values()) - sum(before.get(pid, 0) for pid in after)
                 requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
                 for pid, spent in after.items():
-                    per_write = (spent - before.get(pid, 0)) / HZ / requests * 1e6
-                    by_process[name].setdefault(_label(pid), []).append(per_write)
+                    per_request = (spent - before.get(pid, 0)) / HZ / requests * 1e6
+                    by_process[name].setdefault(_label(pid), []).append(per_request)
                 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
                 results[name].append((rps, ticks / HZ / requests * 1e6))
-                print(f"{name}: {rps:7.0f} req/s, {results[name][-1][1]:5.0f} µs CPU per write", flush=True)
+                print(f"{name}: {rps:7.0f} req/s, {results[name][-1][1]:5.0f} µs CPU per request", flush=True)
         medians = {name: statistics.median(rps for rps, _ in runs) for name, runs in results.items()}
         for name, runs in results.items():
             cpu = statistics.median(us for _, us in runs)
-            print(f"{name}: median {medians[name]:.0f} req/s, {cpu:.0f} µs CPU per write")
+            print(f"{name}: median {medians[name]:.0f} req/s, {cpu:.0f} µs CPU per request")
             if args.by_process:
                 for label, spent in sorted(by_process[name].items(), key=lambda item: -sum(item[1])):
                     print(f"   {statistics.median(spent):6.1f} µs  {label}")

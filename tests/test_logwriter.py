@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,48 @@ def test_close_gives_up_on_an_output_that_never_moves(tmp_path: Path):
     finally:
         os.close(read_end)  # the stuck write fails (EPIPE) and the thread ends
         os.close(write_end)
+
+
+class _Recorder:
+    """A sink that keeps each write and says when one happened."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.wrote = threading.Event()
+
+    def __call__(self, data: bytes) -> None:
+        self.writes.append(data)
+        self.wrote.set()
+
+
+def test_blocks_offered_while_the_thread_lingers_go_out_in_one_write():
+    sink = _Recorder()
+    writer = LogWriter(sink, name="test", linger=30.0)
+    for _ in range(3):
+        writer.write(LINE, 1)
+        time.sleep(0.01)  # a woken thread that did not linger would write each block on its own
+    assert writer.flush(10)
+    assert sink.writes == [LINE * 3]
+    writer.close()
+
+
+def test_a_quarter_of_the_room_used_ends_the_linger_without_a_flush():
+    sink = _Recorder()
+    writer = LogWriter(sink, name="test", limit=4 * len(LINE), linger=60.0)
+    writer.write(LINE, 1)
+    assert sink.wrote.wait(10)  # a whole minute's linger cut short: the backlog is at the mark
+    assert sink.writes == [LINE]
+    writer.close()
+
+
+def test_close_writes_a_lingering_backlog_at_once():
+    sink = _Recorder()
+    writer = LogWriter(sink, name="test", linger=60.0)
+    writer.write(b"a\n", 1)
+    time.sleep(0.01)  # the thread is woken and lingers
+    writer.close(timeout=10)
+    assert sink.writes == [b"a\n"]
+    assert writer.counts() == {"written": 1, "dropped": 0}
 
 
 def _read_all(fd: int, into: bytearray) -> None:

@@ -8,6 +8,11 @@ backlog reaches its limit and further lines are dropped and counted, never waite
 output moves again the backlog is written, then (when the writer has a `notice`) one line
 saying how many lines were lost.
 
+Woken by a first block, the thread lingers up to `LINGER` (or until a quarter of the backlog's
+room is used, or a `flush` asks) so that the blocks of the next few milliseconds go out in the
+same write: under load it then wakes some fifty times a second rather than once per block, and
+each wake costs the event loop a hand-over of the interpreter lock (docs/operations.md).
+
 `Backlog` is the pure part (what is kept, what is dropped, the counts); `LogWriter` the thread.
 See docs/operations.md.
 """
@@ -21,6 +26,12 @@ from typing import Final
 
 BACKLOG_LIMIT: Final = 256 << 10  # bytes waiting to be written at most, per output (~1000 lines)
 CLOSE_TIMEOUT: Final = 1.0  # seconds `close` waits for the backlog before abandoning it
+LINGER: Final = 0.02  # seconds a woken writer waits for more blocks to write with the first
+
+# What the writer thread is doing; `write` wakes it only when IDLE (or LINGERING past the mark).
+IDLE: Final = "idle"  # waiting for a first block
+LINGERING: Final = "lingering"  # has blocks, gathering more for up to `linger` seconds
+BUSY: Final = "busy"  # writing a block taken from the backlog
 
 Sink = Callable[[bytes], None]
 
@@ -72,16 +83,19 @@ class LogWriter:
     """Writes blocks of lines to `sink` from its own thread; `write` never blocks.
 
     `sink(data)` does the blocking write (an OSError counts the block's lines as dropped);
-    `notice(count)`, if given, is the line written after `count` lines were dropped.
+    `notice(count)`, if given, is the line written after `count` lines were dropped; `linger`
+    (0: none) how long the woken thread gathers blocks before writing them.
     """
 
     def __init__(self, sink: Sink, *, name: str, limit: int = BACKLOG_LIMIT,
-                 notice: Callable[[int], bytes] | None = None) -> None:  # fmt: skip
-        self._sink, self._notice = sink, notice
+                 notice: Callable[[int], bytes] | None = None, linger: float = LINGER) -> None:  # fmt: skip
+        self._sink, self._notice, self._linger = sink, notice, linger
         self._backlog = Backlog(limit)
+        self._mark = limit // 4  # this much waiting ends the linger at once
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._busy = False  # the thread is writing a block taken from the backlog
+        self._state = IDLE
+        self._hurry = False  # a `flush` waits: write without lingering
         self._closing = False
         self._thread = threading.Thread(target=self._run, name=f"log writer: {name}", daemon=True)
         self._thread.start()
@@ -96,7 +110,9 @@ class LogWriter:
         with self._lock:
             if self._closing:
                 self._backlog.dropped += lines
-            elif self._backlog.offer(block, lines) and not self._busy:
+            elif self._backlog.offer(block, lines) and (
+                self._state is IDLE or (self._state is LINGERING and self._backlog.size >= self._mark)
+            ):
                 self._wake.notify_all()  # all: a `flush` may be waiting on the same condition
 
     def counts(self) -> dict[str, int]:
@@ -109,7 +125,14 @@ class LogWriter:
 
         Not for the event loop's hot path: for shutdown, and for tests."""
         with self._wake:
-            return self._wake.wait_for(lambda: not self._busy and not self._backlog.blocks, timeout)
+            self._hurry = True
+            self._wake.notify_all()
+            try:
+                return self._wake.wait_for(
+                    lambda: self._state is not BUSY and not self._backlog.blocks, timeout
+                )
+            finally:
+                self._hurry = False
 
     def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
         """Write what waits if that takes under `timeout` s, then stop; later lines are dropped."""
@@ -127,9 +150,15 @@ class LogWriter:
                 self._wake.wait_for(lambda: self._backlog.blocks or self._closing)
                 if not self._backlog.blocks:
                     return
-                self._busy = True
+                if self._linger > 0:
+                    self._state = LINGERING
+                    self._wake.wait_for(self._gathered, self._linger)
+                self._state = BUSY
                 data, lines = self._backlog.take()
             self._deliver(data, lines)
+
+    def _gathered(self) -> bool:
+        return self._hurry or self._closing or self._backlog.size >= self._mark
 
     def _deliver(self, data: bytes, lines: int) -> None:
         ok = self._emit(data)
@@ -143,12 +172,12 @@ class LogWriter:
             else:
                 self._backlog.dropped += lines
             if not notice:
-                self._busy = False
+                self._state = IDLE
                 self._wake.notify_all()
         if notice:
             self._emit(notice)
             with self._wake:
-                self._busy = False
+                self._state = IDLE
                 self._wake.notify_all()
 
     def _emit(self, data: bytes) -> bool:

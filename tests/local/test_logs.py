@@ -35,6 +35,7 @@ def test_bad_durations_are_usage_errors(text: str) -> None:
 def test_stamps_and_lines() -> None:
     assert timestamp(0.5) == b"1970-01-01T00:00:00.500Z "
     assert stamp(b"a\nb\n", b"T ") == b"T a\nT b\n"
+    assert stamp(b"a\rb\r\n", b"T ") == b"T a\rb\r\n"  # only a newline ends a line, as on the terminal
     assert parse_line("web-1", "2026-12-05T04:25:01.123Z GET / 200") == (
         "2026-12-05T04:25:01.123Z",
         "web-1",

@@ -34,8 +34,8 @@ def timestamp(now: float) -> bytes:
 
 
 def stamp(block: bytes, prefix: bytes) -> bytes:
-    """Every line of `block` (whole lines) with `prefix` in front."""
-    return b"".join(prefix + line for line in block.splitlines(keepends=True))
+    """Every line of `block` (whole lines, each ending in b"\\n") with `prefix` in front."""
+    return prefix + block[:-1].replace(b"\n", b"\n" + prefix) + b"\n"
 
 
 class ReplicaLogs:
