@@ -108,10 +108,13 @@ def test_blocks_offered_while_the_thread_lingers_go_out_in_one_write():
 
 def test_a_quarter_of_the_room_used_ends_the_linger_without_a_flush():
     sink = _Recorder()
-    writer = LogWriter(sink, name="test", limit=4 * len(LINE), linger=60.0)
+    writer = LogWriter(sink, name="test", limit=8 * len(LINE), linger=60.0)  # the mark: 2 lines
+    writer.write(LINE, 1)
+    time.sleep(0.01)  # the thread is woken and lingers
+    assert not sink.writes
     writer.write(LINE, 1)
     assert sink.wrote.wait(10)  # a whole minute's linger cut short: the backlog is at the mark
-    assert sink.writes == [LINE]
+    assert sink.writes == [LINE * 2]
     writer.close()
 
 
