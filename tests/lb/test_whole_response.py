@@ -46,11 +46,11 @@ PLAIN_FIELD = st.tuples(
     st.sampled_from([b"Content-Type", b"Date", b"X-Request-Id", b"Server", b"ETag"]),
     st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=16),
 ).map(lambda t: t[0] + b": " + t[1].encode())
-STATUS_LINE = st.one_of(
-    st.integers(100, 599).map(lambda s: b"HTTP/1.1 %d OK" % s),
-    st.integers(100, 599).map(lambda s: b"HTTP/1.1 %d OK" % s),
-    st.sampled_from([b"HTTP/1.1 200 ", b"HTTP/1.1 200", b"HTTP/1.0 200 OK", b"HTTP/1.1 200 \xe9"]),
+PLAIN_STATUS_LINE = st.integers(100, 599).map(lambda s: b"HTTP/1.1 %d OK" % s)
+ODD_STATUS_LINE = st.sampled_from(
+    [b"HTTP/1.1 200 ", b"HTTP/1.1 200", b"HTTP/1.0 200 OK", b"HTTP/1.1 200 \xe9"]
 )
+STATUS_LINE = st.one_of(PLAIN_STATUS_LINE, PLAIN_STATUS_LINE, ODD_STATUS_LINE)  # two in three plain
 BODY = st.one_of(st.sampled_from([b"", b"ok", b"0123456789"]), st.binary(max_size=12))
 
 
